@@ -1,0 +1,17 @@
+//! outbox-sweeper: scheduled re-announcement of committed but unannounced ledger changes. Wiring only.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init_tracing();
+    let config = shared::config::Env::process().ledger()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = shared::sweeper::SweeperDeps::new(&config, &aws);
+    run(service_fn(|_: LambdaEvent<Value>| async {
+        let report = shared::sweeper::handle(&deps, shared::sweeper::GRACE_MS).await?;
+        Ok::<_, Error>(serde_json::to_value(report)?)
+    }))
+    .await
+}

@@ -1,0 +1,403 @@
+//! DynamoDB adapter of the ledger. The only module that knows `AttributeValue`.
+//!
+//! One table, key `pk` (S) + `sk` (S):
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | order aggregate | `ORDER#<order id>` | `#ORDER` |
+//! | payment fact | `ORDER#<order id>` | `FACT#<fact id>` |
+//! | outbox row (committed, not yet announced) | `OUTBOX` | `<order id>#<event id>` |
+//! | payment → order index | `PAYMENT#<payment ref>` | `#PAYMENT` |
+//!
+//! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
+//! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+use crate::ports::{BoxError, Commit, CommitError, LedgerStore, StoreError};
+
+pub const PK: &str = "pk";
+pub const SK: &str = "sk";
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+const DATA: &str = "data";
+const VERSION: &str = "version";
+const OUTBOX_PK: &str = "OUTBOX";
+const ORDER_SK: &str = "#ORDER";
+const PAYMENT_SK: &str = "#PAYMENT";
+
+type Item = HashMap<String, AttributeValue>;
+
+fn order_pk(id: &OrderId) -> String {
+    format!("ORDER#{id}")
+}
+
+fn fact_sk(fact_id: &str) -> String {
+    format!("FACT#{fact_id}")
+}
+
+fn outbox_sk(order: &OrderId, event_id: &str) -> String {
+    format!("{order}#{event_id}")
+}
+
+fn payment_pk(p: &PaymentRef) -> String {
+    format!("PAYMENT#{p}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: String, sk: String) -> Item {
+    HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(Box::new(e) as BoxError)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt {
+        key: "serialise".into(),
+        reason: e.to_string(),
+    })
+}
+
+fn from_data<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let key = || {
+        let part = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        format!("{}/{}", part(PK), part(SK))
+    };
+    let data = item
+        .get(DATA)
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key(),
+            reason: "no data attribute".into(),
+        })?;
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt {
+        key: key(),
+        reason: e.to_string(),
+    })
+}
+
+/// The order item: the aggregate as JSON plus plain attributes for people reading the table.
+pub fn order_item(order: &Order) -> Result<Item, StoreError> {
+    let t = order.totals();
+    let mut item = key(order_pk(&order.id), ORDER_SK.to_owned());
+    item.insert("type".into(), s("order"));
+    item.insert("order_id".into(), s(order.id.as_str()));
+    item.insert(VERSION.into(), n(order.version));
+    item.insert("state".into(), s(order.state().as_str()));
+    item.insert("currency".into(), s(order.currency().as_str()));
+    item.insert("paid".into(), n(t.paid));
+    item.insert("refunded".into(), n(t.refunded));
+    item.insert("held".into(), n(t.held));
+    if let Some(total) = order.total() {
+        item.insert("total".into(), n(total));
+    }
+    item.insert(DATA.into(), s(to_json(order)?));
+    Ok(item)
+}
+
+pub fn fact_item(fact: &PaymentFact) -> Result<Item, StoreError> {
+    let mut item = key(order_pk(&fact.order_id), fact_sk(fact.id.as_str()));
+    item.insert("type".into(), s("fact"));
+    item.insert("fact_id".into(), s(fact.id.as_str()));
+    item.insert("kind".into(), s(fact.kind.name()));
+    item.insert("payment".into(), s(fact.payment.as_str()));
+    if let Some(amount) = fact.kind.stated_amount() {
+        item.insert("amount".into(), n(amount));
+    }
+    item.insert("currency".into(), s(fact.currency.as_str()));
+    item.insert("at_ms".into(), n(fact.at_ms));
+    item.insert(DATA.into(), s(to_json(fact)?));
+    Ok(item)
+}
+
+fn outbox_item(order: &OrderId, event: &OrderEvent) -> Result<Item, StoreError> {
+    let mut item = key(OUTBOX_PK.to_owned(), outbox_sk(order, &event.event_id));
+    item.insert("type".into(), s("outbox"));
+    item.insert("created_ms".into(), n(event.at_ms));
+    item.insert(DATA.into(), s(to_json(event)?));
+    Ok(item)
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_values(values)
+        .build()
+        .map_err(unavailable)?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub struct DynamoLedgerStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedgerStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoLedgerStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn get(&self, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(out.item)
+    }
+
+    /// Raw items of one order partition (the order, its facts), for tests and operators.
+    pub async fn order_partition(&self, id: &OrderId) -> Result<Vec<Item>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(order_pk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(out.items.unwrap_or_default())
+    }
+
+    /// Facts recorded for an order.
+    pub async fn facts(&self, id: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
+        self.order_partition(id)
+            .await?
+            .iter()
+            .filter(|i| i.get(SK).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("FACT#")))
+            .map(from_data)
+            .collect()
+    }
+}
+
+/// Map a cancelled transaction to what went wrong: the fact existed (duplicate) or the order moved (conflict).
+fn classify(err: SdkError<TransactWriteItemsError>, has_fact: bool) -> CommitError {
+    let service = err.into_service_error();
+    if let TransactWriteItemsError::TransactionCanceledException(ref cancelled) = service {
+        let codes: Vec<&str> = cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect();
+        // Item 0 is the fact Put when there is a fact; a failed condition there means it was recorded before.
+        if has_fact && codes.first() == Some(&"ConditionalCheckFailed") {
+            return CommitError::Duplicate;
+        }
+        if codes.iter().any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict") {
+            return CommitError::Conflict;
+        }
+    }
+    if service.meta().code() == Some("TransactionConflictException") {
+        return CommitError::Conflict;
+    }
+    CommitError::Store(unavailable(service))
+}
+
+#[async_trait]
+impl LedgerStore for DynamoLedgerStore {
+    async fn load_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        match self.get(key(order_pk(id), ORDER_SK.to_owned())).await? {
+            Some(item) => from_data(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn commit(&self, c: Commit<'_>) -> Result<(), CommitError> {
+        let mut items = Vec::with_capacity(4);
+        if let Some(fact) = c.fact {
+            items.push(put(&self.table, fact_item(fact)?, Some("attribute_not_exists(pk)"), None)?);
+        }
+        let order = order_item(c.order)?;
+        items.push(if c.expected_version == 0 {
+            put(&self.table, order, Some("attribute_not_exists(pk)"), None)?
+        } else {
+            put(
+                &self.table,
+                order,
+                Some("version = :expected"),
+                Some(HashMap::from([(":expected".to_owned(), n(c.expected_version))])),
+            )?
+        });
+        items.push(put(&self.table, outbox_item(&c.order.id, c.event)?, None, None)?);
+        if let Some(p) = c.new_payment {
+            let mut item = key(payment_pk(p), PAYMENT_SK.to_owned());
+            item.insert("order_id".into(), s(c.order.id.as_str()));
+            items.push(put(&self.table, item, None, None)?);
+        }
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(e, c.fact.is_some())),
+        }
+    }
+
+    async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
+        let Some(item) = self.get(key(payment_pk(payment), PAYMENT_SK.to_owned())).await? else {
+            return Ok(None);
+        };
+        let id = item
+            .get("order_id")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: payment_pk(payment),
+                reason: "no order_id".into(),
+            })?;
+        OrderId::parse(id.clone()).map(Some).map_err(|e| StoreError::Corrupt {
+            key: payment_pk(payment),
+            reason: e.to_string(),
+        })
+    }
+
+    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError> {
+        match self.get(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id))).await? {
+            Some(item) => from_data(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id))))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
+        let mut events = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .filter_expression("created_ms < :before")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(OUTBOX_PK))
+                .expression_attribute_values(":before", n(created_before_ms))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            for item in out.items() {
+                events.push(from_data::<OrderEvent>(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if events.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        events.sort_by_key(|e| e.at_ms);
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+/// Create the ledger table (local runs and tests; in AWS the SAM template creates it).
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(unavailable)
+    };
+    let key_el = |name: &str, kt: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kt)
+            .build()
+            .map_err(unavailable)
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr(PK)?)
+        .attribute_definitions(attr(SK)?)
+        .key_schema(key_el(PK, KeyType::Hash)?)
+        .key_schema(key_el(SK, KeyType::Range)?)
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(unavailable)?,
+        )
+        .send()
+        .await
+        .map_err(|e| unavailable(e.into_service_error()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::*;
+
+    #[test]
+    fn order_item_round_trips_through_its_data_attribute() {
+        let id = OrderId::parse("42").unwrap();
+        let mut order = Order::new(id.clone());
+        let fact = PaymentFact::new(
+            FactId::new(Source::Tbank, "1#CONFIRMED").unwrap(),
+            id,
+            PaymentRef::new(Source::Tbank, "1").unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(10),
+            },
+            5,
+        )
+        .unwrap();
+        order.apply(&fact).unwrap();
+        order.version = 3;
+        let item = order_item(&order).unwrap();
+        assert_eq!(item.get("version"), Some(&AttributeValue::N("3".into())));
+        assert_eq!(from_data::<Order>(&item).unwrap(), order);
+        let fitem = fact_item(&fact).unwrap();
+        assert_eq!(fitem.get(SK), Some(&AttributeValue::S("FACT#tbank#1#CONFIRMED".into())));
+        assert_eq!(from_data::<PaymentFact>(&fitem).unwrap(), fact);
+    }
+}

@@ -1,0 +1,130 @@
+//! In-memory fakes of the ports, for handler tests without AWS.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+use crate::ports::{Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError};
+
+#[derive(Default)]
+struct State {
+    orders: BTreeMap<OrderId, Order>,
+    facts: BTreeMap<(OrderId, String), PaymentFact>,
+    outbox: BTreeMap<(OrderId, String), OrderEvent>,
+    payments: BTreeMap<PaymentRef, OrderId>,
+}
+
+#[derive(Default)]
+pub struct MemoryLedgerStore {
+    state: Mutex<State>,
+}
+
+impl MemoryLedgerStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another test thread panicked; the data is still usable.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn facts(&self) -> Vec<PaymentFact> {
+        self.lock().facts.values().cloned().collect()
+    }
+
+    pub fn order(&self, id: &str) -> Option<Order> {
+        let id = OrderId::parse(id).ok()?;
+        self.lock().orders.get(&id).cloned()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.lock().outbox.len()
+    }
+}
+
+#[async_trait]
+impl LedgerStore for MemoryLedgerStore {
+    async fn load_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+        Ok(self.lock().orders.get(id).cloned())
+    }
+
+    async fn commit(&self, c: Commit<'_>) -> Result<(), CommitError> {
+        let mut s = self.lock();
+        if let Some(f) = c.fact {
+            if s.facts.contains_key(&(c.order.id.clone(), f.id.to_string())) {
+                return Err(CommitError::Duplicate);
+            }
+        }
+        let current = s.orders.get(&c.order.id).map_or(0, |o| o.version);
+        if current != c.expected_version {
+            return Err(CommitError::Conflict);
+        }
+        if let Some(f) = c.fact {
+            s.facts.insert((c.order.id.clone(), f.id.to_string()), f.clone());
+        }
+        s.orders.insert(c.order.id.clone(), c.order.clone());
+        s.outbox
+            .insert((c.order.id.clone(), c.event.event_id.clone()), c.event.clone());
+        if let Some(p) = c.new_payment {
+            s.payments.insert(p.clone(), c.order.id.clone());
+        }
+        Ok(())
+    }
+
+    async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
+        Ok(self.lock().payments.get(payment).cloned())
+    }
+
+    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError> {
+        Ok(self.lock().outbox.get(&(order.clone(), event_id.to_owned())).cloned())
+    }
+
+    async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError> {
+        self.lock().outbox.remove(&(order.clone(), event_id.to_owned()));
+        Ok(())
+    }
+
+    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
+        let mut rows: Vec<OrderEvent> = self
+            .lock()
+            .outbox
+            .values()
+            .filter(|e| e.at_ms < created_before_ms)
+            .cloned()
+            .collect();
+        rows.sort_by_key(|e| e.at_ms);
+        rows.truncate(limit);
+        Ok(rows)
+    }
+}
+
+/// Collects published events; can be switched to fail like an unreachable queue.
+#[derive(Default)]
+pub struct MemoryPublisher {
+    events: Mutex<Vec<OrderEvent>>,
+    failing: AtomicBool,
+}
+
+impl MemoryPublisher {
+    pub fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    pub fn events(&self) -> Vec<OrderEvent> {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl EventPublisher for MemoryPublisher {
+    async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(PublishError("queue unavailable (test)".into()));
+        }
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+pub mod dynamo;
+pub mod memory;
+pub mod sqs;

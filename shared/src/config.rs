@@ -1,0 +1,272 @@
+//! Configuration read once from the environment at init. Handlers never call `std::env::var`.
+
+use std::fmt;
+
+use ipnet::IpNet;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// A secret string that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Where the ledger lives. Every function needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// `LEDGER_TABLE`: the DynamoDB table.
+    pub table: String,
+    /// `EVENTS_QUEUE_URL`: the SQS FIFO queue every committed change is announced on.
+    pub events_queue_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TbankConfig {
+    pub terminal_key: String,
+    pub password: Secret,
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SberConfig {
+    pub callback_token: Secret,
+    /// API credentials for `getOrderStatusExtended.do` (asked when a callback lacks an amount).
+    pub api_credentials: Option<(String, Secret)>,
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YooKassaVerify {
+    /// Re-read the object through the API and act on what it returns (default).
+    Api,
+    /// Accept by source IP in YooKassa's published networks.
+    Ip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YooKassaConfig {
+    pub credentials: Option<(String, Secret)>,
+    pub api_url: String,
+    pub verify: YooKassaVerify,
+    pub trusted_networks: Vec<IpNet>,
+    /// Metadata keys that may carry the store's order id, tried in order.
+    pub order_keys: Vec<String>,
+}
+
+/// YooKassa's published notification networks.
+pub const YOOKASSA_NETWORKS: &[&str] = &[
+    "185.71.76.0/27",
+    "185.71.77.0/27",
+    "77.75.153.0/25",
+    "77.75.156.11/32",
+    "77.75.156.35/32",
+    "77.75.154.128/25",
+    "2a02:5180::/32",
+];
+
+pub const DEFAULT_YOOKASSA_ORDER_KEYS: &str = "order_id,orderId,order_number,orderNumber,BX_PAYMENT_NUMBER";
+
+/// Settings of `acquiring-callback`. A provider whose settings are absent is disabled (its route answers 404).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackConfig {
+    pub ledger: LedgerConfig,
+    pub tbank: Option<TbankConfig>,
+    pub sber: Option<SberConfig>,
+    pub yookassa: Option<YooKassaConfig>,
+}
+
+/// Reads variables through a lookup function so tests need no process environment.
+pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
+
+impl Env<fn(&str) -> Option<String>> {
+    pub fn process() -> Self {
+        Env(|k| std::env::var(k).ok())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// A set, non-blank value.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn url(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let url = self.get(name).unwrap_or_else(|| default.to_owned());
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: "must be an http(s) URL".into(),
+            });
+        }
+        Ok(url.trim_end_matches('/').to_owned())
+    }
+
+    /// Both or neither of two variables.
+    fn pair(&self, a: &'static str, b: &'static str) -> Result<Option<(String, Secret)>, ConfigError> {
+        match (self.get(a), self.get(b)) {
+            (Some(x), Some(y)) => Ok(Some((x, Secret::new(y)))),
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ConfigError::Missing(a)),
+            (Some(_), None) => Err(ConfigError::Missing(b)),
+        }
+    }
+
+    pub fn ledger(&self) -> Result<LedgerConfig, ConfigError> {
+        Ok(LedgerConfig {
+            table: self.require("LEDGER_TABLE")?,
+            events_queue_url: self.require("EVENTS_QUEUE_URL")?,
+        })
+    }
+
+    pub fn callback(&self) -> Result<CallbackConfig, ConfigError> {
+        let tbank = self
+            .pair("TBANK_TERMINAL_KEY", "TBANK_PASSWORD")?
+            .map(|(terminal_key, password)| -> Result<_, ConfigError> {
+                Ok(TbankConfig {
+                    terminal_key,
+                    password,
+                    api_url: self.url("TBANK_API_URL", "https://securepay.tinkoff.ru/v2")?,
+                })
+            })
+            .transpose()?;
+        let sber = self
+            .get("SBER_CALLBACK_TOKEN")
+            .map(|token| -> Result<_, ConfigError> {
+                Ok(SberConfig {
+                    callback_token: Secret::new(token),
+                    api_credentials: self.pair("SBER_USERNAME", "SBER_PASSWORD")?,
+                    api_url: self.url("SBER_API_URL", "https://securepayments.sberbank.ru/payment/rest")?,
+                })
+            })
+            .transpose()?;
+        let verify = match self.get("YOOKASSA_VERIFY").as_deref() {
+            None | Some("api") => YooKassaVerify::Api,
+            Some("ip") => YooKassaVerify::Ip,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "YOOKASSA_VERIFY",
+                    reason: format!("{other:?} is neither \"api\" nor \"ip\""),
+                })
+            }
+        };
+        let credentials = self.pair("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY")?;
+        let yookassa = if credentials.is_some() || verify == YooKassaVerify::Ip {
+            let networks = self
+                .get("YOOKASSA_TRUSTED_NETWORKS")
+                .unwrap_or_else(|| YOOKASSA_NETWORKS.join(","));
+            let trusted_networks = parse_networks(&networks).map_err(|reason| ConfigError::Invalid {
+                name: "YOOKASSA_TRUSTED_NETWORKS",
+                reason,
+            })?;
+            if verify == YooKassaVerify::Api && credentials.is_none() {
+                return Err(ConfigError::Missing("YOOKASSA_SHOP_ID"));
+            }
+            Some(YooKassaConfig {
+                credentials,
+                api_url: self.url("YOOKASSA_API_URL", "https://api.yookassa.ru/v3")?,
+                verify,
+                trusted_networks,
+                order_keys: self
+                    .get("YOOKASSA_ORDER_KEYS")
+                    .unwrap_or_else(|| DEFAULT_YOOKASSA_ORDER_KEYS.to_owned())
+                    .split(',')
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect(),
+            })
+        } else {
+            None
+        };
+        Ok(CallbackConfig {
+            ledger: self.ledger()?,
+            tbank,
+            sber,
+            yookassa,
+        })
+    }
+}
+
+/// Comma-separated CIDRs or single addresses.
+pub fn parse_networks(list: &str) -> Result<Vec<IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not a network"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Env(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        assert_eq!(env(&[]).ledger(), Err(ConfigError::Missing("LEDGER_TABLE")));
+        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("TBANK_TERMINAL_KEY", "k")]);
+        assert_eq!(e.callback().err(), Some(ConfigError::Missing("TBANK_PASSWORD")));
+    }
+
+    #[test]
+    fn providers_without_settings_are_disabled_and_secrets_stay_hidden() {
+        let e = env(&[
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("TBANK_TERMINAL_KEY", "k"),
+            ("TBANK_PASSWORD", "hunter2"),
+        ]);
+        let c = e.callback().unwrap();
+        assert!(c.sber.is_none() && c.yookassa.is_none());
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn yookassa_ip_mode_uses_published_networks_unless_overridden() {
+        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("YOOKASSA_VERIFY", "ip")]);
+        let y = e.callback().unwrap().yookassa.unwrap();
+        assert_eq!(y.trusted_networks.len(), YOOKASSA_NETWORKS.len());
+        let e = env(&[
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("YOOKASSA_VERIFY", "ip"),
+            ("YOOKASSA_TRUSTED_NETWORKS", "127.0.0.1, 10.0.0.0/8"),
+        ]);
+        assert_eq!(e.callback().unwrap().yookassa.unwrap().trusted_networks.len(), 2);
+        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("YOOKASSA_VERIFY", "both")]);
+        assert!(matches!(e.callback(), Err(ConfigError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,75 @@
+//! The message announced on the events queue after every committed change of an order.
+
+use serde::{Deserialize, Serialize};
+
+use super::fact::PaymentFact;
+use super::money::Currency;
+use super::order::{Order, OrderState};
+
+/// What caused the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactSummary {
+    pub id: String,
+    pub kind: String,
+    pub payment: String,
+    pub amount: Option<i64>,
+    pub currency: Currency,
+}
+
+impl From<&PaymentFact> for FactSummary {
+    fn from(f: &PaymentFact) -> Self {
+        FactSummary {
+            id: f.id.to_string(),
+            kind: f.kind.name().to_owned(),
+            payment: f.payment.to_string(),
+            amount: f.kind.stated_amount(),
+            currency: f.currency,
+        }
+    }
+}
+
+/// A snapshot of the order's payment state after one change. Consumers keep the highest `version` they saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    /// Unique per change: the fact id, or `info#<order>#<version>` for order data changes. Also the SQS dedup id.
+    pub event_id: String,
+    pub order_id: String,
+    pub version: u64,
+    pub state: OrderState,
+    pub currency: Currency,
+    pub total: Option<i64>,
+    pub paid: i64,
+    pub refunded: i64,
+    pub charged_back: i64,
+    pub held: i64,
+    pub net: i64,
+    pub paid_percent: Option<i64>,
+    pub paid_at_ms: Option<i64>,
+    pub flags: Vec<String>,
+    pub cause: Option<FactSummary>,
+    pub at_ms: i64,
+}
+
+impl OrderEvent {
+    pub fn snapshot(event_id: String, order: &Order, cause: Option<&PaymentFact>, at_ms: i64) -> Self {
+        let t = order.totals();
+        OrderEvent {
+            event_id,
+            order_id: order.id.to_string(),
+            version: order.version,
+            state: order.state(),
+            currency: order.currency(),
+            total: order.total(),
+            paid: t.paid,
+            refunded: t.refunded,
+            charged_back: t.charged_back,
+            held: t.held,
+            net: t.net(),
+            paid_percent: order.paid_percent(),
+            paid_at_ms: order.paid_at_ms(),
+            flags: order.flags().into_iter().map(str::to_owned).collect(),
+            cause: cause.map(FactSummary::from),
+            at_ms,
+        }
+    }
+}

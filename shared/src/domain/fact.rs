@@ -1,0 +1,271 @@
+//! Payment facts: one per external event, keyed by `(source, external id)`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::money::Currency;
+use super::DomainError;
+
+const MAX_ID_LEN: usize = 256;
+
+fn check_id(what: &'static str, value: &str) -> Result<(), DomainError> {
+    if value.trim().is_empty() {
+        return Err(DomainError::EmptyId(what));
+    }
+    if value.len() > MAX_ID_LEN || value.chars().any(char::is_control) {
+        return Err(DomainError::BadId(what, value.chars().take(40).collect()));
+    }
+    Ok(())
+}
+
+/// The store's order id (what the buyer's order is known by in 1C-Bitrix), or a synthetic id for money whose
+/// order is not known yet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, DomainError> {
+        let value = value.into();
+        check_id("order id", &value)?;
+        Ok(OrderId(value.trim().to_owned()))
+    }
+
+    /// Id for money that arrived without any order reference, so it is still recorded (never dropped).
+    pub fn unmatched(payment: &PaymentRef) -> Self {
+        OrderId(format!("unmatched:{}", payment.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for OrderId {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        OrderId::parse(value)
+    }
+}
+
+impl From<OrderId> for String {
+    fn from(value: OrderId) -> Self {
+        value.0
+    }
+}
+
+/// Where a fact came from. Part of every fact id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Tbank,
+    Sber,
+    Yookassa,
+    Bank,
+    #[serde(rename = "1c")]
+    OneC,
+    Store,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Tbank => "tbank",
+            Source::Sber => "sber",
+            Source::Yookassa => "yookassa",
+            Source::Bank => "bank",
+            Source::OneC => "1c",
+            Source::Store => "store",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Stable idempotency key of a fact: `<source>#<external id>`, e.g. `tbank#8742591#CONFIRMED`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FactId(String);
+
+impl FactId {
+    pub fn new(source: Source, external: &str) -> Result<Self, DomainError> {
+        check_id("external id", external)?;
+        Ok(FactId(format!("{}#{}", source.as_str(), external.trim())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for FactId {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        check_id("fact id", &value)?;
+        Ok(FactId(value))
+    }
+}
+
+impl From<FactId> for String {
+    fn from(value: FactId) -> Self {
+        value.0
+    }
+}
+
+/// What identifies one piece of money across sources, e.g. `tbank:8742591` or `yookassa:<payment id>`.
+/// Facts with the same payment ref describe the same money and are merged, never added.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PaymentRef(String);
+
+impl PaymentRef {
+    pub fn new(source: Source, external: &str) -> Result<Self, DomainError> {
+        check_id("payment id", external)?;
+        Ok(PaymentRef(format!("{}:{}", source.as_str(), external.trim())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PaymentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for PaymentRef {
+    type Error = DomainError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        check_id("payment ref", &value)?;
+        Ok(PaymentRef(value))
+    }
+}
+
+impl From<PaymentRef> for String {
+    fn from(value: PaymentRef) -> Self {
+        value.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    Card,
+    BankTransfer,
+    Cash,
+    Other,
+}
+
+/// How a refund's amount is stated by its source. Providers differ, and mixing them up double-counts refunds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "as", content = "minor", rename_all = "snake_case")]
+pub enum RefundAmount {
+    /// The amount of this one refund (YooKassa refund object, a 1C return document).
+    Delta(i64),
+    /// Everything refunded on the payment so far (Sber `refundedAmount`).
+    TotalRefunded(i64),
+    /// What is left of the payment after the refund (T-Bank `Amount`, "current transaction amount"); 0 = full.
+    Remaining(i64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FactKind {
+    /// Funds held on the card, not yet captured.
+    Authorization { amount: i64 },
+    /// Money received (captured card payment, bank transfer, cash).
+    Payment { amount: i64 },
+    /// A hold released; `remaining_hold` is what stays held (0 = fully released).
+    Reversal { remaining_hold: i64 },
+    Refund { amount: RefundAmount },
+    Chargeback { amount: i64 },
+    /// A payment attempt that failed or expired; moves no money.
+    FailedAttempt { reason: String },
+}
+
+impl FactKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FactKind::Authorization { .. } => "authorization",
+            FactKind::Payment { .. } => "payment",
+            FactKind::Reversal { .. } => "reversal",
+            FactKind::Refund { .. } => "refund",
+            FactKind::Chargeback { .. } => "chargeback",
+            FactKind::FailedAttempt { .. } => "failed_attempt",
+        }
+    }
+
+    /// The amount as the source stated it (for humans and logs).
+    pub fn stated_amount(&self) -> Option<i64> {
+        match self {
+            FactKind::Authorization { amount }
+            | FactKind::Payment { amount }
+            | FactKind::Chargeback { amount } => Some(*amount),
+            FactKind::Reversal { remaining_hold } => Some(*remaining_hold),
+            FactKind::Refund { amount } => Some(match amount {
+                RefundAmount::Delta(v) | RefundAmount::TotalRefunded(v) | RefundAmount::Remaining(v) => *v,
+            }),
+            FactKind::FailedAttempt { .. } => None,
+        }
+    }
+}
+
+/// One thing a source told us about money of one order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentFact {
+    pub id: FactId,
+    pub order_id: OrderId,
+    pub payment: PaymentRef,
+    pub method: PaymentMethod,
+    pub currency: Currency,
+    #[serde(flatten)]
+    pub kind: FactKind,
+    /// When it happened (provider time if known, else receive time), Unix milliseconds.
+    pub at_ms: i64,
+}
+
+impl PaymentFact {
+    pub fn new(
+        id: FactId,
+        order_id: OrderId,
+        payment: PaymentRef,
+        method: PaymentMethod,
+        currency: Currency,
+        kind: FactKind,
+        at_ms: i64,
+    ) -> Result<Self, DomainError> {
+        if let Some(amount) = kind.stated_amount() {
+            if amount < 0 {
+                return Err(DomainError::NegativeAmount(amount));
+            }
+        }
+        Ok(PaymentFact {
+            id,
+            order_id,
+            payment,
+            method,
+            currency,
+            kind,
+            at_ms,
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! The pure payment domain: no AWS, HTTP or async types.
+
+pub mod event;
+pub mod fact;
+pub mod money;
+pub mod order;
+
+pub use event::{FactSummary, OrderEvent};
+pub use fact::{FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source};
+pub use money::{Currency, Money, MoneyError};
+pub use order::{ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0} is empty")]
+    EmptyId(&'static str),
+    #[error("{0} is not acceptable: {1:?}")]
+    BadId(&'static str, String),
+    #[error("negative amount {0}")]
+    NegativeAmount(i64),
+    #[error("fact {fact} does not belong to order {order}")]
+    WrongOrder { fact: String, order: String },
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}

@@ -1,0 +1,512 @@
+//! The order aggregate: payment lines merged from facts, running totals and the derived payment state.
+//!
+//! Every line is a join-semilattice (max of amounts, min of "what is left", union of keyed deltas), so applying a
+//! set of facts in any order, any number of times, gives the same order.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::fact::{FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount};
+use super::money::Currency;
+use super::DomainError;
+
+/// What the store (or 1C) says about the order itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderInfo {
+    pub number: Option<String>,
+    /// Order total in minor units.
+    pub total: i64,
+    pub currency: Currency,
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderState {
+    Unpaid,
+    PartiallyPaid,
+    Paid,
+    Overpaid,
+    Refunded,
+    Cancelled,
+}
+
+impl OrderState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Unpaid => "unpaid",
+            OrderState::PartiallyPaid => "partially_paid",
+            OrderState::Paid => "paid",
+            OrderState::Overpaid => "overpaid",
+            OrderState::Refunded => "refunded",
+            OrderState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Everything known about one piece of money (one acquirer payment, one bank transfer, one cash receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentLine {
+    pub method: PaymentMethod,
+    pub currency: Currency,
+    #[serde(default)]
+    pub authorized: i64,
+    #[serde(default)]
+    pub captured: i64,
+    /// Smallest "still held" amount reported by a partial reversal.
+    #[serde(default)]
+    pub hold_left: Option<i64>,
+    #[serde(default)]
+    pub hold_released: bool,
+    #[serde(default)]
+    pub failed: bool,
+    /// Individual refunds keyed by the fact that reported them.
+    #[serde(default)]
+    pub refund_deltas: BTreeMap<String, i64>,
+    /// Largest cumulative "refunded so far" reported.
+    #[serde(default)]
+    pub refunded_total: i64,
+    /// Smallest "left of the payment after refunds" reported.
+    #[serde(default)]
+    pub remaining: Option<i64>,
+    #[serde(default)]
+    pub chargebacks: BTreeMap<String, i64>,
+    /// Earliest time money was reported received on this line.
+    #[serde(default)]
+    pub paid_at_ms: Option<i64>,
+    #[serde(default)]
+    pub last_at_ms: i64,
+}
+
+impl PaymentLine {
+    fn new(method: PaymentMethod, currency: Currency) -> Self {
+        PaymentLine {
+            method,
+            currency,
+            authorized: 0,
+            captured: 0,
+            hold_left: None,
+            hold_released: false,
+            failed: false,
+            refund_deltas: BTreeMap::new(),
+            refunded_total: 0,
+            remaining: None,
+            chargebacks: BTreeMap::new(),
+            paid_at_ms: None,
+            last_at_ms: 0,
+        }
+    }
+
+    fn merge(&mut self, fact: &PaymentFact) {
+        // Deterministic whatever the arrival order.
+        self.method = self.method.min(fact.method);
+        self.last_at_ms = self.last_at_ms.max(fact.at_ms);
+        let key = fact.id.as_str().to_owned();
+        match &fact.kind {
+            FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),
+            FactKind::Payment { amount } => {
+                self.captured = self.captured.max(*amount);
+                self.paid_at_ms = Some(self.paid_at_ms.map_or(fact.at_ms, |t| t.min(fact.at_ms)));
+            }
+            FactKind::Reversal { remaining_hold } => {
+                if *remaining_hold == 0 {
+                    self.hold_released = true;
+                } else {
+                    self.hold_left = Some(self.hold_left.map_or(*remaining_hold, |h| h.min(*remaining_hold)));
+                }
+            }
+            FactKind::Refund { amount } => match amount {
+                RefundAmount::Delta(v) => {
+                    self.refund_deltas.insert(key, *v);
+                }
+                RefundAmount::TotalRefunded(v) => self.refunded_total = self.refunded_total.max(*v),
+                RefundAmount::Remaining(v) => self.remaining = Some(self.remaining.map_or(*v, |r| r.min(*v))),
+            },
+            FactKind::Chargeback { amount } => {
+                self.chargebacks.insert(key, *amount);
+            }
+            FactKind::FailedAttempt { .. } => self.failed = true,
+        }
+    }
+
+    pub fn refunded(&self) -> i64 {
+        let deltas: i64 = self.refund_deltas.values().copied().fold(0, i64::saturating_add);
+        let from_remaining = self.remaining.map_or(0, |r| self.captured.saturating_sub(r).max(0));
+        deltas.max(self.refunded_total).max(from_remaining)
+    }
+
+    pub fn charged_back(&self) -> i64 {
+        self.chargebacks.values().copied().fold(0, i64::saturating_add)
+    }
+
+    /// Funds held on the card but not captured.
+    pub fn held(&self) -> i64 {
+        if self.captured > 0 || self.hold_released || self.failed {
+            0
+        } else {
+            self.hold_left.map_or(self.authorized, |h| h.min(self.authorized))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Applied,
+    /// The fact was applied before: nothing changes.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub paid: i64,
+    pub refunded: i64,
+    pub charged_back: i64,
+    pub held: i64,
+}
+
+impl Totals {
+    /// Money kept: paid minus refunds and chargebacks.
+    pub fn net(&self) -> i64 {
+        self.paid.saturating_sub(self.refunded).saturating_sub(self.charged_back)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: OrderId,
+    #[serde(default)]
+    pub info: Option<OrderInfo>,
+    #[serde(default)]
+    pub lines: BTreeMap<PaymentRef, PaymentLine>,
+    /// Ids of every fact applied (the idempotency set).
+    #[serde(default)]
+    pub applied: BTreeSet<String>,
+    /// Optimistic-lock version; 0 = never stored.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Order {
+    pub fn new(id: OrderId) -> Self {
+        Order {
+            id,
+            info: None,
+            lines: BTreeMap::new(),
+            applied: BTreeSet::new(),
+            version: 0,
+        }
+    }
+
+    /// Apply a fact. Idempotent: a fact already applied is a [`ApplyOutcome::Duplicate`] and changes nothing.
+    pub fn apply(&mut self, fact: &PaymentFact) -> Result<ApplyOutcome, DomainError> {
+        if fact.order_id != self.id {
+            return Err(DomainError::WrongOrder {
+                fact: fact.id.to_string(),
+                order: self.id.to_string(),
+            });
+        }
+        if !self.applied.insert(fact.id.as_str().to_owned()) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        self.lines
+            .entry(fact.payment.clone())
+            .or_insert_with(|| PaymentLine::new(fact.method, fact.currency))
+            .merge(fact);
+        Ok(ApplyOutcome::Applied)
+    }
+
+    pub fn has_applied(&self, fact_id: &str) -> bool {
+        self.applied.contains(fact_id)
+    }
+
+    /// Set what the store knows about the order. Returns whether anything changed.
+    pub fn set_info(&mut self, info: OrderInfo) -> bool {
+        if self.info.as_ref() == Some(&info) {
+            return false;
+        }
+        self.info = Some(info);
+        true
+    }
+
+    /// The order's currency: the store's, else the currency of the money received (RUB preferred).
+    pub fn currency(&self) -> Currency {
+        if let Some(info) = &self.info {
+            return info.currency;
+        }
+        if self.lines.values().any(|l| l.currency == Currency::RUB) {
+            return Currency::RUB;
+        }
+        self.lines.values().map(|l| l.currency).min().unwrap_or(Currency::RUB)
+    }
+
+    /// Totals over the lines in the order's currency. Money in another currency is kept on its line and flagged.
+    pub fn totals(&self) -> Totals {
+        let currency = self.currency();
+        self.lines
+            .values()
+            .filter(|l| l.currency == currency)
+            .fold(Totals::default(), |t, l| Totals {
+                paid: t.paid.saturating_add(l.captured),
+                refunded: t.refunded.saturating_add(l.refunded()),
+                charged_back: t.charged_back.saturating_add(l.charged_back()),
+                held: t.held.saturating_add(l.held()),
+            })
+    }
+
+    pub fn total(&self) -> Option<i64> {
+        self.info.as_ref().map(|i| i.total)
+    }
+
+    pub fn state(&self) -> OrderState {
+        let t = self.totals();
+        let net = t.net();
+        let cancelled = self.info.as_ref().is_some_and(|i| i.cancelled);
+        if net <= 0 {
+            if cancelled {
+                OrderState::Cancelled
+            } else if t.paid > 0 {
+                OrderState::Refunded
+            } else {
+                OrderState::Unpaid
+            }
+        } else {
+            match self.total() {
+                None => OrderState::Paid,
+                Some(total) if net < total => OrderState::PartiallyPaid,
+                Some(total) if net == total => OrderState::Paid,
+                Some(_) => OrderState::Overpaid,
+            }
+        }
+    }
+
+    /// Share of the order total kept, in whole percent (floor), when the total is known.
+    pub fn paid_percent(&self) -> Option<i64> {
+        let total = self.total().filter(|t| *t > 0)?;
+        let net = i128::from(self.totals().net().max(0));
+        i64::try_from(net * 100 / i128::from(total)).ok()
+    }
+
+    /// When the order got its money: the earliest receipt on any line (only while something is kept).
+    pub fn paid_at_ms(&self) -> Option<i64> {
+        if self.totals().net() <= 0 {
+            return None;
+        }
+        self.lines.values().filter_map(|l| l.paid_at_ms).min()
+    }
+
+    pub fn flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if self.info.is_none() {
+            flags.push("unknown_order");
+        }
+        let currency = self.currency();
+        if self.lines.values().any(|l| l.currency != currency) {
+            flags.push("currency_mismatch");
+        }
+        let t = self.totals();
+        if t.refunded.saturating_add(t.charged_back) > t.paid {
+            flags.push("refund_exceeds_payment");
+        }
+        if t.charged_back > 0 {
+            flags.push("chargeback");
+        }
+        flags
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fact::{FactId, Source};
+    use proptest::prelude::*;
+
+    fn order_id() -> OrderId {
+        OrderId::parse("1001").unwrap()
+    }
+
+    fn fact(source: Source, ext: &str, payment: &str, kind: FactKind, at_ms: i64) -> PaymentFact {
+        PaymentFact::new(
+            FactId::new(source, ext).unwrap(),
+            order_id(),
+            PaymentRef::new(source, payment).unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            kind,
+            at_ms,
+        )
+        .unwrap()
+    }
+
+    fn order_with_total(total: i64) -> Order {
+        let mut o = Order::new(order_id());
+        o.set_info(OrderInfo {
+            number: Some("1001".into()),
+            total,
+            currency: Currency::RUB,
+            cancelled: false,
+        });
+        o
+    }
+
+    #[test]
+    fn partial_payments_run_to_paid() {
+        let mut o = order_with_total(500_000);
+        o.apply(&fact(Source::Tbank, "1#CONFIRMED", "1", FactKind::Payment { amount: 150_000 }, 1))
+            .unwrap();
+        assert_eq!(o.state(), OrderState::PartiallyPaid);
+        assert_eq!(o.paid_percent(), Some(30));
+        o.apply(&fact(Source::Tbank, "2#CONFIRMED", "2", FactKind::Payment { amount: 350_000 }, 2))
+            .unwrap();
+        assert_eq!(o.state(), OrderState::Paid);
+        assert_eq!(o.totals().paid, 500_000);
+        assert_eq!(o.paid_at_ms(), Some(1));
+    }
+
+    #[test]
+    fn confirmed_before_authorized_keeps_the_payment_and_holds_nothing() {
+        let mut o = order_with_total(9855);
+        o.apply(&fact(Source::Tbank, "8#CONFIRMED", "8", FactKind::Payment { amount: 9855 }, 2))
+            .unwrap();
+        o.apply(&fact(Source::Tbank, "8#AUTHORIZED", "8", FactKind::Authorization { amount: 9855 }, 1))
+            .unwrap();
+        assert_eq!(o.state(), OrderState::Paid);
+        assert_eq!(o.totals().held, 0);
+    }
+
+    #[test]
+    fn duplicate_fact_changes_nothing() {
+        let mut o = order_with_total(100);
+        let f = fact(Source::Sber, "x", "x", FactKind::Payment { amount: 100 }, 1);
+        assert_eq!(o.apply(&f).unwrap(), ApplyOutcome::Applied);
+        let before = o.clone();
+        assert_eq!(o.apply(&f).unwrap(), ApplyOutcome::Duplicate);
+        assert_eq!(o, before);
+    }
+
+    #[test]
+    fn same_money_seen_twice_is_merged_not_added() {
+        let mut o = order_with_total(100);
+        o.apply(&fact(Source::Tbank, "7#CONFIRMED", "7", FactKind::Payment { amount: 100 }, 1))
+            .unwrap();
+        // Another fact about the same payment (e.g. a resend with another status key) does not add money.
+        o.apply(&fact(Source::Tbank, "7#CONFIRMED#again", "7", FactKind::Payment { amount: 100 }, 2))
+            .unwrap();
+        assert_eq!(o.totals().paid, 100);
+    }
+
+    #[test]
+    fn remaining_style_refunds_need_the_captured_amount() {
+        let mut o = order_with_total(10_000);
+        o.apply(&fact(
+            Source::Tbank,
+            "5#PARTIAL_REFUNDED#7000",
+            "5",
+            FactKind::Refund { amount: RefundAmount::Remaining(7_000) },
+            3,
+        ))
+        .unwrap();
+        assert_eq!(o.totals().refunded, 0);
+        o.apply(&fact(Source::Tbank, "5#CONFIRMED", "5", FactKind::Payment { amount: 10_000 }, 1))
+            .unwrap();
+        assert_eq!(o.totals().refunded, 3_000);
+        assert_eq!(o.state(), OrderState::PartiallyPaid);
+        o.apply(&fact(
+            Source::Tbank,
+            "5#REFUNDED",
+            "5",
+            FactKind::Refund { amount: RefundAmount::Remaining(0) },
+            4,
+        ))
+        .unwrap();
+        assert_eq!(o.state(), OrderState::Refunded);
+    }
+
+    #[test]
+    fn unknown_order_is_flagged_and_still_counts_money() {
+        let mut o = Order::new(order_id());
+        o.apply(&fact(Source::Yookassa, "p", "p", FactKind::Payment { amount: 100 }, 1))
+            .unwrap();
+        assert_eq!(o.state(), OrderState::Paid);
+        assert!(o.flags().contains(&"unknown_order"));
+    }
+
+    #[test]
+    fn foreign_currency_is_kept_apart_and_flagged() {
+        let mut o = order_with_total(100);
+        let mut f = fact(Source::Yookassa, "u", "u", FactKind::Payment { amount: 100 }, 1);
+        f.currency = Currency::parse("USD").unwrap();
+        o.apply(&f).unwrap();
+        assert_eq!(o.totals().paid, 0);
+        assert!(o.flags().contains(&"currency_mismatch"));
+    }
+
+    #[test]
+    fn fact_for_another_order_is_refused() {
+        let mut o = Order::new(OrderId::parse("other").unwrap());
+        let f = fact(Source::Sber, "x", "x", FactKind::Payment { amount: 1 }, 1);
+        assert!(matches!(o.apply(&f), Err(DomainError::WrongOrder { .. })));
+    }
+
+    #[test]
+    fn cancelled_order_without_money_is_cancelled() {
+        let mut o = order_with_total(100);
+        o.set_info(OrderInfo {
+            number: None,
+            total: 100,
+            currency: Currency::RUB,
+            cancelled: true,
+        });
+        assert_eq!(o.state(), OrderState::Cancelled);
+    }
+
+    fn arb_fact() -> impl Strategy<Value = PaymentFact> {
+        let payments = prop::sample::select(vec!["p1", "p2", "p3"]);
+        let kinds = prop_oneof![
+            (1i64..100_000).prop_map(|a| FactKind::Authorization { amount: a }),
+            (1i64..100_000).prop_map(|a| FactKind::Payment { amount: a }),
+            (0i64..100_000).prop_map(|a| FactKind::Reversal { remaining_hold: a }),
+            (1i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::Delta(a) }),
+            (1i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::TotalRefunded(a) }),
+            (0i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::Remaining(a) }),
+            (1i64..100_000).prop_map(|a| FactKind::Chargeback { amount: a }),
+            Just(FactKind::FailedAttempt { reason: "declined".into() }),
+        ];
+        (payments, kinds, 0u32..1000, 0i64..1_000_000).prop_map(|(p, kind, n, at)| {
+            fact(Source::Tbank, &format!("{p}#{n}"), p, kind, at)
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_permutation_of_a_history_gives_the_same_order(
+            history in prop::collection::vec(arb_fact(), 1..12),
+            seed in any::<u64>(),
+        ) {
+            // A fact id always names the same content: keep the first of any generated id clash.
+            let mut seen = std::collections::BTreeSet::new();
+            let history: Vec<PaymentFact> =
+                history.into_iter().filter(|f| seen.insert(f.id.clone())).collect();
+            let mut in_order = order_with_total(150_000);
+            for f in &history {
+                in_order.apply(f).unwrap();
+            }
+            // Deterministic shuffle from the seed, and every fact delivered twice.
+            let mut shuffled: Vec<&PaymentFact> = history.iter().chain(history.iter()).collect();
+            let mut s = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                let j = usize::try_from(s % (i as u64 + 1)).unwrap();
+                shuffled.swap(i, j);
+            }
+            let mut permuted = order_with_total(150_000);
+            for f in shuffled {
+                permuted.apply(f).unwrap();
+            }
+            prop_assert_eq!(&permuted, &in_order);
+            prop_assert_eq!(permuted.state(), in_order.state());
+            prop_assert_eq!(permuted.totals(), in_order.totals());
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! One module per external format. Pure: bytes in, typed values out, no I/O.
+
+pub mod sber;
+pub mod tbank;
+pub mod yookassa;

@@ -1,0 +1,291 @@
+//! T-Bank (Tinkoff) acquiring notifications, EACQ API v2: Token check and mapping to payment facts.
+//!
+//! Token = SHA-256 (lowercase hex) over the values of the root-level scalar fields except `Token`, plus
+//! `Password`, sorted by key, concatenated. Numbers keep their literal digits, booleans are `true`/`false`,
+//! nested objects (`DATA`, `Receipt`) and nulls are skipped.
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::{
+    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TbankError {
+    #[error("malformed notification: {0}")]
+    Malformed(String),
+    #[error("notification rejected: {0}")]
+    Forbidden(&'static str),
+}
+
+impl From<DomainError> for TbankError {
+    fn from(e: DomainError) -> Self {
+        TbankError::Malformed(e.to_string())
+    }
+}
+
+/// A notification whose Token and terminal were verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub terminal_key: String,
+    pub order_id: String,
+    pub success: bool,
+    pub status: String,
+    pub payment_id: String,
+    pub error_code: String,
+    /// "Текущая сумма транзакции" in kopecks.
+    pub amount: i64,
+}
+
+/// Root scalar fields rendered as the Token algorithm wants them. `Token` itself is kept (callers skip it).
+pub fn canonical_fields(body: &[u8]) -> Result<BTreeMap<String, String>, TbankError> {
+    let raw: BTreeMap<String, &RawValue> =
+        serde_json::from_slice(body).map_err(|e| TbankError::Malformed(format!("not a JSON object: {e}")))?;
+    let mut out = BTreeMap::new();
+    for (key, value) in raw {
+        let text = value.get();
+        let rendered = match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str::<String>(text)
+                .map_err(|e| TbankError::Malformed(format!("field {key}: {e}")))?,
+            Some(b'{' | b'[') | None => continue,
+            _ if text == "null" => continue,
+            // true, false and numbers: the literal exactly as sent.
+            _ => text.to_owned(),
+        };
+        out.insert(key, rendered);
+    }
+    Ok(out)
+}
+
+/// The Token for a set of canonical fields (request signing uses the same function).
+pub fn token(fields: &BTreeMap<String, String>, password: &str) -> String {
+    let mut with_password: BTreeMap<&str, &str> = fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "Token")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    with_password.insert("Password", password);
+    let mut hasher = Sha256::new();
+    for value in with_password.values() {
+        hasher.update(value.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn field<'a>(fields: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str, TbankError> {
+    fields
+        .get(name)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| TbankError::Malformed(format!("field {name} is missing")))
+}
+
+/// Verify and parse the exact bytes received.
+pub fn verify(body: &[u8], terminal_key: &str, password: &str) -> Result<Notification, TbankError> {
+    let fields = canonical_fields(body)?;
+    let given = fields.get("Token").ok_or(TbankError::Forbidden("Token is missing"))?;
+    let expected = token(&fields, password);
+    if !bool::from(expected.as_bytes().ct_eq(given.to_ascii_lowercase().as_bytes())) {
+        return Err(TbankError::Forbidden("Token does not match"));
+    }
+    let terminal = field(&fields, "TerminalKey")?;
+    if !bool::from(terminal.as_bytes().ct_eq(terminal_key.as_bytes())) {
+        return Err(TbankError::Forbidden("TerminalKey is not ours"));
+    }
+    let amount_text = field(&fields, "Amount")?;
+    let amount = if amount_text.bytes().all(|b| b.is_ascii_digit()) {
+        amount_text.parse::<i64>().ok()
+    } else {
+        None
+    }
+    .ok_or_else(|| TbankError::Malformed("Amount is not a whole number of kopecks".into()))?;
+    let success = match field(&fields, "Success")? {
+        "true" => true,
+        "false" => false,
+        _ => return Err(TbankError::Malformed("Success is not a boolean".into())),
+    };
+    Ok(Notification {
+        terminal_key: terminal.to_owned(),
+        order_id: field(&fields, "OrderId")?.to_owned(),
+        success,
+        status: field(&fields, "Status")?.to_owned(),
+        payment_id: field(&fields, "PaymentId")?.to_owned(),
+        error_code: fields.get("ErrorCode").cloned().unwrap_or_default(),
+        amount,
+    })
+}
+
+/// What `Amount` means in a `PARTIAL_REFUNDED` / `PARTIAL_REVERSED` notification.
+///
+/// T-Bank's notification table (EACQ protocol v1.8, table 4.2.1) defines `Amount` as "Текущая сумма транзакции в
+/// копейках" — the transaction's *current* amount; `GetState` and the `Cancel` response (`NewAmount`) use the
+/// same notion. After a partial refund the current amount is what is left of the payment, so the refund is
+/// `captured − Amount`. Kept in this one function so that a different reading changes one place.
+pub fn refund_amount(status: &str, amount: i64) -> RefundAmount {
+    match status {
+        "REFUNDED" => RefundAmount::Remaining(0),
+        _ => RefundAmount::Remaining(amount),
+    }
+}
+
+/// Map a verified notification to a fact; `None` for statuses that move no money (`NEW`, `FORM_SHOWED`, …).
+pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, TbankError> {
+    let kind = if !n.success {
+        FactKind::FailedAttempt {
+            reason: format!("{} ErrorCode {}", n.status, n.error_code),
+        }
+    } else {
+        match n.status.as_str() {
+            "AUTHORIZED" => FactKind::Authorization { amount: n.amount },
+            "CONFIRMED" => FactKind::Payment { amount: n.amount },
+            "REVERSED" => FactKind::Reversal { remaining_hold: 0 },
+            "PARTIAL_REVERSED" => FactKind::Reversal {
+                remaining_hold: n.amount,
+            },
+            "REFUNDED" | "PARTIAL_REFUNDED" => FactKind::Refund {
+                amount: refund_amount(&n.status, n.amount),
+            },
+            "REJECTED" | "AUTH_FAIL" | "DEADLINE_EXPIRED" | "CANCELED" | "3DS_CHECKING" => FactKind::FailedAttempt {
+                reason: n.status.clone(),
+            },
+            _ => return Ok(None),
+        }
+    };
+    // (PaymentId, Status) identifies a notification; partial operations repeat the status, so the amount is
+    // part of their key, and a failure must not shadow a later success of the same status.
+    let mut external = format!("{}#{}", n.payment_id, n.status);
+    if n.status.starts_with("PARTIAL_") {
+        external.push_str(&format!("#{}", n.amount));
+    }
+    if !n.success {
+        external.push_str("#failed");
+    }
+    Ok(Some(PaymentFact::new(
+        FactId::new(Source::Tbank, &external)?,
+        OrderId::parse(n.order_id.clone())?,
+        PaymentRef::new(Source::Tbank, &n.payment_id)?,
+        PaymentMethod::Card,
+        Currency::RUB,
+        kind,
+        now_ms,
+    )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_of(body: &str, password: &str) -> String {
+        token(&canonical_fields(body.as_bytes()).unwrap(), password)
+    }
+
+    #[test]
+    fn known_answer_vectors() {
+        let devportal = r#"{"TerminalKey":"1234567890DEMO","OrderId":"000000","Success":true,"Status":"AUTHORIZED","PaymentId":"0000000","ErrorCode":"0","Amount":1111,"CardId":"000000","Pan":"200000******0000","ExpDate":"1111","RebillId":"000000"}"#;
+        assert_eq!(
+            token_of(devportal, "11111111111"),
+            "1c0964277d0213349243065a0d5b838b8e90d2d25f740d0f2767836e710e80c8"
+        );
+        // Nested objects are ignored even when they hold same-named scalars; the docs' all-strings form agrees.
+        let nested = devportal.replace(
+            r#""RebillId":"000000""#,
+            r#""RebillId":"000000","Data":{"Amount":"5"},"Receipt":{"Items":[{"Amount":1}]},"Nothing":null"#,
+        );
+        assert_eq!(token_of(&nested, "11111111111"), token_of(devportal, "11111111111"));
+        let as_strings = devportal
+            .replace(r#""Success":true"#, r#""Success":"true""#)
+            .replace(r#""Amount":1111"#, r#""Amount":"1111""#);
+        assert_eq!(token_of(&as_strings, "11111111111"), token_of(devportal, "11111111111"));
+
+        let eacq = r#"{"TerminalKey":"1321054611234DEMO","OrderId":"201709","Success":true,"Status":"AUTHORIZED","PaymentId":8742591,"ErrorCode":"0","Amount":9855,"CardId":322264,"Pan":"430000******0777","ExpDate":"1122","RebillId":101709}"#;
+        assert_eq!(
+            token_of(eacq, "Dfsfh56dgKl"),
+            "b906d28e76c6428e37b25fcf86c0adc52c63d503013fdd632e300593d165766b"
+        );
+        assert_eq!(
+            token_of(&eacq.replace("true", "false"), "Dfsfh56dgKl"),
+            "014e237c74b5746cfff5b98459740afcd75e8d624156210857287397c4c8258e"
+        );
+        let init = r#"{"TerminalKey":"MerchantTerminalKey","Amount":19200,"OrderId":"00000","Description":"Подарочная карта на 1000 рублей","DATA":{"Phone":"+71234567890"},"Receipt":{"Email":"a@test.ru","Taxation":"osn","Items":[{"Name":"Товар","Price":19200,"Quantity":1,"Amount":19200,"Tax":"vat10"}]}}"#;
+        assert_eq!(
+            token_of(init, "11111111111111"),
+            "72dd466f8ace0a37a1f740ce5fb78101712bc0665d91a8108c7c8a0ccd426db2"
+        );
+        let legacy = r#"{"TerminalKey":"TinkoffBankTest","Amount":"100000","OrderId":"TokenExample","Description":"test"}"#;
+        assert_eq!(
+            token_of(legacy, "123456"),
+            "597c160c8c348fb14c63c820c54b712468923a74fd111ac6b0ecda01fb5f4716"
+        );
+        let int_order = r#"{"TerminalKey":"TinkoffBankTest","Amount":100000,"OrderId":100500,"Description":"test"}"#;
+        assert_eq!(
+            token_of(int_order, "123456"),
+            "2f182d493f0488bde0750d1bdb8b1de3a10bbe0a38358a89c8ea93972a55f453"
+        );
+    }
+
+    #[test]
+    fn tampered_amount_is_refused() {
+        let body = r#"{"TerminalKey":"1234567890DEMO","OrderId":"000000","Success":true,"Status":"AUTHORIZED","PaymentId":"0000000","ErrorCode":"0","Amount":1112,"CardId":"000000","Pan":"200000******0000","ExpDate":"1111","RebillId":"000000","Token":"1c0964277d0213349243065a0d5b838b8e90d2d25f740d0f2767836e710e80c8"}"#;
+        assert_eq!(
+            verify(body.as_bytes(), "1234567890DEMO", "11111111111"),
+            Err(TbankError::Forbidden("Token does not match"))
+        );
+    }
+
+    #[test]
+    fn foreign_terminal_is_refused_even_with_a_valid_token() {
+        let body = r#"{"TerminalKey":"1234567890DEMO","OrderId":"000000","Success":true,"Status":"AUTHORIZED","PaymentId":"0000000","ErrorCode":"0","Amount":1111,"CardId":"000000","Pan":"200000******0000","ExpDate":"1111","RebillId":"000000","Token":"1c0964277d0213349243065a0d5b838b8e90d2d25f740d0f2767836e710e80c8"}"#;
+        assert_eq!(
+            verify(body.as_bytes(), "OtherTerminal", "11111111111"),
+            Err(TbankError::Forbidden("TerminalKey is not ours"))
+        );
+        let ok = verify(body.as_bytes(), "1234567890DEMO", "11111111111").unwrap();
+        assert_eq!(ok.payment_id, "0000000");
+        assert_eq!(ok.amount, 1111);
+    }
+
+    #[test]
+    fn malformed_bodies_are_reported_not_panicked_on() {
+        for body in ["", "[]", "{", "{\"Token\":1", "\u{0}"] {
+            assert!(matches!(verify(body.as_bytes(), "k", "p"), Err(TbankError::Malformed(_))), "{body:?}");
+        }
+        assert_eq!(verify(b"{}", "k", "p"), Err(TbankError::Forbidden("Token is missing")));
+    }
+
+    fn note(status: &str, success: bool, amount: i64) -> Notification {
+        Notification {
+            terminal_key: "T".into(),
+            order_id: "42".into(),
+            success,
+            status: status.into(),
+            payment_id: "777".into(),
+            error_code: "0".into(),
+            amount,
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_facts() {
+        let f = to_fact(&note("CONFIRMED", true, 500), 1).unwrap().unwrap();
+        assert_eq!(f.kind, FactKind::Payment { amount: 500 });
+        assert_eq!(f.id.as_str(), "tbank#777#CONFIRMED");
+        assert_eq!(f.payment.as_str(), "tbank:777");
+        let f = to_fact(&note("PARTIAL_REFUNDED", true, 300), 1).unwrap().unwrap();
+        assert_eq!(f.kind, FactKind::Refund { amount: RefundAmount::Remaining(300) });
+        assert_eq!(f.id.as_str(), "tbank#777#PARTIAL_REFUNDED#300");
+        let f = to_fact(&note("REFUNDED", true, 0), 1).unwrap().unwrap();
+        assert_eq!(f.kind, FactKind::Refund { amount: RefundAmount::Remaining(0) });
+        let f = to_fact(&note("REVERSED", true, 500), 1).unwrap().unwrap();
+        assert_eq!(f.kind, FactKind::Reversal { remaining_hold: 0 });
+        let f = to_fact(&note("REJECTED", true, 500), 1).unwrap().unwrap();
+        assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
+        let f = to_fact(&note("AUTHORIZED", false, 500), 1).unwrap().unwrap();
+        assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
+        assert_eq!(f.id.as_str(), "tbank#777#AUTHORIZED#failed");
+        assert_eq!(to_fact(&note("FORM_SHOWED", true, 500), 1).unwrap(), None);
+    }
+}

@@ -1,0 +1,288 @@
+//! YooKassa API v3 notifications and objects. YooKassa signs nothing: authenticity comes from re-reading the
+//! object through the API (default) or from the source IP.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Currency, DomainError, FactId, FactKind, Money, MoneyError, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum YooKassaError {
+    #[error("malformed notification: {0}")]
+    Malformed(String),
+}
+
+impl From<DomainError> for YooKassaError {
+    fn from(e: DomainError) -> Self {
+        YooKassaError::Malformed(e.to_string())
+    }
+}
+
+impl From<MoneyError> for YooKassaError {
+    fn from(e: MoneyError) -> Self {
+        YooKassaError::Malformed(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Amount {
+    /// Decimal string in major units ("2.00", "1").
+    pub value: String,
+    pub currency: String,
+}
+
+impl Amount {
+    pub fn money(&self) -> Result<Money, YooKassaError> {
+        Ok(Money::parse_decimal(&self.value, Currency::parse(&self.currency)?)?)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Payment {
+    pub id: String,
+    pub status: String,
+    pub amount: Amount,
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    #[serde(default)]
+    pub captured_at: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub cancellation_details: Option<Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Refund {
+    pub id: String,
+    pub payment_id: String,
+    pub status: String,
+    pub amount: Amount,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    Payment(Payment),
+    Refund(Refund),
+    /// An event we do not act on (payouts, deals, payment methods); it still gets 200.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    pub event: String,
+    pub subject: Subject,
+}
+
+impl Notification {
+    /// The object id the notification names (the one to re-read).
+    pub fn object_id(&self) -> Option<&str> {
+        match &self.subject {
+            Subject::Payment(p) => Some(&p.id),
+            Subject::Refund(r) => Some(&r.id),
+            Subject::Other(_) => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    event: String,
+    object: Value,
+}
+
+pub fn parse_notification(body: &[u8]) -> Result<Notification, YooKassaError> {
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| YooKassaError::Malformed(format!("not a notification: {e}")))?;
+    if env.kind != "notification" {
+        return Err(YooKassaError::Malformed(format!("type {:?} is not \"notification\"", env.kind)));
+    }
+    let object = |what: &str| YooKassaError::Malformed(format!("object is not a {what}"));
+    let subject = if env.event.starts_with("payment.") && env.event != "payment_method.active" {
+        Subject::Payment(serde_json::from_value(env.object).map_err(|_| object("payment"))?)
+    } else if env.event.starts_with("refund.") {
+        Subject::Refund(serde_json::from_value(env.object).map_err(|_| object("refund"))?)
+    } else {
+        Subject::Other(env.event.clone())
+    };
+    Ok(Notification {
+        event: env.event,
+        subject,
+    })
+}
+
+/// YooKassa object ids are short tokens; anything else must not reach a URL path.
+pub fn is_valid_object_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn time_ms(text: Option<&str>) -> Option<i64> {
+    let t = OffsetDateTime::parse(text?, &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// The store's order id from the payment's metadata: the first configured key present. Bitrix's
+/// `BX_PAYMENT_NUMBER` is `<order number>/<payment number>`, so only the part before `/` is taken.
+pub fn order_id_from_metadata(metadata: &Map<String, Value>, keys: &[String]) -> Option<OrderId> {
+    keys.iter().find_map(|k| {
+        let value = match metadata.get(k)? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let value = if k == "BX_PAYMENT_NUMBER" {
+            value.split('/').next().unwrap_or_default().to_owned()
+        } else {
+            value
+        };
+        OrderId::parse(value).ok()
+    })
+}
+
+/// Map a payment (as fetched, or as notified in IP mode) to a fact; `None` while it is `pending`.
+pub fn payment_fact(p: &Payment, order_keys: &[String], now_ms: i64) -> Result<Option<PaymentFact>, YooKassaError> {
+    let money = p.amount.money()?;
+    let kind = match p.status.as_str() {
+        "waiting_for_capture" => FactKind::Authorization { amount: money.minor },
+        "succeeded" => FactKind::Payment { amount: money.minor },
+        "canceled" => FactKind::FailedAttempt {
+            reason: p
+                .cancellation_details
+                .as_ref()
+                .and_then(|d| d.get("reason"))
+                .and_then(Value::as_str)
+                .unwrap_or("canceled")
+                .to_owned(),
+        },
+        _ => return Ok(None),
+    };
+    let payment = PaymentRef::new(Source::Yookassa, &p.id)?;
+    let order_id = order_id_from_metadata(&p.metadata, order_keys).unwrap_or_else(|| OrderId::unmatched(&payment));
+    let at = time_ms(p.captured_at.as_deref().or(p.created_at.as_deref())).unwrap_or(now_ms);
+    Ok(Some(PaymentFact::new(
+        FactId::new(Source::Yookassa, &format!("payment#{}#{}", p.id, p.status))?,
+        order_id,
+        payment,
+        PaymentMethod::Card,
+        money.currency,
+        kind,
+        at,
+    )?))
+}
+
+/// Map a succeeded refund to a fact on the order its payment belongs to; `None` unless `succeeded`.
+pub fn refund_fact(r: &Refund, order_id: OrderId, now_ms: i64) -> Result<Option<PaymentFact>, YooKassaError> {
+    if r.status != "succeeded" {
+        return Ok(None);
+    }
+    let money = r.amount.money()?;
+    Ok(Some(PaymentFact::new(
+        FactId::new(Source::Yookassa, &format!("refund#{}", r.id))?,
+        order_id,
+        PaymentRef::new(Source::Yookassa, &r.payment_id)?,
+        PaymentMethod::Card,
+        money.currency,
+        FactKind::Refund {
+            amount: RefundAmount::Delta(money.minor),
+        },
+        time_ms(r.created_at.as_deref()).unwrap_or(now_ms),
+    )?))
+}
+
+/// Whether a source address belongs to the trusted networks (IPv4-mapped IPv6 counts as IPv4).
+pub fn ip_trusted(ip: IpAddr, networks: &[IpNet]) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    networks.iter().any(|n| n.contains(&ip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_networks, YOOKASSA_NETWORKS};
+
+    #[test]
+    fn published_networks_match_the_documented_ip_table() {
+        let nets = parse_networks(&YOOKASSA_NETWORKS.join(",")).unwrap();
+        for (ip, trusted) in [
+            ("185.71.76.1", true),
+            ("185.71.76.31", true),
+            ("185.71.76.32", false),
+            ("185.71.77.10", true),
+            ("77.75.153.127", true),
+            ("77.75.153.128", false),
+            ("77.75.156.11", true),
+            ("77.75.156.12", false),
+            ("77.75.156.35", true),
+            ("77.75.154.200", true),
+            ("77.75.154.127", false),
+            ("2a02:5180::1", true),
+            ("2a02:5180:0:1509::5", true),
+            ("::ffff:185.71.77.5", true),
+            ("1.2.3.4", false),
+            ("127.0.0.1", false),
+        ] {
+            assert_eq!(ip_trusted(ip.parse().unwrap(), &nets), trusted, "{ip}");
+        }
+    }
+
+    #[test]
+    fn amounts_are_exact_and_events_map_to_facts() {
+        let body = br#"{"type":"notification","event":"payment.succeeded","object":{"id":"p-1","status":"succeeded","amount":{"value":"0.96","currency":"RUB"},"metadata":{"order_id":"1001"},"captured_at":"2025-10-18T21:55:24.823Z"}}"#;
+        let n = parse_notification(body).unwrap();
+        let Subject::Payment(p) = &n.subject else { panic!("not a payment") };
+        let keys = vec!["order_id".to_owned()];
+        let f = payment_fact(p, &keys, 0).unwrap().unwrap();
+        assert_eq!(f.kind, FactKind::Payment { amount: 96 });
+        assert_eq!(f.order_id.as_str(), "1001");
+        assert_eq!(f.at_ms, 1_760_824_524_823);
+        assert_eq!(f.id.as_str(), "yookassa#payment#p-1#succeeded");
+    }
+
+    #[test]
+    fn bitrix_payment_number_gives_the_order_and_missing_metadata_is_unmatched() {
+        let keys: Vec<String> = crate::config::DEFAULT_YOOKASSA_ORDER_KEYS.split(',').map(str::to_owned).collect();
+        let meta: Map<String, Value> = serde_json::from_str(r#"{"BX_PAYMENT_NUMBER":"1234/2"}"#).unwrap();
+        assert_eq!(order_id_from_metadata(&meta, &keys).unwrap().as_str(), "1234");
+        let p = Payment {
+            id: "x".into(),
+            status: "waiting_for_capture".into(),
+            amount: Amount {
+                value: "2.00".into(),
+                currency: "RUB".into(),
+            },
+            metadata: Map::new(),
+            captured_at: None,
+            created_at: None,
+            cancellation_details: None,
+        };
+        let f = payment_fact(&p, &keys, 7).unwrap().unwrap();
+        assert_eq!(f.order_id.as_str(), "unmatched:yookassa:x");
+        assert_eq!(f.kind, FactKind::Authorization { amount: 200 });
+    }
+
+    #[test]
+    fn unknown_events_and_bad_envelopes() {
+        let n = parse_notification(br#"{"type":"notification","event":"payout.succeeded","object":{}}"#).unwrap();
+        assert_eq!(n.subject, Subject::Other("payout.succeeded".into()));
+        assert!(parse_notification(br#"{"type":"notification","event":"payment.succeeded","object":{"id":1}}"#).is_err());
+        assert!(parse_notification(b"not json").is_err());
+        assert!(is_valid_object_id("22d6d597-000f-5000-9000-145f6df21d6f"));
+        assert!(!is_valid_object_id("../../v3/refunds"));
+    }
+}

@@ -1,0 +1,14 @@
+//! paysync's common crate: the pure payment domain, the ledger service and its ports, AWS adapters, one parser
+//! module per external format, provider API clients and the handlers the thin `functions/*` binaries run.
+
+pub mod adapters;
+pub mod callback;
+pub mod clients;
+pub mod config;
+pub mod domain;
+pub mod formats;
+pub mod http;
+pub mod ledger;
+pub mod ports;
+pub mod sweeper;
+pub mod telemetry;

@@ -1,0 +1,61 @@
+//! Ports: the small async traits the handlers depend on. Adapters for DynamoDB/SQS and in-memory fakes implement them.
+
+use async_trait::async_trait;
+
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ledger storage unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("stored item {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The fact was committed before (by an earlier delivery or a concurrent one).
+    #[error("fact already recorded")]
+    Duplicate,
+    /// The order's version moved on since it was read; re-read and retry.
+    #[error("order changed concurrently")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One atomic change of the ledger: the fact (if any), the order at its new version, the outbox row for the event
+/// and, for money seen for the first time, the payment → order index row.
+#[derive(Debug)]
+pub struct Commit<'a> {
+    /// Version the order had when read; 0 = the order did not exist.
+    pub expected_version: u64,
+    pub order: &'a Order,
+    pub fact: Option<&'a PaymentFact>,
+    pub event: &'a OrderEvent,
+    pub new_payment: Option<&'a PaymentRef>,
+}
+
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    async fn load_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError>;
+    async fn commit(&self, commit: Commit<'_>) -> Result<(), CommitError>;
+    /// Which order a payment belongs to (for refunds that name only the payment).
+    async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError>;
+    /// The outbox row of a committed but not yet announced change.
+    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError>;
+    async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError>;
+    /// Outbox rows created before `created_before_ms`, oldest first.
+    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("event publishing failed")]
+pub struct PublishError(#[source] pub BoxError);
+
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError>;
+}
