@@ -279,3 +279,305 @@ async fn yookassa_callback(deps: &CallbackDeps, req: &Request) -> Result<Respons
     record(deps, fact).await?;
     Ok(text(StatusCode::OK, "OK"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::config::{LedgerConfig, Secret, SberConfig, TbankConfig, YooKassaConfig, DEFAULT_YOOKASSA_ORDER_KEYS};
+    use crate::domain::{FactKind, OrderInfo, OrderState, RefundAmount};
+    use crate::formats::sber::GatewayStatus;
+    use crate::formats::yookassa::{Payment, Refund};
+    use crate::testing::{acquiring_vector, acquiring_vectors, function_url_request, tbank_sign};
+    use async_trait::async_trait;
+    use serde_json::{json, Value};
+    use std::collections::HashMap;
+
+    struct FakeYooKassa {
+        payments: HashMap<String, Value>,
+        refunds: HashMap<String, Value>,
+    }
+
+    #[async_trait]
+    impl YooKassaApi for FakeYooKassa {
+        async fn payment(&self, id: &str) -> Result<Option<Payment>, ApiError> {
+            Ok(self.payments.get(id).map(|v| serde_json::from_value(v.clone()).unwrap()))
+        }
+        async fn refund(&self, id: &str) -> Result<Option<Refund>, ApiError> {
+            Ok(self.refunds.get(id).map(|v| serde_json::from_value(v.clone()).unwrap()))
+        }
+    }
+
+    struct FakeGateway(GatewayStatus);
+
+    #[async_trait]
+    impl SberGateway for FakeGateway {
+        async fn order_status(&self, _md_order: &str) -> Result<GatewayStatus, ApiError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    struct Harness {
+        deps: CallbackDeps,
+        store: Arc<MemoryLedgerStore>,
+        events: Arc<MemoryPublisher>,
+    }
+
+    fn harness(tbank_key: &str, tbank_password: &str, sber_token: &str, verify: YooKassaVerify) -> Harness {
+        let store = Arc::new(MemoryLedgerStore::default());
+        let events = Arc::new(MemoryPublisher::default());
+        let yk_objects = |name: &str| {
+            let v = acquiring_vector(name);
+            let body: Value = serde_json::from_str(v["request"]["body"].as_str().unwrap()).unwrap();
+            (body["object"]["id"].as_str().unwrap().to_owned(), body["object"].clone())
+        };
+        let payments = HashMap::from([
+            yk_objects("yookassa__captured-test-shop__2"),
+            yk_objects("yookassa__docs-webhooks-waiting-for-capture__1"),
+        ]);
+        let config = CallbackConfig {
+            ledger: LedgerConfig {
+                table: "t".into(),
+                events_queue_url: "q".into(),
+            },
+            tbank: Some(TbankConfig {
+                terminal_key: tbank_key.into(),
+                password: Secret::new(tbank_password),
+                api_url: "http://127.0.0.1:1".into(),
+            }),
+            sber: Some(SberConfig {
+                callback_token: Secret::new(sber_token),
+                api_credentials: None,
+                api_url: "http://127.0.0.1:1".into(),
+            }),
+            yookassa: Some(YooKassaConfig {
+                credentials: Some(("shop".into(), Secret::new("key"))),
+                api_url: "http://127.0.0.1:1".into(),
+                verify,
+                trusted_networks: crate::config::parse_networks(&crate::config::YOOKASSA_NETWORKS.join(",")).unwrap(),
+                order_keys: DEFAULT_YOOKASSA_ORDER_KEYS.split(',').map(str::to_owned).collect(),
+            }),
+        };
+        Harness {
+            deps: CallbackDeps {
+                config,
+                store: store.clone(),
+                events: events.clone(),
+                yookassa: Some(Arc::new(FakeYooKassa {
+                    payments,
+                    refunds: HashMap::new(),
+                })),
+                sber_gateway: Some(Arc::new(FakeGateway(GatewayStatus {
+                    approved: Some(123_400),
+                    ..GatewayStatus::default()
+                }))),
+            },
+            store,
+            events,
+        }
+    }
+
+    async fn send(h: &Harness, req: Request) -> (u16, String) {
+        let resp = handle(&h.deps, req).await.unwrap();
+        let body = String::from_utf8_lossy(resp.body().as_ref()).into_owned();
+        (resp.status().as_u16(), body)
+    }
+
+    fn vector_request(v: &Value, path: &str, source_ip: &str) -> Request {
+        let r = &v["request"];
+        let method = r["method"].as_str().unwrap();
+        let body = r["body"].as_str().unwrap_or_default();
+        function_url_request(
+            method,
+            path,
+            r["query"].as_str().unwrap_or_default(),
+            r["content_type"].as_str(),
+            body.as_bytes(),
+            source_ip,
+        )
+    }
+
+    #[tokio::test]
+    async fn every_fixture_vector_is_accepted_or_refused_as_it_says() {
+        for (name, v) in acquiring_vectors() {
+            let provider = v["provider"].as_str().unwrap().to_owned();
+            let secret = v["secret"].as_str().unwrap_or_default();
+            let h = match provider.as_str() {
+                "tbank" => {
+                    let body: Value = serde_json::from_str(v["request"]["body"].as_str().unwrap()).unwrap();
+                    harness(body["TerminalKey"].as_str().unwrap(), secret, "unused", YooKassaVerify::Api)
+                }
+                "sber" => harness("k", "p", secret, YooKassaVerify::Api),
+                _ => harness("k", "p", "s", YooKassaVerify::Api),
+            };
+            let (status, body) = send(&h, vector_request(&v, &format!("/{provider}"), "185.71.76.1")).await;
+            let facts = h.store.facts();
+            if v["expected_valid"].as_bool() == Some(false) {
+                assert_eq!(status, 403, "{name}: {body}");
+                assert!(facts.is_empty(), "{name}: a refused vector wrote {facts:?}");
+                assert!(h.events.events().is_empty(), "{name}");
+                continue;
+            }
+            assert_eq!(status, 200, "{name}: {body}");
+            if let Some(expected) = v["expected_response"]["body"].as_str().filter(|b| *b == "OK") {
+                assert_eq!(body, expected, "{name}");
+            }
+            assert_eq!(facts.len(), 1, "{name}");
+            assert_eq!(h.events.events().len(), 1, "{name}");
+            let fact = &facts[0];
+            match name.as_str() {
+                "tbank__eacq-protocol-doc__3" => {
+                    assert_eq!(fact.kind, FactKind::Authorization { amount: 9855 });
+                    assert_eq!(fact.order_id.as_str(), "201709");
+                    assert_eq!(fact.id.as_str(), "tbank#8742591#AUTHORIZED");
+                }
+                "tbank__tbank-devportal-notification__1" => {
+                    assert_eq!(fact.kind, FactKind::Authorization { amount: 1111 });
+                    assert_eq!(fact.payment.as_str(), "tbank:0000000");
+                }
+                "sber__rbs-bpc-docs-symmetric__1" => {
+                    // The callback has no amount: it came from the gateway.
+                    assert_eq!(fact.kind, FactKind::Authorization { amount: 123_400 });
+                    assert_eq!(fact.order_id.as_str(), "2003");
+                }
+                "yookassa__captured-test-shop__2" => {
+                    assert_eq!(fact.kind, FactKind::Payment { amount: 100 });
+                    assert_eq!(fact.order_id.as_str(), "unmatched:yookassa:3086206f-000f-5000-8000-1e653030dc24");
+                }
+                "yookassa__docs-webhooks-waiting-for-capture__1" => {
+                    assert_eq!(fact.kind, FactKind::Authorization { amount: 200 });
+                }
+                other => panic!("vector {other} has no expectation here"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn yookassa_ip_mode_trusts_published_networks_only() {
+        let v = acquiring_vector("yookassa__captured-test-shop__2");
+        let h = harness("k", "p", "s", YooKassaVerify::Ip);
+        let (status, _) = send(&h, vector_request(&v, "/yookassa", "1.2.3.4")).await;
+        assert_eq!(status, 403);
+        assert!(h.store.facts().is_empty());
+        let (status, _) = send(&h, vector_request(&v, "/lambda-url/acquiring-callback/yookassa", "::ffff:185.71.77.5")).await;
+        assert_eq!(status, 200);
+        assert_eq!(h.store.facts().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn yookassa_object_unknown_to_the_api_is_refused() {
+        let h = harness("k", "p", "s", YooKassaVerify::Api);
+        let body = json!({"type":"notification","event":"payment.succeeded","object":{"id":"forged-1","status":"succeeded","amount":{"value":"100.00","currency":"RUB"}}});
+        let (status, _) = send(&h, function_url_request("POST", "/yookassa", "", Some("application/json"), body.to_string().as_bytes(), "185.71.76.1")).await;
+        assert_eq!(status, 403);
+        assert!(h.store.facts().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bad_input_gets_protocol_errors_and_writes_nothing() {
+        let h = harness("T", "pw", "s", YooKassaVerify::Api);
+        let cases: Vec<(Request, u16)> = vec![
+            (function_url_request("POST", "/tbank", "", Some("application/json"), b"{not json", "1.1.1.1"), 400),
+            (function_url_request("POST", "/tbank", "", Some("application/json"), &vec![b' '; MAX_BODY_BYTES + 1], "1.1.1.1"), 413),
+            (function_url_request("GET", "/tbank", "", None, b"", "1.1.1.1"), 405),
+            (function_url_request("POST", "/paypal", "", Some("application/json"), b"{}", "1.1.1.1"), 404),
+            (function_url_request("GET", "/sber", "mdOrder=x&operation=deposited&status=1&checksum=00", None, b"", "1.1.1.1"), 403),
+            (function_url_request("GET", "/sber", "", None, b"", "1.1.1.1"), 400),
+            (function_url_request("POST", "/yookassa", "", Some("application/json"), b"[]", "1.1.1.1"), 400),
+        ];
+        for (i, (req, expected)) in cases.into_iter().enumerate() {
+            let (status, body) = send(&h, req).await;
+            assert_eq!(status, expected, "case {i}: {body}");
+            let parsed: Value = serde_json::from_str(&body).unwrap();
+            assert!(parsed["error"].is_string(), "case {i}: {body}");
+            assert!(!body.contains("pw"), "case {i} leaks a secret: {body}");
+        }
+        assert!(h.store.facts().is_empty());
+        assert_eq!(h.store.outbox_len(), 0);
+    }
+
+    fn tbank_note(status: &str, payment: &str, amount: i64) -> Value {
+        tbank_sign(
+            &json!({"TerminalKey":"T","OrderId":"5001","Success":true,"Status":status,"PaymentId":payment,"ErrorCode":"0","Amount":amount}),
+            "pw",
+        )
+    }
+
+    fn post_tbank(body: &Value) -> Request {
+        function_url_request("POST", "/tbank", "", Some("application/json"), body.to_string().as_bytes(), "91.194.226.1")
+    }
+
+    #[tokio::test]
+    async fn queue_failure_after_commit_is_retryable_and_the_redelivery_announces() {
+        let h = harness("T", "pw", "s", YooKassaVerify::Api);
+        let note = tbank_note("CONFIRMED", "900", 150_000);
+        h.events.set_failing(true);
+        let (status, _) = send(&h, post_tbank(&note)).await;
+        assert_eq!(status, 503);
+        assert_eq!(h.store.facts().len(), 1, "the fact is committed");
+        assert_eq!(h.store.outbox_len(), 1, "and owed to the queue");
+        h.events.set_failing(false);
+        let (status, body) = send(&h, post_tbank(&note)).await;
+        assert_eq!((status, body.as_str()), (200, "OK"));
+        assert_eq!(h.store.facts().len(), 1);
+        assert_eq!(h.events.events().len(), 1);
+        assert_eq!(h.store.outbox_len(), 0);
+        // A third delivery changes nothing and announces nothing.
+        assert_eq!(send(&h, post_tbank(&note)).await.0, 200);
+        assert_eq!(h.events.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn card_payment_lifecycle_with_partial_refund() {
+        let h = harness("T", "pw", "s", YooKassaVerify::Api);
+        Ledger::new(h.store.as_ref(), h.events.as_ref())
+            .register_order(
+                &OrderId::parse("5001").unwrap(),
+                OrderInfo {
+                    number: Some("5001".into()),
+                    total: 500_000,
+                    currency: crate::domain::Currency::RUB,
+                    cancelled: false,
+                },
+            )
+            .await
+            .unwrap();
+        // One-stage payment: CONFIRMED may overtake AUTHORIZED.
+        for note in [tbank_note("CONFIRMED", "1", 500_000), tbank_note("AUTHORIZED", "1", 500_000)] {
+            assert_eq!(send(&h, post_tbank(&note)).await.0, 200);
+        }
+        let order = h.store.order("5001").unwrap();
+        assert_eq!(order.state(), OrderState::Paid);
+        assert_eq!(order.totals().held, 0);
+        assert_eq!(send(&h, post_tbank(&tbank_note("PARTIAL_REFUNDED", "1", 300_000))).await.0, 200);
+        let order = h.store.order("5001").unwrap();
+        assert_eq!(order.totals().refunded, 200_000);
+        assert_eq!(order.state(), OrderState::PartiallyPaid);
+        let fact = h.store.facts().into_iter().find(|f| f.id.as_str().contains("PARTIAL")).unwrap();
+        assert_eq!(fact.kind, FactKind::Refund { amount: RefundAmount::Remaining(300_000) });
+        assert_eq!(send(&h, post_tbank(&tbank_note("REFUNDED", "1", 0))).await.0, 200);
+        assert_eq!(h.store.order("5001").unwrap().state(), OrderState::Refunded);
+        let versions: Vec<u64> = h.events.events().iter().map(|e| e.version).collect();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn sber_post_form_and_refund_via_gateway_total() {
+        let h = harness("T", "pw", "sekret", YooKassaVerify::Api);
+        let sign = |params: &str| {
+            let p = Params::parse(params.as_bytes()).unwrap();
+            use hmac::Mac;
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sekret").unwrap();
+            mac.update(p.signed_string().as_bytes());
+            format!("{params}&checksum={}", hex::encode_upper(mac.finalize().into_bytes()))
+        };
+        let body = sign("mdOrder=md-1&orderNumber=77&operation=deposited&status=1&amount=250000&currency=643");
+        let req = function_url_request("POST", "/sber", "", Some("application/x-www-form-urlencoded"), body.as_bytes(), "1.1.1.1");
+        assert_eq!(send(&h, req).await, (200, "OK".to_owned()));
+        let q = sign("mdOrder=md-1&orderNumber=77&operation=refunded&status=1&refundedAmount=50000");
+        assert_eq!(send(&h, function_url_request("GET", "/sber", &q, None, b"", "1.1.1.1")).await.0, 200);
+        let order = h.store.order("77").unwrap();
+        assert_eq!((order.totals().paid, order.totals().refunded), (250_000, 50_000));
+        assert!(order.flags().contains(&"unknown_order"));
+    }
+}

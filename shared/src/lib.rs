@@ -12,3 +12,5 @@ pub mod ledger;
 pub mod ports;
 pub mod sweeper;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
