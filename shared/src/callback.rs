@@ -15,7 +15,9 @@ use tracing::{error, info, warn};
 
 use crate::adapters::dynamo::DynamoLedgerStore;
 use crate::adapters::sqs::SqsEventPublisher;
-use crate::clients::{http_client, ApiError, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi};
+use crate::clients::{
+    http_client, ApiError, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi,
+};
 use crate::config::{CallbackConfig, YooKassaVerify};
 use crate::domain::{OrderId, PaymentFact, PaymentRef, Source};
 use crate::formats::sber::{Callback, Need, Params, SberError};
@@ -35,7 +37,10 @@ pub struct CallbackDeps {
 
 impl CallbackDeps {
     /// Real adapters: DynamoDB, SQS and the providers' HTTP APIs.
-    pub fn new(config: CallbackConfig, aws: &aws_config::SdkConfig) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        config: CallbackConfig,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, reqwest::Error> {
         let http = http_client()?;
         let store = Arc::new(DynamoLedgerStore::new(
             aws_sdk_dynamodb::Client::new(aws),
@@ -47,12 +52,22 @@ impl CallbackDeps {
         ));
         let yookassa = config.yookassa.as_ref().and_then(|y| {
             y.credentials.as_ref().map(|(shop, key)| {
-                Arc::new(HttpYooKassa::new(http.clone(), &y.api_url, shop, key.clone())) as Arc<dyn YooKassaApi>
+                Arc::new(HttpYooKassa::new(
+                    http.clone(),
+                    &y.api_url,
+                    shop,
+                    key.clone(),
+                )) as Arc<dyn YooKassaApi>
             })
         });
         let sber_gateway = config.sber.as_ref().and_then(|s| {
             s.api_credentials.as_ref().map(|(user, pass)| {
-                Arc::new(HttpSberGateway::new(http.clone(), &s.api_url, user, pass.clone())) as Arc<dyn SberGateway>
+                Arc::new(HttpSberGateway::new(
+                    http.clone(),
+                    &s.api_url,
+                    user,
+                    pass.clone(),
+                )) as Arc<dyn SberGateway>
             })
         });
         Ok(CallbackDeps {
@@ -117,12 +132,24 @@ impl CallbackError {
     /// The one place where errors become HTTP statuses. 5xx means "retry later" to every provider.
     pub fn into_response(self) -> Response<Body> {
         let (status, code, message) = match &self {
-            CallbackError::NotFound | CallbackError::Disabled(_) => (StatusCode::NOT_FOUND, "not_found", self.to_string()),
-            CallbackError::Method => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", self.to_string()),
-            CallbackError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", self.to_string()),
+            CallbackError::NotFound | CallbackError::Disabled(_) => {
+                (StatusCode::NOT_FOUND, "not_found", self.to_string())
+            }
+            CallbackError::Method => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                self.to_string(),
+            ),
+            CallbackError::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", self.to_string())
+            }
             CallbackError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", self.to_string()),
             CallbackError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", self.to_string()),
-            CallbackError::Unresolved(_) => (StatusCode::SERVICE_UNAVAILABLE, "unresolved", self.to_string()),
+            CallbackError::Unresolved(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unresolved",
+                self.to_string(),
+            ),
             CallbackError::Ledger(LedgerError::Domain(_)) => {
                 (StatusCode::BAD_REQUEST, "malformed", self.to_string())
             }
@@ -143,7 +170,9 @@ impl CallbackError {
 
 /// Entry point for `lambda_http::run`. Never fails: every outcome is an HTTP answer.
 pub async fn handle(deps: &CallbackDeps, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(route(deps, &req).await.unwrap_or_else(CallbackError::into_response))
+    Ok(route(deps, &req)
+        .await
+        .unwrap_or_else(CallbackError::into_response))
 }
 
 async fn route(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, CallbackError> {
@@ -171,32 +200,53 @@ async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), Ca
         info!("notification moves no money; acknowledged");
         return Ok(());
     };
-    match Ledger::new(deps.store.as_ref(), deps.events.as_ref()).record(&fact).await? {
+    match Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+        .record(&fact)
+        .await?
+    {
         Recorded::Applied(_) => {}
         Recorded::Duplicate => info!(fact_id = %fact.id, "duplicate notification acknowledged"),
     }
     Ok(())
 }
 
-async fn tbank_callback(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, CallbackError> {
+async fn tbank_callback(
+    deps: &CallbackDeps,
+    req: &Request,
+) -> Result<Response<Body>, CallbackError> {
     if req.method() != Method::POST {
         return Err(CallbackError::Method);
     }
-    let cfg = deps.config.tbank.as_ref().ok_or(CallbackError::Disabled("tbank"))?;
-    let note = tbank::verify(req.body().as_ref(), &cfg.terminal_key, cfg.password.expose())?;
+    let cfg = deps
+        .config
+        .tbank
+        .as_ref()
+        .ok_or(CallbackError::Disabled("tbank"))?;
+    let note = tbank::verify(
+        req.body().as_ref(),
+        &cfg.terminal_key,
+        cfg.password.expose(),
+    )?;
     record(deps, tbank::to_fact(&note, now_ms())?).await?;
     // T-Bank wants exactly `OK`, and only once the fact is safe.
     Ok(text(StatusCode::OK, "OK"))
 }
 
-async fn sber_callback(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, CallbackError> {
+async fn sber_callback(
+    deps: &CallbackDeps,
+    req: &Request,
+) -> Result<Response<Body>, CallbackError> {
     let raw: &[u8] = match *req.method() {
         Method::GET => req.uri().query().unwrap_or_default().as_bytes(),
         Method::POST if !req.body().is_empty() => req.body().as_ref(),
         Method::POST => req.uri().query().unwrap_or_default().as_bytes(),
         _ => return Err(CallbackError::Method),
     };
-    let cfg = deps.config.sber.as_ref().ok_or(CallbackError::Disabled("sber"))?;
+    let cfg = deps
+        .config
+        .sber
+        .as_ref()
+        .ok_or(CallbackError::Disabled("sber"))?;
     let params = Params::parse(raw)?;
     if params.is_empty() {
         return Err(CallbackError::Malformed("no callback parameters".into()));
@@ -226,21 +276,35 @@ fn source_ip(req: &Request) -> Option<IpAddr> {
     None
 }
 
-async fn yookassa_callback(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, CallbackError> {
+async fn yookassa_callback(
+    deps: &CallbackDeps,
+    req: &Request,
+) -> Result<Response<Body>, CallbackError> {
     if req.method() != Method::POST {
         return Err(CallbackError::Method);
     }
-    let cfg = deps.config.yookassa.as_ref().ok_or(CallbackError::Disabled("yookassa"))?;
+    let cfg = deps
+        .config
+        .yookassa
+        .as_ref()
+        .ok_or(CallbackError::Disabled("yookassa"))?;
     let note = yookassa::parse_notification(req.body().as_ref())?;
     let api = match cfg.verify {
         YooKassaVerify::Ip => {
-            let trusted = source_ip(req).is_some_and(|ip| yookassa::ip_trusted(ip, &cfg.trusted_networks));
+            let trusted =
+                source_ip(req).is_some_and(|ip| yookassa::ip_trusted(ip, &cfg.trusted_networks));
             if !trusted {
-                return Err(CallbackError::Forbidden("source address is not a YooKassa network".into()));
+                return Err(CallbackError::Forbidden(
+                    "source address is not a YooKassa network".into(),
+                ));
             }
             None
         }
-        YooKassaVerify::Api => Some(deps.yookassa.as_ref().ok_or(CallbackError::Disabled("yookassa"))?),
+        YooKassaVerify::Api => Some(
+            deps.yookassa
+                .as_ref()
+                .ok_or(CallbackError::Disabled("yookassa"))?,
+        ),
     };
     let unknown = || CallbackError::Forbidden("YooKassa does not know this object".into());
     let fact = match note.subject {
@@ -261,14 +325,22 @@ async fn yookassa_callback(deps: &CallbackDeps, req: &Request) -> Result<Respons
                 Some(api) => api.refund(&notified.id).await?.ok_or_else(unknown)?,
                 None => notified,
             };
-            let payment = PaymentRef::new(Source::Yookassa, &refund.payment_id).map_err(|e| CallbackError::Malformed(e.to_string()))?;
-            let order = match deps.store.order_for_payment(&payment).await.map_err(LedgerError::from)? {
+            let payment = PaymentRef::new(Source::Yookassa, &refund.payment_id)
+                .map_err(|e| CallbackError::Malformed(e.to_string()))?;
+            let order = match deps
+                .store
+                .order_for_payment(&payment)
+                .await
+                .map_err(LedgerError::from)?
+            {
                 Some(order) => order,
                 None => match api {
                     Some(api) => api
                         .payment(&refund.payment_id)
                         .await?
-                        .and_then(|p| yookassa::order_id_from_metadata(&p.metadata, &cfg.order_keys))
+                        .and_then(|p| {
+                            yookassa::order_id_from_metadata(&p.metadata, &cfg.order_keys)
+                        })
                         .unwrap_or_else(|| OrderId::unmatched(&payment)),
                     None => OrderId::unmatched(&payment),
                 },
@@ -284,7 +356,9 @@ async fn yookassa_callback(deps: &CallbackDeps, req: &Request) -> Result<Respons
 mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
-    use crate::config::{LedgerConfig, Secret, SberConfig, TbankConfig, YooKassaConfig, DEFAULT_YOOKASSA_ORDER_KEYS};
+    use crate::config::{
+        LedgerConfig, SberConfig, Secret, TbankConfig, YooKassaConfig, DEFAULT_YOOKASSA_ORDER_KEYS,
+    };
     use crate::domain::{FactKind, OrderInfo, OrderState, RefundAmount};
     use crate::formats::sber::GatewayStatus;
     use crate::formats::yookassa::{Payment, Refund};
@@ -301,10 +375,16 @@ mod tests {
     #[async_trait]
     impl YooKassaApi for FakeYooKassa {
         async fn payment(&self, id: &str) -> Result<Option<Payment>, ApiError> {
-            Ok(self.payments.get(id).map(|v| serde_json::from_value(v.clone()).unwrap()))
+            Ok(self
+                .payments
+                .get(id)
+                .map(|v| serde_json::from_value(v.clone()).unwrap()))
         }
         async fn refund(&self, id: &str) -> Result<Option<Refund>, ApiError> {
-            Ok(self.refunds.get(id).map(|v| serde_json::from_value(v.clone()).unwrap()))
+            Ok(self
+                .refunds
+                .get(id)
+                .map(|v| serde_json::from_value(v.clone()).unwrap()))
         }
     }
 
@@ -323,13 +403,21 @@ mod tests {
         events: Arc<MemoryPublisher>,
     }
 
-    fn harness(tbank_key: &str, tbank_password: &str, sber_token: &str, verify: YooKassaVerify) -> Harness {
+    fn harness(
+        tbank_key: &str,
+        tbank_password: &str,
+        sber_token: &str,
+        verify: YooKassaVerify,
+    ) -> Harness {
         let store = Arc::new(MemoryLedgerStore::default());
         let events = Arc::new(MemoryPublisher::default());
         let yk_objects = |name: &str| {
             let v = acquiring_vector(name);
             let body: Value = serde_json::from_str(v["request"]["body"].as_str().unwrap()).unwrap();
-            (body["object"]["id"].as_str().unwrap().to_owned(), body["object"].clone())
+            (
+                body["object"]["id"].as_str().unwrap().to_owned(),
+                body["object"].clone(),
+            )
         };
         let payments = HashMap::from([
             yk_objects("yookassa__captured-test-shop__2"),
@@ -354,8 +442,14 @@ mod tests {
                 credentials: Some(("shop".into(), Secret::new("key"))),
                 api_url: "http://127.0.0.1:1".into(),
                 verify,
-                trusted_networks: crate::config::parse_networks(&crate::config::YOOKASSA_NETWORKS.join(",")).unwrap(),
-                order_keys: DEFAULT_YOOKASSA_ORDER_KEYS.split(',').map(str::to_owned).collect(),
+                trusted_networks: crate::config::parse_networks(
+                    &crate::config::YOOKASSA_NETWORKS.join(","),
+                )
+                .unwrap(),
+                order_keys: DEFAULT_YOOKASSA_ORDER_KEYS
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
             }),
         };
         Harness {
@@ -404,13 +498,23 @@ mod tests {
             let secret = v["secret"].as_str().unwrap_or_default();
             let h = match provider.as_str() {
                 "tbank" => {
-                    let body: Value = serde_json::from_str(v["request"]["body"].as_str().unwrap()).unwrap();
-                    harness(body["TerminalKey"].as_str().unwrap(), secret, "unused", YooKassaVerify::Api)
+                    let body: Value =
+                        serde_json::from_str(v["request"]["body"].as_str().unwrap()).unwrap();
+                    harness(
+                        body["TerminalKey"].as_str().unwrap(),
+                        secret,
+                        "unused",
+                        YooKassaVerify::Api,
+                    )
                 }
                 "sber" => harness("k", "p", secret, YooKassaVerify::Api),
                 _ => harness("k", "p", "s", YooKassaVerify::Api),
             };
-            let (status, body) = send(&h, vector_request(&v, &format!("/{provider}"), "185.71.76.1")).await;
+            let (status, body) = send(
+                &h,
+                vector_request(&v, &format!("/{provider}"), "185.71.76.1"),
+            )
+            .await;
             let facts = h.store.facts();
             if v["expected_valid"].as_bool() == Some(false) {
                 assert_eq!(status, 403, "{name}: {body}");
@@ -419,7 +523,10 @@ mod tests {
                 continue;
             }
             assert_eq!(status, 200, "{name}: {body}");
-            if let Some(expected) = v["expected_response"]["body"].as_str().filter(|b| *b == "OK") {
+            if let Some(expected) = v["expected_response"]["body"]
+                .as_str()
+                .filter(|b| *b == "OK")
+            {
                 assert_eq!(body, expected, "{name}");
             }
             assert_eq!(facts.len(), 1, "{name}");
@@ -442,7 +549,10 @@ mod tests {
                 }
                 "yookassa__captured-test-shop__2" => {
                     assert_eq!(fact.kind, FactKind::Payment { amount: 100 });
-                    assert_eq!(fact.order_id.as_str(), "unmatched:yookassa:3086206f-000f-5000-8000-1e653030dc24");
+                    assert_eq!(
+                        fact.order_id.as_str(),
+                        "unmatched:yookassa:3086206f-000f-5000-8000-1e653030dc24"
+                    );
                 }
                 "yookassa__docs-webhooks-waiting-for-capture__1" => {
                     assert_eq!(fact.kind, FactKind::Authorization { amount: 200 });
@@ -459,7 +569,15 @@ mod tests {
         let (status, _) = send(&h, vector_request(&v, "/yookassa", "1.2.3.4")).await;
         assert_eq!(status, 403);
         assert!(h.store.facts().is_empty());
-        let (status, _) = send(&h, vector_request(&v, "/lambda-url/acquiring-callback/yookassa", "::ffff:185.71.77.5")).await;
+        let (status, _) = send(
+            &h,
+            vector_request(
+                &v,
+                "/lambda-url/acquiring-callback/yookassa",
+                "::ffff:185.71.77.5",
+            ),
+        )
+        .await;
         assert_eq!(status, 200);
         assert_eq!(h.store.facts().len(), 1);
     }
@@ -468,7 +586,18 @@ mod tests {
     async fn yookassa_object_unknown_to_the_api_is_refused() {
         let h = harness("k", "p", "s", YooKassaVerify::Api);
         let body = json!({"type":"notification","event":"payment.succeeded","object":{"id":"forged-1","status":"succeeded","amount":{"value":"100.00","currency":"RUB"}}});
-        let (status, _) = send(&h, function_url_request("POST", "/yookassa", "", Some("application/json"), body.to_string().as_bytes(), "185.71.76.1")).await;
+        let (status, _) = send(
+            &h,
+            function_url_request(
+                "POST",
+                "/yookassa",
+                "",
+                Some("application/json"),
+                body.to_string().as_bytes(),
+                "185.71.76.1",
+            ),
+        )
+        .await;
         assert_eq!(status, 403);
         assert!(h.store.facts().is_empty());
     }
@@ -477,13 +606,69 @@ mod tests {
     async fn bad_input_gets_protocol_errors_and_writes_nothing() {
         let h = harness("T", "pw", "s", YooKassaVerify::Api);
         let cases: Vec<(Request, u16)> = vec![
-            (function_url_request("POST", "/tbank", "", Some("application/json"), b"{not json", "1.1.1.1"), 400),
-            (function_url_request("POST", "/tbank", "", Some("application/json"), &vec![b' '; MAX_BODY_BYTES + 1], "1.1.1.1"), 413),
-            (function_url_request("GET", "/tbank", "", None, b"", "1.1.1.1"), 405),
-            (function_url_request("POST", "/paypal", "", Some("application/json"), b"{}", "1.1.1.1"), 404),
-            (function_url_request("GET", "/sber", "mdOrder=x&operation=deposited&status=1&checksum=00", None, b"", "1.1.1.1"), 403),
-            (function_url_request("GET", "/sber", "", None, b"", "1.1.1.1"), 400),
-            (function_url_request("POST", "/yookassa", "", Some("application/json"), b"[]", "1.1.1.1"), 400),
+            (
+                function_url_request(
+                    "POST",
+                    "/tbank",
+                    "",
+                    Some("application/json"),
+                    b"{not json",
+                    "1.1.1.1",
+                ),
+                400,
+            ),
+            (
+                function_url_request(
+                    "POST",
+                    "/tbank",
+                    "",
+                    Some("application/json"),
+                    &vec![b' '; MAX_BODY_BYTES + 1],
+                    "1.1.1.1",
+                ),
+                413,
+            ),
+            (
+                function_url_request("GET", "/tbank", "", None, b"", "1.1.1.1"),
+                405,
+            ),
+            (
+                function_url_request(
+                    "POST",
+                    "/paypal",
+                    "",
+                    Some("application/json"),
+                    b"{}",
+                    "1.1.1.1",
+                ),
+                404,
+            ),
+            (
+                function_url_request(
+                    "GET",
+                    "/sber",
+                    "mdOrder=x&operation=deposited&status=1&checksum=00",
+                    None,
+                    b"",
+                    "1.1.1.1",
+                ),
+                403,
+            ),
+            (
+                function_url_request("GET", "/sber", "", None, b"", "1.1.1.1"),
+                400,
+            ),
+            (
+                function_url_request(
+                    "POST",
+                    "/yookassa",
+                    "",
+                    Some("application/json"),
+                    b"[]",
+                    "1.1.1.1",
+                ),
+                400,
+            ),
         ];
         for (i, (req, expected)) in cases.into_iter().enumerate() {
             let (status, body) = send(&h, req).await;
@@ -504,7 +689,14 @@ mod tests {
     }
 
     fn post_tbank(body: &Value) -> Request {
-        function_url_request("POST", "/tbank", "", Some("application/json"), body.to_string().as_bytes(), "91.194.226.1")
+        function_url_request(
+            "POST",
+            "/tbank",
+            "",
+            Some("application/json"),
+            body.to_string().as_bytes(),
+            "91.194.226.1",
+        )
     }
 
     #[tokio::test]
@@ -543,19 +735,45 @@ mod tests {
             .await
             .unwrap();
         // One-stage payment: CONFIRMED may overtake AUTHORIZED.
-        for note in [tbank_note("CONFIRMED", "1", 500_000), tbank_note("AUTHORIZED", "1", 500_000)] {
+        for note in [
+            tbank_note("CONFIRMED", "1", 500_000),
+            tbank_note("AUTHORIZED", "1", 500_000),
+        ] {
             assert_eq!(send(&h, post_tbank(&note)).await.0, 200);
         }
         let order = h.store.order("5001").unwrap();
         assert_eq!(order.state(), OrderState::Paid);
         assert_eq!(order.totals().held, 0);
-        assert_eq!(send(&h, post_tbank(&tbank_note("PARTIAL_REFUNDED", "1", 300_000))).await.0, 200);
+        assert_eq!(
+            send(
+                &h,
+                post_tbank(&tbank_note("PARTIAL_REFUNDED", "1", 300_000))
+            )
+            .await
+            .0,
+            200
+        );
         let order = h.store.order("5001").unwrap();
         assert_eq!(order.totals().refunded, 200_000);
         assert_eq!(order.state(), OrderState::PartiallyPaid);
-        let fact = h.store.facts().into_iter().find(|f| f.id.as_str().contains("PARTIAL")).unwrap();
-        assert_eq!(fact.kind, FactKind::Refund { amount: RefundAmount::Remaining(300_000) });
-        assert_eq!(send(&h, post_tbank(&tbank_note("REFUNDED", "1", 0))).await.0, 200);
+        let fact = h
+            .store
+            .facts()
+            .into_iter()
+            .find(|f| f.id.as_str().contains("PARTIAL"))
+            .unwrap();
+        assert_eq!(
+            fact.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(300_000)
+            }
+        );
+        assert_eq!(
+            send(&h, post_tbank(&tbank_note("REFUNDED", "1", 0)))
+                .await
+                .0,
+            200
+        );
         assert_eq!(h.store.order("5001").unwrap().state(), OrderState::Refunded);
         let versions: Vec<u64> = h.events.events().iter().map(|e| e.version).collect();
         assert_eq!(versions, vec![1, 2, 3, 4, 5]);
@@ -569,15 +787,39 @@ mod tests {
             use hmac::Mac;
             let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sekret").unwrap();
             mac.update(p.signed_string().as_bytes());
-            format!("{params}&checksum={}", hex::encode_upper(mac.finalize().into_bytes()))
+            format!(
+                "{params}&checksum={}",
+                hex::encode_upper(mac.finalize().into_bytes())
+            )
         };
-        let body = sign("mdOrder=md-1&orderNumber=77&operation=deposited&status=1&amount=250000&currency=643");
-        let req = function_url_request("POST", "/sber", "", Some("application/x-www-form-urlencoded"), body.as_bytes(), "1.1.1.1");
+        let body = sign(
+            "mdOrder=md-1&orderNumber=77&operation=deposited&status=1&amount=250000&currency=643",
+        );
+        let req = function_url_request(
+            "POST",
+            "/sber",
+            "",
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes(),
+            "1.1.1.1",
+        );
         assert_eq!(send(&h, req).await, (200, "OK".to_owned()));
-        let q = sign("mdOrder=md-1&orderNumber=77&operation=refunded&status=1&refundedAmount=50000");
-        assert_eq!(send(&h, function_url_request("GET", "/sber", &q, None, b"", "1.1.1.1")).await.0, 200);
+        let q =
+            sign("mdOrder=md-1&orderNumber=77&operation=refunded&status=1&refundedAmount=50000");
+        assert_eq!(
+            send(
+                &h,
+                function_url_request("GET", "/sber", &q, None, b"", "1.1.1.1")
+            )
+            .await
+            .0,
+            200
+        );
         let order = h.store.order("77").unwrap();
-        assert_eq!((order.totals().paid, order.totals().refunded), (250_000, 50_000));
+        assert_eq!(
+            (order.totals().paid, order.totals().refunded),
+            (250_000, 50_000)
+        );
         assert!(order.flags().contains(&"unknown_order"));
     }
 }

@@ -14,12 +14,18 @@ use crate::formats::yookassa::{self, Payment, Refund};
 pub enum ApiError {
     /// Timeout, connection failure, 5xx, 429: worth retrying later.
     #[error("{provider} API unavailable: {reason}")]
-    Unavailable { provider: &'static str, reason: String },
+    Unavailable {
+        provider: &'static str,
+        reason: String,
+    },
     /// The provider refused the request (auth, bad id, …).
     #[error("{provider} API refused the request: HTTP {status}")]
     Refused { provider: &'static str, status: u16 },
     #[error("{provider} API answered something unreadable: {reason}")]
-    Malformed { provider: &'static str, reason: String },
+    Malformed {
+        provider: &'static str,
+        reason: String,
+    },
 }
 
 /// Requests to acquirers must finish well inside T-Bank's 10 s wait for synchronous notifications.
@@ -82,7 +88,11 @@ impl HttpYooKassa {
         }
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, kind: &str, id: &str) -> Result<Option<T>, ApiError> {
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &str,
+        id: &str,
+    ) -> Result<Option<T>, ApiError> {
         const P: &str = "YooKassa";
         if !yookassa::is_valid_object_id(id) {
             return Ok(None);
@@ -102,10 +112,12 @@ impl HttpYooKassa {
             return Err(by_status(P, status));
         }
         let bytes = resp.bytes().await.map_err(|e| transport(P, &e))?;
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| ApiError::Malformed {
-            provider: P,
-            reason: e.to_string(),
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::Malformed {
+                provider: P,
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -190,10 +202,11 @@ impl SberGateway for HttpSberGateway {
             return Err(by_status(P, status));
         }
         let bytes = resp.bytes().await.map_err(|e| transport(P, &e))?;
-        let body: StatusExtended = serde_json::from_slice(&bytes).map_err(|e| ApiError::Malformed {
-            provider: P,
-            reason: e.to_string(),
-        })?;
+        let body: StatusExtended =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Malformed {
+                provider: P,
+                reason: e.to_string(),
+            })?;
         if let Some(code) = body.error_code.as_deref().filter(|c| *c != "0") {
             return Err(ApiError::Malformed {
                 provider: P,
@@ -203,7 +216,10 @@ impl SberGateway for HttpSberGateway {
         let info = body.payment_amount_info;
         Ok(GatewayStatus {
             order_number: body.order_number,
-            currency: body.currency.as_deref().and_then(|c| Currency::from_numeric(c).ok()),
+            currency: body
+                .currency
+                .as_deref()
+                .and_then(|c| Currency::from_numeric(c).ok()),
             amount: body.amount,
             approved: info.as_ref().and_then(|i| i.approved_amount),
             deposited: info.as_ref().and_then(|i| i.deposited_amount),

@@ -85,7 +85,8 @@ pub const YOOKASSA_NETWORKS: &[&str] = &[
     "2a02:5180::/32",
 ];
 
-pub const DEFAULT_YOOKASSA_ORDER_KEYS: &str = "order_id,orderId,order_number,orderNumber,BX_PAYMENT_NUMBER";
+pub const DEFAULT_YOOKASSA_ORDER_KEYS: &str =
+    "order_id,orderId,order_number,orderNumber,BX_PAYMENT_NUMBER";
 
 /// Settings of `acquiring-callback`. A provider whose settings are absent is disabled (its route answers 404).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,7 +109,9 @@ impl Env<fn(&str) -> Option<String>> {
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// A set, non-blank value.
     pub fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, name: &'static str) -> Result<String, ConfigError> {
@@ -127,7 +130,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// Both or neither of two variables.
-    fn pair(&self, a: &'static str, b: &'static str) -> Result<Option<(String, Secret)>, ConfigError> {
+    fn pair(
+        &self,
+        a: &'static str,
+        b: &'static str,
+    ) -> Result<Option<(String, Secret)>, ConfigError> {
         match (self.get(a), self.get(b)) {
             (Some(x), Some(y)) => Ok(Some((x, Secret::new(y)))),
             (None, None) => Ok(None),
@@ -160,7 +167,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 Ok(SberConfig {
                     callback_token: Secret::new(token),
                     api_credentials: self.pair("SBER_USERNAME", "SBER_PASSWORD")?,
-                    api_url: self.url("SBER_API_URL", "https://securepayments.sberbank.ru/payment/rest")?,
+                    api_url: self.url(
+                        "SBER_API_URL",
+                        "https://securepayments.sberbank.ru/payment/rest",
+                    )?,
                 })
             })
             .transpose()?;
@@ -179,10 +189,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             let networks = self
                 .get("YOOKASSA_TRUSTED_NETWORKS")
                 .unwrap_or_else(|| YOOKASSA_NETWORKS.join(","));
-            let trusted_networks = parse_networks(&networks).map_err(|reason| ConfigError::Invalid {
-                name: "YOOKASSA_TRUSTED_NETWORKS",
-                reason,
-            })?;
+            let trusted_networks =
+                parse_networks(&networks).map_err(|reason| ConfigError::Invalid {
+                    name: "YOOKASSA_TRUSTED_NETWORKS",
+                    reason,
+                })?;
             if verify == YooKassaVerify::Api && credentials.is_none() {
                 return Err(ConfigError::Missing("YOOKASSA_SHOP_ID"));
             }
@@ -230,15 +241,25 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Env(move |k: &str| map.get(k).cloned())
     }
 
     #[test]
     fn names_the_missing_variable() {
         assert_eq!(env(&[]).ledger(), Err(ConfigError::Missing("LEDGER_TABLE")));
-        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("TBANK_TERMINAL_KEY", "k")]);
-        assert_eq!(e.callback().err(), Some(ConfigError::Missing("TBANK_PASSWORD")));
+        let e = env(&[
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("TBANK_TERMINAL_KEY", "k"),
+        ]);
+        assert_eq!(
+            e.callback().err(),
+            Some(ConfigError::Missing("TBANK_PASSWORD"))
+        );
     }
 
     #[test]
@@ -256,7 +277,11 @@ mod tests {
 
     #[test]
     fn yookassa_ip_mode_uses_published_networks_unless_overridden() {
-        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("YOOKASSA_VERIFY", "ip")]);
+        let e = env(&[
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("YOOKASSA_VERIFY", "ip"),
+        ]);
         let y = e.callback().unwrap().yookassa.unwrap();
         assert_eq!(y.trusted_networks.len(), YOOKASSA_NETWORKS.len());
         let e = env(&[
@@ -265,8 +290,20 @@ mod tests {
             ("YOOKASSA_VERIFY", "ip"),
             ("YOOKASSA_TRUSTED_NETWORKS", "127.0.0.1, 10.0.0.0/8"),
         ]);
-        assert_eq!(e.callback().unwrap().yookassa.unwrap().trusted_networks.len(), 2);
-        let e = env(&[("LEDGER_TABLE", "t"), ("EVENTS_QUEUE_URL", "q"), ("YOOKASSA_VERIFY", "both")]);
+        assert_eq!(
+            e.callback()
+                .unwrap()
+                .yookassa
+                .unwrap()
+                .trusted_networks
+                .len(),
+            2
+        );
+        let e = env(&[
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("YOOKASSA_VERIFY", "both"),
+        ]);
         assert!(matches!(e.callback(), Err(ConfigError::Invalid { .. })));
     }
 }

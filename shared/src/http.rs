@@ -16,7 +16,11 @@ fn build(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
 }
 
 pub fn text(status: StatusCode, body: &str) -> Response<Body> {
-    build(status, "text/plain; charset=utf-8", Body::Text(body.to_owned()))
+    build(
+        status,
+        "text/plain; charset=utf-8",
+        Body::Text(body.to_owned()),
+    )
 }
 
 /// `{"error": "<code>", "message": "<text>"}`.

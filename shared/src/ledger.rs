@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::domain::{ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact};
+use crate::domain::{
+    ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
+};
 use crate::ports::{Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError};
 
 const MAX_ATTEMPTS: u32 = 12;
@@ -92,7 +94,12 @@ impl<'a> Ledger<'a> {
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
-                    info!(state = event.state.as_str(), paid = event.paid, refunded = event.refunded, "fact applied");
+                    info!(
+                        state = event.state.as_str(),
+                        paid = event.paid,
+                        refunded = event.refunded,
+                        "fact applied"
+                    );
                     self.announce(&event).await?;
                     return Ok(Recorded::Applied(Box::new(event)));
                 }
@@ -111,7 +118,11 @@ impl<'a> Ledger<'a> {
     }
 
     /// Create or update what the store knows about an order (total, number, cancelled). Announces a change.
-    pub async fn register_order(&self, id: &OrderId, info: OrderInfo) -> Result<Option<OrderEvent>, LedgerError> {
+    pub async fn register_order(
+        &self,
+        id: &OrderId,
+        info: OrderInfo,
+    ) -> Result<Option<OrderEvent>, LedgerError> {
         for attempt in 0..MAX_ATTEMPTS {
             let mut order = self
                 .store
@@ -167,10 +178,13 @@ impl<'a> Ledger<'a> {
     }
 
     async fn announce(&self, event: &OrderEvent) -> Result<(), LedgerError> {
-        self.events.publish(event).await.map_err(|source| LedgerError::Publish {
-            event_id: event.event_id.clone(),
-            source,
-        })?;
+        self.events
+            .publish(event)
+            .await
+            .map_err(|source| LedgerError::Publish {
+                event_id: event.event_id.clone(),
+                source,
+            })?;
         let order = OrderId::parse(event.order_id.clone())?;
         // A leftover outbox row only causes a second, harmless announcement (consumers keep the highest version).
         if let Err(e) = self.store.clear_pending(&order, &event.event_id).await {
@@ -181,7 +195,10 @@ impl<'a> Ledger<'a> {
 
     async fn announce_owed(&self, order: &OrderId, event_id: &str) -> Result<(), LedgerError> {
         if let Some(event) = self.store.pending_event(order, event_id).await? {
-            info!(event_id, "announcing a change committed by an earlier delivery");
+            info!(
+                event_id,
+                "announcing a change committed by an earlier delivery"
+            );
             self.announce(&event).await?;
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! module per external format, provider API clients and the handlers the thin `functions/*` binaries run.
 
 pub mod adapters;
+pub mod aws;
 pub mod callback;
 pub mod clients;
 pub mod config;

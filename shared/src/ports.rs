@@ -45,10 +45,18 @@ pub trait LedgerStore: Send + Sync {
     /// Which order a payment belongs to (for refunds that name only the payment).
     async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError>;
     /// The outbox row of a committed but not yet announced change.
-    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError>;
+    async fn pending_event(
+        &self,
+        order: &OrderId,
+        event_id: &str,
+    ) -> Result<Option<OrderEvent>, StoreError>;
     async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError>;
     /// Outbox rows created before `created_before_ms`, oldest first.
-    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError>;
+    async fn list_pending(
+        &self,
+        created_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderEvent>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -21,8 +21,14 @@ pub struct SweeperDeps {
 impl SweeperDeps {
     pub fn new(config: &LedgerConfig, aws: &aws_config::SdkConfig) -> Self {
         SweeperDeps {
-            store: Arc::new(DynamoLedgerStore::new(aws_sdk_dynamodb::Client::new(aws), &config.table)),
-            events: Arc::new(SqsEventPublisher::new(aws_sdk_sqs::Client::new(aws), &config.events_queue_url)),
+            store: Arc::new(DynamoLedgerStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                &config.table,
+            )),
+            events: Arc::new(SqsEventPublisher::new(
+                aws_sdk_sqs::Client::new(aws),
+                &config.events_queue_url,
+            )),
         }
     }
 }
@@ -33,7 +39,12 @@ pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweepReport, Sw
     let report = Ledger::new(deps.store.as_ref(), deps.events.as_ref())
         .sweep(grace_ms, BATCH)
         .await?;
-    tracing::info!(found = report.found, announced = report.announced, failed = report.failed, "outbox swept");
+    tracing::info!(
+        found = report.found,
+        announced = report.announced,
+        failed = report.failed,
+        "outbox swept"
+    );
     if report.failed > 0 {
         return Err(SweepError::Incomplete(report));
     }

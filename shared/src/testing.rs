@@ -21,7 +21,12 @@ pub fn function_url_request(
     } else if textual && std::str::from_utf8(body).is_ok() {
         (String::from_utf8_lossy(body).into_owned().into(), false)
     } else {
-        (base64::engine::general_purpose::STANDARD.encode(body).into(), true)
+        (
+            base64::engine::general_purpose::STANDARD
+                .encode(body)
+                .into(),
+            true,
+        )
     };
     let mut headers = serde_json::json!({ "host": "abc.lambda-url.eu-central-1.on.aws" });
     if let Some(ct) = content_type {
@@ -48,7 +53,8 @@ pub fn function_url_request(
         "body": body,
         "isBase64Encoded": b64
     });
-    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("test event does not parse: {e}"))
+    lambda_http::request::from_str(&event.to_string())
+        .unwrap_or_else(|e| panic!("test event does not parse: {e}"))
 }
 
 /// The handouts' fixtures folder (`../shared/fixtures` beside the repository), or `PAYSYNC_FIXTURES`.
@@ -61,8 +67,11 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// One acquiring vector (`fixtures/acquiring/<name>.json`).
 pub fn acquiring_vector(name: &str) -> serde_json::Value {
-    let path = fixtures_dir().join("acquiring").join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let path = fixtures_dir()
+        .join("acquiring")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -74,7 +83,10 @@ pub fn acquiring_vectors() -> Vec<(String, serde_json::Value)> {
         .filter_map(|e| e.ok()?.path().file_stem()?.to_str().map(str::to_owned))
         .collect();
     names.sort();
-    names.into_iter().map(|n| (n.clone(), acquiring_vector(&n))).collect()
+    names
+        .into_iter()
+        .map(|n| (n.clone(), acquiring_vector(&n)))
+        .collect()
 }
 
 /// T-Bank Token for a JSON body (what the bank would put in `Token`).

@@ -1,1 +1,317 @@
+//! End-to-end test environment: the real handlers and the real AWS SDK clients against moto (each test gets its
+//! own table and FIFO queue), and local fake provider APIs (wiremock) speaking the providers' documented formats.
 
+// Test support: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use shared::adapters::dynamo::{create_table, DynamoLedgerStore};
+use shared::adapters::sqs::SqsEventPublisher;
+use shared::callback::CallbackDeps;
+use shared::clients::{http_client, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi};
+use shared::config::{
+    parse_networks, CallbackConfig, LedgerConfig, SberConfig, Secret, TbankConfig, YooKassaConfig,
+    YooKassaVerify, DEFAULT_YOOKASSA_ORDER_KEYS, YOOKASSA_NETWORKS,
+};
+use shared::domain::{Currency, OrderEvent, OrderId, OrderInfo, PaymentFact};
+use shared::ledger::Ledger;
+use shared::testing::function_url_request;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use wiremock::MockServer;
+
+pub const TBANK_TERMINAL: &str = "TestTerminalDEMO";
+pub const TBANK_PASSWORD: &str = "test-password";
+pub const SBER_TOKEN: &str = "sber-callback-token";
+pub const YOOKASSA_SHOP: &str = "123456";
+pub const YOOKASSA_KEY: &str = "test_secret_key";
+
+/// moto's endpoint, set by `make test`.
+pub fn moto_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("AWS_ENDPOINT_URL is not set: run the end-to-end tests through `make test`")
+    })
+}
+
+/// Where clients connect; `None` = straight to moto.
+#[derive(Default, Clone)]
+pub struct Endpoints {
+    pub dynamodb: Option<String>,
+    pub sqs: Option<String>,
+}
+
+pub struct TestEnv {
+    pub table: String,
+    pub queue_url: String,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    /// A store that always talks to moto directly (for assertions, whatever the handler's endpoints).
+    pub store: DynamoLedgerStore,
+    pub yookassa_api: MockServer,
+    pub sber_api: MockServer,
+    pub deps: CallbackDeps,
+}
+
+async fn clients(endpoints: &Endpoints) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let sdk = shared::aws::sdk_config().await;
+    let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    if let Some(e) = &endpoints.dynamodb {
+        d = d.endpoint_url(e);
+    }
+    let mut s = aws_sdk_sqs::config::Builder::from(&sdk);
+    if let Some(e) = &endpoints.sqs {
+        s = s.endpoint_url(e);
+    }
+    (
+        aws_sdk_dynamodb::Client::from_conf(d.build()),
+        aws_sdk_sqs::Client::from_conf(s.build()),
+    )
+}
+
+pub async fn spawn_env() -> TestEnv {
+    spawn_env_with(Endpoints::default(), YooKassaVerify::Api).await
+}
+
+/// A fresh table and queue on moto, fake provider APIs, and the callback handler's real dependencies.
+pub async fn spawn_env_with(endpoints: Endpoints, verify: YooKassaVerify) -> TestEnv {
+    let _ = moto_endpoint();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let table = format!("ledger-{id}");
+    let (ddb, sqs) = clients(&Endpoints::default()).await;
+    create_table(&ddb, &table)
+        .await
+        .expect("create table on moto");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(format!("events-{id}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue on moto")
+        .queue_url
+        .expect("queue url");
+    let yookassa_api = MockServer::start().await;
+    let sber_api = MockServer::start().await;
+    let config = CallbackConfig {
+        ledger: LedgerConfig {
+            table: table.clone(),
+            events_queue_url: queue_url.clone(),
+        },
+        tbank: Some(TbankConfig {
+            terminal_key: TBANK_TERMINAL.into(),
+            password: Secret::new(TBANK_PASSWORD),
+            api_url: "http://127.0.0.1:9/v2".into(),
+        }),
+        sber: Some(SberConfig {
+            callback_token: Secret::new(SBER_TOKEN),
+            api_credentials: Some(("merchant-api".into(), Secret::new("merchant-pass"))),
+            api_url: format!("{}/payment/rest", sber_api.uri()),
+        }),
+        yookassa: Some(YooKassaConfig {
+            credentials: Some((YOOKASSA_SHOP.into(), Secret::new(YOOKASSA_KEY))),
+            api_url: format!("{}/v3", yookassa_api.uri()),
+            verify,
+            trusted_networks: parse_networks(&YOOKASSA_NETWORKS.join(",")).expect("networks"),
+            order_keys: DEFAULT_YOOKASSA_ORDER_KEYS
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+        }),
+    };
+    let (h_ddb, h_sqs) = clients(&endpoints).await;
+    let http = http_client().expect("http client");
+    let yk: Arc<dyn YooKassaApi> = Arc::new(HttpYooKassa::new(
+        http.clone(),
+        &format!("{}/v3", yookassa_api.uri()),
+        YOOKASSA_SHOP,
+        Secret::new(YOOKASSA_KEY),
+    ));
+    let sber: Arc<dyn SberGateway> = Arc::new(HttpSberGateway::new(
+        http,
+        &format!("{}/payment/rest", sber_api.uri()),
+        "merchant-api",
+        Secret::new("merchant-pass"),
+    ));
+    let deps = CallbackDeps {
+        config,
+        store: Arc::new(DynamoLedgerStore::new(h_ddb, &table)),
+        events: Arc::new(SqsEventPublisher::new(h_sqs, &queue_url)),
+        yookassa: Some(yk),
+        sber_gateway: Some(sber),
+    };
+    TestEnv {
+        store: DynamoLedgerStore::new(ddb.clone(), &table),
+        table,
+        queue_url,
+        ddb,
+        sqs,
+        yookassa_api,
+        sber_api,
+        deps,
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl TestEnv {
+    pub async fn call(&self, req: Request) -> Reply {
+        let resp: Response<Body> = shared::callback::handle(&self.deps, req)
+            .await
+            .unwrap_or_else(|e| match e {});
+        Reply {
+            status: resp.status().as_u16(),
+            body: String::from_utf8_lossy(resp.body().as_ref()).into_owned(),
+        }
+    }
+
+    pub async fn post_json(&self, provider: &str, body: &Value, source_ip: &str) -> Reply {
+        self.call(function_url_request(
+            "POST",
+            &format!("/lambda-url/acquiring-callback/{provider}"),
+            "",
+            Some("application/json"),
+            body.to_string().as_bytes(),
+            source_ip,
+        ))
+        .await
+    }
+
+    pub async fn post_tbank(&self, note: &Value) -> Reply {
+        self.post_json("tbank", note, "91.194.226.10").await
+    }
+
+    /// Tell the ledger about an order, as store-sync will.
+    pub async fn register_order(&self, id: &str, total: i64) {
+        let events = SqsEventPublisher::new(self.sqs.clone(), &self.queue_url);
+        Ledger::new(&self.store, &events)
+            .register_order(
+                &OrderId::parse(id).expect("order id"),
+                OrderInfo {
+                    number: Some(id.into()),
+                    total,
+                    currency: Currency::RUB,
+                    cancelled: false,
+                },
+            )
+            .await
+            .expect("register order");
+    }
+
+    pub async fn facts(&self, order: &str) -> Vec<PaymentFact> {
+        self.store
+            .facts(&OrderId::parse(order).expect("order id"))
+            .await
+            .expect("read facts")
+    }
+
+    pub async fn order(&self, id: &str) -> Option<shared::domain::Order> {
+        use shared::ports::LedgerStore;
+        self.store
+            .load_order(&OrderId::parse(id).expect("order id"))
+            .await
+            .expect("read order")
+    }
+
+    pub async fn outbox(&self) -> Vec<OrderEvent> {
+        use shared::ports::LedgerStore;
+        self.store
+            .list_pending(i64::MAX, 10_000)
+            .await
+            .expect("read outbox")
+    }
+
+    /// Receive and delete every message on the queue, in order.
+    pub async fn drain_queue(&self) -> Vec<OrderEvent> {
+        let mut out = Vec::new();
+        let mut empty_rounds = 0;
+        while empty_rounds < 2 {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                empty_rounds += 1;
+                continue;
+            }
+            empty_rounds = 0;
+            for m in msgs {
+                out.push(serde_json::from_str(m.body().unwrap_or_default()).expect("event JSON"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        out
+    }
+}
+
+/// A T-Bank notification signed for the test terminal.
+pub fn tbank_note(order: &str, payment: &str, status: &str, amount: i64) -> Value {
+    shared::testing::tbank_sign(
+        &serde_json::json!({
+            "TerminalKey": TBANK_TERMINAL, "OrderId": order, "Success": true, "Status": status,
+            "PaymentId": payment, "ErrorCode": "0", "Amount": amount,
+            "CardId": 322264, "Pan": "430000******0777", "ExpDate": "1130"
+        }),
+        TBANK_PASSWORD,
+    )
+}
+
+/// A TCP proxy in front of moto that can be switched off, cutting every connection, like moto going down.
+pub struct Switch {
+    pub url: String,
+    up: watch::Sender<bool>,
+}
+
+impl Switch {
+    pub async fn start(target: &str) -> Switch {
+        let target: SocketAddr = target
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("moto endpoint is http://host:port");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (up, rx) = watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut rx = rx.clone();
+                if !*rx.borrow() {
+                    continue; // dropped: connection closed at once
+                }
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = rx.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Switch { url, up }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        let _ = self.up.send(up);
+    }
+}

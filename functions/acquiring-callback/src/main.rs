@@ -6,7 +6,7 @@ use lambda_http::{run, service_fn, Error};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
     let config = shared::config::Env::process().callback()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::aws::sdk_config().await;
     let deps = shared::callback::CallbackDeps::new(config, &aws)?;
     run(service_fn(|req| shared::callback::handle(&deps, req))).await
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
     let config = shared::config::Env::process().ledger()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::aws::sdk_config().await;
     let deps = shared::sweeper::SweeperDeps::new(&config, &aws);
     run(service_fn(|_: LambdaEvent<Value>| async {
         let report = shared::sweeper::handle(&deps, shared::sweeper::GRACE_MS).await?;

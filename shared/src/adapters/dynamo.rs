@@ -18,8 +18,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -78,7 +78,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 
 fn from_data<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let key = || {
-        let part = |k| item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let part = |k| {
+            item.get(k)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default()
+        };
         format!("{}/{}", part(PK), part(SK))
     };
     let data = item
@@ -136,7 +141,12 @@ fn outbox_item(order: &OrderId, event: &OrderEvent) -> Result<Item, StoreError> 
     Ok(item)
 }
 
-fn put(table: &str, item: Item, condition: Option<&str>, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+fn put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: Option<Item>,
+) -> Result<TransactWriteItem, StoreError> {
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
@@ -194,7 +204,11 @@ impl DynamoLedgerStore {
         self.order_partition(id)
             .await?
             .iter()
-            .filter(|i| i.get(SK).and_then(|v| v.as_s().ok()).is_some_and(|sk| sk.starts_with("FACT#")))
+            .filter(|i| {
+                i.get(SK)
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|sk| sk.starts_with("FACT#"))
+            })
             .map(from_data)
             .collect()
     }
@@ -213,7 +227,10 @@ fn classify(err: SdkError<TransactWriteItemsError>, has_fact: bool) -> CommitErr
         if has_fact && codes.first() == Some(&"ConditionalCheckFailed") {
             return CommitError::Duplicate;
         }
-        if codes.iter().any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict") {
+        if codes
+            .iter()
+            .any(|c| *c == "ConditionalCheckFailed" || *c == "TransactionConflict")
+        {
             return CommitError::Conflict;
         }
     }
@@ -235,7 +252,12 @@ impl LedgerStore for DynamoLedgerStore {
     async fn commit(&self, c: Commit<'_>) -> Result<(), CommitError> {
         let mut items = Vec::with_capacity(4);
         if let Some(fact) = c.fact {
-            items.push(put(&self.table, fact_item(fact)?, Some("attribute_not_exists(pk)"), None)?);
+            items.push(put(
+                &self.table,
+                fact_item(fact)?,
+                Some("attribute_not_exists(pk)"),
+                None,
+            )?);
         }
         let order = order_item(c.order)?;
         items.push(if c.expected_version == 0 {
@@ -245,23 +267,40 @@ impl LedgerStore for DynamoLedgerStore {
                 &self.table,
                 order,
                 Some("version = :expected"),
-                Some(HashMap::from([(":expected".to_owned(), n(c.expected_version))])),
+                Some(HashMap::from([(
+                    ":expected".to_owned(),
+                    n(c.expected_version),
+                )])),
             )?
         });
-        items.push(put(&self.table, outbox_item(&c.order.id, c.event)?, None, None)?);
+        items.push(put(
+            &self.table,
+            outbox_item(&c.order.id, c.event)?,
+            None,
+            None,
+        )?);
         if let Some(p) = c.new_payment {
             let mut item = key(payment_pk(p), PAYMENT_SK.to_owned());
             item.insert("order_id".into(), s(c.order.id.as_str()));
             items.push(put(&self.table, item, None, None)?);
         }
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => Err(classify(e, c.fact.is_some())),
         }
     }
 
     async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
-        let Some(item) = self.get(key(payment_pk(payment), PAYMENT_SK.to_owned())).await? else {
+        let Some(item) = self
+            .get(key(payment_pk(payment), PAYMENT_SK.to_owned()))
+            .await?
+        else {
             return Ok(None);
         };
         let id = item
@@ -271,14 +310,23 @@ impl LedgerStore for DynamoLedgerStore {
                 key: payment_pk(payment),
                 reason: "no order_id".into(),
             })?;
-        OrderId::parse(id.clone()).map(Some).map_err(|e| StoreError::Corrupt {
-            key: payment_pk(payment),
-            reason: e.to_string(),
-        })
+        OrderId::parse(id.clone())
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: payment_pk(payment),
+                reason: e.to_string(),
+            })
     }
 
-    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError> {
-        match self.get(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id))).await? {
+    async fn pending_event(
+        &self,
+        order: &OrderId,
+        event_id: &str,
+    ) -> Result<Option<OrderEvent>, StoreError> {
+        match self
+            .get(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id)))
+            .await?
+        {
             Some(item) => from_data(&item).map(Some),
             None => Ok(None),
         }
@@ -295,7 +343,11 @@ impl LedgerStore for DynamoLedgerStore {
         Ok(())
     }
 
-    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
+    async fn list_pending(
+        &self,
+        created_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderEvent>, StoreError> {
         let mut events = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -397,7 +449,10 @@ mod tests {
         assert_eq!(item.get("version"), Some(&AttributeValue::N("3".into())));
         assert_eq!(from_data::<Order>(&item).unwrap(), order);
         let fitem = fact_item(&fact).unwrap();
-        assert_eq!(fitem.get(SK), Some(&AttributeValue::S("FACT#tbank#1#CONFIRMED".into())));
+        assert_eq!(
+            fitem.get(SK),
+            Some(&AttributeValue::S("FACT#tbank#1#CONFIRMED".into()))
+        );
         assert_eq!(from_data::<PaymentFact>(&fitem).unwrap(), fact);
     }
 }

@@ -25,7 +25,9 @@ pub struct MemoryLedgerStore {
 impl MemoryLedgerStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A poisoned lock only means another test thread panicked; the data is still usable.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn facts(&self) -> Vec<PaymentFact> {
@@ -51,7 +53,9 @@ impl LedgerStore for MemoryLedgerStore {
     async fn commit(&self, c: Commit<'_>) -> Result<(), CommitError> {
         let mut s = self.lock();
         if let Some(f) = c.fact {
-            if s.facts.contains_key(&(c.order.id.clone(), f.id.to_string())) {
+            if s.facts
+                .contains_key(&(c.order.id.clone(), f.id.to_string()))
+            {
                 return Err(CommitError::Duplicate);
             }
         }
@@ -60,11 +64,14 @@ impl LedgerStore for MemoryLedgerStore {
             return Err(CommitError::Conflict);
         }
         if let Some(f) = c.fact {
-            s.facts.insert((c.order.id.clone(), f.id.to_string()), f.clone());
+            s.facts
+                .insert((c.order.id.clone(), f.id.to_string()), f.clone());
         }
         s.orders.insert(c.order.id.clone(), c.order.clone());
-        s.outbox
-            .insert((c.order.id.clone(), c.event.event_id.clone()), c.event.clone());
+        s.outbox.insert(
+            (c.order.id.clone(), c.event.event_id.clone()),
+            c.event.clone(),
+        );
         if let Some(p) = c.new_payment {
             s.payments.insert(p.clone(), c.order.id.clone());
         }
@@ -75,16 +82,30 @@ impl LedgerStore for MemoryLedgerStore {
         Ok(self.lock().payments.get(payment).cloned())
     }
 
-    async fn pending_event(&self, order: &OrderId, event_id: &str) -> Result<Option<OrderEvent>, StoreError> {
-        Ok(self.lock().outbox.get(&(order.clone(), event_id.to_owned())).cloned())
+    async fn pending_event(
+        &self,
+        order: &OrderId,
+        event_id: &str,
+    ) -> Result<Option<OrderEvent>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .get(&(order.clone(), event_id.to_owned()))
+            .cloned())
     }
 
     async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError> {
-        self.lock().outbox.remove(&(order.clone(), event_id.to_owned()));
+        self.lock()
+            .outbox
+            .remove(&(order.clone(), event_id.to_owned()));
         Ok(())
     }
 
-    async fn list_pending(&self, created_before_ms: i64, limit: usize) -> Result<Vec<OrderEvent>, StoreError> {
+    async fn list_pending(
+        &self,
+        created_before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderEvent>, StoreError> {
         let mut rows: Vec<OrderEvent> = self
             .lock()
             .outbox
@@ -111,7 +132,10 @@ impl MemoryPublisher {
     }
 
     pub fn events(&self) -> Vec<OrderEvent> {
-        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

@@ -51,7 +51,12 @@ pub struct OrderEvent {
 }
 
 impl OrderEvent {
-    pub fn snapshot(event_id: String, order: &Order, cause: Option<&PaymentFact>, at_ms: i64) -> Self {
+    pub fn snapshot(
+        event_id: String,
+        order: &Order,
+        cause: Option<&PaymentFact>,
+        at_ms: i64,
+    ) -> Self {
         let t = order.totals();
         OrderEvent {
             event_id,

@@ -138,7 +138,11 @@ pub struct PaymentRef(String);
 impl PaymentRef {
     pub fn new(source: Source, external: &str) -> Result<Self, DomainError> {
         check_id("payment id", external)?;
-        Ok(PaymentRef(format!("{}:{}", source.as_str(), external.trim())))
+        Ok(PaymentRef(format!(
+            "{}:{}",
+            source.as_str(),
+            external.trim()
+        )))
     }
 
     pub fn as_str(&self) -> &str {
@@ -191,15 +195,27 @@ pub enum RefundAmount {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum FactKind {
     /// Funds held on the card, not yet captured.
-    Authorization { amount: i64 },
+    Authorization {
+        amount: i64,
+    },
     /// Money received (captured card payment, bank transfer, cash).
-    Payment { amount: i64 },
+    Payment {
+        amount: i64,
+    },
     /// A hold released; `remaining_hold` is what stays held (0 = fully released).
-    Reversal { remaining_hold: i64 },
-    Refund { amount: RefundAmount },
-    Chargeback { amount: i64 },
+    Reversal {
+        remaining_hold: i64,
+    },
+    Refund {
+        amount: RefundAmount,
+    },
+    Chargeback {
+        amount: i64,
+    },
     /// A payment attempt that failed or expired; moves no money.
-    FailedAttempt { reason: String },
+    FailedAttempt {
+        reason: String,
+    },
 }
 
 impl FactKind {
@@ -222,7 +238,9 @@ impl FactKind {
             | FactKind::Chargeback { amount } => Some(*amount),
             FactKind::Reversal { remaining_hold } => Some(*remaining_hold),
             FactKind::Refund { amount } => Some(match amount {
-                RefundAmount::Delta(v) | RefundAmount::TotalRefunded(v) | RefundAmount::Remaining(v) => *v,
+                RefundAmount::Delta(v)
+                | RefundAmount::TotalRefunded(v)
+                | RefundAmount::Remaining(v) => *v,
             }),
             FactKind::FailedAttempt { .. } => None,
         }

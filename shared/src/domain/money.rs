@@ -192,10 +192,19 @@ mod tests {
     #[test]
     fn rejects_malformed_or_too_precise_amounts() {
         for text in ["", "-", "1.", ".5", "1.2.3", "1e3", "abc", "1,5,0", "NaN"] {
-            assert!(matches!(parse_minor(text), Err(MoneyError::BadAmount(_))), "{text}");
+            assert!(
+                matches!(parse_minor(text), Err(MoneyError::BadAmount(_))),
+                "{text}"
+            );
         }
-        assert!(matches!(parse_minor("1.005"), Err(MoneyError::TooPrecise(_))));
-        assert!(matches!(parse_minor("92233720368547758.08"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(
+            parse_minor("1.005"),
+            Err(MoneyError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            parse_minor("92233720368547758.08"),
+            Err(MoneyError::Overflow(_))
+        ));
     }
 
     #[test]

@@ -114,7 +114,10 @@ impl PaymentLine {
                 if *remaining_hold == 0 {
                     self.hold_released = true;
                 } else {
-                    self.hold_left = Some(self.hold_left.map_or(*remaining_hold, |h| h.min(*remaining_hold)));
+                    self.hold_left = Some(
+                        self.hold_left
+                            .map_or(*remaining_hold, |h| h.min(*remaining_hold)),
+                    );
                 }
             }
             FactKind::Refund { amount } => match amount {
@@ -122,7 +125,9 @@ impl PaymentLine {
                     self.refund_deltas.insert(key, *v);
                 }
                 RefundAmount::TotalRefunded(v) => self.refunded_total = self.refunded_total.max(*v),
-                RefundAmount::Remaining(v) => self.remaining = Some(self.remaining.map_or(*v, |r| r.min(*v))),
+                RefundAmount::Remaining(v) => {
+                    self.remaining = Some(self.remaining.map_or(*v, |r| r.min(*v)))
+                }
             },
             FactKind::Chargeback { amount } => {
                 self.chargebacks.insert(key, *amount);
@@ -132,13 +137,22 @@ impl PaymentLine {
     }
 
     pub fn refunded(&self) -> i64 {
-        let deltas: i64 = self.refund_deltas.values().copied().fold(0, i64::saturating_add);
-        let from_remaining = self.remaining.map_or(0, |r| self.captured.saturating_sub(r).max(0));
+        let deltas: i64 = self
+            .refund_deltas
+            .values()
+            .copied()
+            .fold(0, i64::saturating_add);
+        let from_remaining = self
+            .remaining
+            .map_or(0, |r| self.captured.saturating_sub(r).max(0));
         deltas.max(self.refunded_total).max(from_remaining)
     }
 
     pub fn charged_back(&self) -> i64 {
-        self.chargebacks.values().copied().fold(0, i64::saturating_add)
+        self.chargebacks
+            .values()
+            .copied()
+            .fold(0, i64::saturating_add)
     }
 
     /// Funds held on the card but not captured.
@@ -146,7 +160,8 @@ impl PaymentLine {
         if self.captured > 0 || self.hold_released || self.failed {
             0
         } else {
-            self.hold_left.map_or(self.authorized, |h| h.min(self.authorized))
+            self.hold_left
+                .map_or(self.authorized, |h| h.min(self.authorized))
         }
     }
 }
@@ -169,7 +184,9 @@ pub struct Totals {
 impl Totals {
     /// Money kept: paid minus refunds and chargebacks.
     pub fn net(&self) -> i64 {
-        self.paid.saturating_sub(self.refunded).saturating_sub(self.charged_back)
+        self.paid
+            .saturating_sub(self.refunded)
+            .saturating_sub(self.charged_back)
     }
 }
 
@@ -238,7 +255,11 @@ impl Order {
         if self.lines.values().any(|l| l.currency == Currency::RUB) {
             return Currency::RUB;
         }
-        self.lines.values().map(|l| l.currency).min().unwrap_or(Currency::RUB)
+        self.lines
+            .values()
+            .map(|l| l.currency)
+            .min()
+            .unwrap_or(Currency::RUB)
     }
 
     /// Totals over the lines in the order's currency. Money in another currency is kept on its line and flagged.
@@ -353,12 +374,24 @@ mod tests {
     #[test]
     fn partial_payments_run_to_paid() {
         let mut o = order_with_total(500_000);
-        o.apply(&fact(Source::Tbank, "1#CONFIRMED", "1", FactKind::Payment { amount: 150_000 }, 1))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "1#CONFIRMED",
+            "1",
+            FactKind::Payment { amount: 150_000 },
+            1,
+        ))
+        .unwrap();
         assert_eq!(o.state(), OrderState::PartiallyPaid);
         assert_eq!(o.paid_percent(), Some(30));
-        o.apply(&fact(Source::Tbank, "2#CONFIRMED", "2", FactKind::Payment { amount: 350_000 }, 2))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "2#CONFIRMED",
+            "2",
+            FactKind::Payment { amount: 350_000 },
+            2,
+        ))
+        .unwrap();
         assert_eq!(o.state(), OrderState::Paid);
         assert_eq!(o.totals().paid, 500_000);
         assert_eq!(o.paid_at_ms(), Some(1));
@@ -367,10 +400,22 @@ mod tests {
     #[test]
     fn confirmed_before_authorized_keeps_the_payment_and_holds_nothing() {
         let mut o = order_with_total(9855);
-        o.apply(&fact(Source::Tbank, "8#CONFIRMED", "8", FactKind::Payment { amount: 9855 }, 2))
-            .unwrap();
-        o.apply(&fact(Source::Tbank, "8#AUTHORIZED", "8", FactKind::Authorization { amount: 9855 }, 1))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "8#CONFIRMED",
+            "8",
+            FactKind::Payment { amount: 9855 },
+            2,
+        ))
+        .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "8#AUTHORIZED",
+            "8",
+            FactKind::Authorization { amount: 9855 },
+            1,
+        ))
+        .unwrap();
         assert_eq!(o.state(), OrderState::Paid);
         assert_eq!(o.totals().held, 0);
     }
@@ -388,11 +433,23 @@ mod tests {
     #[test]
     fn same_money_seen_twice_is_merged_not_added() {
         let mut o = order_with_total(100);
-        o.apply(&fact(Source::Tbank, "7#CONFIRMED", "7", FactKind::Payment { amount: 100 }, 1))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "7#CONFIRMED",
+            "7",
+            FactKind::Payment { amount: 100 },
+            1,
+        ))
+        .unwrap();
         // Another fact about the same payment (e.g. a resend with another status key) does not add money.
-        o.apply(&fact(Source::Tbank, "7#CONFIRMED#again", "7", FactKind::Payment { amount: 100 }, 2))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "7#CONFIRMED#again",
+            "7",
+            FactKind::Payment { amount: 100 },
+            2,
+        ))
+        .unwrap();
         assert_eq!(o.totals().paid, 100);
     }
 
@@ -403,20 +460,30 @@ mod tests {
             Source::Tbank,
             "5#PARTIAL_REFUNDED#7000",
             "5",
-            FactKind::Refund { amount: RefundAmount::Remaining(7_000) },
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(7_000),
+            },
             3,
         ))
         .unwrap();
         assert_eq!(o.totals().refunded, 0);
-        o.apply(&fact(Source::Tbank, "5#CONFIRMED", "5", FactKind::Payment { amount: 10_000 }, 1))
-            .unwrap();
+        o.apply(&fact(
+            Source::Tbank,
+            "5#CONFIRMED",
+            "5",
+            FactKind::Payment { amount: 10_000 },
+            1,
+        ))
+        .unwrap();
         assert_eq!(o.totals().refunded, 3_000);
         assert_eq!(o.state(), OrderState::PartiallyPaid);
         o.apply(&fact(
             Source::Tbank,
             "5#REFUNDED",
             "5",
-            FactKind::Refund { amount: RefundAmount::Remaining(0) },
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(0),
+            },
             4,
         ))
         .unwrap();
@@ -426,8 +493,14 @@ mod tests {
     #[test]
     fn unknown_order_is_flagged_and_still_counts_money() {
         let mut o = Order::new(order_id());
-        o.apply(&fact(Source::Yookassa, "p", "p", FactKind::Payment { amount: 100 }, 1))
-            .unwrap();
+        o.apply(&fact(
+            Source::Yookassa,
+            "p",
+            "p",
+            FactKind::Payment { amount: 100 },
+            1,
+        ))
+        .unwrap();
         assert_eq!(o.state(), OrderState::Paid);
         assert!(o.flags().contains(&"unknown_order"));
     }
@@ -435,7 +508,13 @@ mod tests {
     #[test]
     fn foreign_currency_is_kept_apart_and_flagged() {
         let mut o = order_with_total(100);
-        let mut f = fact(Source::Yookassa, "u", "u", FactKind::Payment { amount: 100 }, 1);
+        let mut f = fact(
+            Source::Yookassa,
+            "u",
+            "u",
+            FactKind::Payment { amount: 100 },
+            1,
+        );
         f.currency = Currency::parse("USD").unwrap();
         o.apply(&f).unwrap();
         assert_eq!(o.totals().paid, 0);
@@ -467,15 +546,22 @@ mod tests {
             (1i64..100_000).prop_map(|a| FactKind::Authorization { amount: a }),
             (1i64..100_000).prop_map(|a| FactKind::Payment { amount: a }),
             (0i64..100_000).prop_map(|a| FactKind::Reversal { remaining_hold: a }),
-            (1i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::Delta(a) }),
-            (1i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::TotalRefunded(a) }),
-            (0i64..100_000).prop_map(|a| FactKind::Refund { amount: RefundAmount::Remaining(a) }),
+            (1i64..100_000).prop_map(|a| FactKind::Refund {
+                amount: RefundAmount::Delta(a)
+            }),
+            (1i64..100_000).prop_map(|a| FactKind::Refund {
+                amount: RefundAmount::TotalRefunded(a)
+            }),
+            (0i64..100_000).prop_map(|a| FactKind::Refund {
+                amount: RefundAmount::Remaining(a)
+            }),
             (1i64..100_000).prop_map(|a| FactKind::Chargeback { amount: a }),
-            Just(FactKind::FailedAttempt { reason: "declined".into() }),
+            Just(FactKind::FailedAttempt {
+                reason: "declined".into()
+            }),
         ];
-        (payments, kinds, 0u32..1000, 0i64..1_000_000).prop_map(|(p, kind, n, at)| {
-            fact(Source::Tbank, &format!("{p}#{n}"), p, kind, at)
-        })
+        (payments, kinds, 0u32..1000, 0i64..1_000_000)
+            .prop_map(|(p, kind, n, at)| fact(Source::Tbank, &format!("{p}#{n}"), p, kind, at))
     }
 
     proptest! {

@@ -8,7 +8,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
+    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,12 +74,18 @@ impl Params {
 
     /// Check the symmetric checksum in constant time (case-insensitive hex).
     pub fn verify(&self, key: &str) -> Result<(), SberError> {
-        let given = self.get("checksum").ok_or(SberError::Forbidden("checksum is missing"))?;
+        let given = self
+            .get("checksum")
+            .ok_or(SberError::Forbidden("checksum is missing"))?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
             .map_err(|_| SberError::Forbidden("callback token unusable"))?;
         mac.update(self.signed_string().as_bytes());
         let expected = hex::encode_upper(mac.finalize().into_bytes());
-        if bool::from(expected.as_bytes().ct_eq(given.to_ascii_uppercase().as_bytes())) {
+        if bool::from(
+            expected
+                .as_bytes()
+                .ct_eq(given.to_ascii_uppercase().as_bytes()),
+        ) {
             Ok(())
         } else {
             Err(SberError::Forbidden("checksum does not match"))
@@ -91,7 +98,9 @@ impl Params {
                 v.parse::<i64>()
                     .ok()
                     .filter(|a| *a >= 0 && v.bytes().all(|b| b.is_ascii_digit()))
-                    .ok_or_else(|| SberError::Malformed(format!("{name} is not an amount in minor units")))
+                    .ok_or_else(|| {
+                        SberError::Malformed(format!("{name} is not an amount in minor units"))
+                    })
             })
             .transpose()
     }
@@ -160,7 +169,11 @@ impl Callback {
 
     /// Whether the gateway must be asked before [`Callback::to_fact`].
     pub fn needs(&self) -> Result<Need, SberError> {
-        let moves_money = self.success && matches!(self.operation.as_str(), "approved" | "deposited" | "refunded");
+        let moves_money = self.success
+            && matches!(
+                self.operation.as_str(),
+                "approved" | "deposited" | "refunded"
+            );
         if moves_money && (self.own_amount()?.is_none() || self.order_number.is_none()) {
             Ok(Need::GatewayStatus)
         } else {
@@ -169,10 +182,19 @@ impl Callback {
     }
 
     /// Map to a fact; `None` for operations that move no money (bindings). `gateway` fills what is missing.
-    pub fn to_fact(&self, gateway: Option<&GatewayStatus>, now_ms: i64) -> Result<Option<PaymentFact>, SberError> {
-        let missing = |what: &str| SberError::Malformed(format!("{what} is unknown: not in the callback nor from the gateway"));
+    pub fn to_fact(
+        &self,
+        gateway: Option<&GatewayStatus>,
+        now_ms: i64,
+    ) -> Result<Option<PaymentFact>, SberError> {
+        let missing = |what: &str| {
+            SberError::Malformed(format!(
+                "{what} is unknown: not in the callback nor from the gateway"
+            ))
+        };
         let own = self.own_amount()?;
-        let amount = |from_gateway: Option<i64>| own.or(from_gateway).ok_or_else(|| missing("amount"));
+        let amount =
+            |from_gateway: Option<i64>| own.or(from_gateway).ok_or_else(|| missing("amount"));
         let g = gateway.cloned().unwrap_or_default();
         let mut key_amount = None;
         let kind = if !self.success {
@@ -203,7 +225,9 @@ impl Callback {
             }
         };
         let currency = match self.params.get("currency") {
-            Some(code) => Currency::from_numeric(code).map_err(|e| SberError::Malformed(e.to_string()))?,
+            Some(code) => {
+                Currency::from_numeric(code).map_err(|e| SberError::Malformed(e.to_string()))?
+            }
             None => g.currency.unwrap_or(Currency::RUB),
         };
         let payment = PaymentRef::new(Source::Sber, &self.md_order)?;
@@ -211,7 +235,12 @@ impl Callback {
             Some(n) => OrderId::parse(n)?,
             None => OrderId::unmatched(&payment),
         };
-        let mut external = format!("{}#{}#{}", self.md_order, self.operation, u8::from(self.success));
+        let mut external = format!(
+            "{}#{}#{}",
+            self.md_order,
+            self.operation,
+            u8::from(self.success)
+        );
         if let Some(total) = key_amount {
             external.push_str(&format!("#{total}"));
         }
@@ -242,7 +271,12 @@ mod tests {
         );
         assert_eq!(p.verify("ooc7slpvc61k7sf7ma7p4hrefr"), Ok(()));
         let shuffled = "status=1&checksum=eaf2fb72cab99fd5067f4ba493dd84f4d79c1589fde8ed29622f0f07215aa972&orderNumber=2003&operation=approved&mdOrder=06cf5599-3f17-7c86-bdbc-bd7d00a8b38b&sign_alias=SHA-256+with+RSA";
-        assert_eq!(Params::parse(shuffled.as_bytes()).unwrap().verify("ooc7slpvc61k7sf7ma7p4hrefr"), Ok(()));
+        assert_eq!(
+            Params::parse(shuffled.as_bytes())
+                .unwrap()
+                .verify("ooc7slpvc61k7sf7ma7p4hrefr"),
+            Ok(())
+        );
     }
 
     #[test]
@@ -259,10 +293,15 @@ mod tests {
     #[test]
     fn wrong_key_or_tampered_parameter_is_refused() {
         let p = Params::parse(DOC.as_bytes()).unwrap();
-        assert_eq!(p.verify("yourSecretToken"), Err(SberError::Forbidden("checksum does not match")));
+        assert_eq!(
+            p.verify("yourSecretToken"),
+            Err(SberError::Forbidden("checksum does not match"))
+        );
         let tampered = DOC.replace("orderNumber=2003", "orderNumber=2004");
         assert_eq!(
-            Params::parse(tampered.as_bytes()).unwrap().verify("ooc7slpvc61k7sf7ma7p4hrefr"),
+            Params::parse(tampered.as_bytes())
+                .unwrap()
+                .verify("ooc7slpvc61k7sf7ma7p4hrefr"),
             Err(SberError::Forbidden("checksum does not match"))
         );
         let unsigned = "mdOrder=x&operation=approved&status=1";
@@ -270,19 +309,31 @@ mod tests {
             Params::parse(unsigned.as_bytes()).unwrap().verify("k"),
             Err(SberError::Forbidden("checksum is missing"))
         );
-        assert!(matches!(Params::parse(b"a=1&a=2"), Err(SberError::Malformed(_))));
+        assert!(matches!(
+            Params::parse(b"a=1&a=2"),
+            Err(SberError::Malformed(_))
+        ));
     }
 
     #[test]
     fn operations_map_to_facts_and_ask_the_gateway_when_amounts_are_absent() {
-        let cb = Callback::from_params(Params::parse(b"mdOrder=m1&operation=deposited&orderNumber=7&status=1&amount=150000&currency=643").unwrap()).unwrap();
+        let cb = Callback::from_params(
+            Params::parse(
+                b"mdOrder=m1&operation=deposited&orderNumber=7&status=1&amount=150000&currency=643",
+            )
+            .unwrap(),
+        )
+        .unwrap();
         assert_eq!(cb.needs().unwrap(), Need::Nothing);
         let f = cb.to_fact(None, 1).unwrap().unwrap();
         assert_eq!(f.kind, FactKind::Payment { amount: 150_000 });
         assert_eq!(f.id.as_str(), "sber#m1#deposited#1");
         assert_eq!(f.order_id.as_str(), "7");
 
-        let cb = Callback::from_params(Params::parse(b"mdOrder=m1&operation=refunded&orderNumber=7&status=1").unwrap()).unwrap();
+        let cb = Callback::from_params(
+            Params::parse(b"mdOrder=m1&operation=refunded&orderNumber=7&status=1").unwrap(),
+        )
+        .unwrap();
         assert_eq!(cb.needs().unwrap(), Need::GatewayStatus);
         assert!(cb.to_fact(None, 1).is_err());
         let g = GatewayStatus {
@@ -290,11 +341,22 @@ mod tests {
             ..GatewayStatus::default()
         };
         let f = cb.to_fact(Some(&g), 1).unwrap().unwrap();
-        assert_eq!(f.kind, FactKind::Refund { amount: RefundAmount::TotalRefunded(50_000) });
+        assert_eq!(
+            f.kind,
+            FactKind::Refund {
+                amount: RefundAmount::TotalRefunded(50_000)
+            }
+        );
         assert_eq!(f.id.as_str(), "sber#m1#refunded#1#50000");
 
-        let cb = Callback::from_params(Params::parse(b"mdOrder=m1&operation=bindingCreated&status=1").unwrap()).unwrap();
+        let cb = Callback::from_params(
+            Params::parse(b"mdOrder=m1&operation=bindingCreated&status=1").unwrap(),
+        )
+        .unwrap();
         assert_eq!(cb.to_fact(None, 1).unwrap(), None);
-        assert!(Callback::from_params(Params::parse(b"mdOrder=m1&operation=approved&status=2").unwrap()).is_err());
+        assert!(Callback::from_params(
+            Params::parse(b"mdOrder=m1&operation=approved&status=2").unwrap()
+        )
+        .is_err());
     }
 }

@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
+    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -43,8 +44,8 @@ pub struct Notification {
 
 /// Root scalar fields rendered as the Token algorithm wants them. `Token` itself is kept (callers skip it).
 pub fn canonical_fields(body: &[u8]) -> Result<BTreeMap<String, String>, TbankError> {
-    let raw: BTreeMap<String, &RawValue> =
-        serde_json::from_slice(body).map_err(|e| TbankError::Malformed(format!("not a JSON object: {e}")))?;
+    let raw: BTreeMap<String, &RawValue> = serde_json::from_slice(body)
+        .map_err(|e| TbankError::Malformed(format!("not a JSON object: {e}")))?;
     let mut out = BTreeMap::new();
     for (key, value) in raw {
         let text = value.get();
@@ -87,9 +88,15 @@ fn field<'a>(fields: &'a BTreeMap<String, String>, name: &str) -> Result<&'a str
 /// Verify and parse the exact bytes received.
 pub fn verify(body: &[u8], terminal_key: &str, password: &str) -> Result<Notification, TbankError> {
     let fields = canonical_fields(body)?;
-    let given = fields.get("Token").ok_or(TbankError::Forbidden("Token is missing"))?;
+    let given = fields
+        .get("Token")
+        .ok_or(TbankError::Forbidden("Token is missing"))?;
     let expected = token(&fields, password);
-    if !bool::from(expected.as_bytes().ct_eq(given.to_ascii_lowercase().as_bytes())) {
+    if !bool::from(
+        expected
+            .as_bytes()
+            .ct_eq(given.to_ascii_lowercase().as_bytes()),
+    ) {
         return Err(TbankError::Forbidden("Token does not match"));
     }
     let terminal = field(&fields, "TerminalKey")?;
@@ -149,9 +156,11 @@ pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, Tba
             "REFUNDED" | "PARTIAL_REFUNDED" => FactKind::Refund {
                 amount: refund_amount(&n.status, n.amount),
             },
-            "REJECTED" | "AUTH_FAIL" | "DEADLINE_EXPIRED" | "CANCELED" | "3DS_CHECKING" => FactKind::FailedAttempt {
-                reason: n.status.clone(),
-            },
+            "REJECTED" | "AUTH_FAIL" | "DEADLINE_EXPIRED" | "CANCELED" | "3DS_CHECKING" => {
+                FactKind::FailedAttempt {
+                    reason: n.status.clone(),
+                }
+            }
             _ => return Ok(None),
         }
     };
@@ -195,11 +204,17 @@ mod tests {
             r#""RebillId":"000000""#,
             r#""RebillId":"000000","Data":{"Amount":"5"},"Receipt":{"Items":[{"Amount":1}]},"Nothing":null"#,
         );
-        assert_eq!(token_of(&nested, "11111111111"), token_of(devportal, "11111111111"));
+        assert_eq!(
+            token_of(&nested, "11111111111"),
+            token_of(devportal, "11111111111")
+        );
         let as_strings = devportal
             .replace(r#""Success":true"#, r#""Success":"true""#)
             .replace(r#""Amount":1111"#, r#""Amount":"1111""#);
-        assert_eq!(token_of(&as_strings, "11111111111"), token_of(devportal, "11111111111"));
+        assert_eq!(
+            token_of(&as_strings, "11111111111"),
+            token_of(devportal, "11111111111")
+        );
 
         let eacq = r#"{"TerminalKey":"1321054611234DEMO","OrderId":"201709","Success":true,"Status":"AUTHORIZED","PaymentId":8742591,"ErrorCode":"0","Amount":9855,"CardId":322264,"Pan":"430000******0777","ExpDate":"1122","RebillId":101709}"#;
         assert_eq!(
@@ -251,9 +266,18 @@ mod tests {
     #[test]
     fn malformed_bodies_are_reported_not_panicked_on() {
         for body in ["", "[]", "{", "{\"Token\":1", "\u{0}"] {
-            assert!(matches!(verify(body.as_bytes(), "k", "p"), Err(TbankError::Malformed(_))), "{body:?}");
+            assert!(
+                matches!(
+                    verify(body.as_bytes(), "k", "p"),
+                    Err(TbankError::Malformed(_))
+                ),
+                "{body:?}"
+            );
         }
-        assert_eq!(verify(b"{}", "k", "p"), Err(TbankError::Forbidden("Token is missing")));
+        assert_eq!(
+            verify(b"{}", "k", "p"),
+            Err(TbankError::Forbidden("Token is missing"))
+        );
     }
 
     fn note(status: &str, success: bool, amount: i64) -> Notification {
@@ -274,16 +298,30 @@ mod tests {
         assert_eq!(f.kind, FactKind::Payment { amount: 500 });
         assert_eq!(f.id.as_str(), "tbank#777#CONFIRMED");
         assert_eq!(f.payment.as_str(), "tbank:777");
-        let f = to_fact(&note("PARTIAL_REFUNDED", true, 300), 1).unwrap().unwrap();
-        assert_eq!(f.kind, FactKind::Refund { amount: RefundAmount::Remaining(300) });
+        let f = to_fact(&note("PARTIAL_REFUNDED", true, 300), 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(300)
+            }
+        );
         assert_eq!(f.id.as_str(), "tbank#777#PARTIAL_REFUNDED#300");
         let f = to_fact(&note("REFUNDED", true, 0), 1).unwrap().unwrap();
-        assert_eq!(f.kind, FactKind::Refund { amount: RefundAmount::Remaining(0) });
+        assert_eq!(
+            f.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(0)
+            }
+        );
         let f = to_fact(&note("REVERSED", true, 500), 1).unwrap().unwrap();
         assert_eq!(f.kind, FactKind::Reversal { remaining_hold: 0 });
         let f = to_fact(&note("REJECTED", true, 500), 1).unwrap().unwrap();
         assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
-        let f = to_fact(&note("AUTHORIZED", false, 500), 1).unwrap().unwrap();
+        let f = to_fact(&note("AUTHORIZED", false, 500), 1)
+            .unwrap()
+            .unwrap();
         assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
         assert_eq!(f.id.as_str(), "tbank#777#AUTHORIZED#failed");
         assert_eq!(to_fact(&note("FORM_SHOWED", true, 500), 1).unwrap(), None);

@@ -10,8 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, Money, MoneyError, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefundAmount, Source,
+    Currency, DomainError, FactId, FactKind, Money, MoneyError, OrderId, PaymentFact,
+    PaymentMethod, PaymentRef, RefundAmount, Source,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,7 +41,10 @@ pub struct Amount {
 
 impl Amount {
     pub fn money(&self) -> Result<Money, YooKassaError> {
-        Ok(Money::parse_decimal(&self.value, Currency::parse(&self.currency)?)?)
+        Ok(Money::parse_decimal(
+            &self.value,
+            Currency::parse(&self.currency)?,
+        )?)
     }
 }
 
@@ -105,10 +108,13 @@ struct Envelope {
 }
 
 pub fn parse_notification(body: &[u8]) -> Result<Notification, YooKassaError> {
-    let env: Envelope =
-        serde_json::from_slice(body).map_err(|e| YooKassaError::Malformed(format!("not a notification: {e}")))?;
+    let env: Envelope = serde_json::from_slice(body)
+        .map_err(|e| YooKassaError::Malformed(format!("not a notification: {e}")))?;
     if env.kind != "notification" {
-        return Err(YooKassaError::Malformed(format!("type {:?} is not \"notification\"", env.kind)));
+        return Err(YooKassaError::Malformed(format!(
+            "type {:?} is not \"notification\"",
+            env.kind
+        )));
     }
     let object = |what: &str| YooKassaError::Malformed(format!("object is not a {what}"));
     let subject = if env.event.starts_with("payment.") && env.event != "payment_method.active" {
@@ -126,7 +132,11 @@ pub fn parse_notification(body: &[u8]) -> Result<Notification, YooKassaError> {
 
 /// YooKassa object ids are short tokens; anything else must not reach a URL path.
 pub fn is_valid_object_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn time_ms(text: Option<&str>) -> Option<i64> {
@@ -153,11 +163,19 @@ pub fn order_id_from_metadata(metadata: &Map<String, Value>, keys: &[String]) ->
 }
 
 /// Map a payment (as fetched, or as notified in IP mode) to a fact; `None` while it is `pending`.
-pub fn payment_fact(p: &Payment, order_keys: &[String], now_ms: i64) -> Result<Option<PaymentFact>, YooKassaError> {
+pub fn payment_fact(
+    p: &Payment,
+    order_keys: &[String],
+    now_ms: i64,
+) -> Result<Option<PaymentFact>, YooKassaError> {
     let money = p.amount.money()?;
     let kind = match p.status.as_str() {
-        "waiting_for_capture" => FactKind::Authorization { amount: money.minor },
-        "succeeded" => FactKind::Payment { amount: money.minor },
+        "waiting_for_capture" => FactKind::Authorization {
+            amount: money.minor,
+        },
+        "succeeded" => FactKind::Payment {
+            amount: money.minor,
+        },
         "canceled" => FactKind::FailedAttempt {
             reason: p
                 .cancellation_details
@@ -170,7 +188,8 @@ pub fn payment_fact(p: &Payment, order_keys: &[String], now_ms: i64) -> Result<O
         _ => return Ok(None),
     };
     let payment = PaymentRef::new(Source::Yookassa, &p.id)?;
-    let order_id = order_id_from_metadata(&p.metadata, order_keys).unwrap_or_else(|| OrderId::unmatched(&payment));
+    let order_id = order_id_from_metadata(&p.metadata, order_keys)
+        .unwrap_or_else(|| OrderId::unmatched(&payment));
     let at = time_ms(p.captured_at.as_deref().or(p.created_at.as_deref())).unwrap_or(now_ms);
     Ok(Some(PaymentFact::new(
         FactId::new(Source::Yookassa, &format!("payment#{}#{}", p.id, p.status))?,
@@ -184,7 +203,11 @@ pub fn payment_fact(p: &Payment, order_keys: &[String], now_ms: i64) -> Result<O
 }
 
 /// Map a succeeded refund to a fact on the order its payment belongs to; `None` unless `succeeded`.
-pub fn refund_fact(r: &Refund, order_id: OrderId, now_ms: i64) -> Result<Option<PaymentFact>, YooKassaError> {
+pub fn refund_fact(
+    r: &Refund,
+    order_id: OrderId,
+    now_ms: i64,
+) -> Result<Option<PaymentFact>, YooKassaError> {
     if r.status != "succeeded" {
         return Ok(None);
     }
@@ -245,7 +268,9 @@ mod tests {
     fn amounts_are_exact_and_events_map_to_facts() {
         let body = br#"{"type":"notification","event":"payment.succeeded","object":{"id":"p-1","status":"succeeded","amount":{"value":"0.96","currency":"RUB"},"metadata":{"order_id":"1001"},"captured_at":"2025-10-18T21:55:24.823Z"}}"#;
         let n = parse_notification(body).unwrap();
-        let Subject::Payment(p) = &n.subject else { panic!("not a payment") };
+        let Subject::Payment(p) = &n.subject else {
+            panic!("not a payment")
+        };
         let keys = vec!["order_id".to_owned()];
         let f = payment_fact(p, &keys, 0).unwrap().unwrap();
         assert_eq!(f.kind, FactKind::Payment { amount: 96 });
@@ -256,9 +281,16 @@ mod tests {
 
     #[test]
     fn bitrix_payment_number_gives_the_order_and_missing_metadata_is_unmatched() {
-        let keys: Vec<String> = crate::config::DEFAULT_YOOKASSA_ORDER_KEYS.split(',').map(str::to_owned).collect();
-        let meta: Map<String, Value> = serde_json::from_str(r#"{"BX_PAYMENT_NUMBER":"1234/2"}"#).unwrap();
-        assert_eq!(order_id_from_metadata(&meta, &keys).unwrap().as_str(), "1234");
+        let keys: Vec<String> = crate::config::DEFAULT_YOOKASSA_ORDER_KEYS
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let meta: Map<String, Value> =
+            serde_json::from_str(r#"{"BX_PAYMENT_NUMBER":"1234/2"}"#).unwrap();
+        assert_eq!(
+            order_id_from_metadata(&meta, &keys).unwrap().as_str(),
+            "1234"
+        );
         let p = Payment {
             id: "x".into(),
             status: "waiting_for_capture".into(),
@@ -278,9 +310,15 @@ mod tests {
 
     #[test]
     fn unknown_events_and_bad_envelopes() {
-        let n = parse_notification(br#"{"type":"notification","event":"payout.succeeded","object":{}}"#).unwrap();
+        let n = parse_notification(
+            br#"{"type":"notification","event":"payout.succeeded","object":{}}"#,
+        )
+        .unwrap();
         assert_eq!(n.subject, Subject::Other("payout.succeeded".into()));
-        assert!(parse_notification(br#"{"type":"notification","event":"payment.succeeded","object":{"id":1}}"#).is_err());
+        assert!(parse_notification(
+            br#"{"type":"notification","event":"payment.succeeded","object":{"id":1}}"#
+        )
+        .is_err());
         assert!(parse_notification(b"not json").is_err());
         assert!(is_valid_object_id("22d6d597-000f-5000-9000-145f6df21d6f"));
         assert!(!is_valid_object_id("../../v3/refunds"));
