@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP_PKGS := moto[server]==5.2.5 cargo-lambda==1.9.2 cfn-lint==1.51.0
+PIP_PKGS := moto[server]==5.2.5 cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
 TABLE ?= paysync-ledger
 QUEUE ?= paysync-events.fifo
 
@@ -14,7 +14,7 @@ LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=
 .PHONY: run test venv fmt lint unit build bench deploy clean stack-start stack-stop
 
 venv: $(VENV)/.installed
-$(VENV)/.installed:
+$(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_PKGS)
 	touch $@
@@ -30,7 +30,7 @@ run: venv
 	echo "moto at $$endpoint; functions at http://localhost:9000/lambda-url/<function>/..."; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file .env
 
-## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint
+## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate)
 test: venv
 	cargo fmt --all --check
 	endpoint=$$(scripts/stack.sh start); \
@@ -39,6 +39,8 @@ test: venv
 	cargo clippy --workspace --all-targets -- -D warnings; \
 	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) cargo test --workspace; \
 	$(VENV)/bin/cfn-lint infra/template.yaml
+	# sam validate --lint also catches a bad Runtime, Function URL AuthType or BatchSize that cfn-lint misses.
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file infra/template.yaml
 
 fmt:
 	cargo fmt --all
@@ -64,7 +66,7 @@ build: venv
 
 ## deploy: build, then `sam deploy --guided` the first time (needs aws-sam-cli and credentials)
 deploy: build
-	sam deploy --template-file infra/template.yaml --guided
+	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --template-file infra/template.yaml --guided --capabilities CAPABILITY_IAM
 
 stack-start: venv
 	scripts/stack.sh start

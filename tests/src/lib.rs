@@ -315,3 +315,86 @@ impl Switch {
         let _ = self.up.send(up);
     }
 }
+
+/// A moto process of a test's own (the shared one must never be stopped), started with the same launcher as
+/// `make test` and restartable on the same port.
+pub struct OwnMoto {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl OwnMoto {
+    pub async fn start(port: Option<u16>) -> OwnMoto {
+        let python = std::env::var("PAYSYNC_PYTHON").unwrap_or_else(|_| {
+            panic!("PAYSYNC_PYTHON is not set: run the end-to-end tests through `make test`")
+        });
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/moto_server.py");
+        let port_file =
+            std::env::temp_dir().join(format!("moto-{}.port", uuid::Uuid::new_v4().simple()));
+        let mut cmd = std::process::Command::new(python);
+        cmd.arg(script)
+            .arg(&port_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(p) = port {
+            cmd.env("MOTO_FIXED_PORT", p.to_string());
+        }
+        let mut child = cmd.spawn().expect("spawn moto");
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().expect("moto status") {
+                panic!("moto exited early: {status}");
+            }
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                let port: u16 = text.trim().parse().expect("port");
+                if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                    let _ = std::fs::remove_file(&port_file);
+                    return OwnMoto { child, port };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("moto did not start");
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Create a table and a FIFO queue with these names at an endpoint.
+pub async fn create_resources(endpoint: &str, table: &str, queue_name: &str) {
+    let (ddb, sqs) = clients(&Endpoints {
+        dynamodb: Some(endpoint.to_owned()),
+        sqs: Some(endpoint.to_owned()),
+    })
+    .await;
+    create_table(&ddb, table).await.expect("create table");
+    sqs.create_queue()
+        .queue_name(queue_name)
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue");
+}
+
+/// A ledger store reading straight from an endpoint.
+pub async fn store_at(endpoint: &str, table: &str) -> DynamoLedgerStore {
+    let (ddb, _) = clients(&Endpoints {
+        dynamodb: Some(endpoint.to_owned()),
+        sqs: None,
+    })
+    .await;
+    DynamoLedgerStore::new(ddb, table)
+}

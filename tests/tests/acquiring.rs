@@ -317,3 +317,45 @@ async fn sber_asks_the_gateway_when_the_callback_has_no_amount() {
     assert_eq!(env.call(forged).await.status, 403);
     assert_eq!(env.facts("7008").await.len(), 1);
 }
+
+#[tokio::test]
+async fn moto_stopped_gives_5xx_and_after_restart_the_retry_succeeds() {
+    let mut moto = OwnMoto::start(None).await;
+    let endpoints = Endpoints {
+        dynamodb: Some(moto.url()),
+        sqs: Some(moto.url()),
+    };
+    let env = spawn_env_with(endpoints, YooKassaVerify::Api).await;
+    let queue_name = env
+        .queue_url
+        .rsplit('/')
+        .next()
+        .expect("queue name")
+        .to_owned();
+    create_resources(&moto.url(), &env.table, &queue_name).await;
+    assert_eq!(
+        env.post_tbank(&tbank_note("7010", "61", "CONFIRMED", 500))
+            .await
+            .status,
+        200
+    );
+
+    moto.stop();
+    let note = tbank_note("7010", "62", "CONFIRMED", 700);
+    let reply = env.post_tbank(&note).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.body.contains("retry later"));
+
+    // moto keeps state in memory only: the restarted one is empty, so the resources are created again.
+    let moto = OwnMoto::start(Some(moto.port)).await;
+    create_resources(&moto.url(), &env.table, &queue_name).await;
+    let reply = env.post_tbank(&note).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "OK"));
+    let store = store_at(&moto.url(), &env.table).await;
+    let facts = store
+        .facts(&shared::domain::OrderId::parse("7010").expect("id"))
+        .await
+        .expect("facts");
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].kind, FactKind::Payment { amount: 700 });
+}
