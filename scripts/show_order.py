@@ -29,7 +29,7 @@ for item in items:
         print(f"  fact {data['id']}: {data['kind']} {json.dumps({k: v for k, v in data.items() if k in ('amount', 'remaining_hold', 'reason')})}")
 sqs = boto3.client("sqs", **kw)
 msgs = sqs.receive_message(QueueUrl=env["EVENTS_QUEUE_URL"], MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-print(f"{len(msgs)} event(s) visible on the queue (not consumed):")
+print(f"{len(msgs)} event(s) on the queue (peeked, not consumed):")
 for m in msgs:
     e = json.loads(m["Body"])
     print(f"  {e['event_id']}: order {e['order_id']} v{e['version']} {e['state']} paid={e['paid']} refunded={e['refunded']}")
