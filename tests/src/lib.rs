@@ -45,6 +45,24 @@ pub struct Endpoints {
     pub sqs: Option<String>,
 }
 
+impl Endpoints {
+    /// Both services through `url` (a switch, or a moto of the test's own).
+    pub fn all(url: &str) -> Self {
+        Endpoints {
+            dynamodb: Some(url.to_owned()),
+            sqs: Some(url.to_owned()),
+        }
+    }
+
+    /// Only SQS through `url`; DynamoDB straight to moto.
+    pub fn sqs(url: &str) -> Self {
+        Endpoints {
+            dynamodb: None,
+            sqs: Some(url.to_owned()),
+        }
+    }
+}
+
 pub struct TestEnv {
     pub table: String,
     pub queue_url: String,
@@ -375,11 +393,7 @@ impl Drop for OwnMoto {
 
 /// Create a table and a FIFO queue with these names at an endpoint.
 pub async fn create_resources(endpoint: &str, table: &str, queue_name: &str) {
-    let (ddb, sqs) = clients(&Endpoints {
-        dynamodb: Some(endpoint.to_owned()),
-        sqs: Some(endpoint.to_owned()),
-    })
-    .await;
+    let (ddb, sqs) = clients(&Endpoints::all(endpoint)).await;
     create_table(&ddb, table).await.expect("create table");
     sqs.create_queue()
         .queue_name(queue_name)
@@ -391,10 +405,6 @@ pub async fn create_resources(endpoint: &str, table: &str, queue_name: &str) {
 
 /// A ledger store reading straight from an endpoint.
 pub async fn store_at(endpoint: &str, table: &str) -> DynamoLedgerStore {
-    let (ddb, _) = clients(&Endpoints {
-        dynamodb: Some(endpoint.to_owned()),
-        sqs: None,
-    })
-    .await;
+    let (ddb, _) = clients(&Endpoints::all(endpoint)).await;
     DynamoLedgerStore::new(ddb, table)
 }

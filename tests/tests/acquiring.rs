@@ -79,14 +79,7 @@ async fn partial_payments_run_from_thirty_percent_to_paid() {
 #[tokio::test]
 async fn queue_down_after_commit_gives_5xx_and_the_redelivery_announces_once() {
     let switch = Switch::start(&moto_endpoint()).await;
-    let env = spawn_env_with(
-        Endpoints {
-            sqs: Some(switch.url.clone()),
-            ..Endpoints::default()
-        },
-        YooKassaVerify::Api,
-    )
-    .await;
+    let env = spawn_env_with(Endpoints::sqs(&switch.url), YooKassaVerify::Api).await;
     let note = tbank_note("7003", "31", "CONFIRMED", 10_000);
     switch.set_up(false);
     let reply = env.post_tbank(&note).await;
@@ -107,14 +100,7 @@ async fn queue_down_after_commit_gives_5xx_and_the_redelivery_announces_once() {
 #[tokio::test]
 async fn aws_down_gives_5xx_with_no_partial_state_and_the_retry_succeeds() {
     let switch = Switch::start(&moto_endpoint()).await;
-    let env = spawn_env_with(
-        Endpoints {
-            dynamodb: Some(switch.url.clone()),
-            sqs: Some(switch.url.clone()),
-        },
-        YooKassaVerify::Api,
-    )
-    .await;
+    let env = spawn_env_with(Endpoints::all(&switch.url), YooKassaVerify::Api).await;
     env.register_order("7004", 10_000).await;
     let before = env.order("7004").await;
     let note = tbank_note("7004", "41", "CONFIRMED", 10_000);
@@ -137,14 +123,7 @@ async fn aws_down_gives_5xx_with_no_partial_state_and_the_retry_succeeds() {
 #[tokio::test]
 async fn sweeper_announces_a_change_nobody_redelivered() {
     let switch = Switch::start(&moto_endpoint()).await;
-    let env = spawn_env_with(
-        Endpoints {
-            sqs: Some(switch.url.clone()),
-            ..Endpoints::default()
-        },
-        YooKassaVerify::Api,
-    )
-    .await;
+    let env = spawn_env_with(Endpoints::sqs(&switch.url), YooKassaVerify::Api).await;
     switch.set_up(false);
     assert_eq!(
         env.post_tbank(&tbank_note("7005", "51", "CONFIRMED", 100))
@@ -321,11 +300,7 @@ async fn sber_asks_the_gateway_when_the_callback_has_no_amount() {
 #[tokio::test]
 async fn moto_stopped_gives_5xx_and_after_restart_the_retry_succeeds() {
     let mut moto = OwnMoto::start(None).await;
-    let endpoints = Endpoints {
-        dynamodb: Some(moto.url()),
-        sqs: Some(moto.url()),
-    };
-    let env = spawn_env_with(endpoints, YooKassaVerify::Api).await;
+    let env = spawn_env_with(Endpoints::all(&moto.url()), YooKassaVerify::Api).await;
     let queue_name = env
         .queue_url
         .rsplit('/')
