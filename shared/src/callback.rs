@@ -725,12 +725,7 @@ mod tests {
         Ledger::new(h.store.as_ref(), h.events.as_ref())
             .register_order(
                 &OrderId::parse("5001").unwrap(),
-                OrderInfo {
-                    number: Some("5001".into()),
-                    total: 500_000,
-                    currency: crate::domain::Currency::RUB,
-                    cancelled: false,
-                },
+                OrderInfo::new(Some("5001".into()), 500_000, crate::domain::Currency::RUB),
             )
             .await
             .unwrap();

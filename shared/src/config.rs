@@ -97,6 +97,26 @@ pub struct CallbackConfig {
     pub yookassa: Option<YooKassaConfig>,
 }
 
+/// Settings of `exchange-1c`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange1cConfig {
+    pub ledger: LedgerConfig,
+    /// `EXCHANGE_1C_USER` / `EXCHANGE_1C_PASSWORD`: what 1C's exchange node sends as HTTP Basic.
+    pub user: String,
+    pub password: Secret,
+    /// `EXCHANGE_1C_FILE_LIMIT`: largest chunk 1C may send per `mode=file` (each is one DynamoDB item).
+    pub file_limit: usize,
+    /// `EXCHANGE_1C_IMPORT_BUDGET_MS`: time one `mode=import` call may spend before answering `progress`.
+    pub import_budget_ms: u64,
+    /// `EXCHANGE_1C_SESSION_TTL`: seconds a session stays valid.
+    pub session_ttl_secs: i64,
+    /// `EXCHANGE_1C_UTC_OFFSET_MINUTES`: the offset 1C's local dates are in (default Moscow, 180).
+    pub utc_offset_minutes: i32,
+}
+
+/// A DynamoDB item holds at most 400 KB; chunks stay well below.
+pub const MAX_FILE_LIMIT: usize = 300 * 1024;
+
 /// Reads variables through a lookup function so tests need no process environment.
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
@@ -147,6 +167,39 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(LedgerConfig {
             table: self.require("LEDGER_TABLE")?,
             events_queue_url: self.require("EVENTS_QUEUE_URL")?,
+        })
+    }
+
+    fn number<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name,
+                reason: format!("{v:?} is not a number"),
+            }),
+        }
+    }
+
+    pub fn exchange_1c(&self) -> Result<Exchange1cConfig, ConfigError> {
+        let file_limit = self.number("EXCHANGE_1C_FILE_LIMIT", 200 * 1024)?;
+        if file_limit == 0 || file_limit > MAX_FILE_LIMIT {
+            return Err(ConfigError::Invalid {
+                name: "EXCHANGE_1C_FILE_LIMIT",
+                reason: format!("must be 1..={MAX_FILE_LIMIT}"),
+            });
+        }
+        Ok(Exchange1cConfig {
+            ledger: self.ledger()?,
+            user: self.require("EXCHANGE_1C_USER")?,
+            password: Secret::new(self.require("EXCHANGE_1C_PASSWORD")?),
+            file_limit,
+            import_budget_ms: self.number("EXCHANGE_1C_IMPORT_BUDGET_MS", 20_000)?,
+            session_ttl_secs: self.number("EXCHANGE_1C_SESSION_TTL", 3_600)?,
+            utc_offset_minutes: self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)?,
         })
     }
 

@@ -7,6 +7,7 @@ pub mod callback;
 pub mod clients;
 pub mod config;
 pub mod domain;
+pub mod exchange1c;
 pub mod formats;
 pub mod http;
 pub mod ledger;

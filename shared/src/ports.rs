@@ -57,6 +57,10 @@ pub trait LedgerStore: Send + Sync {
         created_before_ms: i64,
         limit: usize,
     ) -> Result<Vec<OrderEvent>, StoreError>;
+    /// Orders changed since 1C last acknowledged them (`mode=success`), with the version that changed.
+    async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError>;
+    /// Acknowledge feed entries; an entry whose order changed again since (another version) stays.
+    async fn ack_feed_1c(&self, sent: &[(OrderId, u64)]) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,4 +70,58 @@ pub struct PublishError(#[source] pub BoxError);
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError>;
+}
+
+/// A 1C exchange session (`checkauth` → … ), kept in the ledger table with a TTL.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExchangeSession {
+    /// The cookie value.
+    pub id: String,
+    /// The `sessid` 1C must send with every later call.
+    pub sessid: String,
+    /// CommerceML version 1C asked for at `init`.
+    pub version: Option<String>,
+    /// Orders (and the versions) the last `query` sent; `success` acknowledges exactly these.
+    #[serde(default)]
+    pub sent: Vec<(String, u64)>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Progress of a `mode=import` that answered `progress`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImportProgress {
+    /// Documents already applied.
+    pub next: usize,
+    /// Error lines collected so far, appended to the final answer as Bitrix does.
+    pub errors: Vec<String>,
+    pub done: bool,
+}
+
+#[async_trait]
+pub trait ExchangeStore: Send + Sync {
+    async fn put_session(&self, session: &ExchangeSession) -> Result<(), StoreError>;
+    async fn session(&self, id: &str) -> Result<Option<ExchangeSession>, StoreError>;
+    /// Append a chunk of an uploaded file (1C splits files larger than `file_limit`).
+    async fn append_chunk(
+        &self,
+        session: &str,
+        file: &str,
+        bytes: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// The whole uploaded file, chunks in order; `None` if nothing was uploaded under that name.
+    async fn uploaded(&self, session: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn import_progress(
+        &self,
+        session: &str,
+        file: &str,
+    ) -> Result<ImportProgress, StoreError>;
+    async fn set_import_progress(
+        &self,
+        session: &str,
+        file: &str,
+        progress: &ImportProgress,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
 }

@@ -15,6 +15,26 @@ pub fn function_url_request(
     body: &[u8],
     source_ip: &str,
 ) -> Request {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|c| ("content-type", c))
+        .into_iter()
+        .collect();
+    request_with_headers(method, path, query, &headers, body, source_ip)
+}
+
+/// Like [`function_url_request`], with any headers (`authorization`, `cookie`, …).
+pub fn request_with_headers(
+    method: &str,
+    path: &str,
+    query: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+    source_ip: &str,
+) -> Request {
+    let content_type = extra_headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| *v);
     let textual = content_type.is_some_and(|c| c.starts_with("text/") || c.contains("json"));
     let (body, b64) = if body.is_empty() {
         (serde_json::Value::Null, false)
@@ -29,8 +49,14 @@ pub fn function_url_request(
         )
     };
     let mut headers = serde_json::json!({ "host": "abc.lambda-url.eu-central-1.on.aws" });
-    if let Some(ct) = content_type {
-        headers["content-type"] = ct.into();
+    // Function URLs (payload 2.0) move the Cookie header into a `cookies` array.
+    let mut cookies: Vec<String> = Vec::new();
+    for (k, v) in extra_headers {
+        if k.eq_ignore_ascii_case("cookie") {
+            cookies.extend(v.split(';').map(|c| c.trim().to_owned()));
+        } else {
+            headers[k.to_ascii_lowercase()] = (*v).into();
+        }
     }
     let event = serde_json::json!({
         "version": "2.0",
@@ -53,6 +79,10 @@ pub fn function_url_request(
         "body": body,
         "isBase64Encoded": b64
     });
+    let mut event = event;
+    if !cookies.is_empty() {
+        event["cookies"] = cookies.into();
+    }
     lambda_http::request::from_str(&event.to_string())
         .unwrap_or_else(|e| panic!("test event does not parse: {e}"))
 }

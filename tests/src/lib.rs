@@ -212,12 +212,7 @@ impl TestEnv {
         Ledger::new(&self.store, &events)
             .register_order(
                 &OrderId::parse(id).expect("order id"),
-                OrderInfo {
-                    number: Some(id.into()),
-                    total,
-                    currency: Currency::RUB,
-                    cancelled: false,
-                },
+                OrderInfo::new(Some(id.into()), total, Currency::RUB),
             )
             .await
             .expect("register order");

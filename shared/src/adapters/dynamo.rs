@@ -8,6 +8,9 @@
 //! | payment fact | `ORDER#<order id>` | `FACT#<fact id>` |
 //! | outbox row (committed, not yet announced) | `OUTBOX` | `<order id>#<event id>` |
 //! | payment → order index | `PAYMENT#<payment ref>` | `#PAYMENT` |
+//! | 1C feed entry (changed since 1C's last `success`) | `FEED#1c` | `<order id>` |
+//! | 1C exchange session (TTL) | `SESSION#<cookie>` | `#SESSION` |
+//! | uploaded file: meta + chunks (TTL) | `UPLOAD#<cookie>#<file>` | `#META`, `CHUNK#<seq>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -24,7 +27,10 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
-use crate::ports::{BoxError, Commit, CommitError, LedgerStore, StoreError};
+use crate::ports::{
+    BoxError, Commit, CommitError, ExchangeSession, ExchangeStore, ImportProgress, LedgerStore,
+    StoreError,
+};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -34,6 +40,9 @@ const VERSION: &str = "version";
 const OUTBOX_PK: &str = "OUTBOX";
 const ORDER_SK: &str = "#ORDER";
 const PAYMENT_SK: &str = "#PAYMENT";
+const FEED_1C_PK: &str = "FEED#1c";
+const SESSION_SK: &str = "#SESSION";
+const META_SK: &str = "#META";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -284,6 +293,10 @@ impl LedgerStore for DynamoLedgerStore {
             item.insert("order_id".into(), s(c.order.id.as_str()));
             items.push(put(&self.table, item, None, None)?);
         }
+        // Every change is news for 1C until it acknowledges this version.
+        let mut feed = key(FEED_1C_PK.to_owned(), c.order.id.to_string());
+        feed.insert(VERSION.into(), n(c.order.version));
+        items.push(put(&self.table, feed, None, None)?);
         match self
             .client
             .transact_write_items()
@@ -376,6 +389,216 @@ impl LedgerStore for DynamoLedgerStore {
         events.sort_by_key(|e| e.at_ms);
         events.truncate(limit);
         Ok(events)
+    }
+
+    async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(FEED_1C_PK))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            for item in resp.items() {
+                let order = item.get(SK).and_then(|v| v.as_s().ok());
+                let version = item
+                    .get(VERSION)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if let (Some(order), Some(version)) = (order, version) {
+                    if let Ok(id) = OrderId::parse(order.clone()) {
+                        out.push((id, version));
+                    }
+                }
+            }
+            match resp.last_evaluated_key {
+                Some(k) if out.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn ack_feed_1c(&self, sent: &[(OrderId, u64)]) -> Result<(), StoreError> {
+        for (order, version) in sent {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key(FEED_1C_PK.to_owned(), order.to_string())))
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", n(version))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // Changed again after the query: it stays in the feed for the next exchange.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(unavailable(e.into_service_error())),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn upload_pk(session: &str, file: &str) -> String {
+    format!("UPLOAD#{session}#{file}")
+}
+
+#[async_trait]
+impl ExchangeStore for DynamoLedgerStore {
+    async fn put_session(&self, session: &ExchangeSession) -> Result<(), StoreError> {
+        let mut item = key(format!("SESSION#{}", session.id), SESSION_SK.to_owned());
+        item.insert(TTL_ATTRIBUTE.into(), n(session.expires_at));
+        item.insert(DATA.into(), s(to_json(session)?));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<ExchangeSession>, StoreError> {
+        match self
+            .get(key(format!("SESSION#{id}"), SESSION_SK.to_owned()))
+            .await?
+        {
+            Some(item) => from_data(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn append_chunk(
+        &self,
+        session: &str,
+        file: &str,
+        bytes: &[u8],
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let pk = upload_pk(session, file);
+        // The chunk number comes from an atomic counter on the upload's meta item.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk.clone(), META_SK.to_owned())))
+            .update_expression("ADD chunks :one SET expires_at = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let seq = out
+            .attributes()
+            .and_then(|a| a.get("chunks"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| StoreError::Corrupt {
+                key: pk.clone(),
+                reason: "no chunk counter".into(),
+            })?;
+        let mut item = key(pk, format!("CHUNK#{seq:08}"));
+        item.insert(
+            DATA.into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes.to_vec())),
+        );
+        item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn uploaded(&self, session: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut out: Option<Vec<u8>> = None;
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :chunk)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(upload_pk(session, file)))
+                .expression_attribute_values(":chunk", s("CHUNK#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            for item in resp.items() {
+                if let Some(AttributeValue::B(blob)) = item.get(DATA) {
+                    out.get_or_insert_with(Vec::new)
+                        .extend_from_slice(blob.as_ref());
+                }
+            }
+            match resp.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn import_progress(
+        &self,
+        session: &str,
+        file: &str,
+    ) -> Result<ImportProgress, StoreError> {
+        let item = self
+            .get(key(upload_pk(session, file), META_SK.to_owned()))
+            .await?;
+        match item
+            .as_ref()
+            .and_then(|i| i.get("progress"))
+            .and_then(|v| v.as_s().ok())
+        {
+            Some(json) => serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+                key: upload_pk(session, file),
+                reason: e.to_string(),
+            }),
+            None => Ok(ImportProgress::default()),
+        }
+    }
+
+    async fn set_import_progress(
+        &self,
+        session: &str,
+        file: &str,
+        progress: &ImportProgress,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(upload_pk(session, file), META_SK.to_owned())))
+            .update_expression("SET progress = :p, expires_at = :exp")
+            .expression_attribute_values(":p", s(to_json(progress)?))
+            .expression_attribute_values(":exp", n(expires_at))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
     }
 }
 

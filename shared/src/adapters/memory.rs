@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
-use crate::ports::{Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError};
+use crate::ports::{
+    Commit, CommitError, EventPublisher, ExchangeSession, ExchangeStore, ImportProgress,
+    LedgerStore, PublishError, StoreError,
+};
 
 #[derive(Default)]
 struct State {
@@ -15,6 +18,7 @@ struct State {
     facts: BTreeMap<(OrderId, String), PaymentFact>,
     outbox: BTreeMap<(OrderId, String), OrderEvent>,
     payments: BTreeMap<PaymentRef, OrderId>,
+    feed: BTreeMap<OrderId, u64>,
 }
 
 #[derive(Default)]
@@ -75,6 +79,7 @@ impl LedgerStore for MemoryLedgerStore {
         if let Some(p) = c.new_payment {
             s.payments.insert(p.clone(), c.order.id.clone());
         }
+        s.feed.insert(c.order.id.clone(), c.order.version);
         Ok(())
     }
 
@@ -116,6 +121,92 @@ impl LedgerStore for MemoryLedgerStore {
         rows.sort_by_key(|e| e.at_ms);
         rows.truncate(limit);
         Ok(rows)
+    }
+
+    async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {
+        Ok(self
+            .lock()
+            .feed
+            .iter()
+            .take(limit)
+            .map(|(o, v)| (o.clone(), *v))
+            .collect())
+    }
+
+    async fn ack_feed_1c(&self, sent: &[(OrderId, u64)]) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        for (order, version) in sent {
+            if s.feed.get(order) == Some(version) {
+                s.feed.remove(order);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// In-memory sessions and uploads.
+#[derive(Default)]
+pub struct MemoryExchangeStore {
+    sessions: Mutex<BTreeMap<String, ExchangeSession>>,
+    files: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+    progress: Mutex<BTreeMap<(String, String), ImportProgress>>,
+}
+
+fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[async_trait]
+impl ExchangeStore for MemoryExchangeStore {
+    async fn put_session(&self, session: &ExchangeSession) -> Result<(), StoreError> {
+        guard(&self.sessions).insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> Result<Option<ExchangeSession>, StoreError> {
+        Ok(guard(&self.sessions).get(id).cloned())
+    }
+
+    async fn append_chunk(
+        &self,
+        session: &str,
+        file: &str,
+        bytes: &[u8],
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        guard(&self.files)
+            .entry((session.to_owned(), file.to_owned()))
+            .or_default()
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    async fn uploaded(&self, session: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(guard(&self.files)
+            .get(&(session.to_owned(), file.to_owned()))
+            .cloned())
+    }
+
+    async fn import_progress(
+        &self,
+        session: &str,
+        file: &str,
+    ) -> Result<ImportProgress, StoreError> {
+        Ok(guard(&self.progress)
+            .get(&(session.to_owned(), file.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn set_import_progress(
+        &self,
+        session: &str,
+        file: &str,
+        progress: &ImportProgress,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        guard(&self.progress).insert((session.to_owned(), file.to_owned()), progress.clone());
+        Ok(())
     }
 }
 

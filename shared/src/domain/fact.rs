@@ -216,6 +216,16 @@ pub enum FactKind {
     FailedAttempt {
         reason: String,
     },
+    /// A source withdrew a payment it had reported (1C cancelled or deleted the payment document): the line no
+    /// longer counts. Once voided, a line stays voided.
+    Void {
+        reason: String,
+    },
+    /// The source says the order is paid in full without naming an amount (1C's order-level "paid"): whatever is
+    /// still open counts as paid by this source, never on top of money already held.
+    SettledInFull,
+    /// The source cancelled the order.
+    OrderCancelled,
 }
 
 impl FactKind {
@@ -227,6 +237,9 @@ impl FactKind {
             FactKind::Refund { .. } => "refund",
             FactKind::Chargeback { .. } => "chargeback",
             FactKind::FailedAttempt { .. } => "failed_attempt",
+            FactKind::Void { .. } => "void",
+            FactKind::SettledInFull => "settled_in_full",
+            FactKind::OrderCancelled => "order_cancelled",
         }
     }
 
@@ -242,7 +255,10 @@ impl FactKind {
                 | RefundAmount::TotalRefunded(v)
                 | RefundAmount::Remaining(v) => *v,
             }),
-            FactKind::FailedAttempt { .. } => None,
+            FactKind::FailedAttempt { .. }
+            | FactKind::Void { .. }
+            | FactKind::SettledInFull
+            | FactKind::OrderCancelled => None,
         }
     }
 }
@@ -259,6 +275,10 @@ pub struct PaymentFact {
     pub kind: FactKind,
     /// When it happened (provider time if known, else receive time), Unix milliseconds.
     pub at_ms: i64,
+    /// A source document this fact merges into an existing line (1C echoing money we already hold), e.g.
+    /// `1c:<Ид>`; recorded on the line so that one line is linked to one such document only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<String>,
 }
 
 impl PaymentFact {
@@ -284,6 +304,13 @@ impl PaymentFact {
             currency,
             kind,
             at_ms,
+            links: None,
         })
+    }
+
+    /// Mark the fact as another source's view of money already on `payment`'s line.
+    pub fn linking(mut self, document: impl Into<String>) -> Self {
+        self.links = Some(document.into());
+        self
     }
 }

@@ -20,6 +20,58 @@ pub struct OrderInfo {
     pub currency: Currency,
     #[serde(default)]
     pub cancelled: bool,
+    /// What a complete order document needs (for 1C, when paysync is its only order-exchange peer).
+    #[serde(default)]
+    pub details: OrderDetails,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buyer {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub full_name: Option<String>,
+    pub inn: Option<String>,
+    pub kpp: Option<String>,
+    pub address: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderLine {
+    pub id: Option<String>,
+    pub name: String,
+    /// Price per unit, minor units.
+    pub price: i64,
+    /// Quantity as the store writes it ("1", "2.5").
+    pub quantity: String,
+    pub amount: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderDetails {
+    /// `YYYY-MM-DDTHH:MM:SS`, store local time.
+    pub created: Option<String>,
+    pub buyer: Option<Buyer>,
+    pub lines: Vec<OrderLine>,
+    /// Delivery service name and price (minor units).
+    pub delivery: Option<(String, i64)>,
+    pub comment: Option<String>,
+    /// Store status id and name.
+    pub status: Option<(String, String)>,
+    pub payment_method: Option<String>,
+}
+
+impl OrderInfo {
+    pub fn new(number: Option<String>, total: i64, currency: Currency) -> Self {
+        OrderInfo {
+            number,
+            total,
+            currency,
+            cancelled: false,
+            details: OrderDetails::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,6 +128,15 @@ pub struct PaymentLine {
     /// Earliest time money was reported received on this line.
     #[serde(default)]
     pub paid_at_ms: Option<i64>,
+    /// The source withdrew this payment (see `FactKind::Void`).
+    #[serde(default)]
+    pub voided: bool,
+    /// Order-level "paid in full" without an amount: covers whatever the other lines leave open.
+    #[serde(default)]
+    pub settles_remainder: bool,
+    /// Documents of other sources linked to this line (e.g. `1c:<Ид>`).
+    #[serde(default)]
+    pub linked: BTreeSet<String>,
     #[serde(default)]
     pub last_at_ms: i64,
 }
@@ -96,6 +157,18 @@ impl PaymentLine {
             chargebacks: BTreeMap::new(),
             paid_at_ms: None,
             last_at_ms: 0,
+            voided: false,
+            settles_remainder: false,
+            linked: BTreeSet::new(),
+        }
+    }
+
+    /// Captured money that still counts (a voided line counts nothing).
+    pub fn counted(&self) -> i64 {
+        if self.voided {
+            0
+        } else {
+            self.captured
         }
     }
 
@@ -104,6 +177,9 @@ impl PaymentLine {
         self.method = self.method.min(fact.method);
         self.last_at_ms = self.last_at_ms.max(fact.at_ms);
         let key = fact.id.as_str().to_owned();
+        if let Some(doc) = &fact.links {
+            self.linked.insert(doc.clone());
+        }
         match &fact.kind {
             FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),
             FactKind::Payment { amount } => {
@@ -133,10 +209,20 @@ impl PaymentLine {
                 self.chargebacks.insert(key, *amount);
             }
             FactKind::FailedAttempt { .. } => self.failed = true,
+            FactKind::Void { .. } => self.voided = true,
+            FactKind::SettledInFull => {
+                self.settles_remainder = true;
+                self.paid_at_ms = Some(self.paid_at_ms.map_or(fact.at_ms, |t| t.min(fact.at_ms)));
+            }
+            // Handled on the order, never reaches a line.
+            FactKind::OrderCancelled => {}
         }
     }
 
     pub fn refunded(&self) -> i64 {
+        if self.voided {
+            return 0;
+        }
         let deltas: i64 = self
             .refund_deltas
             .values()
@@ -149,6 +235,9 @@ impl PaymentLine {
     }
 
     pub fn charged_back(&self) -> i64 {
+        if self.voided {
+            return 0;
+        }
         self.chargebacks
             .values()
             .copied()
@@ -157,7 +246,7 @@ impl PaymentLine {
 
     /// Funds held on the card but not captured.
     pub fn held(&self) -> i64 {
-        if self.captured > 0 || self.hold_released || self.failed {
+        if self.captured > 0 || self.hold_released || self.failed || self.voided {
             0
         } else {
             self.hold_left
@@ -200,6 +289,9 @@ pub struct Order {
     /// Ids of every fact applied (the idempotency set).
     #[serde(default)]
     pub applied: BTreeSet<String>,
+    /// Facts by which a source cancelled the order.
+    #[serde(default)]
+    pub cancelled_by: BTreeSet<String>,
     /// Optimistic-lock version; 0 = never stored.
     #[serde(default)]
     pub version: u64,
@@ -212,6 +304,7 @@ impl Order {
             info: None,
             lines: BTreeMap::new(),
             applied: BTreeSet::new(),
+            cancelled_by: BTreeSet::new(),
             version: 0,
         }
     }
@@ -226,6 +319,10 @@ impl Order {
         }
         if !self.applied.insert(fact.id.as_str().to_owned()) {
             return Ok(ApplyOutcome::Duplicate);
+        }
+        if fact.kind == FactKind::OrderCancelled {
+            self.cancelled_by.insert(fact.id.as_str().to_owned());
+            return Ok(ApplyOutcome::Applied);
         }
         self.lines
             .entry(fact.payment.clone())
@@ -265,15 +362,32 @@ impl Order {
     /// Totals over the lines in the order's currency. Money in another currency is kept on its line and flagged.
     pub fn totals(&self) -> Totals {
         let currency = self.currency();
-        self.lines
-            .values()
-            .filter(|l| l.currency == currency)
-            .fold(Totals::default(), |t, l| Totals {
-                paid: t.paid.saturating_add(l.captured),
+        let totals = self.lines.values().filter(|l| l.currency == currency).fold(
+            Totals::default(),
+            |t, l| Totals {
+                paid: t.paid.saturating_add(l.counted()),
                 refunded: t.refunded.saturating_add(l.refunded()),
                 charged_back: t.charged_back.saturating_add(l.charged_back()),
                 held: t.held.saturating_add(l.held()),
-            })
+            },
+        );
+        // An order-level "paid in full" covers what is open, never more: money already held is not doubled.
+        let settled = self
+            .lines
+            .values()
+            .any(|l| l.settles_remainder && !l.voided);
+        match self.total() {
+            Some(total) if settled && totals.net() < total => Totals {
+                paid: totals.paid.saturating_add(total - totals.net()),
+                ..totals
+            },
+            _ => totals,
+        }
+    }
+
+    /// Whether the order is cancelled, by the store or by a source.
+    pub fn cancelled(&self) -> bool {
+        self.info.as_ref().is_some_and(|i| i.cancelled) || !self.cancelled_by.is_empty()
     }
 
     pub fn total(&self) -> Option<i64> {
@@ -283,7 +397,7 @@ impl Order {
     pub fn state(&self) -> OrderState {
         let t = self.totals();
         let net = t.net();
-        let cancelled = self.info.as_ref().is_some_and(|i| i.cancelled);
+        let cancelled = self.cancelled();
         if net <= 0 {
             if cancelled {
                 OrderState::Cancelled
@@ -362,12 +476,7 @@ mod tests {
 
     fn order_with_total(total: i64) -> Order {
         let mut o = Order::new(order_id());
-        o.set_info(OrderInfo {
-            number: Some("1001".into()),
-            total,
-            currency: Currency::RUB,
-            cancelled: false,
-        });
+        o.set_info(OrderInfo::new(Some("1001".into()), total, Currency::RUB));
         o
     }
 
@@ -532,12 +641,111 @@ mod tests {
     fn cancelled_order_without_money_is_cancelled() {
         let mut o = order_with_total(100);
         o.set_info(OrderInfo {
-            number: None,
-            total: 100,
-            currency: Currency::RUB,
             cancelled: true,
+            ..OrderInfo::new(None, 100, Currency::RUB)
         });
         assert_eq!(o.state(), OrderState::Cancelled);
+    }
+
+    #[test]
+    fn order_level_paid_covers_only_what_is_open() {
+        let mut o = order_with_total(500_000);
+        o.apply(&fact(
+            Source::Tbank,
+            "1#CONFIRMED",
+            "1",
+            FactKind::Payment { amount: 150_000 },
+            1,
+        ))
+        .unwrap();
+        o.apply(&fact(
+            Source::OneC,
+            "order#v1",
+            "order:1001",
+            FactKind::SettledInFull,
+            2,
+        ))
+        .unwrap();
+        assert_eq!((o.totals().paid, o.state()), (500_000, OrderState::Paid));
+        // A later real payment is not absorbed by the settlement: it is an overpayment.
+        o.apply(&fact(
+            Source::Tbank,
+            "2#CONFIRMED",
+            "2",
+            FactKind::Payment { amount: 350_000 },
+            3,
+        ))
+        .unwrap();
+        assert_eq!((o.totals().paid, o.state()), (500_000, OrderState::Paid));
+        o.apply(&fact(
+            Source::Tbank,
+            "3#CONFIRMED",
+            "3",
+            FactKind::Payment { amount: 1_000 },
+            4,
+        ))
+        .unwrap();
+        assert_eq!(o.state(), OrderState::Overpaid);
+    }
+
+    #[test]
+    fn voided_line_stops_counting_and_cancellation_by_a_source_cancels() {
+        let mut o = order_with_total(100);
+        o.apply(&fact(
+            Source::OneC,
+            "p#v1",
+            "p",
+            FactKind::Payment { amount: 100 },
+            1,
+        ))
+        .unwrap();
+        assert_eq!(o.state(), OrderState::Paid);
+        o.apply(&fact(
+            Source::OneC,
+            "p#v2",
+            "p",
+            FactKind::Void {
+                reason: "Отменен".into(),
+            },
+            2,
+        ))
+        .unwrap();
+        assert_eq!(o.totals().paid, 0);
+        o.apply(&fact(
+            Source::OneC,
+            "order#v3",
+            "order",
+            FactKind::OrderCancelled,
+            3,
+        ))
+        .unwrap();
+        assert_eq!(o.state(), OrderState::Cancelled);
+        assert!(o.lines.values().all(|l| l.captured == 0 || l.voided));
+    }
+
+    #[test]
+    fn linked_document_merges_into_the_line_it_names() {
+        let mut o = order_with_total(100);
+        o.apply(&fact(
+            Source::Tbank,
+            "7#CONFIRMED",
+            "7",
+            FactKind::Payment { amount: 100 },
+            1,
+        ))
+        .unwrap();
+        let mut echo = fact(
+            Source::OneC,
+            "doc-1#v1",
+            "7",
+            FactKind::Payment { amount: 100 },
+            2,
+        )
+        .linking("1c:doc-1");
+        echo.payment = PaymentRef::new(Source::Tbank, "7").unwrap();
+        o.apply(&echo).unwrap();
+        assert_eq!(o.totals().paid, 100);
+        assert!(o.lines.values().next().unwrap().linked.contains("1c:doc-1"));
     }
 
     fn arb_fact() -> impl Strategy<Value = PaymentFact> {

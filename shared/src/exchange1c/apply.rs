@@ -1,0 +1,302 @@
+//! What 1C's documents mean for the ledger. Pure: a document and the order as the ledger has it in, facts out.
+//!
+//! - A payment document with an amount is money keyed by its `Ид` + `НомерВерсии`: re-posting a file changes
+//!   nothing. When the order already holds the same money from another source (our card payment that 1C booked as
+//!   `Эквайринговая операция`, a bank receipt statement-pull applied), the document is *linked* to that line
+//!   instead of adding money; a payment that matches nothing is new money (an overpayment if the order was paid).
+//! - An order-level "paid per 1C" without an amount settles whatever is still open (`SettledInFull`), never on top of
+//!   money already held.
+//! - A cancelled or un-paid payment document voids its own line (never a line it was merely linked to).
+//! - Cancellation of the order (`Отменен`, `ПометкаУдаления`) cancels it in the ledger.
+
+use crate::domain::{
+    Currency, DomainError, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
+    PaymentRef, Source,
+};
+use crate::formats::commerceml::text::{datetime_ms, normalize_datetime};
+use crate::formats::commerceml::{Document, Operation};
+
+/// A reason a document was not applied, worded like Bitrix's import errors.
+pub fn doc_error(doc: &Document, text: &str) -> String {
+    let id = doc.id.as_deref().or(doc.number.as_deref()).unwrap_or("?");
+    format!("Документ с Ид - {id}. {text}")
+}
+
+/// The order a document is about: an order's own `Номер` (the site order id), a payment's `Основание`, or the
+/// parent order of a 2.10 subordinate document.
+pub fn order_of(doc: &Document, parent: Option<&Document>) -> Option<String> {
+    match doc.operation {
+        Operation::Order => doc.number.clone().or_else(|| doc.id.clone()),
+        _ => doc
+            .base
+            .clone()
+            .or_else(|| parent.and_then(|p| p.number.clone().or_else(|| p.id.clone()))),
+    }
+}
+
+fn method(op: &Operation) -> PaymentMethod {
+    match op {
+        Operation::PaymentCash => PaymentMethod::Cash,
+        Operation::PaymentCashless => PaymentMethod::BankTransfer,
+        Operation::PaymentCard => PaymentMethod::Card,
+        _ => PaymentMethod::Other,
+    }
+}
+
+fn when(doc: &Document, offset_minutes: i32, now_ms: i64) -> i64 {
+    let text = doc
+        .paid_date_1c()
+        .map(str::to_owned)
+        .or_else(|| crate::formats::commerceml::read::document_datetime(doc));
+    text.as_deref()
+        .and_then(normalize_datetime)
+        .and_then(|t| datetime_ms(&t, offset_minutes))
+        .unwrap_or(now_ms)
+}
+
+fn err(doc: &Document) -> impl Fn(DomainError) -> String + '_ {
+    move |e| doc_error(doc, &e.to_string())
+}
+
+/// Facts for one document of an order the ledger holds as `current` (if it holds it at all).
+pub fn facts_for(
+    doc: &Document,
+    order_id: &OrderId,
+    current: Option<&Order>,
+    offset_minutes: i32,
+    now_ms: i64,
+) -> Result<Vec<PaymentFact>, String> {
+    let Some(doc_id) = doc.id.as_deref().or(doc.number.as_deref()) else {
+        return Err(doc_error(doc, "Документ без Ид не загружен"));
+    };
+    let version = doc.version.as_deref().unwrap_or("-");
+    let currency = current.map_or(Currency::RUB, Order::currency);
+    let at = when(doc, offset_minutes, now_ms);
+    let e = err(doc);
+    let fact = |external: &str, payment: PaymentRef, method: PaymentMethod, kind: FactKind| {
+        PaymentFact::new(
+            FactId::new(Source::OneC, external)?,
+            order_id.clone(),
+            payment,
+            method,
+            currency,
+            kind,
+            at,
+        )
+    };
+    let mut out = Vec::new();
+    match &doc.operation {
+        Operation::Order => {
+            let settle = PaymentRef::new(Source::OneC, &format!("order:{order_id}")).map_err(&e)?;
+            if doc.paid_per_1c() && !doc.cancelled() {
+                out.push(
+                    fact(
+                        &format!("order#{doc_id}#paid"),
+                        settle.clone(),
+                        PaymentMethod::Other,
+                        FactKind::SettledInFull,
+                    )
+                    .map_err(&e)?,
+                );
+            }
+            if doc.cancelled() {
+                out.push(
+                    fact(
+                        &format!("order#{doc_id}#cancelled"),
+                        settle,
+                        PaymentMethod::Other,
+                        FactKind::OrderCancelled,
+                    )
+                    .map_err(&e)?,
+                );
+            }
+        }
+        op if op.is_payment() => {
+            if doc.is_return() {
+                return Err(doc_error(
+                    doc,
+                    "Возврат не проведен: возвраты из 1С будут исполняться функцией refund-chargeback",
+                ));
+            }
+            let Some(amount) = doc.amount else {
+                return Err(doc_error(doc, "Не указана сумма оплаты"));
+            };
+            let method = method(op);
+            let own = PaymentRef::new(Source::OneC, doc_id).map_err(&e)?;
+            let link_key = format!("1c:{doc_id}");
+            let lines = current.map(|o| &o.lines);
+            if doc.paid_per_1c() && !doc.cancelled() {
+                // Money we already hold from another source: the line this document was linked to before, or an
+                // unlinked line of the same kind and amount.
+                let linked = lines.and_then(|lines| {
+                    lines
+                        .iter()
+                        .find(|(_, l)| l.linked.contains(&link_key))
+                        .or_else(|| {
+                            lines.iter().find(|(r, l)| {
+                                !r.as_str().starts_with("1c:")
+                                    && l.method == method
+                                    && !l.voided
+                                    && l.linked.is_empty()
+                                    && l.counted() == amount
+                            })
+                        })
+                        .map(|(r, _)| r.clone())
+                });
+                let f = match linked {
+                    Some(target) => fact(
+                        &format!("{doc_id}#{version}"),
+                        target,
+                        method,
+                        FactKind::Payment { amount },
+                    )
+                    .map_err(&e)?
+                    .linking(link_key),
+                    None => fact(
+                        &format!("{doc_id}#{version}"),
+                        own,
+                        method,
+                        FactKind::Payment { amount },
+                    )
+                    .map_err(&e)?,
+                };
+                out.push(f);
+            } else if lines.is_some_and(|l| l.get(&own).is_some_and(|line| line.counted() > 0)) {
+                out.push(
+                    fact(
+                        &format!("{doc_id}#{version}#void"),
+                        own,
+                        method,
+                        FactKind::Void {
+                            reason: "payment document cancelled or unpaid in 1C".into(),
+                        },
+                    )
+                    .map_err(&e)?,
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::OrderInfo;
+
+    fn payment(op: Operation, id: &str, version: &str, amount: i64, paid: bool) -> Document {
+        Document {
+            id: Some(id.into()),
+            version: Some(version.into()),
+            operation: op,
+            amount: Some(amount),
+            base: Some("5001".into()),
+            requisites: vec![("Оплачен".into(), if paid { "true" } else { "false" }.into())],
+            ..Document::default()
+        }
+    }
+
+    fn order_with_card_payment() -> Order {
+        let id = OrderId::parse("5001").unwrap();
+        let mut o = Order::new(id.clone());
+        o.set_info(OrderInfo::new(Some("5001".into()), 500_000, Currency::RUB));
+        let f = PaymentFact::new(
+            FactId::new(Source::Tbank, "9#CONFIRMED").unwrap(),
+            id,
+            PaymentRef::new(Source::Tbank, "9").unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount: 500_000 },
+            1,
+        )
+        .unwrap();
+        o.apply(&f).unwrap();
+        o
+    }
+
+    fn apply_all(o: &mut Order, doc: &Document) {
+        let id = o.id.clone();
+        for f in facts_for(doc, &id, Some(o), 180, 0).unwrap() {
+            o.apply(&f).unwrap();
+        }
+    }
+
+    #[test]
+    fn acquiring_echo_from_1c_links_instead_of_adding() {
+        let mut o = order_with_card_payment();
+        let echo = payment(Operation::PaymentCard, "doc-1", "v1", 500_000, true);
+        apply_all(&mut o, &echo);
+        assert_eq!(o.totals().paid, 500_000);
+        // A new version of the same document stays linked; a real second card payment is overpayment.
+        apply_all(
+            &mut o,
+            &payment(Operation::PaymentCard, "doc-1", "v2", 500_000, true),
+        );
+        assert_eq!(o.totals().paid, 500_000);
+        apply_all(
+            &mut o,
+            &payment(Operation::PaymentCard, "doc-2", "v1", 500_000, true),
+        );
+        assert_eq!(o.totals().paid, 1_000_000);
+        assert_eq!(o.state(), crate::domain::OrderState::Overpaid);
+    }
+
+    #[test]
+    fn bank_and_cash_payments_from_1c_count_and_can_be_voided() {
+        let id = OrderId::parse("5001").unwrap();
+        let mut o = Order::new(id.clone());
+        o.set_info(OrderInfo::new(Some("5001".into()), 500_000, Currency::RUB));
+        apply_all(
+            &mut o,
+            &payment(Operation::PaymentCashless, "b-1", "v1", 150_000, true),
+        );
+        apply_all(
+            &mut o,
+            &payment(Operation::PaymentCash, "c-1", "v1", 350_000, true),
+        );
+        assert_eq!(o.state(), crate::domain::OrderState::Paid);
+        let mut cancelled = payment(Operation::PaymentCash, "c-1", "v2", 350_000, true);
+        cancelled.requisites.push(("Отменен".into(), "true".into()));
+        apply_all(&mut o, &cancelled);
+        assert_eq!(o.totals().paid, 150_000);
+    }
+
+    #[test]
+    fn order_level_paid_and_cancel_and_refused_documents() {
+        let mut o = order_with_card_payment();
+        o.set_info(OrderInfo::new(Some("5001".into()), 600_000, Currency::RUB));
+        let order_doc = Document {
+            id: Some("guid-o".into()),
+            number: Some("5001".into()),
+            operation: Operation::Order,
+            requisites: vec![("Дата оплаты по 1С".into(), "2021-02-18T9:49:02".into())],
+            ..Document::default()
+        };
+        apply_all(&mut o, &order_doc);
+        assert_eq!(
+            o.totals().paid,
+            600_000,
+            "settles the open 100 000, not another 600 000"
+        );
+        let mut refund = payment(Operation::PaymentCard, "r-1", "v1", 100, true);
+        refund
+            .requisites
+            .push(("ПризнакВозврата".into(), "true".into()));
+        let id = o.id.clone();
+        let e = facts_for(&refund, &id, Some(&o), 180, 0).unwrap_err();
+        assert!(
+            e.starts_with("Документ с Ид - r-1. Возврат не проведен"),
+            "{e}"
+        );
+        let mut no_sum = payment(Operation::PaymentCash, "n-1", "v1", 1, true);
+        no_sum.amount = None;
+        assert!(facts_for(&no_sum, &id, Some(&o), 180, 0).is_err());
+        let cancel = Document {
+            deletion_mark: true,
+            ..order_doc
+        };
+        apply_all(&mut o, &cancel);
+        assert!(o.cancelled());
+    }
+}

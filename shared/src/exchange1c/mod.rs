@@ -1,0 +1,494 @@
+//! `exchange-1c`: the site side of 1C's CommerceML "sale" exchange (`?type=sale&mode=…`), answering like the
+//! 1C-Bitrix `sale` module so that 1C's "Обмен с сайтом" works unchanged. Replies are windows-1251 text lines;
+//! every failure is `failure\n<reason>`, never a stack trace.
+
+pub mod apply;
+pub mod query;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Read as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use lambda_http::http::{header, HeaderValue, StatusCode};
+use lambda_http::{Body, Request, Response};
+use subtle::ConstantTimeEq;
+use tracing::{error, info, warn};
+
+use crate::adapters::dynamo::DynamoLedgerStore;
+use crate::adapters::sqs::SqsEventPublisher;
+use crate::config::{Exchange1cConfig, MAX_FILE_LIMIT};
+use crate::domain::OrderId;
+use crate::formats::commerceml::text::to_windows_1251;
+use crate::formats::commerceml::write::write_query;
+use crate::formats::commerceml::{read, Document, SchemaVersion};
+use crate::ledger::{now_ms, Ledger, LedgerError};
+use crate::ports::{EventPublisher, ExchangeSession, ExchangeStore, LedgerStore, StoreError};
+
+/// Cookie name announced on `checkauth` line 2 (1C echoes `<name>=<value>` on every later call).
+pub const COOKIE: &str = "PAYSYNC1C";
+/// Orders per `query`; the rest go with the next exchange.
+pub const MAX_QUERY_ORDERS: usize = 1000;
+
+pub const AUTH_FAILED: &str = "Ошибка авторизации. Неверное имя пользователя или пароль.";
+pub const SESSID_FAILED: &str = "Ошибка проверки источника запроса. Обновите модуль обмена.";
+pub const UNKNOWN_MODE: &str = "Неизвестная команда.";
+pub const EMPTY_FILE: &str = "Файл для импорта пуст.";
+pub const READ_FAILED: &str = "Ошибка чтения HTTP данных.";
+pub const UNZIP_FAILED: &str = "Ошибка распаковки архива.";
+pub const UNAVAILABLE: &str = "Сервис временно недоступен, повторите обмен позже.";
+
+pub struct ExchangeDeps {
+    pub config: Exchange1cConfig,
+    pub store: Arc<dyn LedgerStore>,
+    pub events: Arc<dyn EventPublisher>,
+    pub sessions: Arc<dyn ExchangeStore>,
+}
+
+impl ExchangeDeps {
+    pub fn new(config: Exchange1cConfig, aws: &aws_config::SdkConfig) -> Self {
+        let store = Arc::new(DynamoLedgerStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &config.ledger.table,
+        ));
+        let events = Arc::new(SqsEventPublisher::new(
+            aws_sdk_sqs::Client::new(aws),
+            &config.ledger.events_queue_url,
+        ));
+        ExchangeDeps {
+            config,
+            store: store.clone(),
+            events,
+            sessions: store,
+        }
+    }
+}
+
+/// Why a request could not be served by the storage side (answered 503, 1C retries the exchange).
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+fn reply_with(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let mut resp = Response::new(Body::Binary(body));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A plain protocol answer, windows-1251 like everything Bitrix answers 1C.
+pub fn text_reply(text: &str) -> Response<Body> {
+    reply_with(
+        StatusCode::OK,
+        "text/html; charset=windows-1251",
+        to_windows_1251(text),
+    )
+}
+
+pub fn failure(reason: &str) -> Response<Body> {
+    text_reply(&format!("failure\n{reason}"))
+}
+
+fn xml_reply(xml: &str) -> Response<Body> {
+    reply_with(
+        StatusCode::OK,
+        "application/xml; charset=windows-1251",
+        to_windows_1251(xml),
+    )
+}
+
+fn params(req: &Request) -> BTreeMap<String, String> {
+    form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn header_str(req: &Request, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// HTTP Basic credentials checked in constant time (both halves always compared).
+fn basic_auth_ok(req: &Request, user: &str, password: &str) -> bool {
+    let Some(encoded) =
+        header_str(req, header::AUTHORIZATION).and_then(|h| h.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Some(colon) = raw.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let user_ok = raw[..colon].ct_eq(user.as_bytes());
+    let pass_ok = raw[colon + 1..].ct_eq(password.as_bytes());
+    bool::from(user_ok & pass_ok)
+}
+
+fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A file name as 1C sends it (`C:\v8_8789_c.xml`, `v8_2C7E_125d5b.zip`): the last path component only.
+fn file_name(params: &BTreeMap<String, String>) -> Option<String> {
+    let raw = params.get("filename")?;
+    let name = raw.rsplit(['/', '\\']).next()?.trim();
+    let ok = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name.len() <= 200
+        && !name.chars().any(char::is_control);
+    ok.then(|| name.to_owned())
+}
+
+/// Entry point for `lambda_http::run`. Every outcome is a protocol answer.
+pub async fn handle(deps: &ExchangeDeps, req: Request) -> Result<Response<Body>, Infallible> {
+    Ok(match route(deps, &req).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            error!(error.message = %e, error.cause_chain = ?e, "exchange request failed");
+            let mut resp = failure(UNAVAILABLE);
+            *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            resp
+        }
+    })
+}
+
+async fn route(deps: &ExchangeDeps, req: &Request) -> Result<Response<Body>, ExchangeError> {
+    let p = params(req);
+    if p.get("type").map(String::as_str) != Some("sale") {
+        return Ok(failure("Unknown command type."));
+    }
+    let mode = p.get("mode").map(String::as_str).unwrap_or_default();
+    if mode == "checkauth" {
+        return checkauth(deps, req).await;
+    }
+    if !matches!(
+        mode,
+        "init" | "query" | "success" | "file" | "import" | "info"
+    ) {
+        return Ok(failure(UNKNOWN_MODE));
+    }
+    let session = match cookie(req) {
+        Some(id) => deps.sessions.session(&id).await?,
+        None => None,
+    };
+    let Some(mut session) = session.filter(|s| s.expires_at > now_ms() / 1000) else {
+        // Bitrix answers a `success` from a foreign session with `error`.
+        return Ok(if mode == "success" {
+            text_reply("error\n")
+        } else {
+            failure(AUTH_FAILED)
+        });
+    };
+    let sessid_ok = p
+        .get("sessid")
+        .is_some_and(|s| bool::from(s.as_bytes().ct_eq(session.sessid.as_bytes())));
+    if !sessid_ok {
+        return Ok(failure(SESSID_FAILED));
+    }
+    match mode {
+        "init" => init(deps, &mut session, &p).await,
+        "query" => query(deps, &mut session).await,
+        "success" => success(deps, &mut session).await,
+        "file" => file(deps, &session, &p, req).await,
+        "import" => import(deps, &session, &p).await,
+        _ => Ok(xml_reply(INFO_XML)),
+    }
+}
+
+async fn checkauth(deps: &ExchangeDeps, req: &Request) -> Result<Response<Body>, ExchangeError> {
+    if !basic_auth_ok(req, &deps.config.user, deps.config.password.expose()) {
+        warn!("1C checkauth with wrong credentials");
+        return Ok(failure(AUTH_FAILED));
+    }
+    let session = ExchangeSession {
+        id: new_token(),
+        sessid: new_token(),
+        version: None,
+        sent: Vec::new(),
+        expires_at: now_ms() / 1000 + deps.config.session_ttl_secs,
+    };
+    deps.sessions.put_session(&session).await?;
+    info!("1C exchange session opened");
+    let mut resp = text_reply(&format!(
+        "success\n{COOKIE}\n{}\nsessid={}\n",
+        session.id, session.sessid
+    ));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{COOKIE}={}; Path=/; HttpOnly; Secure; SameSite=None",
+        session.id
+    )) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn init(
+    deps: &ExchangeDeps,
+    session: &mut ExchangeSession,
+    p: &BTreeMap<String, String>,
+) -> Result<Response<Body>, ExchangeError> {
+    let mut lines = format!("zip=yes\nfile_limit={}\n", deps.config.file_limit);
+    if let Some(requested) = p.get("version").filter(|v| !v.trim().is_empty()) {
+        session.version = Some(requested.trim().to_owned());
+        deps.sessions.put_session(session).await?;
+        // Bitrix answers 2.09 to any 2.0x request; we also write 2.10 and 3.1 when asked for them.
+        let answered = match SchemaVersion::parse(Some(requested)) {
+            v @ (SchemaVersion::V210 | SchemaVersion::V31) => v.as_str(),
+            SchemaVersion::V2 { .. } => "2.09".to_owned(),
+        };
+        lines.push_str(&format!("sessid={}\nversion={answered}", session.sessid));
+    }
+    Ok(text_reply(&lines))
+}
+
+async fn query(
+    deps: &ExchangeDeps,
+    session: &mut ExchangeSession,
+) -> Result<Response<Body>, ExchangeError> {
+    let now = now_ms();
+    let offset = deps.config.utc_offset_minutes;
+    let entries = deps.store.feed_1c(MAX_QUERY_ORDERS).await?;
+    let mut orders = Vec::with_capacity(entries.len());
+    for (id, _) in &entries {
+        if let Some(order) = deps.store.load_order(id).await? {
+            orders.push(query::query_order(&order, offset, now));
+        }
+    }
+    session.sent = entries.iter().map(|(id, v)| (id.to_string(), *v)).collect();
+    deps.sessions.put_session(session).await?;
+    info!(orders = orders.len(), "1C query answered");
+    let version = SchemaVersion::parse(session.version.as_deref());
+    Ok(xml_reply(&write_query(
+        &orders,
+        version,
+        &query::local_datetime(now, offset),
+    )))
+}
+
+async fn success(
+    deps: &ExchangeDeps,
+    session: &mut ExchangeSession,
+) -> Result<Response<Body>, ExchangeError> {
+    let sent: Vec<(OrderId, u64)> = session
+        .sent
+        .iter()
+        .filter_map(|(id, v)| OrderId::parse(id.clone()).ok().map(|id| (id, *v)))
+        .collect();
+    // Only what the last query sent; changes since then stay in the feed.
+    deps.store.ack_feed_1c(&sent).await?;
+    session.sent.clear();
+    deps.sessions.put_session(session).await?;
+    Ok(text_reply("success\n"))
+}
+
+async fn file(
+    deps: &ExchangeDeps,
+    session: &ExchangeSession,
+    p: &BTreeMap<String, String>,
+    req: &Request,
+) -> Result<Response<Body>, ExchangeError> {
+    let Some(name) = file_name(p) else {
+        return Ok(failure("Не указано или недопустимо имя файла."));
+    };
+    let body = req.body().as_ref();
+    if body.is_empty() {
+        return Ok(failure(READ_FAILED));
+    }
+    let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
+    // One item per piece: a chunk larger than 1C was told (file_limit) is still stored, split.
+    for piece in body.chunks(MAX_FILE_LIMIT) {
+        deps.sessions
+            .append_chunk(&session.id, &name, piece, expires_at)
+            .await?;
+    }
+    Ok(text_reply("success\n"))
+}
+
+/// The XML files of an upload: the upload itself, or every `.xml` entry of a zip, by name.
+fn xml_files(bytes: Vec<u8>) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Ok(vec![("(file)".to_owned(), bytes)]);
+    }
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| UNZIP_FAILED)?;
+    let mut out = Vec::new();
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|_| UNZIP_FAILED)?;
+        let name = entry.name().map_err(|_| UNZIP_FAILED)?.into_owned();
+        if !entry.is_file() || !name.to_lowercase().ends_with(".xml") {
+            continue;
+        }
+        let mut data = Vec::new();
+        // Bound what one entry may inflate to (zip bombs).
+        (&mut entry)
+            .take(256 * 1024 * 1024)
+            .read_to_end(&mut data)
+            .map_err(|_| UNZIP_FAILED)?;
+        out.push((name, data));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    if out.is_empty() {
+        return Err(EMPTY_FILE);
+    }
+    Ok(out)
+}
+
+fn finish(first: &str, errors: &[String]) -> Response<Body> {
+    let mut text = first.to_owned();
+    for e in errors {
+        text.push('\n');
+        text.push_str(e);
+    }
+    text.push('\n');
+    text_reply(&text)
+}
+
+async fn import(
+    deps: &ExchangeDeps,
+    session: &ExchangeSession,
+    p: &BTreeMap<String, String>,
+) -> Result<Response<Body>, ExchangeError> {
+    let Some(name) = file_name(p) else {
+        return Ok(failure(EMPTY_FILE));
+    };
+    let Some(bytes) = deps
+        .sessions
+        .uploaded(&session.id, &name)
+        .await?
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(failure(EMPTY_FILE));
+    };
+    let mut progress = deps.sessions.import_progress(&session.id, &name).await?;
+    if progress.done {
+        return Ok(finish("success", &progress.errors));
+    }
+    let files = match xml_files(bytes) {
+        Ok(files) => files,
+        Err(reason) => return Ok(failure(reason)),
+    };
+    // Everything is parsed before anything is applied: a broken file changes nothing.
+    let mut work: Vec<(Document, Option<Document>)> = Vec::new();
+    for (file, data) in files {
+        let exchange = match read(&data) {
+            Ok(x) => x,
+            Err(e) => return Ok(failure(&format!("Ошибка разбора файла {file}: {e}"))),
+        };
+        for doc in exchange.documents {
+            let subordinates = doc.subordinates.clone();
+            let parent = doc.clone();
+            work.push((doc, None));
+            work.extend(subordinates.into_iter().map(|s| (s, Some(parent.clone()))));
+        }
+    }
+    let started = Instant::now();
+    let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
+    let first = progress.next;
+    for (i, (doc, parent)) in work.iter().enumerate().skip(first) {
+        if i > first && started.elapsed().as_millis() >= u128::from(deps.config.import_budget_ms) {
+            progress.next = i;
+            deps.sessions
+                .set_import_progress(&session.id, &name, &progress, expires_at)
+                .await?;
+            info!(
+                applied = i,
+                total = work.len(),
+                "1C import continues on the next call"
+            );
+            return Ok(finish("progress", &[]));
+        }
+        for problem in &doc.problems {
+            progress.errors.push(apply::doc_error(doc, problem));
+        }
+        if let Some(line) = apply_document(deps, doc, parent.as_ref()).await? {
+            progress.errors.push(line);
+        }
+        progress.next = i + 1;
+    }
+    progress.done = true;
+    deps.sessions
+        .set_import_progress(&session.id, &name, &progress, expires_at)
+        .await?;
+    info!(
+        documents = work.len(),
+        errors = progress.errors.len(),
+        "1C import finished"
+    );
+    Ok(finish("success", &progress.errors))
+}
+
+/// Apply one 1C document; `Some(line)` is a reason for 1C why it was not (fully) applied.
+async fn apply_document(
+    deps: &ExchangeDeps,
+    doc: &Document,
+    parent: Option<&Document>,
+) -> Result<Option<String>, ExchangeError> {
+    let Some(order) = apply::order_of(doc, parent) else {
+        return Ok(Some(apply::doc_error(
+            doc,
+            "Заказ основание для оплаты на сайте не найден",
+        )));
+    };
+    let order_id = match OrderId::parse(order) {
+        Ok(id) => id,
+        Err(e) => return Ok(Some(apply::doc_error(doc, &e.to_string()))),
+    };
+    let current = deps.store.load_order(&order_id).await?;
+    let facts = match apply::facts_for(
+        doc,
+        &order_id,
+        current.as_ref(),
+        deps.config.utc_offset_minutes,
+        now_ms(),
+    ) {
+        Ok(f) => f,
+        Err(line) => return Ok(Some(line)),
+    };
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    for fact in &facts {
+        ledger.record(fact).await?;
+    }
+    Ok(None)
+}
+
+/// `mode=info`: statuses and payment systems for 1C's mapping tables. `Cтатусы` starts with a Latin `C`, exactly
+/// as 1C-Bitrix writes it.
+pub const INFO_XML: &str = "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n\
+<Справочник>\
+<Cтатусы>\
+<Элемент><Ид>N</Ид><Название>Принят, ожидается оплата</Название></Элемент>\
+<Элемент><Ид>P</Ид><Название>Оплачен, формируется к отправке</Название></Элемент>\
+<Элемент><Ид>F</Ид><Название>Выполнен</Название></Элемент>\
+</Cтатусы>\
+<ПлатежныеСистемы>\
+<Элемент><Ид>tbank</Ид><Название>T-Bank (эквайринг)</Название><ТипОплаты>Эквайринговая операция</ТипОплаты></Элемент>\
+<Элемент><Ид>sber</Ид><Название>Сбербанк (эквайринг)</Название><ТипОплаты>Эквайринговая операция</ТипОплаты></Элемент>\
+<Элемент><Ид>yookassa</Ид><Название>ЮKassa</Название><ТипОплаты>Эквайринговая операция</ТипОплаты></Элемент>\
+<Элемент><Ид>bank</Ид><Название>Банковский перевод</Название><ТипОплаты>Выплата безналичных денег</ТипОплаты></Элемент>\
+<Элемент><Ид>cash</Ид><Название>Наличные</Название><ТипОплаты>Выплата наличных денег</ТипОплаты></Элемент>\
+</ПлатежныеСистемы>\
+<СлужбыДоставки></СлужбыДоставки>\
+</Справочник>";
+
+#[cfg(test)]
+mod tests;

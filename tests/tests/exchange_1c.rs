@@ -1,0 +1,179 @@
+//! exchange-1c end to end on moto: sessions, chunked uploads and the 1C feed live in DynamoDB.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use paysync_e2e::*;
+use shared::adapters::dynamo::DynamoLedgerStore;
+use shared::config::{Exchange1cConfig, Secret};
+use shared::domain::OrderState;
+use shared::exchange1c::{handle, ExchangeDeps, COOKIE};
+use shared::formats::commerceml::read;
+use shared::formats::commerceml::text::to_windows_1251;
+use shared::testing::{fixtures_dir, request_with_headers};
+
+struct OneC {
+    deps: ExchangeDeps,
+    cookie: String,
+    sessid: String,
+}
+
+impl OneC {
+    async fn connect(env: &TestEnv) -> OneC {
+        let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
+        let deps = ExchangeDeps {
+            config: Exchange1cConfig {
+                ledger: env.deps.config.ledger.clone(),
+                user: "1c".into(),
+                password: Secret::new("pw"),
+                file_limit: 1024,
+                import_budget_ms: 20_000,
+                session_ttl_secs: 600,
+                utc_offset_minutes: 180,
+            },
+            store: store.clone(),
+            events: env.deps.events.clone(),
+            sessions: store,
+        };
+        let mut c = OneC {
+            deps,
+            cookie: String::new(),
+            sessid: String::new(),
+        };
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("1c:pw")
+        );
+        let text = c
+            .call("type=sale&mode=checkauth", &[("authorization", &auth)], b"")
+            .await;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!((lines[0], lines[1]), ("success", COOKIE), "{text}");
+        c.cookie = format!("{COOKIE}={}", lines[2]);
+        c.sessid = lines[3].trim_start_matches("sessid=").to_owned();
+        c
+    }
+
+    async fn call(&self, query: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let req = request_with_headers(method, "/", query, headers, body, "10.0.0.1");
+        let resp = handle(&self.deps, req).await.unwrap_or_else(|e| match e {});
+        assert_eq!(resp.status().as_u16(), 200);
+        encoding_rs::WINDOWS_1251
+            .decode(resp.body().as_ref())
+            .0
+            .into_owned()
+    }
+
+    async fn mode(&self, mode: &str, extra: &str, body: &[u8]) -> String {
+        let q = format!("type=sale&mode={mode}&sessid={}{extra}", self.sessid);
+        self.call(&q, &[("cookie", &self.cookie.clone())], body)
+            .await
+    }
+
+    async fn send_file(&self, name: &str, bytes: &[u8]) -> String {
+        // file_limit is 1024 here: a real file arrives in several chunks.
+        for chunk in bytes.chunks(1024) {
+            assert_eq!(
+                self.mode("file", &format!("&filename={name}"), chunk).await,
+                "success\n"
+            );
+        }
+        self.mode("import", &format!("&filename={name}"), b"").await
+    }
+}
+
+fn receipt(id: &str, order: &str, amount: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<КоммерческаяИнформация ВерсияСхемы="2.08" ДатаФормирования="2026-11-27T12:00:00">
+<Документ><Ид>{id}</Ид><НомерВерсии>v1</НомерВерсии><Номер>{id}</Номер><Дата>2026-11-27</Дата>
+<ХозОперация>Выплата безналичных денег</ХозОперация><Роль>Продавец</Роль><Валюта>руб</Валюта><Курс>1</Курс>
+<Сумма>{amount}</Сумма><Основание>{order}</Основание><Комментарий>Оплата по счету № {order} от 27.11.2026. Сумма {amount}, без НДС. Длинный комментарий, чтобы файл разбился на несколько частей: {pad}</Комментарий>
+<ЗначенияРеквизитов><ЗначениеРеквизита><Наименование>Оплачен</Наименование><Значение>true</Значение></ЗначениеРеквизита></ЗначенияРеквизитов>
+</Документ></КоммерческаяИнформация>"#,
+        pad = "оплата ".repeat(200)
+    )
+}
+
+#[tokio::test]
+async fn b2b_invoice_paid_in_1c_reaches_the_ledger_and_1c_sees_the_order_state() {
+    let env = spawn_env().await;
+    env.register_order("8001", 500_000).await;
+    let c = OneC::connect(&env).await;
+    assert!(c
+        .mode("init", "&version=2.09", b"")
+        .await
+        .starts_with("zip=yes\nfile_limit=1024\n"));
+    let file = receipt("pp-8001-1", "8001", "1500.00");
+    assert!(file.len() > 3 * 1024, "the upload must take several chunks");
+    assert_eq!(
+        c.send_file("v8_8001.xml", file.as_bytes()).await,
+        "success\n"
+    );
+    let order = env.order("8001").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (150_000, OrderState::PartiallyPaid)
+    );
+    assert_eq!(order.paid_percent(), Some(30));
+    // The same file again, under another name: nothing changes.
+    assert_eq!(
+        c.send_file("v8_8001_again.xml", file.as_bytes()).await,
+        "success\n"
+    );
+    assert_eq!(env.facts("8001").await.len(), 1);
+
+    let x = read(&to_windows_1251(&c.mode("query", "", b"").await)).expect("query XML");
+    assert_eq!(x.documents.len(), 1);
+    assert_eq!(x.documents[0].requisite("Сумма оплаты"), Some("1500.00"));
+    assert_eq!(c.mode("success", "", b"").await, "success\n");
+    assert!(read(&to_windows_1251(&c.mode("query", "", b"").await))
+        .expect("xml")
+        .documents
+        .is_empty());
+
+    // The balance paid by card: the acquirer callback changes the order, 1C learns it at its next query.
+    assert_eq!(
+        env.post_tbank(&tbank_note("8001", "88", "CONFIRMED", 350_000))
+            .await
+            .status,
+        200
+    );
+    let x = read(&to_windows_1251(&c.mode("query", "", b"").await)).expect("xml");
+    assert!(x.documents[0].paid_per_site());
+    assert_eq!(x.documents[0].requisite("Сумма оплаты"), Some("5000.00"));
+}
+
+#[tokio::test]
+async fn commerceml_fixtures_apply_against_moto() {
+    let env = spawn_env().await;
+    env.register_order("13838", 151_500).await;
+    env.register_order("142", 1_000).await;
+    let c = OneC::connect(&env).await;
+    c.mode("init", "&version=2.08", b"").await;
+    for name in [
+        "ArgentCrusade__commerceml__documents-example.xml",
+        "dicrtarasov__yii2-exchange1c__orders.xml",
+        "carono__yii2-1c-exchange__to.xml",
+        "dobromyslov__commerceml-parser__bitrix-query-response-full.xml",
+    ] {
+        let bytes = std::fs::read(fixtures_dir().join("commerceml").join(name)).expect("fixture");
+        assert_eq!(c.send_file(name, &bytes).await, "success\n", "{name}");
+    }
+    assert_eq!(
+        env.order("13838").await.expect("order").state(),
+        OrderState::Paid
+    );
+    assert_eq!(
+        env.order("142").await.expect("order").state(),
+        OrderState::Paid
+    );
+    let unknown = env.order("235").await.expect("order");
+    assert!(unknown.flags().contains(&"unknown_order"));
+    assert_eq!(env.facts("235").await.len(), 1);
+    assert!(
+        env.order("20").await.is_none(),
+        "a site export carries no 1C payment"
+    );
+}
