@@ -28,3 +28,75 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": code, "message": message }).to_string();
     build(status, "application/json", Body::Text(body))
 }
+
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::request::LambdaRequest;
+use lambda_http::{lambda_runtime, LambdaEvent, Request};
+
+/// A response for a Function URL / HTTP API (payload 2.0) with the body passed through byte for byte.
+///
+/// `lambda_http` re-decodes `text/*` and `application/xml` bodies into UTF-8 using their `charset`, so a
+/// windows-1251 answer would reach 1C as UTF-8 under a windows-1251 header. Here every body goes out base64-encoded
+/// and the platform hands the exact bytes to the client.
+pub fn to_function_url_response(resp: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = resp.into_parts();
+    let mut headers = parts.headers;
+    let cookies: Vec<String> = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    // Payload 2.0 carries Set-Cookie in `cookies`.
+    headers.remove(header::SET_COOKIE);
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = headers;
+    out.cookies = cookies;
+    out.body = Some(Body::Binary(body.as_ref().to_vec()));
+    out.is_base64_encoded = true;
+    out
+}
+
+/// Serve an HTTP handler whose bodies must stay byte-exact (see [`to_function_url_response`]).
+pub async fn run_byte_exact<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Request) -> Fut + Send + Sync,
+    Fut: std::future::Future<Output = Response<Body>> + Send,
+{
+    let handler = &handler;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            let req: Request = LambdaRequest::ApiGatewayV2(event.payload).into();
+            Ok::<_, lambda_runtime::Error>(to_function_url_response(handler(req).await))
+        },
+    ))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_exact_response_keeps_windows_1251_bytes_and_moves_cookies() {
+        let mut resp = Response::new(Body::Binary(vec![0xd3, 0xf1, 0xef, 0xe5, 0xf5])); // "Успех" in cp1251
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/html; charset=windows-1251"),
+        );
+        resp.headers_mut().insert(
+            header::SET_COOKIE,
+            header::HeaderValue::from_static("PAYSYNC1C=abc; Path=/"),
+        );
+        let out = to_function_url_response(resp);
+        let json = serde_json::to_value(&out).unwrap();
+        assert_eq!(json["isBase64Encoded"], true);
+        assert_eq!(json["body"], "0/Hv5fU=");
+        assert_eq!(json["cookies"][0], "PAYSYNC1C=abc; Path=/");
+        assert!(json["headers"].get("set-cookie").is_none());
+        assert_eq!(
+            json["headers"]["content-type"],
+            "text/html; charset=windows-1251"
+        );
+    }
+}

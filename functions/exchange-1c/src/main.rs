@@ -1,6 +1,6 @@
 //! exchange-1c: the site side of 1C's CommerceML "sale" exchange. Wiring only.
 
-use lambda_http::{run, service_fn, Error};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -8,5 +8,6 @@ async fn main() -> Result<(), Error> {
     let config = shared::config::Env::process().exchange_1c()?;
     let aws = shared::aws::sdk_config().await;
     let deps = shared::exchange1c::ExchangeDeps::new(config, &aws);
-    run(service_fn(|req| shared::exchange1c::handle(&deps, req))).await
+    // Byte-exact responses: 1C expects windows-1251 bodies.
+    shared::http::run_byte_exact(|req| shared::exchange1c::respond(&deps, req)).await
 }

@@ -159,9 +159,14 @@ fn file_name(params: &BTreeMap<String, String>) -> Option<String> {
     ok.then(|| name.to_owned())
 }
 
-/// Entry point for `lambda_http::run`. Every outcome is a protocol answer.
+/// Entry point (infallible form for `lambda_http`-style callers). Every outcome is a protocol answer.
 pub async fn handle(deps: &ExchangeDeps, req: Request) -> Result<Response<Body>, Infallible> {
-    Ok(match route(deps, &req).await {
+    Ok(respond(deps, req).await)
+}
+
+/// Every outcome is a protocol answer; storage trouble is `503 failure`.
+pub async fn respond(deps: &ExchangeDeps, req: Request) -> Response<Body> {
+    match route(deps, &req).await {
         Ok(resp) => resp,
         Err(e) => {
             error!(error.message = %e, error.cause_chain = ?e, "exchange request failed");
@@ -169,7 +174,7 @@ pub async fn handle(deps: &ExchangeDeps, req: Request) -> Result<Response<Body>,
             *resp.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             resp
         }
-    })
+    }
 }
 
 async fn route(deps: &ExchangeDeps, req: &Request) -> Result<Response<Body>, ExchangeError> {
