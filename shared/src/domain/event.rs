@@ -45,6 +45,9 @@ pub struct OrderEvent {
     pub net: i64,
     pub paid_percent: Option<i64>,
     pub paid_at_ms: Option<i64>,
+    /// Refunds requested by sources so far (executed by refund-chargeback).
+    #[serde(default)]
+    pub refund_requested: i64,
     pub flags: Vec<String>,
     pub cause: Option<FactSummary>,
     pub at_ms: i64,
@@ -72,6 +75,11 @@ impl OrderEvent {
             net: t.net(),
             paid_percent: order.paid_percent(),
             paid_at_ms: order.paid_at_ms(),
+            refund_requested: order
+                .refund_requests
+                .values()
+                .copied()
+                .fold(0, i64::saturating_add),
             flags: order.flags().into_iter().map(str::to_owned).collect(),
             cause: cause.map(FactSummary::from),
             at_ms,

@@ -226,6 +226,14 @@ pub enum FactKind {
     SettledInFull,
     /// The source cancelled the order.
     OrderCancelled,
+    /// A source asks for money to be returned to the buyer (1C return document, cancellation of a paid order).
+    /// Moves no money by itself: `refund-chargeback` executes it and the provider's refund completes it.
+    RefundRequested {
+        amount: i64,
+        reason: String,
+        /// How the money should go back, as the source said (card, bank transfer, cash).
+        method: PaymentMethod,
+    },
 }
 
 impl FactKind {
@@ -240,6 +248,7 @@ impl FactKind {
             FactKind::Void { .. } => "void",
             FactKind::SettledInFull => "settled_in_full",
             FactKind::OrderCancelled => "order_cancelled",
+            FactKind::RefundRequested { .. } => "refund_requested",
         }
     }
 
@@ -248,7 +257,8 @@ impl FactKind {
         match self {
             FactKind::Authorization { amount }
             | FactKind::Payment { amount }
-            | FactKind::Chargeback { amount } => Some(*amount),
+            | FactKind::Chargeback { amount }
+            | FactKind::RefundRequested { amount, .. } => Some(*amount),
             FactKind::Reversal { remaining_hold } => Some(*remaining_hold),
             FactKind::Refund { amount } => Some(match amount {
                 RefundAmount::Delta(v)

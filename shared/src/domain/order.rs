@@ -215,7 +215,7 @@ impl PaymentLine {
                 self.paid_at_ms = Some(self.paid_at_ms.map_or(fact.at_ms, |t| t.min(fact.at_ms)));
             }
             // Handled on the order, never reaches a line.
-            FactKind::OrderCancelled => {}
+            FactKind::OrderCancelled | FactKind::RefundRequested { .. } => {}
         }
     }
 
@@ -292,6 +292,9 @@ pub struct Order {
     /// Facts by which a source cancelled the order.
     #[serde(default)]
     pub cancelled_by: BTreeSet<String>,
+    /// Refunds sources asked for, by fact id: amount (minor units). Executed by `refund-chargeback`.
+    #[serde(default)]
+    pub refund_requests: BTreeMap<String, i64>,
     /// Optimistic-lock version; 0 = never stored.
     #[serde(default)]
     pub version: u64,
@@ -305,6 +308,7 @@ impl Order {
             lines: BTreeMap::new(),
             applied: BTreeSet::new(),
             cancelled_by: BTreeSet::new(),
+            refund_requests: BTreeMap::new(),
             version: 0,
         }
     }
@@ -320,9 +324,17 @@ impl Order {
         if !self.applied.insert(fact.id.as_str().to_owned()) {
             return Ok(ApplyOutcome::Duplicate);
         }
-        if fact.kind == FactKind::OrderCancelled {
-            self.cancelled_by.insert(fact.id.as_str().to_owned());
-            return Ok(ApplyOutcome::Applied);
+        match &fact.kind {
+            FactKind::OrderCancelled => {
+                self.cancelled_by.insert(fact.id.as_str().to_owned());
+                return Ok(ApplyOutcome::Applied);
+            }
+            FactKind::RefundRequested { amount, .. } => {
+                self.refund_requests
+                    .insert(fact.id.as_str().to_owned(), *amount);
+                return Ok(ApplyOutcome::Applied);
+            }
+            _ => {}
         }
         self.lines
             .entry(fact.payment.clone())

@@ -7,7 +7,10 @@
 //! - An order-level "paid per 1C" without an amount settles whatever is still open (`SettledInFull`), never on top of
 //!   money already held.
 //! - A cancelled or un-paid payment document voids its own line (never a line it was merely linked to).
-//! - Cancellation of the order (`Отменен`, `ПометкаУдаления`) cancels it in the ledger.
+//! - Cancellation of the order (`Отменен`, `ПометкаУдаления`) cancels it in the ledger; if money is kept, it
+//!   also asks for it back (`RefundRequested`).
+//! - A return document (`ПризнакВозврата=true`) is a refund request for `refund-chargeback`; it moves no money
+//!   until the refund is executed and reported.
 
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
@@ -103,26 +106,63 @@ pub fn facts_for(
                 out.push(
                     fact(
                         &format!("order#{doc_id}#cancelled"),
-                        settle,
+                        settle.clone(),
                         PaymentMethod::Other,
                         FactKind::OrderCancelled,
                     )
                     .map_err(&e)?,
                 );
+                // Cancelling a paid order asks for the money back (refund-chargeback applies the policy).
+                let kept = current.map_or(0, |o| o.totals().net());
+                if kept > 0 {
+                    let method = current
+                        .and_then(|o| o.lines.values().find(|l| l.counted() > 0))
+                        .map_or(PaymentMethod::Other, |l| l.method);
+                    out.push(
+                        fact(
+                            &format!("order#{doc_id}#cancel-refund"),
+                            settle,
+                            method,
+                            FactKind::RefundRequested {
+                                amount: kept,
+                                reason: "Заказ отменен в 1С".into(),
+                                method,
+                            },
+                        )
+                        .map_err(&e)?,
+                    );
+                }
             }
         }
         op if op.is_payment() => {
-            if doc.is_return() {
-                return Err(doc_error(
-                    doc,
-                    "Возврат не проведен: возвраты из 1С будут исполняться функцией refund-chargeback",
-                ));
-            }
             let Some(amount) = doc.amount else {
                 return Err(doc_error(doc, "Не указана сумма оплаты"));
             };
             let method = method(op);
             let own = PaymentRef::new(Source::OneC, doc_id).map_err(&e)?;
+            if doc.is_return() {
+                // A return document asks for money back; refund-chargeback executes it through the acquirer, or as a
+                // bank transfer / cash return for money that did not come by card.
+                if !doc.cancelled() {
+                    out.push(
+                        fact(
+                            &format!("{doc_id}#{version}#refund"),
+                            own,
+                            method,
+                            FactKind::RefundRequested {
+                                amount,
+                                reason: doc
+                                    .return_reason()
+                                    .unwrap_or("Возврат по документу 1С")
+                                    .to_owned(),
+                                method,
+                            },
+                        )
+                        .map_err(&e)?,
+                    );
+                }
+                return Ok(out);
+            }
             let link_key = format!("1c:{doc_id}");
             let lines = current.map(|o| &o.lines);
             if doc.paid_per_1c() && !doc.cancelled() {
@@ -283,12 +323,22 @@ mod tests {
         refund
             .requisites
             .push(("ПризнакВозврата".into(), "true".into()));
+        refund
+            .requisites
+            .push(("Причина к Возврату".into(), "Брак".into()));
         let id = o.id.clone();
-        let e = facts_for(&refund, &id, Some(&o), 180, 0).unwrap_err();
-        assert!(
-            e.starts_with("Документ с Ид - r-1. Возврат не проведен"),
-            "{e}"
+        let facts = facts_for(&refund, &id, Some(&o), 180, 0).unwrap();
+        assert_eq!(
+            facts[0].kind,
+            FactKind::RefundRequested {
+                amount: 100,
+                reason: "Брак".into(),
+                method: PaymentMethod::Card
+            }
         );
+        apply_all(&mut o, &refund);
+        assert_eq!(o.totals().paid, 600_000, "a request moves no money");
+        assert_eq!(o.refund_requests.values().sum::<i64>(), 100);
         let mut no_sum = payment(Operation::PaymentCash, "n-1", "v1", 1, true);
         no_sum.amount = None;
         assert!(facts_for(&no_sum, &id, Some(&o), 180, 0).is_err());
@@ -298,5 +348,10 @@ mod tests {
         };
         apply_all(&mut o, &cancel);
         assert!(o.cancelled());
+        assert_eq!(
+            o.refund_requests.values().sum::<i64>(),
+            100 + 600_000,
+            "cancelling a paid order asks for it back"
+        );
     }
 }
