@@ -11,7 +11,7 @@ QUEUE ?= paysync-events.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test venv fmt lint unit build bench deploy clean stack-start stack-stop
+.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -55,6 +55,10 @@ unit:
 ## bench: criterion benchmarks (verify+parse per provider, init)
 bench:
 	cargo bench -p shared
+
+## bench-cml: CommerceML reader vs Python ElementTree on the same generated 10 000-order file
+bench-cml: venv
+	PAYSYNC_PYTHON=$(CURDIR)/$(PY) cargo run --release -p shared --example commerceml_compare -- 10000
 
 ## build: release binaries for Lambda (x86_64, provided.al2023) into target/lambda/<function>/bootstrap
 build: venv

@@ -3,6 +3,7 @@
 //! `…_210`, `…_3`).
 
 pub mod read;
+pub mod synthetic;
 pub mod text;
 pub mod write;
 

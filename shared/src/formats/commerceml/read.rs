@@ -1,11 +1,14 @@
 //! Streaming reader of 1C's CommerceML order/payment files (no DOM): quick-xml events, local names only.
+//!
+//! Element names are interned into [`Tag`]s as they are read, so the element stack and path matching allocate
+//! nothing per element.
 
 use quick_xml::escape::resolve_predefined_entity;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
 use super::text::{decode, normalize_datetime, parse_price, parse_sum, TextError};
-use super::{Counterparty, Document, Exchange, Item, Operation};
+use super::{Counterparty, Document, Exchange, Item};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReadError {
@@ -19,6 +22,97 @@ pub enum ReadError {
     NotCommerceMl(String),
     #[error("the file is empty")]
     Empty,
+}
+
+/// The element names the reader cares about; everything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Container,
+    Document,
+    Subordinates,
+    Subordinate,
+    Id,
+    Number,
+    Version,
+    Date,
+    Time,
+    Operation,
+    Role,
+    Currency,
+    Rate,
+    Sum,
+    Base,
+    Comment,
+    DeletionMark,
+    Number1c,
+    Date1c,
+    Counterparties,
+    Counterparty,
+    Name,
+    FullName,
+    OfficialName,
+    Inn,
+    Kpp,
+    RegAddress,
+    Address,
+    Presentation,
+    Goods,
+    Good,
+    Price,
+    Quantity,
+    Requisites,
+    Requisite,
+    Value,
+    Other,
+}
+
+const TAGS: &[(&str, Tag)] = &[
+    ("Контейнер", Tag::Container),
+    ("Документ", Tag::Document),
+    ("ПодчиненныеДокументы", Tag::Subordinates),
+    ("ПодчиненныйДокумент", Tag::Subordinate),
+    ("Ид", Tag::Id),
+    ("Номер", Tag::Number),
+    ("НомерВерсии", Tag::Version),
+    ("Дата", Tag::Date),
+    ("Время", Tag::Time),
+    ("ХозОперация", Tag::Operation),
+    ("Роль", Tag::Role),
+    ("Валюта", Tag::Currency),
+    ("Курс", Tag::Rate),
+    ("Сумма", Tag::Sum),
+    ("Основание", Tag::Base),
+    ("Комментарий", Tag::Comment),
+    ("ПометкаУдаления", Tag::DeletionMark),
+    ("Номер1С", Tag::Number1c),
+    ("Дата1С", Tag::Date1c),
+    ("Контрагенты", Tag::Counterparties),
+    ("Контрагент", Tag::Counterparty),
+    ("Наименование", Tag::Name),
+    ("ПолноеНаименование", Tag::FullName),
+    ("ОфициальноеНаименование", Tag::OfficialName),
+    ("ИНН", Tag::Inn),
+    ("КПП", Tag::Kpp),
+    ("АдресРегистрации", Tag::RegAddress),
+    ("Адрес", Tag::Address),
+    ("Представление", Tag::Presentation),
+    ("Товары", Tag::Goods),
+    ("Товар", Tag::Good),
+    ("ЦенаЗаЕдиницу", Tag::Price),
+    ("Количество", Tag::Quantity),
+    ("ЗначенияРеквизитов", Tag::Requisites),
+    ("ЗначениеРеквизита", Tag::Requisite),
+    ("Значение", Tag::Value),
+];
+
+impl Tag {
+    fn of(local: &str) -> Tag {
+        TAGS.iter().find(|(n, _)| *n == local).map_or(Tag::Other, |(_, t)| *t)
+    }
+
+    fn name(self) -> Option<&'static str> {
+        TAGS.iter().find(|(_, t)| *t == self).map(|(n, _)| *n)
+    }
 }
 
 /// A document being read, and how deep in the element stack it started.
@@ -46,15 +140,28 @@ pub fn read(bytes: &[u8]) -> Result<Exchange, ReadError> {
     read_str(&text)
 }
 
+struct State {
+    exchange: Exchange,
+    stack: Vec<Tag>,
+    /// Local name of the innermost open element, for the truncation message.
+    last_name: String,
+    open: Vec<Open>,
+    container: Option<usize>,
+    containers: usize,
+}
+
 pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
-    let mut exchange = Exchange::default();
-    let mut stack: Vec<String> = Vec::new();
-    let mut open: Vec<Open> = Vec::new();
-    let mut container: Option<usize> = None;
-    let mut containers = 0usize;
-    let mut buf = String::new();
+    let mut st = State {
+        exchange: Exchange::default(),
+        stack: Vec::with_capacity(16),
+        last_name: String::new(),
+        open: Vec::new(),
+        container: None,
+        containers: 0,
+    };
+    let mut buf = String::with_capacity(256);
     let mut seen_root = false;
     loop {
         let event = reader.read_event().map_err(|e| ReadError::Malformed {
@@ -64,10 +171,11 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
-                let name = local(e.name().as_ref()).to_owned();
+                let qname = e.name();
+                let name = local(qname.as_ref());
                 if !seen_root {
                     if name != "КоммерческаяИнформация" {
-                        return Err(ReadError::NotCommerceMl(name));
+                        return Err(ReadError::NotCommerceMl(name.to_owned()));
                     }
                     seen_root = true;
                     for attr in e.attributes().flatten() {
@@ -76,24 +184,25 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                             .map(|v| v.into_owned())
                             .unwrap_or_default();
                         match local(attr.key.as_ref()) {
-                            "ВерсияСхемы" => set(&mut exchange.schema_version, &value),
-                            "ДатаФормирования" => {
-                                set(&mut exchange.generated_at, &value)
-                            }
+                            "ВерсияСхемы" => set(&mut st.exchange.schema_version, &value),
+                            "ДатаФормирования" => set(&mut st.exchange.generated_at, &value),
                             _ => {}
                         }
                     }
                 }
                 buf.clear();
-                start(&name, &stack, &mut open, &mut container, &mut containers);
-                stack.push(name);
+                let tag = Tag::of(name);
+                st.last_name.clear();
+                st.last_name.push_str(name);
+                start(&mut st, tag);
+                st.stack.push(tag);
                 if is_empty {
-                    end(&mut stack, &mut open, &mut exchange, &mut container, "");
+                    end(&mut st, "");
                 }
             }
             Event::End(_) => {
-                let text = std::mem::take(&mut buf);
-                end(&mut stack, &mut open, &mut exchange, &mut container, &text);
+                end(&mut st, &buf);
+                buf.clear();
             }
             Event::Text(t) => buf.push_str(&t.xml10_content()),
             Event::CData(t) => buf.push_str(&t.xml10_content()),
@@ -113,45 +222,36 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
             _ => {}
         }
     }
-    if let Some(name) = stack.last() {
-        return Err(ReadError::Truncated(name.clone()));
+    if !st.stack.is_empty() {
+        // Name the innermost element we know, else whatever was opened last.
+        let name = st
+            .stack
+            .iter()
+            .rev()
+            .find_map(|t| t.name())
+            .map_or_else(|| st.last_name.clone(), str::to_owned);
+        return Err(ReadError::Truncated(name));
     }
     if !seen_root {
         return Err(ReadError::Empty);
     }
-    Ok(exchange)
+    Ok(st.exchange)
 }
 
-/// Names of the elements below the open document, for dispatch.
-fn rel<'a>(stack: &'a [String], open: &[Open]) -> &'a [String] {
-    match open.last() {
-        Some(o) => &stack[(o.depth + 1).min(stack.len())..],
-        None => &[],
-    }
-}
-
-fn start(
-    name: &str,
-    stack: &[String],
-    open: &mut Vec<Open>,
-    container: &mut Option<usize>,
-    containers: &mut usize,
-) {
-    let parent = stack.last().map(String::as_str);
-    if name == "Контейнер" && open.is_empty() {
-        *container = Some(*containers);
-        *containers += 1;
+fn start(st: &mut State, tag: Tag) {
+    let parent = st.stack.last().copied();
+    if tag == Tag::Container && st.open.is_empty() {
+        st.container = Some(st.containers);
+        st.containers += 1;
         return;
     }
-    let new_doc = (name == "Документ" && open.is_empty())
-        || (name == "ПодчиненныйДокумент"
-            && parent == Some("ПодчиненныеДокументы")
-            && !open.is_empty());
+    let new_doc = (tag == Tag::Document && st.open.is_empty())
+        || (tag == Tag::Subordinate && parent == Some(Tag::Subordinates) && !st.open.is_empty());
     if new_doc {
-        open.push(Open {
-            depth: stack.len(),
+        st.open.push(Open {
+            depth: st.stack.len(),
             doc: Document {
-                container: *container,
+                container: st.container,
                 ..Document::default()
             },
             requisite: (None, None),
@@ -159,94 +259,76 @@ fn start(
         });
         return;
     }
-    let Some(o) = open.last_mut() else { return };
-    let r: Vec<&str> = stack[(o.depth + 1).min(stack.len())..]
-        .iter()
-        .map(String::as_str)
-        .chain(std::iter::once(name))
-        .collect();
-    match r.as_slice() {
-        ["Контрагенты", "Контрагент"] => {
-            o.doc.counterparties.push(Counterparty::default())
-        }
-        ["Товары", "Товар"] => o.doc.items.push(Item::default()),
-        ["ЗначенияРеквизитов", "ЗначениеРеквизита"] | ["ЗначениеРеквизита"] => {
-            o.requisite = (None, None)
-        }
-        ["Товары", "Товар", "ЗначенияРеквизитов", "ЗначениеРеквизита"] => {
-            o.item_requisite = (None, None)
-        }
+    let Some(o) = st.open.last_mut() else { return };
+    let rel = &st.stack[(o.depth + 1).min(st.stack.len())..];
+    match (rel, tag) {
+        ([Tag::Counterparties], Tag::Counterparty) => o.doc.counterparties.push(Counterparty::default()),
+        ([Tag::Goods], Tag::Good) => o.doc.items.push(Item::default()),
+        ([Tag::Requisites], Tag::Requisite) | ([], Tag::Requisite) => o.requisite = (None, None),
+        ([Tag::Goods, Tag::Good, Tag::Requisites], Tag::Requisite) => o.item_requisite = (None, None),
         _ => {}
     }
 }
 
-fn end(
-    stack: &mut Vec<String>,
-    open: &mut Vec<Open>,
-    exchange: &mut Exchange,
-    container: &mut Option<usize>,
-    text: &str,
-) {
-    let closing_doc = open.last().is_some_and(|o| o.depth + 1 == stack.len());
+fn end(st: &mut State, text: &str) {
+    let closing_doc = st.open.last().is_some_and(|o| o.depth + 1 == st.stack.len());
     if closing_doc {
-        stack.pop();
-        if let Some(done) = open.pop() {
-            match open.last_mut() {
+        st.stack.pop();
+        if let Some(done) = st.open.pop() {
+            match st.open.last_mut() {
                 Some(parent) => parent.doc.subordinates.push(done.doc),
-                None => exchange.documents.push(done.doc),
+                None => st.exchange.documents.push(done.doc),
             }
         }
         return;
     }
-    if open.is_empty() {
-        if stack.last().map(String::as_str) == Some("Контейнер") {
-            *container = None;
+    if st.open.is_empty() {
+        if st.stack.last() == Some(&Tag::Container) {
+            st.container = None;
         }
-        stack.pop();
+        st.stack.pop();
         return;
     }
-    let r: Vec<&str> = rel(stack, open).iter().map(String::as_str).collect();
-    if let Some(o) = open.last_mut() {
-        apply(o, &r, text);
+    if let Some(o) = st.open.last_mut() {
+        let rel = &st.stack[(o.depth + 1).min(st.stack.len())..];
+        apply(o, rel, text);
     }
-    stack.pop();
+    st.stack.pop();
 }
 
-fn apply(o: &mut Open, path: &[&str], text: &str) {
+fn apply(o: &mut Open, path: &[Tag], text: &str) {
+    use Tag::*;
     let d = &mut o.doc;
     match path {
-        ["Ид"] => set(&mut d.id, text),
-        ["Номер"] => set(&mut d.number, text),
-        ["НомерВерсии"] => set(&mut d.version, text),
-        ["Дата"] => set(&mut d.date, text),
-        ["Время"] => set(&mut d.time, text),
-        ["ХозОперация"] => d.operation = Operation::parse(text),
-        ["Роль"] => set(&mut d.role, text),
-        ["Валюта"] => set(&mut d.currency, text),
-        ["Курс"] => set(&mut d.rate, text),
-        ["Сумма"] => match parse_sum(text) {
+        [Id] => set(&mut d.id, text),
+        [Number] => set(&mut d.number, text),
+        [Version] => set(&mut d.version, text),
+        [Date] => set(&mut d.date, text),
+        [Time] => set(&mut d.time, text),
+        [Operation] => d.operation = super::Operation::parse(text),
+        [Role] => set(&mut d.role, text),
+        [Currency] => set(&mut d.currency, text),
+        [Rate] => set(&mut d.rate, text),
+        [Sum] => match parse_sum(text) {
             Ok(v) => d.amount = Some(v),
             Err(e) if !text.trim().is_empty() => d.problems.push(format!("Сумма: {e}")),
             Err(_) => {}
         },
-        ["Основание"] => set(&mut d.base, text),
-        ["Комментарий"] => set(&mut d.comment, text),
-        ["ПометкаУдаления"] => d.deletion_mark = text.trim() == "true",
-        ["Номер1С"] => set(&mut d.number_1c, text),
-        ["Дата1С"] => set(&mut d.date_1c, text),
-        ["Контрагенты", "Контрагент", field]
-        | ["Контрагенты", "Контрагент", field, "Представление"] => {
+        [Base] => set(&mut d.base, text),
+        [Comment] => set(&mut d.comment, text),
+        [DeletionMark] => d.deletion_mark = text.trim() == "true",
+        [Number1c] => set(&mut d.number_1c, text),
+        [Date1c] => set(&mut d.date_1c, text),
+        [Counterparties, Counterparty, field] | [Counterparties, Counterparty, field, Presentation] => {
             if let Some(c) = d.counterparties.last_mut() {
                 let slot = match (*field, path.len()) {
-                    ("Ид", 3) => &mut c.id,
-                    ("Наименование", 3) => &mut c.name,
-                    ("ПолноеНаименование", 3) | ("ОфициальноеНаименование", 3) => {
-                        &mut c.full_name
-                    }
-                    ("Роль", 3) => &mut c.role,
-                    ("ИНН", 3) => &mut c.inn,
-                    ("КПП", 3) => &mut c.kpp,
-                    ("АдресРегистрации", 4) | ("Адрес", 4) => &mut c.address,
+                    (Id, 3) => &mut c.id,
+                    (Name, 3) => &mut c.name,
+                    (FullName | OfficialName, 3) => &mut c.full_name,
+                    (Role, 3) => &mut c.role,
+                    (Inn, 3) => &mut c.inn,
+                    (Kpp, 3) => &mut c.kpp,
+                    (RegAddress | Address, 4) => &mut c.address,
                     _ => return,
                 };
                 if slot.is_none() {
@@ -254,17 +336,17 @@ fn apply(o: &mut Open, path: &[&str], text: &str) {
                 }
             }
         }
-        ["Товары", "Товар", field] => {
+        [Goods, Good, field] => {
             if let Some(item) = d.items.last_mut() {
-                match *field {
-                    "Ид" => set(&mut item.id, text),
-                    "Наименование" => set(&mut item.name, text),
-                    "Количество" => set(&mut item.quantity, text),
-                    "ЦенаЗаЕдиницу" => match parse_price(text) {
+                match field {
+                    Id => set(&mut item.id, text),
+                    Name => set(&mut item.name, text),
+                    Quantity => set(&mut item.quantity, text),
+                    Price => match parse_price(text) {
                         Ok(v) => item.price = Some(v),
                         Err(e) => d.problems.push(format!("ЦенаЗаЕдиницу: {e}")),
                     },
-                    "Сумма" => match parse_price(text) {
+                    Sum => match parse_price(text) {
                         Ok(v) => item.amount = Some(v),
                         Err(e) => d.problems.push(format!("Товар/Сумма: {e}")),
                     },
@@ -272,35 +354,25 @@ fn apply(o: &mut Open, path: &[&str], text: &str) {
                 }
             }
         }
-        ["Товары", "Товар", "ЗначенияРеквизитов", "ЗначениеРеквизита", field] => {
-            match *field {
-                "Наименование" => o.item_requisite.0 = Some(text.trim().to_owned()),
-                "Значение" if o.item_requisite.1.is_none() => {
-                    o.item_requisite.1 = Some(text.trim().to_owned())
-                }
-                _ => {}
-            }
-        }
-        ["Товары", "Товар", "ЗначенияРеквизитов", "ЗначениеРеквизита"] => {
+        [Goods, Good, Requisites, Requisite, field] => match field {
+            Name => o.item_requisite.0 = Some(text.trim().to_owned()),
+            Value if o.item_requisite.1.is_none() => o.item_requisite.1 = Some(text.trim().to_owned()),
+            _ => {}
+        },
+        [Goods, Good, Requisites, Requisite] => {
             if let (Some(n), Some(item)) = (o.item_requisite.0.take(), d.items.last_mut()) {
-                item.requisites
-                    .push((n, o.item_requisite.1.take().unwrap_or_default()));
+                item.requisites.push((n, o.item_requisite.1.take().unwrap_or_default()));
             }
         }
         // Bitrix reads only the first Значение; some files omit the ЗначенияРеквизитов wrapper.
-        ["ЗначенияРеквизитов", "ЗначениеРеквизита", field] | ["ЗначениеРеквизита", field] => {
-            match *field {
-                "Наименование" => o.requisite.0 = Some(text.trim().to_owned()),
-                "Значение" if o.requisite.1.is_none() => {
-                    o.requisite.1 = Some(text.trim().to_owned())
-                }
-                _ => {}
-            }
-        }
-        ["ЗначенияРеквизитов", "ЗначениеРеквизита"] | ["ЗначениеРеквизита"] => {
+        [Requisites, Requisite, field] | [Requisite, field] => match field {
+            Name => o.requisite.0 = Some(text.trim().to_owned()),
+            Value if o.requisite.1.is_none() => o.requisite.1 = Some(text.trim().to_owned()),
+            _ => {}
+        },
+        [Requisites, Requisite] | [Requisite] => {
             if let Some(n) = o.requisite.0.take() {
-                d.requisites
-                    .push((n, o.requisite.1.take().unwrap_or_default()));
+                d.requisites.push((n, o.requisite.1.take().unwrap_or_default()));
             }
         }
         _ => {}
@@ -319,6 +391,7 @@ pub fn document_datetime(d: &Document) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::formats::commerceml::Operation;
     use crate::testing::fixtures_dir;
 
     fn fixture(name: &str) -> Exchange {
