@@ -55,7 +55,11 @@ fn main() {
         .output()
         .unwrap();
     let child_out = String::from_utf8_lossy(&child.stdout);
-    let rust_peak: u64 = child_out.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let rust_peak: u64 = child_out
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let rust_mbs = size as f64 / best / 1e6;
     println!(
         "file: {orders} orders, {} documents, {:.1} MB",
@@ -76,7 +80,11 @@ fn main() {
         Ok(out) if out.status.success() => {
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let py_s = v["seconds"].as_f64().unwrap();
-            assert_eq!(v["documents"].as_u64(), Some(result.0 as u64), "both extract the same documents");
+            assert_eq!(
+                v["documents"].as_u64(),
+                Some(result.0 as u64),
+                "both extract the same documents"
+            );
             assert_eq!(v["paid"].as_u64(), Some(result.1 as u64));
             assert_eq!(v["returns"].as_u64(), Some(result.2 as u64));
             assert_eq!(v["sum"].as_i64(), Some(result.3));

@@ -107,7 +107,29 @@ const TAGS: &[(&str, Tag)] = &[
 
 impl Tag {
     fn of(local: &str) -> Tag {
-        TAGS.iter().find(|(n, _)| *n == local).map_or(Tag::Other, |(_, t)| *t)
+        TAGS.iter()
+            .find(|(n, _)| *n == local)
+            .map_or(Tag::Other, |(_, t)| *t)
+    }
+
+    /// Elements whose text is a value (the rest only hold other elements).
+    fn is_leaf(self) -> bool {
+        !matches!(
+            self,
+            Tag::Container
+                | Tag::Document
+                | Tag::Subordinates
+                | Tag::Subordinate
+                | Tag::Counterparties
+                | Tag::Counterparty
+                | Tag::Goods
+                | Tag::Good
+                | Tag::Requisites
+                | Tag::Requisite
+                | Tag::RegAddress
+                | Tag::Address
+                | Tag::Other
+        )
     }
 
     fn name(self) -> Option<&'static str> {
@@ -172,7 +194,13 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
                 let qname = e.name();
-                let name = local(qname.as_ref());
+                let raw = qname.as_ref();
+                // Un-prefixed names (the common case) skip the search for a namespace prefix.
+                let tag = match Tag::of(raw) {
+                    Tag::Other => Tag::of(local(raw)),
+                    known => known,
+                };
+                let name = if tag == Tag::Other { local(raw) } else { raw };
                 if !seen_root {
                     if name != "КоммерческаяИнформация" {
                         return Err(ReadError::NotCommerceMl(name.to_owned()));
@@ -184,14 +212,17 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                             .map(|v| v.into_owned())
                             .unwrap_or_default();
                         match local(attr.key.as_ref()) {
-                            "ВерсияСхемы" => set(&mut st.exchange.schema_version, &value),
-                            "ДатаФормирования" => set(&mut st.exchange.generated_at, &value),
+                            "ВерсияСхемы" => {
+                                set(&mut st.exchange.schema_version, &value)
+                            }
+                            "ДатаФормирования" => {
+                                set(&mut st.exchange.generated_at, &value)
+                            }
                             _ => {}
                         }
                     }
                 }
                 buf.clear();
-                let tag = Tag::of(name);
                 st.last_name.clear();
                 st.last_name.push_str(name);
                 start(&mut st, tag);
@@ -204,8 +235,13 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                 end(&mut st, &buf);
                 buf.clear();
             }
-            Event::Text(t) => buf.push_str(&t.xml10_content()),
-            Event::CData(t) => buf.push_str(&t.xml10_content()),
+            // Only leaf values are read: the indentation between child elements is not even copied.
+            Event::Text(t) if st.stack.last().is_some_and(|t| t.is_leaf()) => {
+                buf.push_str(&t.xml10_content())
+            }
+            Event::CData(t) if st.stack.last().is_some_and(|t| t.is_leaf()) => {
+                buf.push_str(&t.xml10_content())
+            }
             Event::GeneralRef(r) => {
                 if let Ok(Some(ch)) = r.resolve_char_ref() {
                     buf.push(ch);
@@ -262,16 +298,23 @@ fn start(st: &mut State, tag: Tag) {
     let Some(o) = st.open.last_mut() else { return };
     let rel = &st.stack[(o.depth + 1).min(st.stack.len())..];
     match (rel, tag) {
-        ([Tag::Counterparties], Tag::Counterparty) => o.doc.counterparties.push(Counterparty::default()),
+        ([Tag::Counterparties], Tag::Counterparty) => {
+            o.doc.counterparties.push(Counterparty::default())
+        }
         ([Tag::Goods], Tag::Good) => o.doc.items.push(Item::default()),
         ([Tag::Requisites], Tag::Requisite) | ([], Tag::Requisite) => o.requisite = (None, None),
-        ([Tag::Goods, Tag::Good, Tag::Requisites], Tag::Requisite) => o.item_requisite = (None, None),
+        ([Tag::Goods, Tag::Good, Tag::Requisites], Tag::Requisite) => {
+            o.item_requisite = (None, None)
+        }
         _ => {}
     }
 }
 
 fn end(st: &mut State, text: &str) {
-    let closing_doc = st.open.last().is_some_and(|o| o.depth + 1 == st.stack.len());
+    let closing_doc = st
+        .open
+        .last()
+        .is_some_and(|o| o.depth + 1 == st.stack.len());
     if closing_doc {
         st.stack.pop();
         if let Some(done) = st.open.pop() {
@@ -319,7 +362,8 @@ fn apply(o: &mut Open, path: &[Tag], text: &str) {
         [DeletionMark] => d.deletion_mark = text.trim() == "true",
         [Number1c] => set(&mut d.number_1c, text),
         [Date1c] => set(&mut d.date_1c, text),
-        [Counterparties, Counterparty, field] | [Counterparties, Counterparty, field, Presentation] => {
+        [Counterparties, Counterparty, field]
+        | [Counterparties, Counterparty, field, Presentation] => {
             if let Some(c) = d.counterparties.last_mut() {
                 let slot = match (*field, path.len()) {
                     (Id, 3) => &mut c.id,
@@ -356,12 +400,15 @@ fn apply(o: &mut Open, path: &[Tag], text: &str) {
         }
         [Goods, Good, Requisites, Requisite, field] => match field {
             Name => o.item_requisite.0 = Some(text.trim().to_owned()),
-            Value if o.item_requisite.1.is_none() => o.item_requisite.1 = Some(text.trim().to_owned()),
+            Value if o.item_requisite.1.is_none() => {
+                o.item_requisite.1 = Some(text.trim().to_owned())
+            }
             _ => {}
         },
         [Goods, Good, Requisites, Requisite] => {
             if let (Some(n), Some(item)) = (o.item_requisite.0.take(), d.items.last_mut()) {
-                item.requisites.push((n, o.item_requisite.1.take().unwrap_or_default()));
+                item.requisites
+                    .push((n, o.item_requisite.1.take().unwrap_or_default()));
             }
         }
         // Bitrix reads only the first Значение; some files omit the ЗначенияРеквизитов wrapper.
@@ -372,7 +419,8 @@ fn apply(o: &mut Open, path: &[Tag], text: &str) {
         },
         [Requisites, Requisite] | [Requisite] => {
             if let Some(n) = o.requisite.0.take() {
-                d.requisites.push((n, o.requisite.1.take().unwrap_or_default()));
+                d.requisites
+                    .push((n, o.requisite.1.take().unwrap_or_default()));
             }
         }
         _ => {}
@@ -392,6 +440,15 @@ pub fn document_datetime(d: &Document) -> Option<String> {
 mod tests {
     use super::*;
     use crate::formats::commerceml::Operation;
+
+    #[test]
+    fn tag_table_and_match_agree() {
+        for (name, tag) in TAGS {
+            assert_eq!(Tag::of(name), *tag);
+            assert_eq!(tag.name(), Some(*name));
+        }
+        assert_eq!(Tag::of("Неизвестный"), Tag::Other);
+    }
     use crate::testing::fixtures_dir;
 
     fn fixture(name: &str) -> Exchange {

@@ -32,7 +32,14 @@ pub fn generate(orders: usize) -> String {
         for (name, value) in [
             ("Проведен", "true".to_owned()),
             ("Оплачен", paid.to_string()),
-            ("Дата оплаты по 1С", if paid { "2026-11-27T9:49:02".to_owned() } else { "T".to_owned() }),
+            (
+                "Дата оплаты по 1С",
+                if paid {
+                    "2026-11-27T9:49:02".to_owned()
+                } else {
+                    "T".to_owned()
+                },
+            ),
             ("Номер оплаты по 1С", format!("ТДЦУ-{n:06}")),
             ("Статуса заказа ИД", "P".to_owned()),
         ] {

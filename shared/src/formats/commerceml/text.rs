@@ -1,5 +1,7 @@
 //! Bytes → text for CommerceML files, and the value formats 1C writes (dates, sums).
 
+use std::borrow::Cow;
+
 use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8, WINDOWS_1251};
 
 use crate::domain::money::{parse_minor, MoneyError};
@@ -30,14 +32,15 @@ fn declared_encoding(bytes: &[u8]) -> Option<&str> {
     value.find(quote).map(|e| &value[..e])
 }
 
-/// Decode a CommerceML file: a BOM wins, then the XML declaration, then UTF-8. Returns the text and the encoding.
-pub fn decode(bytes: &[u8]) -> Result<(String, &'static Encoding), TextError> {
+/// Decode a CommerceML file: a BOM wins, then the XML declaration, then UTF-8. Returns the text (borrowed when
+/// the file is UTF-8, which 1C's uploads are) and the encoding.
+pub fn decode(bytes: &[u8]) -> Result<(Cow<'_, str>, &'static Encoding), TextError> {
     if let Some((enc, bom_len)) = Encoding::for_bom(bytes) {
         let (text, had_errors) = enc.decode_without_bom_handling(&bytes[bom_len..]);
         if had_errors {
             return Err(TextError::Invalid(enc.name()));
         }
-        return Ok((text.into_owned(), enc));
+        return Ok((text, enc));
     }
     let enc = match declared_encoding(bytes) {
         Some(label) => Encoding::for_label(label.as_bytes())
@@ -59,14 +62,14 @@ pub fn decode(bytes: &[u8]) -> Result<(String, &'static Encoding), TextError> {
     };
     if enc == UTF_8 {
         return std::str::from_utf8(bytes)
-            .map(|s| (s.to_owned(), UTF_8))
+            .map(|s| (Cow::Borrowed(s), UTF_8))
             .map_err(|_| TextError::Invalid("UTF-8"));
     }
     let (text, had_errors) = enc.decode_without_bom_handling(bytes);
     if had_errors {
         return Err(TextError::Invalid(enc.name()));
     }
-    Ok((text.into_owned(), enc))
+    Ok((text, enc))
 }
 
 /// Encode text for 1C's replies (windows-1251). Characters it lacks become numeric references in XML text.
@@ -188,7 +191,7 @@ mod tests {
             decode("\u{feff}<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>ё</a>".as_bytes())
                 .unwrap();
         assert_eq!(
-            (t.as_str(), e),
+            (&*t, e),
             (
                 "<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>ё</a>",
                 UTF_8
@@ -203,7 +206,7 @@ mod tests {
         let mislabelled = "<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>Заказ</a>";
         assert_eq!(
             decode(mislabelled.as_bytes()).unwrap(),
-            (mislabelled.to_owned(), UTF_8)
+            (Cow::Borrowed(mislabelled), UTF_8)
         );
         assert!(matches!(
             decode(b"<?xml version='1.0' encoding='klingon'?><a/>"),
