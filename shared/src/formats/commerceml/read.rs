@@ -183,6 +183,8 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
         container: None,
         containers: 0,
     };
+    // A value is usually one text event borrowed from the input; `buf` joins the pieces around entities.
+    let mut piece: Option<std::borrow::Cow<'_, str>> = None;
     let mut buf = String::with_capacity(256);
     let mut seen_root = false;
     loop {
@@ -223,8 +225,11 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                     }
                 }
                 buf.clear();
-                st.last_name.clear();
-                st.last_name.push_str(name);
+                piece = None;
+                if tag == Tag::Other {
+                    st.last_name.clear();
+                    st.last_name.push_str(name);
+                }
                 start(&mut st, tag);
                 st.stack.push(tag);
                 if is_empty {
@@ -232,17 +237,31 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                 }
             }
             Event::End(_) => {
-                end(&mut st, &buf);
+                match piece.take() {
+                    Some(p) if buf.is_empty() => end(&mut st, &p),
+                    Some(p) => {
+                        buf.push_str(&p);
+                        end(&mut st, &buf);
+                    }
+                    None => end(&mut st, &buf),
+                }
                 buf.clear();
             }
             // Only leaf values are read: the indentation between child elements is not even copied.
             Event::Text(t) if st.stack.last().is_some_and(|t| t.is_leaf()) => {
-                buf.push_str(&t.xml10_content())
+                if let Some(p) = piece.replace(t.xml10_content()) {
+                    buf.push_str(&p);
+                }
             }
             Event::CData(t) if st.stack.last().is_some_and(|t| t.is_leaf()) => {
-                buf.push_str(&t.xml10_content())
+                if let Some(p) = piece.replace(t.xml10_content()) {
+                    buf.push_str(&p);
+                }
             }
             Event::GeneralRef(r) => {
+                if let Some(p) = piece.take() {
+                    buf.push_str(&p);
+                }
                 if let Ok(Some(ch)) = r.resolve_char_ref() {
                     buf.push(ch);
                 } else if let Some(s) = resolve_predefined_entity(&r) {
