@@ -50,6 +50,8 @@ def main() -> None:
         SBER_CALLBACK_TOKEN="ooc7slpvc61k7sf7ma7p4hrefr",
         YOOKASSA_SHOP_ID="1",
         YOOKASSA_SECRET_KEY="k",
+        EXCHANGE_1C_USER="1c",
+        EXCHANGE_1C_PASSWORD="pw",
         RUST_LOG="warn",
     )
     samples = []

@@ -13,8 +13,6 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::{error, info, warn};
 
-use crate::adapters::dynamo::DynamoLedgerStore;
-use crate::adapters::sqs::SqsEventPublisher;
 use crate::clients::{
     http_client, ApiError, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi,
 };
@@ -42,14 +40,7 @@ impl CallbackDeps {
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, reqwest::Error> {
         let http = http_client()?;
-        let store = Arc::new(DynamoLedgerStore::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &config.ledger.table,
-        ));
-        let events = Arc::new(SqsEventPublisher::new(
-            aws_sdk_sqs::Client::new(aws),
-            &config.ledger.events_queue_url,
-        ));
+        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
         let yookassa = config.yookassa.as_ref().and_then(|y| {
             y.credentials.as_ref().map(|(shop, key)| {
                 Arc::new(HttpYooKassa::new(

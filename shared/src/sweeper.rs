@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use crate::adapters::dynamo::DynamoLedgerStore;
-use crate::adapters::sqs::SqsEventPublisher;
 use crate::config::LedgerConfig;
 use crate::ledger::{Ledger, LedgerError, SweepReport};
 use crate::ports::{EventPublisher, LedgerStore};
@@ -20,16 +18,8 @@ pub struct SweeperDeps {
 
 impl SweeperDeps {
     pub fn new(config: &LedgerConfig, aws: &aws_config::SdkConfig) -> Self {
-        SweeperDeps {
-            store: Arc::new(DynamoLedgerStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                &config.table,
-            )),
-            events: Arc::new(SqsEventPublisher::new(
-                aws_sdk_sqs::Client::new(aws),
-                &config.events_queue_url,
-            )),
-        }
+        let (store, events) = crate::adapters::aws_ledger(config, aws);
+        SweeperDeps { store, events }
     }
 }
 

@@ -192,20 +192,56 @@ impl DynamoLedgerStore {
         Ok(out.item)
     }
 
+    /// Items of one partition in sort-key order, paging until `limit` are collected: all of them, those whose sort
+    /// key starts with `sk_prefix`, or those passing `filter` (expression with `:v` bound to the value).
+    async fn query_partition(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        filter: Option<(&str, AttributeValue)>,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":pk", s(pk))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            q = match sk_prefix {
+                Some(prefix) => q
+                    .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", SK)
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            if let Some((expression, value)) = &filter {
+                q = q
+                    .filter_expression(*expression)
+                    .expression_attribute_values(":v", value.clone());
+            }
+            let out = q
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if items.len() < limit => start = Some(k),
+                _ => break,
+            }
+        }
+        items.truncate(limit);
+        Ok(items)
+    }
+
     /// Raw items of one order partition (the order, its facts), for tests and operators.
     pub async fn order_partition(&self, id: &OrderId) -> Result<Vec<Item>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(order_pk(id)))
-            .consistent_read(true)
-            .send()
+        self.query_partition(&order_pk(id), None, None, usize::MAX)
             .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(out.items.unwrap_or_default())
     }
 
     /// Facts recorded for an order.
@@ -361,71 +397,37 @@ impl LedgerStore for DynamoLedgerStore {
         created_before_ms: i64,
         limit: usize,
     ) -> Result<Vec<OrderEvent>, StoreError> {
-        let mut events = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .filter_expression("created_ms < :before")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(OUTBOX_PK))
-                .expression_attribute_values(":before", n(created_before_ms))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
-            for item in out.items() {
-                events.push(from_data::<OrderEvent>(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if events.len() < limit => start = Some(k),
-                _ => break,
-            }
-        }
+        let items = self
+            .query_partition(
+                OUTBOX_PK,
+                None,
+                Some(("created_ms < :v", n(created_before_ms))),
+                usize::MAX,
+            )
+            .await?;
+        let mut events = items
+            .iter()
+            .map(from_data::<OrderEvent>)
+            .collect::<Result<Vec<_>, _>>()?;
         events.sort_by_key(|e| e.at_ms);
         events.truncate(limit);
         Ok(events)
     }
 
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_values(":pk", s(FEED_1C_PK))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
-            for item in resp.items() {
-                let order = item.get(SK).and_then(|v| v.as_s().ok());
+        let items = self.query_partition(FEED_1C_PK, None, None, limit).await?;
+        Ok(items
+            .iter()
+            .filter_map(|item| {
+                let order = item.get(SK).and_then(|v| v.as_s().ok())?;
                 let version = item
                     .get(VERSION)
-                    .and_then(|v| v.as_n().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if let (Some(order), Some(version)) = (order, version) {
-                    if let Ok(id) = OrderId::parse(order.clone()) {
-                        out.push((id, version));
-                    }
-                }
-            }
-            match resp.last_evaluated_key {
-                Some(k) if out.len() < limit => start = Some(k),
-                _ => break,
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+                    .and_then(|v| v.as_n().ok())?
+                    .parse::<u64>()
+                    .ok()?;
+                Some((OrderId::parse(order.clone()).ok()?, version))
+            })
+            .collect())
     }
 
     async fn ack_feed_1c(&self, sent: &[(OrderId, u64)]) -> Result<(), StoreError> {
@@ -529,32 +531,14 @@ impl ExchangeStore for DynamoLedgerStore {
     }
 
     async fn uploaded(&self, session: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let chunks = self
+            .query_partition(&upload_pk(session, file), Some("CHUNK#"), None, usize::MAX)
+            .await?;
         let mut out: Option<Vec<u8>> = None;
-        let mut start: Option<Item> = None;
-        loop {
-            let resp = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :chunk)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(upload_pk(session, file)))
-                .expression_attribute_values(":chunk", s("CHUNK#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
-            for item in resp.items() {
-                if let Some(AttributeValue::B(blob)) = item.get(DATA) {
-                    out.get_or_insert_with(Vec::new)
-                        .extend_from_slice(blob.as_ref());
-                }
-            }
-            match resp.last_evaluated_key {
-                Some(k) => start = Some(k),
-                None => break,
+        for item in &chunks {
+            if let Some(AttributeValue::B(blob)) = item.get(DATA) {
+                out.get_or_insert_with(Vec::new)
+                    .extend_from_slice(blob.as_ref());
             }
         }
         Ok(out)

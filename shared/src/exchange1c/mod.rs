@@ -17,8 +17,6 @@ use lambda_http::{Body, Request, Response};
 use subtle::ConstantTimeEq;
 use tracing::{error, info, warn};
 
-use crate::adapters::dynamo::DynamoLedgerStore;
-use crate::adapters::sqs::SqsEventPublisher;
 use crate::config::{Exchange1cConfig, MAX_FILE_LIMIT};
 use crate::domain::OrderId;
 use crate::formats::commerceml::text::to_windows_1251;
@@ -49,14 +47,7 @@ pub struct ExchangeDeps {
 
 impl ExchangeDeps {
     pub fn new(config: Exchange1cConfig, aws: &aws_config::SdkConfig) -> Self {
-        let store = Arc::new(DynamoLedgerStore::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &config.ledger.table,
-        ));
-        let events = Arc::new(SqsEventPublisher::new(
-            aws_sdk_sqs::Client::new(aws),
-            &config.ledger.events_queue_url,
-        ));
+        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
         ExchangeDeps {
             config,
             store: store.clone(),
