@@ -37,6 +37,10 @@ pub const EMPTY_FILE: &str = "Файл для импорта пуст.";
 pub const READ_FAILED: &str = "Ошибка чтения HTTP данных.";
 pub const UNZIP_FAILED: &str = "Ошибка распаковки архива.";
 pub const UNAVAILABLE: &str = "Сервис временно недоступен, повторите обмен позже.";
+pub const TOO_LARGE: &str = "Файл в архиве слишком большой (более 64 МБ после распаковки).";
+
+/// Largest XML file a zip entry may inflate to.
+const MAX_UNZIPPED: u64 = 64 * 1024 * 1024;
 
 pub struct ExchangeDeps {
     pub config: Exchange1cConfig,
@@ -335,11 +339,14 @@ fn xml_files(bytes: Vec<u8>) -> Result<Vec<(String, Vec<u8>)>, &'static str> {
             continue;
         }
         let mut data = Vec::new();
-        // Bound what one entry may inflate to (zip bombs).
+        // Bound what one entry may inflate to (zip bombs) well inside the function's memory.
         (&mut entry)
-            .take(256 * 1024 * 1024)
+            .take(MAX_UNZIPPED + 1)
             .read_to_end(&mut data)
             .map_err(|_| UNZIP_FAILED)?;
+        if data.len() as u64 > MAX_UNZIPPED {
+            return Err(TOO_LARGE);
+        }
         out.push((name, data));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

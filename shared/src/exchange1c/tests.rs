@@ -502,3 +502,25 @@ async fn every_commerceml_fixture_imports_with_its_ledger_effect() {
         .contains(&"unknown_order"));
     assert!(h.store.order("20").is_none() && h.store.order("132").is_none());
 }
+
+#[tokio::test]
+async fn a_zip_entry_that_inflates_past_the_limit_is_refused() {
+    let h = harness(20_000);
+    let s = h.login().await;
+    h.mode(&s, "init", "&version=2.08", b"").await;
+    let mut zipped = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut zipped);
+        w.start_file("bomb.xml", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        let zeros = vec![b' '; 1024 * 1024];
+        for _ in 0..65 {
+            w.write_all(&zeros).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let bytes = zipped.into_inner();
+    assert!(bytes.len() < 1024 * 1024, "the archive itself is small");
+    let answer = h.upload_and_import(&s, "bomb.zip", &bytes, 1).await;
+    assert_eq!(answer, format!("failure\n{TOO_LARGE}"));
+}
