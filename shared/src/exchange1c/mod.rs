@@ -366,36 +366,51 @@ fn finish(first: &str, errors: &[String]) -> Response<Body> {
     text_reply(&text)
 }
 
-async fn import(
+/// How far an upload's import got.
+pub enum Imported {
+    /// Nothing was uploaded under that name (or it is empty).
+    Empty,
+    /// The file cannot be read; nothing was applied.
+    Refused(String),
+    /// The time budget ran out; the next call continues.
+    Progress,
+    /// Every document applied; the reasons some were not.
+    Done(Vec<String>),
+}
+
+/// Apply an uploaded file (the chunks stored under `key`/`name`) to the ledger, resuming where an earlier call
+/// stopped. Everything is parsed before anything is applied, and facts are idempotent, so repeating it is safe.
+pub async fn import_upload(
     deps: &ExchangeDeps,
-    session: &ExchangeSession,
-    p: &BTreeMap<String, String>,
-) -> Result<Response<Body>, ExchangeError> {
-    let Some(name) = file_name(p) else {
-        return Ok(failure(EMPTY_FILE));
-    };
+    key: &str,
+    name: &str,
+    budget_ms: u64,
+) -> Result<Imported, ExchangeError> {
     let Some(bytes) = deps
         .sessions
-        .uploaded(&session.id, &name)
+        .uploaded(key, name)
         .await?
         .filter(|b| !b.is_empty())
     else {
-        return Ok(failure(EMPTY_FILE));
+        return Ok(Imported::Empty);
     };
-    let mut progress = deps.sessions.import_progress(&session.id, &name).await?;
+    let mut progress = deps.sessions.import_progress(key, name).await?;
     if progress.done {
-        return Ok(finish("success", &progress.errors));
+        return Ok(Imported::Done(progress.errors));
     }
     let files = match xml_files(bytes) {
         Ok(files) => files,
-        Err(reason) => return Ok(failure(reason)),
+        Err(reason) => return Ok(Imported::Refused(reason.to_owned())),
     };
-    // Everything is parsed before anything is applied: a broken file changes nothing.
     let mut work: Vec<(Document, Option<Document>)> = Vec::new();
     for (file, data) in files {
         let exchange = match read(&data) {
             Ok(x) => x,
-            Err(e) => return Ok(failure(&format!("Ошибка разбора файла {file}: {e}"))),
+            Err(e) => {
+                return Ok(Imported::Refused(format!(
+                    "Ошибка разбора файла {file}: {e}"
+                )))
+            }
         };
         for doc in exchange.documents {
             let subordinates = doc.subordinates.clone();
@@ -408,17 +423,17 @@ async fn import(
     let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
     let first = progress.next;
     for (i, (doc, parent)) in work.iter().enumerate().skip(first) {
-        if i > first && started.elapsed().as_millis() >= u128::from(deps.config.import_budget_ms) {
+        if i > first && started.elapsed().as_millis() >= u128::from(budget_ms) {
             progress.next = i;
             deps.sessions
-                .set_import_progress(&session.id, &name, &progress, expires_at)
+                .set_import_progress(key, name, &progress, expires_at)
                 .await?;
             info!(
                 applied = i,
                 total = work.len(),
                 "1C import continues on the next call"
             );
-            return Ok(finish("progress", &[]));
+            return Ok(Imported::Progress);
         }
         for problem in &doc.problems {
             progress.errors.push(apply::doc_error(doc, problem));
@@ -430,14 +445,32 @@ async fn import(
     }
     progress.done = true;
     deps.sessions
-        .set_import_progress(&session.id, &name, &progress, expires_at)
+        .set_import_progress(key, name, &progress, expires_at)
         .await?;
     info!(
         documents = work.len(),
         errors = progress.errors.len(),
         "1C import finished"
     );
-    Ok(finish("success", &progress.errors))
+    Ok(Imported::Done(progress.errors))
+}
+
+async fn import(
+    deps: &ExchangeDeps,
+    session: &ExchangeSession,
+    p: &BTreeMap<String, String>,
+) -> Result<Response<Body>, ExchangeError> {
+    let Some(name) = file_name(p) else {
+        return Ok(failure(EMPTY_FILE));
+    };
+    Ok(
+        match import_upload(deps, &session.id, &name, deps.config.import_budget_ms).await? {
+            Imported::Empty => failure(EMPTY_FILE),
+            Imported::Refused(reason) => failure(&reason),
+            Imported::Progress => finish("progress", &[]),
+            Imported::Done(errors) => finish("success", &errors),
+        },
+    )
 }
 
 /// Apply one 1C document; `Some(line)` is a reason for 1C why it was not (fully) applied.
