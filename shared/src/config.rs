@@ -112,6 +112,9 @@ pub struct Exchange1cConfig {
     pub session_ttl_secs: i64,
     /// `EXCHANGE_1C_UTC_OFFSET_MINUTES`: the offset 1C's local dates are in (default Moscow, 180).
     pub utc_offset_minutes: i32,
+    /// `EXCHANGE_1C_UPSTREAM_URL`: the store's own exchange endpoint (e.g. `https://shop/bitrix/admin/1c_exchange.php`).
+    /// Set → proxy mode: 1C's whole conversation is relayed there and tapped.
+    pub upstream: Option<String>,
 }
 
 /// A DynamoDB item holds at most 400 KB; chunks stay well below.
@@ -192,14 +195,25 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 reason: format!("must be 1..={MAX_FILE_LIMIT}"),
             });
         }
+        let upstream = match self.get("EXCHANGE_1C_UPSTREAM_URL") {
+            Some(_) => Some(self.url("EXCHANGE_1C_UPSTREAM_URL", "")?),
+            None => None,
+        };
+        // In proxy mode the store's own endpoint checks 1C's credentials.
+        let credential = |name: &'static str| match (&upstream, self.get(name)) {
+            (_, Some(v)) => Ok(v),
+            (Some(_), None) => Ok(String::new()),
+            (None, None) => Err(ConfigError::Missing(name)),
+        };
         Ok(Exchange1cConfig {
             ledger: self.ledger()?,
-            user: self.require("EXCHANGE_1C_USER")?,
-            password: Secret::new(self.require("EXCHANGE_1C_PASSWORD")?),
+            user: credential("EXCHANGE_1C_USER")?,
+            password: Secret::new(credential("EXCHANGE_1C_PASSWORD")?),
             file_limit,
             import_budget_ms: self.number("EXCHANGE_1C_IMPORT_BUDGET_MS", 20_000)?,
             session_ttl_secs: self.number("EXCHANGE_1C_SESSION_TTL", 3_600)?,
             utc_offset_minutes: self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)?,
+            upstream,
         })
     }
 

@@ -30,10 +30,12 @@ impl OneC {
                 import_budget_ms: 20_000,
                 session_ttl_secs: 600,
                 utc_offset_minutes: 180,
+                upstream: None,
             },
             store: store.clone(),
             events: env.deps.events.clone(),
             sessions: store,
+            upstream: None,
         };
         let mut c = OneC {
             deps,

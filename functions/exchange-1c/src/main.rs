@@ -7,7 +7,7 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
     let config = shared::config::Env::process().exchange_1c()?;
     let aws = shared::aws::sdk_config().await;
-    let deps = shared::exchange1c::ExchangeDeps::new(config, &aws);
+    let deps = shared::exchange1c::ExchangeDeps::new(config, &aws)?;
     // Byte-exact responses: 1C expects windows-1251 bodies.
     shared::http::run_byte_exact(|req| shared::exchange1c::respond(&deps, req)).await
 }

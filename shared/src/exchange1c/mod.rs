@@ -3,6 +3,7 @@
 //! every failure is `failure\n<reason>`, never a stack trace.
 
 pub mod apply;
+pub mod proxy;
 pub mod query;
 
 use std::collections::BTreeMap;
@@ -47,17 +48,28 @@ pub struct ExchangeDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub sessions: Arc<dyn ExchangeStore>,
+    /// Proxy mode: the store's own exchange endpoint.
+    pub upstream: Option<proxy::Upstream>,
 }
 
 impl ExchangeDeps {
-    pub fn new(config: Exchange1cConfig, aws: &aws_config::SdkConfig) -> Self {
+    pub fn new(
+        config: Exchange1cConfig,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, reqwest::Error> {
         let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        ExchangeDeps {
+        let upstream = config
+            .upstream
+            .as_deref()
+            .map(proxy::Upstream::new)
+            .transpose()?;
+        Ok(ExchangeDeps {
             config,
             store: store.clone(),
             events,
             sessions: store,
-        }
+            upstream,
+        })
     }
 }
 
@@ -161,6 +173,9 @@ pub async fn handle(deps: &ExchangeDeps, req: Request) -> Result<Response<Body>,
 
 /// Every outcome is a protocol answer; storage trouble is `503 failure`.
 pub async fn respond(deps: &ExchangeDeps, req: Request) -> Response<Body> {
+    if let Some(upstream) = &deps.upstream {
+        return proxy::relay(deps, upstream, &req).await;
+    }
     match route(deps, &req).await {
         Ok(resp) => resp,
         Err(e) => {

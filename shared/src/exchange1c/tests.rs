@@ -28,10 +28,12 @@ pub fn harness(budget_ms: u64) -> Harness {
             import_budget_ms: budget_ms,
             session_ttl_secs: 3600,
             utc_offset_minutes: 180,
+            upstream: None,
         },
         store: store.clone(),
         events: Arc::new(MemoryPublisher::default()),
         sessions: Arc::new(MemoryExchangeStore::default()),
+        upstream: None,
     };
     Harness { deps, store }
 }

@@ -1,0 +1,192 @@
+//! Proxy mode: 1C keeps talking to the store's own exchange endpoint (1C-Bitrix `1c_exchange.php`) through
+//! paysync. Every call is relayed with its method, query string, credentials, cookies and body; the answer comes
+//! back byte for byte. Uploads the store accepted are tapped: assembled on our side and, once the store answered
+//! `success` to the import, applied to the ledger. A tap failure never changes what 1C is told.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use lambda_http::http::{header, HeaderName, StatusCode};
+use lambda_http::{Body, Request, Response};
+use sha2::{Digest, Sha256};
+use tracing::{error, info, warn};
+
+use super::{failure, file_name, import_upload, ExchangeDeps, Imported};
+use crate::ledger::now_ms;
+
+/// A Lambda response (base64) must stay under 6 MB.
+pub const MAX_RELAYED_BYTES: usize = 4 * 1024 * 1024;
+/// Budget for applying a tapped upload inside one call; the rest continues on the next `import`.
+const TAP_BUDGET_MS: u64 = 8_000;
+
+pub const UPSTREAM_DOWN: &str =
+    "Сайт недоступен: не удалось связаться с обменом магазина, повторите обмен позже.";
+pub const UPSTREAM_TIMEOUT: &str = "Сайт не ответил вовремя, повторите обмен позже.";
+pub const TOO_LARGE_REPLY: &str = "Ответ сайта слишком большой для передачи через прокси.";
+
+/// The store's endpoint and the HTTP client used to reach it (certificates are checked).
+pub struct Upstream {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Upstream {
+    /// Answers within the function's 30 s, so 1C gets a clean `failure` instead of a hang.
+    pub fn new(url: &str) -> Result<Self, reqwest::Error> {
+        Self::with_timeout(url, Duration::from_secs(25))
+    }
+
+    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
+            // 1C must see the store's own redirects, not their targets.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Upstream {
+            client,
+            url: url.to_owned(),
+        })
+    }
+}
+
+/// Request headers 1C's exchange depends on; the rest (hop-by-hop, encodings) is not relayed.
+const FORWARDED: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::COOKIE,
+    header::CONTENT_TYPE,
+    header::USER_AGENT,
+];
+/// Response headers that matter to 1C.
+const RETURNED: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::SET_COOKIE,
+    header::CONTENT_DISPOSITION,
+];
+
+/// Where the tap keeps an upload: per upstream session (the cookie 1C sends), never the cookie itself.
+fn tap_key(req: &Request) -> String {
+    let cookies: Vec<&str> = req
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    format!(
+        "tap-{}",
+        &hex::encode(Sha256::digest(cookies.join(";").as_bytes()))[..32]
+    )
+}
+
+fn first_line(body: &[u8]) -> &[u8] {
+    body.split(|b| *b == b'\n').next().unwrap_or_default()
+}
+
+/// Relay one call to the store and tap it.
+pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> Response<Body> {
+    let url = match req.uri().query() {
+        Some(q) => format!("{}?{q}", upstream.url),
+        None => upstream.url.clone(),
+    };
+    let mut call = upstream.client.request(req.method().clone(), url);
+    for name in FORWARDED {
+        for value in req.headers().get_all(&name) {
+            call = call.header(&name, value);
+        }
+    }
+    let body = req.body().as_ref().to_vec();
+    let answer = match call.body(body.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(
+                timeout = e.is_timeout(),
+                "store's exchange endpoint unreachable"
+            );
+            return failure(if e.is_timeout() {
+                UPSTREAM_TIMEOUT
+            } else {
+                UPSTREAM_DOWN
+            });
+        }
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let bytes = match answer.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            warn!(timeout = e.is_timeout(), "store's answer broke off");
+            return failure(if e.is_timeout() {
+                UPSTREAM_TIMEOUT
+            } else {
+                UPSTREAM_DOWN
+            });
+        }
+    };
+    if bytes.len() > MAX_RELAYED_BYTES {
+        error!(
+            size = bytes.len(),
+            "store's answer exceeds what a Lambda response can carry"
+        );
+        return failure(TOO_LARGE_REPLY);
+    }
+    let params: BTreeMap<String, String> =
+        form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+    if status == StatusCode::OK && params.get("type").map(String::as_str) == Some("sale") {
+        tap(deps, req, &params, &body, &bytes).await;
+    }
+    let mut out = Response::new(Body::Binary(bytes.to_vec()));
+    *out.status_mut() = status;
+    for name in RETURNED {
+        for value in headers.get_all(&name) {
+            out.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Keep what the store accepted and apply it once the store imported it. Failures are logged for the alarm
+/// and left for the next `import` call; 1C's answer is the store's either way.
+async fn tap(
+    deps: &ExchangeDeps,
+    req: &Request,
+    params: &BTreeMap<String, String>,
+    sent: &[u8],
+    answer: &[u8],
+) {
+    let accepted = first_line(answer) == b"success";
+    let (Some(mode), Some(name)) = (params.get("mode"), file_name(params)) else {
+        return;
+    };
+    let key = tap_key(req);
+    match mode.as_str() {
+        "file" if accepted && !sent.is_empty() => {
+            let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
+            for piece in sent.chunks(crate::config::MAX_FILE_LIMIT) {
+                if let Err(e) = deps
+                    .sessions
+                    .append_chunk(&key, &name, piece, expires_at)
+                    .await
+                {
+                    error!(file = %name, error.message = %e, "1C tap failed: upload chunk not stored");
+                    return;
+                }
+            }
+        }
+        "import" if accepted => match import_upload(deps, &key, &name, TAP_BUDGET_MS).await {
+            Ok(Imported::Done(errors)) => {
+                info!(file = %name, notes = errors.len(), "1C upload tapped into the ledger")
+            }
+            Ok(Imported::Progress) => {
+                info!(file = %name, "1C tap continues on the next import call")
+            }
+            Ok(Imported::Empty) => {}
+            Ok(Imported::Refused(reason)) => {
+                error!(file = %name, reason, "1C tap failed: upload unreadable")
+            }
+            Err(e) => error!(file = %name, error.message = %e, "1C tap failed: ledger unavailable"),
+        },
+        _ => {}
+    }
+}

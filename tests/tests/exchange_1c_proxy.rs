@@ -1,0 +1,274 @@
+//! exchange-1c in proxy mode: 1C ↔ paysync ↔ a fake 1C-Bitrix exchange endpoint (wiremock), ledger on moto.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paysync_e2e::*;
+use shared::adapters::dynamo::DynamoLedgerStore;
+use shared::config::{Exchange1cConfig, Secret};
+use shared::domain::OrderState;
+use shared::exchange1c::proxy::{Upstream, UPSTREAM_DOWN, UPSTREAM_TIMEOUT};
+use shared::exchange1c::{respond, ExchangeDeps};
+use shared::formats::commerceml::text::to_windows_1251;
+use shared::testing::{fixtures_dir, request_with_headers};
+use wiremock::matchers::{header, method, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const COOKIE: &str = "PHPSESSID=26abebd6e578cc6d129cd14227438ee8";
+
+fn bitrix(text: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "text/html; charset=windows-1251")
+        .set_body_bytes(to_windows_1251(text))
+}
+
+/// A fake store endpoint answering like 1C-Bitrix's `sale` exchange.
+async fn fake_bitrix() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(query_param("mode", "checkauth"))
+        .and(header("authorization", "Basic MWM6cHc=")) // 1c:pw
+        .respond_with(
+            bitrix("success\nPHPSESSID\n26abebd6e578cc6d129cd14227438ee8\nsessid=5a562c8331776182a53b39fa228c99cc\n")
+                .insert_header("set-cookie", "PHPSESSID=26abebd6e578cc6d129cd14227438ee8; path=/; HttpOnly"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(query_param("mode", "checkauth"))
+        .respond_with(bitrix(
+            "failure\nОшибка авторизации. Неверное имя пользователя или пароль.",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("mode", "init"))
+        .respond_with(bitrix(
+            "zip=no\nfile_limit=1000\nsessid=5a562c8331776182a53b39fa228c99cc\nversion=2.09",
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(query_param("mode", "file"))
+        .and(header("cookie", COOKIE))
+        .respond_with(bitrix("success\n"))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("mode", "import"))
+        .respond_with(bitrix("success\n"))
+        .mount(&server)
+        .await;
+    let query = std::fs::read(
+        fixtures_dir()
+            .join("commerceml/dobromyslov__commerceml-parser__bitrix-query-response-full.xml"),
+    )
+    .expect("fixture");
+    Mock::given(query_param("mode", "query"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/xml; charset=windows-1251")
+                .set_body_bytes(query),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(query_param("mode", "broken"))
+        .respond_with(ResponseTemplate::new(500).set_body_string("Internal Server Error"))
+        .mount(&server)
+        .await;
+    Mock::given(query_param("mode", "slow"))
+        .respond_with(bitrix("success\n").set_delay(Duration::from_secs(3)))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn proxy(env: &TestEnv, upstream: &str) -> ExchangeDeps {
+    let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
+    ExchangeDeps {
+        config: Exchange1cConfig {
+            ledger: env.deps.config.ledger.clone(),
+            user: String::new(),
+            password: Secret::new(""),
+            file_limit: 1000,
+            import_budget_ms: 20_000,
+            session_ttl_secs: 600,
+            utc_offset_minutes: 180,
+            upstream: Some(upstream.to_owned()),
+        },
+        store: store.clone(),
+        events: env.deps.events.clone(),
+        sessions: store,
+        upstream: Some(Upstream::with_timeout(upstream, Duration::from_secs(1)).expect("client")),
+    }
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+    headers: lambda_http::http::HeaderMap,
+}
+
+async fn call(deps: &ExchangeDeps, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let m = if body.is_empty() { "GET" } else { "POST" };
+    let resp = respond(
+        deps,
+        request_with_headers(m, "/", query, headers, body, "10.0.0.1"),
+    )
+    .await;
+    Reply {
+        status: resp.status().as_u16(),
+        headers: resp.headers().clone(),
+        body: resp.body().as_ref().to_vec(),
+    }
+}
+
+#[tokio::test]
+async fn a_whole_1c_session_passes_through_and_the_upload_is_tapped_once() {
+    let env = spawn_env().await;
+    env.register_order("9001", 500_000).await;
+    let store = fake_bitrix().await;
+    let p = proxy(
+        &env,
+        &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+    );
+
+    let auth = call(
+        &p,
+        "type=sale&mode=checkauth",
+        &[("authorization", "Basic MWM6cHc=")],
+        b"",
+    )
+    .await;
+    assert_eq!(auth.status, 200);
+    assert_eq!(
+        auth.body,
+        to_windows_1251("success\nPHPSESSID\n26abebd6e578cc6d129cd14227438ee8\nsessid=5a562c8331776182a53b39fa228c99cc\n")
+    );
+    assert_eq!(
+        auth.headers.get("set-cookie").and_then(|v| v.to_str().ok()),
+        Some("PHPSESSID=26abebd6e578cc6d129cd14227438ee8; path=/; HttpOnly")
+    );
+    assert_eq!(
+        auth.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/html; charset=windows-1251")
+    );
+    let sess = "&sessid=5a562c8331776182a53b39fa228c99cc";
+    let init = call(
+        &p,
+        &format!("type=sale&mode=init{sess}&version=2.08"),
+        &[("cookie", COOKIE)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        init.body,
+        to_windows_1251(
+            "zip=no\nfile_limit=1000\nsessid=5a562c8331776182a53b39fa228c99cc\nversion=2.09"
+        )
+    );
+    let query = call(
+        &p,
+        &format!("type=sale&mode=query{sess}"),
+        &[("cookie", COOKIE)],
+        b"",
+    )
+    .await;
+    let fixture = std::fs::read(
+        fixtures_dir()
+            .join("commerceml/dobromyslov__commerceml-parser__bitrix-query-response-full.xml"),
+    )
+    .expect("fixture");
+    assert_eq!(
+        query.body, fixture,
+        "the store's query answer reaches 1C byte for byte"
+    );
+
+    // 1C uploads a bank receipt in three chunks, then imports it: the store gets it, and so does the ledger.
+    let file = format!(
+        "{}{}",
+        r#"<?xml version="1.0" encoding="UTF-8"?><КоммерческаяИнформация ВерсияСхемы="2.08" ДатаФормирования="2026-11-27T12:00:00"><Документ><Ид>pp-9001</Ид><НомерВерсии>v1</НомерВерсии><ХозОперация>Выплата безналичных денег</ХозОперация><Сумма>1500.00</Сумма><Основание>9001</Основание><ЗначенияРеквизитов><ЗначениеРеквизита><Наименование>Оплачен</Наименование><Значение>true</Значение></ЗначениеРеквизита></ЗначенияРеквизитов>"#,
+        "</Документ></КоммерческаяИнформация>"
+    );
+    for chunk in file.as_bytes().chunks(file.len().div_ceil(3)) {
+        let r = call(
+            &p,
+            &format!("type=sale&mode=file&filename=orders.xml{sess}"),
+            &[("cookie", COOKIE)],
+            chunk,
+        )
+        .await;
+        assert_eq!(r.body, b"success\n");
+    }
+    for _ in 0..2 {
+        let r = call(
+            &p,
+            &format!("type=sale&mode=import&filename=orders.xml{sess}"),
+            &[("cookie", COOKIE)],
+            b"",
+        )
+        .await;
+        assert_eq!(r.body, b"success\n");
+    }
+    let order = env.order("9001").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (150_000, OrderState::PartiallyPaid)
+    );
+    assert_eq!(
+        env.facts("9001").await.len(),
+        1,
+        "a repeated import changes the ledger once"
+    );
+    let uploads: Vec<_> = store
+        .received_requests()
+        .await
+        .expect("recorded")
+        .into_iter()
+        .filter(|r| r.url.query().is_some_and(|q| q.contains("mode=file")))
+        .collect();
+    let upstream_file: Vec<u8> = uploads.iter().flat_map(|r| r.body.clone()).collect();
+    assert_eq!(
+        upstream_file,
+        file.as_bytes(),
+        "the store got the exact bytes 1C sent"
+    );
+}
+
+#[tokio::test]
+async fn store_errors_reach_1c_as_the_store_said_or_as_a_clean_failure() {
+    let env = spawn_env().await;
+    let store = fake_bitrix().await;
+    let p = proxy(
+        &env,
+        &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+    );
+    let wrong = call(
+        &p,
+        "type=sale&mode=checkauth",
+        &[("authorization", "Basic bm9wZTpub3Bl")],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        wrong.body,
+        to_windows_1251("failure\nОшибка авторизации. Неверное имя пользователя или пароль.")
+    );
+    let broken = call(&p, "type=sale&mode=broken", &[], b"").await;
+    assert_eq!(
+        (broken.status, broken.body.as_slice()),
+        (500, b"Internal Server Error".as_slice())
+    );
+    let slow = call(&p, "type=sale&mode=slow", &[], b"").await;
+    assert_eq!(
+        slow.body,
+        to_windows_1251(&format!("failure\n{UPSTREAM_TIMEOUT}"))
+    );
+    let down = proxy(&env, "http://127.0.0.1:9/bitrix/admin/1c_exchange.php");
+    let r = call(&down, "type=sale&mode=checkauth", &[], b"").await;
+    assert_eq!(
+        r.body,
+        to_windows_1251(&format!("failure\n{UPSTREAM_DOWN}"))
+    );
+}
