@@ -115,6 +115,8 @@ pub struct Exchange1cConfig {
     /// `EXCHANGE_1C_UPSTREAM_URL`: the store's own exchange endpoint (e.g. `https://shop/bitrix/admin/1c_exchange.php`).
     /// Set → proxy mode: 1C's whole conversation is relayed there and tapped.
     pub upstream: Option<String>,
+    /// `EXCHANGE_1C_ENRICH` (proxy mode, default on): write the ledger's payment state into the store's `query`.
+    pub enrich_query: bool,
 }
 
 /// A DynamoDB item holds at most 400 KB; chunks stay well below.
@@ -214,6 +216,10 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             session_ttl_secs: self.number("EXCHANGE_1C_SESSION_TTL", 3_600)?,
             utc_offset_minutes: self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)?,
             upstream,
+            enrich_query: !matches!(
+                self.get("EXCHANGE_1C_ENRICH").as_deref(),
+                Some("0" | "false" | "off" | "no")
+            ),
         })
     }
 

@@ -31,6 +31,7 @@ impl OneC {
                 session_ttl_secs: 600,
                 utc_offset_minutes: 180,
                 upstream: None,
+                enrich_query: true,
             },
             store: store.clone(),
             events: env.deps.events.clone(),

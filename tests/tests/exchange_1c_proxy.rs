@@ -82,7 +82,7 @@ async fn fake_bitrix() -> MockServer {
     server
 }
 
-fn proxy(env: &TestEnv, upstream: &str) -> ExchangeDeps {
+fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
     let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
     ExchangeDeps {
         config: Exchange1cConfig {
@@ -94,6 +94,7 @@ fn proxy(env: &TestEnv, upstream: &str) -> ExchangeDeps {
             session_ttl_secs: 600,
             utc_offset_minutes: 180,
             upstream: Some(upstream.to_owned()),
+            enrich_query: enrich,
         },
         store: store.clone(),
         events: env.deps.events.clone(),
@@ -130,6 +131,7 @@ async fn a_whole_1c_session_passes_through_and_the_upload_is_tapped_once() {
     let p = proxy(
         &env,
         &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+        true,
     );
 
     let auth = call(
@@ -243,6 +245,7 @@ async fn store_errors_reach_1c_as_the_store_said_or_as_a_clean_failure() {
     let p = proxy(
         &env,
         &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+        true,
     );
     let wrong = call(
         &p,
@@ -265,10 +268,66 @@ async fn store_errors_reach_1c_as_the_store_said_or_as_a_clean_failure() {
         slow.body,
         to_windows_1251(&format!("failure\n{UPSTREAM_TIMEOUT}"))
     );
-    let down = proxy(&env, "http://127.0.0.1:9/bitrix/admin/1c_exchange.php");
+    let down = proxy(
+        &env,
+        "http://127.0.0.1:9/bitrix/admin/1c_exchange.php",
+        true,
+    );
     let r = call(&down, "type=sale&mode=checkauth", &[], b"").await;
     assert_eq!(
         r.body,
         to_windows_1251(&format!("failure\n{UPSTREAM_DOWN}"))
+    );
+}
+
+#[tokio::test]
+async fn the_store_query_carries_the_ledger_payment_state_when_enrichment_is_on() {
+    let env = spawn_env().await;
+    // Order 132 of the store's answer was paid by card: the ledger knows, the store's export does not yet.
+    env.register_order("132", 23_174).await;
+    assert_eq!(
+        env.post_tbank(&tbank_note("132", "555", "CONFIRMED", 23_174))
+            .await
+            .status,
+        200
+    );
+    let store = fake_bitrix().await;
+    let url = format!("{}/bitrix/admin/1c_exchange.php", store.uri());
+    let fixture = std::fs::read(
+        fixtures_dir()
+            .join("commerceml/dobromyslov__commerceml-parser__bitrix-query-response-full.xml"),
+    )
+    .expect("fixture");
+    let plain = call(
+        &proxy(&env, &url, false),
+        "type=sale&mode=query&sessid=x",
+        &[("cookie", COOKIE)],
+        b"",
+    )
+    .await;
+    assert_eq!(plain.body, fixture, "enrichment off: pure relay");
+    let enriched = call(
+        &proxy(&env, &url, true),
+        "type=sale&mode=query&sessid=x",
+        &[("cookie", COOKIE)],
+        b"",
+    )
+    .await;
+    assert_ne!(enriched.body, fixture);
+    let before = shared::formats::commerceml::read(&fixture).expect("store xml");
+    let after =
+        shared::formats::commerceml::read(&enriched.body).expect("still well-formed windows-1251");
+    let (b, a) = (&before.documents[0], &after.documents[0]);
+    assert_eq!(b.requisite("Заказ оплачен"), Some("false"));
+    assert_eq!(a.requisite("Заказ оплачен"), Some("true"));
+    assert_eq!(a.requisite("Сумма оплаты"), Some("231.74"));
+    assert_eq!(a.requisite("Номер платежного документа"), Some("tbank:555"));
+    assert_eq!(
+        (&a.items, &a.counterparties, a.amount),
+        (&b.items, &b.counterparties, b.amount)
+    );
+    assert_eq!(
+        after.documents[1], before.documents[1],
+        "orders the ledger holds no money for are untouched"
     );
 }

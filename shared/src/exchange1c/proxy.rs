@@ -11,7 +11,15 @@ use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
 
+use std::collections::HashMap;
+
 use super::{failure, file_name, import_upload, ExchangeDeps, Imported};
+use crate::domain::money::format_minor;
+use crate::domain::OrderId;
+use crate::formats::commerceml::enrich::{enrich, order_numbers, Enrichment};
+use crate::formats::commerceml::text::decode;
+use crate::formats::commerceml::write::{payment_doc, site_datetime};
+use crate::formats::commerceml::SchemaVersion;
 use crate::ledger::now_ms;
 
 /// A Lambda response (base64) must stay under 6 MB.
@@ -133,10 +141,16 @@ pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> R
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
+    let mut bytes = bytes.to_vec();
     if status == StatusCode::OK && params.get("type").map(String::as_str) == Some("sale") {
         tap(deps, req, &params, &body, &bytes).await;
+        if deps.config.enrich_query && params.get("mode").map(String::as_str) == Some("query") {
+            if let Some(enriched) = enrich_query(deps, &bytes).await {
+                bytes = enriched;
+            }
+        }
     }
-    let mut out = Response::new(Body::Binary(bytes.to_vec()));
+    let mut out = Response::new(Body::Binary(bytes));
     *out.status_mut() = status;
     for name in RETURNED {
         for value in headers.get_all(&name) {
@@ -144,6 +158,81 @@ pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> R
         }
     }
     out
+}
+
+/// The ledger's payment requisites (and, for 2.10+, payment documents) for one order.
+fn enrichment_for(order: &crate::domain::Order, with_documents: bool, offset: i32) -> Enrichment {
+    let q = super::query::query_order(order, offset, now_ms());
+    let mut requisites = vec![
+        (
+            "Заказ оплачен".to_owned(),
+            if q.paid { "true" } else { "false" }.to_owned(),
+        ),
+        ("Сумма оплаты".to_owned(), format_minor(q.paid_amount)),
+    ];
+    if let Some(at) = &q.paid_at {
+        requisites.push(("Дата оплаты".to_owned(), site_datetime(at)));
+    }
+    if let Some(doc) = &q.payment_document {
+        requisites.push(("Номер платежного документа".to_owned(), doc.clone()));
+    }
+    let payments = if with_documents {
+        q.payments
+            .iter()
+            .map(|p| {
+                let mut xml = String::new();
+                payment_doc(&mut xml, 0, "ПодчиненныйДокумент", p, &q);
+                (p.id.clone(), xml)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Enrichment {
+        requisites,
+        payments,
+    }
+}
+
+/// The store's `query` answer with the ledger's payment truth for the orders the ledger holds money for; `None`
+/// (relay unchanged) when there is nothing to add or the ledger cannot be read.
+async fn enrich_query(deps: &ExchangeDeps, bytes: &[u8]) -> Option<Vec<u8>> {
+    let (text, encoding) = decode(bytes).ok()?;
+    let version = text
+        .get(..text.len().min(2048))
+        .and_then(|head| head.split("ВерсияСхемы=\"").nth(1))
+        .and_then(|rest| rest.split('"').next())
+        .map(|v| SchemaVersion::parse(Some(v)));
+    let with_documents = matches!(version, Some(SchemaVersion::V210 | SchemaVersion::V31));
+    let mut known = HashMap::new();
+    for number in order_numbers(&text) {
+        let Ok(id) = OrderId::parse(number.clone()) else {
+            continue;
+        };
+        match deps.store.load_order(&id).await {
+            Ok(Some(order)) if !order.lines.is_empty() => {
+                known.insert(
+                    number,
+                    enrichment_for(&order, with_documents, deps.config.utc_offset_minutes),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                error!(error.message = %e, "1C query not enriched: ledger unavailable");
+                return None;
+            }
+        }
+    }
+    if known.is_empty() {
+        return None;
+    }
+    let enriched = enrich(&text, |n| known.get(n).cloned());
+    info!(
+        orders = known.len(),
+        "1C query enriched with the ledger's payment state"
+    );
+    let (out, _, _) = encoding.encode(&enriched);
+    Some(out.into_owned())
 }
 
 /// Keep what the store accepted and apply it once the store imported it. Failures are logged for the alarm

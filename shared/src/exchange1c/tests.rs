@@ -29,6 +29,7 @@ pub fn harness(budget_ms: u64) -> Harness {
             session_ttl_secs: 3600,
             utc_offset_minutes: 180,
             upstream: None,
+            enrich_query: true,
         },
         store: store.clone(),
         events: Arc::new(MemoryPublisher::default()),

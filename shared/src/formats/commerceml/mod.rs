@@ -2,6 +2,7 @@
 //! writer. Element names are matched by local name, whatever the namespace (none, `urn:1C.ru:commerceml_2`,
 //! `…_210`, `…_3`).
 
+pub mod enrich;
 pub mod read;
 pub mod synthetic;
 pub mod text;

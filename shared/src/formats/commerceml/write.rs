@@ -93,7 +93,7 @@ fn bool_str(b: bool) -> String {
 }
 
 /// Site-side date-time (`2007-10-16 15:44:47`), as Bitrix writes `Дата оплаты`.
-fn site_datetime(iso: &str) -> String {
+pub fn site_datetime(iso: &str) -> String {
     iso.replacen('T', " ", 1)
 }
 
@@ -172,7 +172,13 @@ fn item(out: &mut String, indent: usize, it: &Item, service: bool) {
     let _ = writeln!(out, "{:indent$}</Товар>", "", indent = indent);
 }
 
-fn payment_doc(out: &mut String, indent: usize, tag: &str, p: &QueryPayment, order: &QueryOrder) {
+pub fn payment_doc(
+    out: &mut String,
+    indent: usize,
+    tag: &str,
+    p: &QueryPayment,
+    order: &QueryOrder,
+) {
     let _ = writeln!(out, "{:indent$}<{tag}>", "", indent = indent);
     let i = indent + 2;
     let (date, time) = split_datetime(&p.datetime);
