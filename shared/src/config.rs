@@ -189,6 +189,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// `EXCHANGE_1C_UTC_OFFSET_MINUTES` (default 180, Moscow).
+    pub fn utc_offset_minutes(&self) -> Result<i32, ConfigError> {
+        self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)
+    }
+
     pub fn exchange_1c(&self) -> Result<Exchange1cConfig, ConfigError> {
         let file_limit = self.number("EXCHANGE_1C_FILE_LIMIT", 200 * 1024)?;
         if file_limit == 0 || file_limit > MAX_FILE_LIMIT {

@@ -124,4 +124,14 @@ pub trait ExchangeStore: Send + Sync {
         progress: &ImportProgress,
         expires_at: i64,
     ) -> Result<(), StoreError>;
+    /// Proxy mode: the store imported this upload, and the ledger still has to apply it (retried on a schedule).
+    async fn set_tap_pending(
+        &self,
+        key: &str,
+        file: &str,
+        pending: bool,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Uploads the store imported that the ledger has not fully applied yet, oldest first.
+    async fn pending_taps(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError>;
 }

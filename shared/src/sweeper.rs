@@ -1,42 +1,82 @@
 //! `outbox-sweeper`: on a schedule, announce changes that were committed but whose announcement failed and was
-//! not retried by a redelivery (Sber, for one, gives up after three failed callbacks).
+//! not retried by a redelivery (Sber, for one, gives up after three failed callbacks), and apply 1C uploads that
+//! exchange-1c's proxy tapped but could not apply.
 
 use std::sync::Arc;
 
 use crate::config::LedgerConfig;
+use crate::exchange1c::proxy::retry_pending_taps;
+use crate::exchange1c::Importer;
 use crate::ledger::{Ledger, LedgerError, SweepReport};
-use crate::ports::{EventPublisher, LedgerStore};
+use crate::ports::{EventPublisher, ExchangeStore, LedgerStore, StoreError};
 
 /// Rows younger than this may still be announced by the request that wrote them.
 pub const GRACE_MS: i64 = 60_000;
 pub const BATCH: usize = 500;
+/// Tapped uploads retried per run.
+pub const TAP_BATCH: usize = 20;
 
 pub struct SweeperDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
+    pub uploads: Arc<dyn ExchangeStore>,
+    /// The offset 1C's local dates are in (`EXCHANGE_1C_UTC_OFFSET_MINUTES`).
+    pub utc_offset_minutes: i32,
 }
 
 impl SweeperDeps {
-    pub fn new(config: &LedgerConfig, aws: &aws_config::SdkConfig) -> Self {
+    pub fn new(
+        config: &LedgerConfig,
+        utc_offset_minutes: i32,
+        aws: &aws_config::SdkConfig,
+    ) -> Self {
         let (store, events) = crate::adapters::aws_ledger(config, aws);
-        SweeperDeps { store, events }
+        SweeperDeps {
+            store: store.clone(),
+            events,
+            uploads: store,
+            utc_offset_minutes,
+        }
     }
 }
 
-/// One sweep. Fails (so the schedule's retry policy and alarms see it) only when the outbox cannot be read or
-/// some row could not be announced.
-pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweepReport, SweepError> {
-    let report = Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SweeperReport {
+    #[serde(flatten)]
+    pub outbox: SweepReport,
+    pub taps_found: usize,
+    pub taps_applied: usize,
+}
+
+/// One run. Fails (so the schedule's retry policy and alarms see it) when the outbox or the pending taps cannot be
+/// read, or some outbox row could not be announced.
+pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweeperReport, SweepError> {
+    let outbox = Ledger::new(deps.store.as_ref(), deps.events.as_ref())
         .sweep(grace_ms, BATCH)
         .await?;
+    let importer = Importer {
+        store: deps.store.as_ref(),
+        events: deps.events.as_ref(),
+        uploads: deps.uploads.as_ref(),
+        ttl_secs: 3600,
+        utc_offset_minutes: deps.utc_offset_minutes,
+    };
+    let (taps_found, taps_applied) = retry_pending_taps(&importer, TAP_BATCH).await?;
+    let report = SweeperReport {
+        outbox,
+        taps_found,
+        taps_applied,
+    };
     tracing::info!(
-        found = report.found,
-        announced = report.announced,
-        failed = report.failed,
-        "outbox swept"
+        found = outbox.found,
+        announced = outbox.announced,
+        failed = outbox.failed,
+        taps_found,
+        taps_applied,
+        "swept"
     );
-    if report.failed > 0 {
-        return Err(SweepError::Incomplete(report));
+    if outbox.failed > 0 {
+        return Err(SweepError::Incomplete(outbox));
     }
     Ok(report)
 }
@@ -45,6 +85,8 @@ pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweepReport, Sw
 pub enum SweepError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{} of {} outbox rows could not be announced", .0.failed, .0.found)]
     Incomplete(SweepReport),
 }

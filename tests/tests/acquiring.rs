@@ -135,9 +135,14 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
     let deps = shared::sweeper::SweeperDeps {
         store: env.deps.store.clone(),
         events: env.deps.events.clone(),
+        uploads: std::sync::Arc::new(shared::adapters::dynamo::DynamoLedgerStore::new(
+            env.ddb.clone(),
+            &env.table,
+        )),
+        utc_offset_minutes: 180,
     };
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
-    assert_eq!((report.found, report.announced), (1, 1));
+    assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));
     let events = env.drain_queue().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].order_id, "7005");
@@ -146,6 +151,7 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
         shared::sweeper::handle(&deps, 0)
             .await
             .expect("sweep")
+            .outbox
             .found,
         0
     );

@@ -331,3 +331,63 @@ async fn the_store_query_carries_the_ledger_payment_state_when_enrichment_is_on(
         "orders the ledger holds no money for are untouched"
     );
 }
+
+#[tokio::test]
+async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
+    let switch = Switch::start(&moto_endpoint()).await;
+    let env = spawn_env_with(
+        Endpoints::sqs(&switch.url),
+        shared::config::YooKassaVerify::Api,
+    )
+    .await;
+    let store = fake_bitrix().await;
+    let p = proxy(
+        &env,
+        &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+        true,
+    );
+    let file = r#"<?xml version="1.0" encoding="UTF-8"?><КоммерческаяИнформация ВерсияСхемы="2.08"><Документ><Ид>cash-9100</Ид><НомерВерсии>v1</НомерВерсии><ХозОперация>Выплата наличных денег</ХозОперация><Сумма>700.00</Сумма><Основание>9100</Основание><ЗначенияРеквизитов><ЗначениеРеквизита><Наименование>Оплачен</Наименование><Значение>true</Значение></ЗначениеРеквизита></ЗначенияРеквизитов></Документ></КоммерческаяИнформация>"#;
+    let sess = "&sessid=5a562c8331776182a53b39fa228c99cc";
+    let r = call(
+        &p,
+        &format!("type=sale&mode=file&filename=cod.xml{sess}"),
+        &[("cookie", COOKIE)],
+        file.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.body, b"success\n");
+    switch.set_up(false); // the events queue is down while the store imports
+    let r = call(
+        &p,
+        &format!("type=sale&mode=import&filename=cod.xml{sess}"),
+        &[("cookie", COOKIE)],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        r.body, b"success\n",
+        "1C hears what the store said, whatever the tap did"
+    );
+    switch.set_up(true);
+    let deps = shared::sweeper::SweeperDeps {
+        store: env.deps.store.clone(),
+        events: env.deps.events.clone(),
+        uploads: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        utc_offset_minutes: 180,
+    };
+    let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    assert_eq!((report.taps_found, report.taps_applied), (1, 1));
+    assert_eq!(env.facts("9100").await.len(), 1, "applied once");
+    assert_eq!(
+        env.order("9100").await.expect("order").totals().paid,
+        70_000
+    );
+    let events = env.drain_queue().await;
+    assert_eq!(
+        events.iter().filter(|e| e.order_id == "9100").count(),
+        1,
+        "announced once"
+    );
+    let again = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    assert_eq!(again.taps_found, 0, "nothing owed any more");
+}

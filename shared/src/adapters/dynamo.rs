@@ -11,6 +11,7 @@
 //! | 1C feed entry (changed since 1C's last `success`) | `FEED#1c` | `<order id>` |
 //! | 1C exchange session (TTL) | `SESSION#<cookie>` | `#SESSION` |
 //! | uploaded file: meta + chunks (TTL) | `UPLOAD#<cookie>#<file>` | `#META`, `CHUNK#<seq>` |
+//! | proxy tap the ledger still owes (TTL) | `TAPS` | `<tap key>#<file>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -43,6 +44,7 @@ const PAYMENT_SK: &str = "#PAYMENT";
 const FEED_1C_PK: &str = "FEED#1c";
 const SESSION_SK: &str = "#SESSION";
 const META_SK: &str = "#META";
+const TAPS_PK: &str = "TAPS";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -583,6 +585,49 @@ impl ExchangeStore for DynamoLedgerStore {
             .await
             .map_err(|e| unavailable(e.into_service_error()))?;
         Ok(())
+    }
+
+    async fn set_tap_pending(
+        &self,
+        key_: &str,
+        file: &str,
+        pending: bool,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let item_key = key(TAPS_PK.to_owned(), format!("{key_}#{file}"));
+        if pending {
+            let mut item = item_key;
+            item.insert("created_ms".into(), n(crate::ledger::now_ms()));
+            item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+        } else {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key))
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+        }
+        Ok(())
+    }
+
+    async fn pending_taps(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        let items = self.query_partition(TAPS_PK, None, None, limit).await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| i.get(SK).and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| {
+                sk.split_once('#')
+                    .map(|(k, f)| (k.to_owned(), f.to_owned()))
+            })
+            .collect())
     }
 }
 

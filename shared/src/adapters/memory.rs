@@ -150,6 +150,7 @@ pub struct MemoryExchangeStore {
     sessions: Mutex<BTreeMap<String, ExchangeSession>>,
     files: Mutex<BTreeMap<(String, String), Vec<u8>>>,
     progress: Mutex<BTreeMap<(String, String), ImportProgress>>,
+    taps: Mutex<std::collections::BTreeSet<(String, String)>>,
 }
 
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -207,6 +208,26 @@ impl ExchangeStore for MemoryExchangeStore {
     ) -> Result<(), StoreError> {
         guard(&self.progress).insert((session.to_owned(), file.to_owned()), progress.clone());
         Ok(())
+    }
+
+    async fn set_tap_pending(
+        &self,
+        key: &str,
+        file: &str,
+        pending: bool,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let entry = (key.to_owned(), file.to_owned());
+        if pending {
+            guard(&self.taps).insert(entry);
+        } else {
+            guard(&self.taps).remove(&entry);
+        }
+        Ok(())
+    }
+
+    async fn pending_taps(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(guard(&self.taps).iter().take(limit).cloned().collect())
     }
 }
 

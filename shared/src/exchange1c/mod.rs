@@ -73,6 +73,27 @@ impl ExchangeDeps {
     }
 }
 
+/// What applying an uploaded file needs (the exchange handler, the proxy tap and the scheduled tap retry).
+pub struct Importer<'a> {
+    pub store: &'a dyn LedgerStore,
+    pub events: &'a dyn EventPublisher,
+    pub uploads: &'a dyn ExchangeStore,
+    pub ttl_secs: i64,
+    pub utc_offset_minutes: i32,
+}
+
+impl ExchangeDeps {
+    pub fn importer(&self) -> Importer<'_> {
+        Importer {
+            store: self.store.as_ref(),
+            events: self.events.as_ref(),
+            uploads: self.sessions.as_ref(),
+            ttl_secs: self.config.session_ttl_secs,
+            utc_offset_minutes: self.config.utc_offset_minutes,
+        }
+    }
+}
+
 /// Why a request could not be served by the storage side (answered 503, 1C retries the exchange).
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
@@ -396,20 +417,20 @@ pub enum Imported {
 /// Apply an uploaded file (the chunks stored under `key`/`name`) to the ledger, resuming where an earlier call
 /// stopped. Everything is parsed before anything is applied, and facts are idempotent, so repeating it is safe.
 pub async fn import_upload(
-    deps: &ExchangeDeps,
+    ctx: &Importer<'_>,
     key: &str,
     name: &str,
     budget_ms: u64,
 ) -> Result<Imported, ExchangeError> {
-    let Some(bytes) = deps
-        .sessions
+    let Some(bytes) = ctx
+        .uploads
         .uploaded(key, name)
         .await?
         .filter(|b| !b.is_empty())
     else {
         return Ok(Imported::Empty);
     };
-    let mut progress = deps.sessions.import_progress(key, name).await?;
+    let mut progress = ctx.uploads.import_progress(key, name).await?;
     if progress.done {
         return Ok(Imported::Done(progress.errors));
     }
@@ -435,12 +456,12 @@ pub async fn import_upload(
         }
     }
     let started = Instant::now();
-    let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
+    let expires_at = now_ms() / 1000 + ctx.ttl_secs;
     let first = progress.next;
     for (i, (doc, parent)) in work.iter().enumerate().skip(first) {
         if i > first && started.elapsed().as_millis() >= u128::from(budget_ms) {
             progress.next = i;
-            deps.sessions
+            ctx.uploads
                 .set_import_progress(key, name, &progress, expires_at)
                 .await?;
             info!(
@@ -453,13 +474,13 @@ pub async fn import_upload(
         for problem in &doc.problems {
             progress.errors.push(apply::doc_error(doc, problem));
         }
-        if let Some(line) = apply_document(deps, doc, parent.as_ref()).await? {
+        if let Some(line) = apply_document(ctx, doc, parent.as_ref()).await? {
             progress.errors.push(line);
         }
         progress.next = i + 1;
     }
     progress.done = true;
-    deps.sessions
+    ctx.uploads
         .set_import_progress(key, name, &progress, expires_at)
         .await?;
     info!(
@@ -479,7 +500,14 @@ async fn import(
         return Ok(failure(EMPTY_FILE));
     };
     Ok(
-        match import_upload(deps, &session.id, &name, deps.config.import_budget_ms).await? {
+        match import_upload(
+            &deps.importer(),
+            &session.id,
+            &name,
+            deps.config.import_budget_ms,
+        )
+        .await?
+        {
             Imported::Empty => failure(EMPTY_FILE),
             Imported::Refused(reason) => failure(&reason),
             Imported::Progress => finish("progress", &[]),
@@ -490,7 +518,7 @@ async fn import(
 
 /// Apply one 1C document; `Some(line)` is a reason for 1C why it was not (fully) applied.
 async fn apply_document(
-    deps: &ExchangeDeps,
+    ctx: &Importer<'_>,
     doc: &Document,
     parent: Option<&Document>,
 ) -> Result<Option<String>, ExchangeError> {
@@ -504,18 +532,18 @@ async fn apply_document(
         Ok(id) => id,
         Err(e) => return Ok(Some(apply::doc_error(doc, &e.to_string()))),
     };
-    let current = deps.store.load_order(&order_id).await?;
+    let current = ctx.store.load_order(&order_id).await?;
     let facts = match apply::facts_for(
         doc,
         &order_id,
         current.as_ref(),
-        deps.config.utc_offset_minutes,
+        ctx.utc_offset_minutes,
         now_ms(),
     ) {
         Ok(f) => f,
         Err(line) => return Ok(Some(line)),
     };
-    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let ledger = Ledger::new(ctx.store, ctx.events);
     for fact in &facts {
         ledger.record(fact).await?;
     }

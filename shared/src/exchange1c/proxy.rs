@@ -160,6 +160,55 @@ pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> R
     out
 }
 
+/// How long a tap the ledger owes is retried.
+const TAP_RETRY_SECS: i64 = 7 * 24 * 3600;
+
+/// Apply a tapped upload; on success it is no longer owed. Returns whether it is done.
+async fn apply_tap(ctx: &super::Importer<'_>, key: &str, name: &str) -> bool {
+    match import_upload(ctx, key, name, TAP_BUDGET_MS).await {
+        Ok(Imported::Done(errors)) => {
+            info!(file = %name, notes = errors.len(), "1C upload tapped into the ledger");
+            if let Err(e) = ctx.uploads.set_tap_pending(key, name, false, 0).await {
+                warn!(file = %name, error.message = %e, "tap applied, pending mark not cleared");
+            }
+            true
+        }
+        Ok(Imported::Progress) => {
+            info!(file = %name, "1C tap continues on the next retry");
+            false
+        }
+        Ok(Imported::Empty) => {
+            let _ = ctx.uploads.set_tap_pending(key, name, false, 0).await;
+            true
+        }
+        Ok(Imported::Refused(reason)) => {
+            // The store accepted what we cannot read: nothing to retry, but people must look.
+            error!(file = %name, reason, "1C tap failed: upload unreadable");
+            let _ = ctx.uploads.set_tap_pending(key, name, false, 0).await;
+            true
+        }
+        Err(e) => {
+            error!(file = %name, error.message = %e, "1C tap failed: ledger unavailable, retried on schedule");
+            false
+        }
+    }
+}
+
+/// Scheduled retry of taps the ledger still owes. Returns (found, applied).
+pub async fn retry_pending_taps(
+    ctx: &super::Importer<'_>,
+    limit: usize,
+) -> Result<(usize, usize), crate::ports::StoreError> {
+    let pending = ctx.uploads.pending_taps(limit).await?;
+    let mut applied = 0;
+    for (key, name) in &pending {
+        if apply_tap(ctx, key, name).await {
+            applied += 1;
+        }
+    }
+    Ok((pending.len(), applied))
+}
+
 /// The ledger's payment requisites (and, for 2.10+, payment documents) for one order.
 fn enrichment_for(order: &crate::domain::Order, with_documents: bool, offset: i32) -> Enrichment {
     let q = super::query::query_order(order, offset, now_ms());
@@ -263,19 +312,18 @@ async fn tap(
                 }
             }
         }
-        "import" if accepted => match import_upload(deps, &key, &name, TAP_BUDGET_MS).await {
-            Ok(Imported::Done(errors)) => {
-                info!(file = %name, notes = errors.len(), "1C upload tapped into the ledger")
+        "import" if accepted => {
+            // The store imported it: the ledger owes it until applied (a schedule retries what fails here).
+            let expires_at = now_ms() / 1000 + TAP_RETRY_SECS;
+            if let Err(e) = deps
+                .sessions
+                .set_tap_pending(&key, &name, true, expires_at)
+                .await
+            {
+                error!(file = %name, error.message = %e, "1C tap failed: could not record the pending tap");
             }
-            Ok(Imported::Progress) => {
-                info!(file = %name, "1C tap continues on the next import call")
-            }
-            Ok(Imported::Empty) => {}
-            Ok(Imported::Refused(reason)) => {
-                error!(file = %name, reason, "1C tap failed: upload unreadable")
-            }
-            Err(e) => error!(file = %name, error.message = %e, "1C tap failed: ledger unavailable"),
-        },
+            apply_tap(&deps.importer(), &key, &name).await;
+        }
         _ => {}
     }
 }
