@@ -2,6 +2,7 @@
 
 pub mod client_bank_exchange;
 pub mod commerceml;
+pub mod purpose;
 pub mod sber;
 pub mod tbank;
 pub mod yookassa;
