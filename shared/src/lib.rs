@@ -12,6 +12,7 @@ pub mod formats;
 pub mod http;
 pub mod ledger;
 pub mod ports;
+pub mod reconcile;
 pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -1,0 +1,317 @@
+//! Matching an incoming bank payment to the order(s) it pays. Pure: the credit and the open orders in, a decision out.
+//!
+//! 1. The purpose names invoices/orders: the order(s) carrying those numbers (exactly, else by the trailing number
+//!    without prefix and leading zeros, `00-000123` = `123`, when that is unique). One order takes the whole amount:
+//!    less than open is partial, more is overpaid. Several orders are split only when the amount equals what they
+//!    have open together.
+//! 2. No number: the one open order with exactly this amount and the payer's INN, as a weaker match.
+//! 3. Otherwise unmatched, with the reason; the money is kept for people to resolve.
+
+use crate::domain::OrderId;
+use crate::formats::purpose::Reference;
+
+/// An order that can still receive money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenOrder {
+    pub id: OrderId,
+    pub number: Option<String>,
+    /// Invoice numbers issued for the order (from 1C or the store).
+    pub invoices: Vec<String>,
+    /// Total minus what is already kept, minor units.
+    pub open: i64,
+    pub buyer_inn: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credit<'a> {
+    pub amount: i64,
+    pub payer_inn: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confidence {
+    /// The purpose names the order or its invoice.
+    Reference,
+    /// No number: the only open order with this exact amount and the payer's INN.
+    AmountAndInn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matched {
+    Order {
+        order: OrderId,
+        amount: i64,
+        confidence: Confidence,
+        /// Pays less than open.
+        partial: bool,
+        /// Pays more than open.
+        overpaid: bool,
+        /// Both INNs are known and differ (someone else paid): matched by number, flagged for a look.
+        inn_mismatch: bool,
+    },
+    /// One payment for several orders whose open amounts add up to it exactly.
+    Split(Vec<(OrderId, i64)>),
+    Unmatched(&'static str),
+}
+
+/// `ЦБ-000123` → `123`: the trailing digits without leading zeros.
+fn trailing_number(s: &str) -> Option<&str> {
+    let digits_start = s.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    let digits = &s[digits_start..];
+    let trimmed = digits.trim_start_matches('0');
+    (!digits.is_empty()).then_some(if trimmed.is_empty() { "0" } else { trimmed })
+}
+
+fn names(order: &OpenOrder) -> impl Iterator<Item = &str> {
+    order
+        .number
+        .iter()
+        .chain(order.invoices.iter())
+        .map(String::as_str)
+}
+
+fn referenced<'a>(reference: &str, orders: &'a [OpenOrder]) -> Vec<&'a OpenOrder> {
+    let exact: Vec<&OpenOrder> = orders
+        .iter()
+        .filter(|o| names(o).any(|n| n.eq_ignore_ascii_case(reference)))
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    let Some(wanted) = trailing_number(reference) else {
+        return Vec::new();
+    };
+    let loose: Vec<&OpenOrder> = orders
+        .iter()
+        .filter(|o| names(o).any(|n| trailing_number(n) == Some(wanted)))
+        .collect();
+    if loose.len() == 1 {
+        loose
+    } else {
+        Vec::new()
+    }
+}
+
+fn single(order: &OpenOrder, credit: Credit<'_>, confidence: Confidence) -> Matched {
+    let inn_mismatch =
+        matches!((credit.payer_inn, order.buyer_inn.as_deref()), (Some(p), Some(b)) if p != b);
+    Matched::Order {
+        order: order.id.clone(),
+        amount: credit.amount,
+        confidence,
+        partial: credit.amount < order.open,
+        overpaid: credit.amount > order.open,
+        inn_mismatch,
+    }
+}
+
+pub fn match_credit(credit: Credit<'_>, references: &[Reference], orders: &[OpenOrder]) -> Matched {
+    if !references.is_empty() {
+        let mut found: Vec<&OpenOrder> = Vec::new();
+        for r in references {
+            let number = match r {
+                Reference::Invoice(n) | Reference::Order(n) => n,
+            };
+            for o in referenced(number, orders) {
+                if !found.iter().any(|f| f.id == o.id) {
+                    found.push(o);
+                }
+            }
+        }
+        return match found.as_slice() {
+            [] => Matched::Unmatched("the purpose names no known order or invoice"),
+            [one] => single(one, credit, Confidence::Reference),
+            several => {
+                let open: i64 = several.iter().map(|o| o.open).sum();
+                if open == credit.amount && several.iter().all(|o| o.open > 0) {
+                    Matched::Split(several.iter().map(|o| (o.id.clone(), o.open)).collect())
+                } else {
+                    Matched::Unmatched(
+                        "several orders named and the amount does not determine the split",
+                    )
+                }
+            }
+        };
+    }
+    let Some(payer) = credit.payer_inn else {
+        return Matched::Unmatched("no order number in the purpose and no payer INN");
+    };
+    let candidates: Vec<&OpenOrder> = orders
+        .iter()
+        .filter(|o| o.open == credit.amount && o.buyer_inn.as_deref() == Some(payer))
+        .collect();
+    match candidates.as_slice() {
+        [one] => single(one, credit, Confidence::AmountAndInn),
+        [] => Matched::Unmatched(
+            "no order number in the purpose and no open order of this amount for this payer",
+        ),
+        _ => Matched::Unmatched(
+            "no order number in the purpose and several open orders of this amount",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str, invoices: &[&str], open: i64, inn: Option<&str>) -> OpenOrder {
+        OpenOrder {
+            id: OrderId::parse(id).unwrap(),
+            number: Some(id.into()),
+            invoices: invoices.iter().map(|s| s.to_string()).collect(),
+            open,
+            buyer_inn: inn.map(str::to_owned),
+        }
+    }
+
+    fn inv(n: &str) -> Reference {
+        Reference::Invoice(n.into())
+    }
+
+    fn credit(amount: i64, inn: Option<&str>) -> Credit<'_> {
+        Credit {
+            amount,
+            payer_inn: inn,
+        }
+    }
+
+    fn orders() -> Vec<OpenOrder> {
+        vec![
+            order("5001", &["ЦБ-000183"], 500_000, Some("7701234567")),
+            order("5002", &["211"], 100_000, Some("7701234567")),
+            order("5003", &["ХИМ-ММР286"], 724_881, None),
+            order("5004", &[], 250_000, Some("5009876543")),
+            order("5005", &[], 250_000, Some("5009876543")),
+            order("5006", &[], 99_900, Some("7812345678")),
+        ]
+    }
+
+    #[test]
+    fn the_matching_table() {
+        let os = orders();
+        let id = |s: &str| OrderId::parse(s).unwrap();
+        let cases: Vec<(&str, Credit<'_>, Vec<Reference>, Matched)> = vec![
+            (
+                "30 % advance by invoice number without prefix",
+                credit(150_000, Some("7701234567")),
+                vec![inv("183")],
+                Matched::Order {
+                    order: id("5001"),
+                    amount: 150_000,
+                    confidence: Confidence::Reference,
+                    partial: true,
+                    overpaid: false,
+                    inn_mismatch: false,
+                },
+            ),
+            (
+                "the 70 % balance exactly",
+                credit(500_000, Some("7701234567")),
+                vec![inv("ЦБ-000183")],
+                Matched::Order {
+                    order: id("5001"),
+                    amount: 500_000,
+                    confidence: Confidence::Reference,
+                    partial: false,
+                    overpaid: false,
+                    inn_mismatch: false,
+                },
+            ),
+            (
+                "overpayment is matched and flagged",
+                credit(600_000, None),
+                vec![inv("183")],
+                Matched::Order {
+                    order: id("5001"),
+                    amount: 600_000,
+                    confidence: Confidence::Reference,
+                    partial: false,
+                    overpaid: true,
+                    inn_mismatch: false,
+                },
+            ),
+            (
+                "alphanumeric invoice, buyer INN unknown",
+                credit(724_881, Some("1111111111")),
+                vec![inv("ХИМ-ММР286")],
+                Matched::Order {
+                    order: id("5003"),
+                    amount: 724_881,
+                    confidence: Confidence::Reference,
+                    partial: false,
+                    overpaid: false,
+                    inn_mismatch: false,
+                },
+            ),
+            (
+                "two invoices paid together, amounts determine the split",
+                credit(600_000, Some("7701234567")),
+                vec![inv("183"), inv("211")],
+                Matched::Split(vec![(id("5001"), 500_000), (id("5002"), 100_000)]),
+            ),
+            (
+                "two invoices, amount does not determine the split",
+                credit(300_000, Some("7701234567")),
+                vec![inv("183"), inv("211")],
+                Matched::Unmatched(
+                    "several orders named and the amount does not determine the split",
+                ),
+            ),
+            (
+                "unknown invoice",
+                credit(100, None),
+                vec![inv("999")],
+                Matched::Unmatched("the purpose names no known order or invoice"),
+            ),
+            (
+                "no number, unique amount and INN: weaker match",
+                credit(99_900, Some("7812345678")),
+                vec![],
+                Matched::Order {
+                    order: id("5006"),
+                    amount: 99_900,
+                    confidence: Confidence::AmountAndInn,
+                    partial: false,
+                    overpaid: false,
+                    inn_mismatch: false,
+                },
+            ),
+            (
+                "no number, two open orders of that amount for the payer",
+                credit(250_000, Some("5009876543")),
+                vec![],
+                Matched::Unmatched(
+                    "no order number in the purpose and several open orders of this amount",
+                ),
+            ),
+            (
+                "no number, no INN",
+                credit(99_900, None),
+                vec![],
+                Matched::Unmatched("no order number in the purpose and no payer INN"),
+            ),
+        ];
+        for (name, c, refs, want) in cases {
+            assert_eq!(match_credit(c, &refs, &os), want, "{name}");
+        }
+        // The INN flag, where both are known and differ.
+        let m = match_credit(credit(100_000, Some("1234567890")), &[inv("211")], &os);
+        assert!(matches!(
+            m,
+            Matched::Order {
+                inn_mismatch: true,
+                ..
+            }
+        ));
+        // Loose number matching only when unique.
+        let dup = vec![
+            order("1", &["А-7"], 10, None),
+            order("2", &["Б-07"], 10, None),
+        ];
+        assert_eq!(
+            match_credit(credit(10, None), &[inv("7")], &dup),
+            Matched::Unmatched("the purpose names no known order or invoice")
+        );
+    }
+}
