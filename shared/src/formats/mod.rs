@@ -5,4 +5,5 @@ pub mod commerceml;
 pub mod purpose;
 pub mod sber;
 pub mod tbank;
+pub mod tbank_statement;
 pub mod yookassa;
