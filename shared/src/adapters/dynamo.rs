@@ -194,6 +194,28 @@ impl DynamoLedgerStore {
         Ok(out.item)
     }
 
+    async fn put_plain(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: Item) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
     /// Items of one partition in sort-key order, paging until `limit` are collected: all of them, those whose sort
     /// key starts with `sk_prefix`, or those passing `filter` (expression with `:v` bound to the value).
     async fn query_partition(
@@ -384,14 +406,8 @@ impl LedgerStore for DynamoLedgerStore {
     }
 
     async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id))))
-            .send()
+        self.delete(key(OUTBOX_PK.to_owned(), outbox_sk(order, event_id)))
             .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
     }
 
     async fn list_pending(
@@ -466,14 +482,7 @@ impl ExchangeStore for DynamoLedgerStore {
         let mut item = key(format!("SESSION#{}", session.id), SESSION_SK.to_owned());
         item.insert(TTL_ATTRIBUTE.into(), n(session.expires_at));
         item.insert(DATA.into(), s(to_json(session)?));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
+        self.put_plain(item).await
     }
 
     async fn session(&self, id: &str) -> Result<Option<ExchangeSession>, StoreError> {
@@ -522,14 +531,7 @@ impl ExchangeStore for DynamoLedgerStore {
             AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes.to_vec())),
         );
         item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
+        self.put_plain(item).await
     }
 
     async fn uploaded(&self, session: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -599,23 +601,10 @@ impl ExchangeStore for DynamoLedgerStore {
             let mut item = item_key;
             item.insert("created_ms".into(), n(crate::ledger::now_ms()));
             item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
+            self.put_plain(item).await
         } else {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key))
-                .send()
-                .await
-                .map_err(|e| unavailable(e.into_service_error()))?;
+            self.delete(item_key).await
         }
-        Ok(())
     }
 
     async fn pending_taps(&self, limit: usize) -> Result<Vec<(String, String)>, StoreError> {
