@@ -13,6 +13,7 @@ pub mod http;
 pub mod ledger;
 pub mod ports;
 pub mod reconcile;
+pub mod statement;
 pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -39,6 +39,8 @@ pub struct Operation {
     /// `operationDate`, ISO 8601 UTC as sent.
     pub date: Option<String>,
     pub document_number: Option<String>,
+    /// `docDate`: the payment document's date (what a 1CClientBankExchange file calls `Дата`).
+    pub doc_date: Option<String>,
     /// Minor units of the account currency.
     pub amount: Option<i64>,
     pub currency_code: Option<String>,
@@ -73,6 +75,7 @@ struct WireOperation<'a> {
     account_number: Option<String>,
     operation_date: Option<String>,
     document_number: Option<String>,
+    doc_date: Option<String>,
     #[serde(borrow)]
     account_amount: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -135,6 +138,7 @@ pub fn parse_page(body: &[u8]) -> Result<Page, PageError> {
                 account: o.account_number,
                 date: o.operation_date,
                 document_number: o.document_number,
+                doc_date: o.doc_date,
                 amount,
                 currency_code: o.account_currency_digital_code,
                 purpose: o.pay_purpose.or(o.description).unwrap_or_default(),

@@ -1,0 +1,240 @@
+//! Bank operations from any source (1CClientBankExchange files, the T-Bank API) in one shape, with one
+//! deduplication key, and what an incoming payment means for the ledger once matched.
+//!
+//! The key is built from the payment itself (our account, document date, document number, amount, the other
+//! side's account), not from a source's own operation id, so the same money seen through the API and in a file,
+//! or in overlapping windows, is one fact.
+
+use crate::domain::{
+    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    Source,
+};
+use crate::formats::client_bank_exchange::{BankDocument, Direction};
+use crate::formats::tbank_statement::{Kind, Operation};
+use crate::reconcile::Matched;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankOperation {
+    /// Our account the money moved on.
+    pub account: String,
+    /// `YYYY-MM-DD` of the payment document.
+    pub date: String,
+    pub number: String,
+    pub amount: i64,
+    pub incoming: bool,
+    /// The other side.
+    pub counterparty_account: Option<String>,
+    pub counterparty_inn: Option<String>,
+    pub counterparty_name: Option<String>,
+    pub purpose: String,
+    /// Authorisations (API) can still change and are not applied.
+    pub is_final: bool,
+}
+
+impl BankOperation {
+    /// Stable across sources and re-reads.
+    pub fn key(&self) -> String {
+        format!(
+            "{}#{}#{}#{}#{}",
+            self.account,
+            self.date,
+            self.number,
+            self.amount,
+            self.counterparty_account.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// `05.03.2024` → `2024-03-05`; ISO dates pass (time and zone dropped).
+fn iso_date(text: &str) -> Option<String> {
+    let t = text.trim();
+    if let [d, m, y] = t.split('.').collect::<Vec<_>>().as_slice() {
+        if y.len() == 4 && d.len() <= 2 && m.len() <= 2 {
+            return Some(format!("{y}-{m:0>2}-{d:0>2}"));
+        }
+    }
+    let date = t.get(..10)?;
+    (date.as_bytes().get(4) == Some(&b'-')).then(|| date.to_owned())
+}
+
+/// A statement document as an operation on one of our accounts (`None` for what moves no money of ours).
+pub fn from_file(doc: &BankDocument) -> Option<BankOperation> {
+    let incoming = match doc.direction {
+        Direction::Incoming => true,
+        Direction::Outgoing => false,
+        Direction::Internal | Direction::Unknown => return None,
+    };
+    let (account, other_account, other_inn, other_name) = if incoming {
+        (
+            &doc.payee_account,
+            &doc.payer_account,
+            &doc.payer_inn,
+            &doc.payer_name,
+        )
+    } else {
+        (
+            &doc.payer_account,
+            &doc.payee_account,
+            &doc.payee_inn,
+            &doc.payee_name,
+        )
+    };
+    Some(BankOperation {
+        account: account.clone().unwrap_or_default(),
+        date: iso_date(doc.date.as_deref()?)?,
+        number: doc.number.clone()?,
+        amount: doc.amount?,
+        incoming,
+        counterparty_account: other_account.clone(),
+        counterparty_inn: other_inn.clone(),
+        counterparty_name: other_name.clone(),
+        purpose: doc.purpose.clone(),
+        is_final: true,
+    })
+}
+
+/// A T-Bank API operation as an operation on our account.
+pub fn from_tbank(op: &Operation) -> Option<BankOperation> {
+    let incoming = match op.kind {
+        Kind::Credit => true,
+        Kind::Debit => false,
+        Kind::Other => return None,
+    };
+    let other = if incoming { &op.payer } else { &op.receiver };
+    Some(BankOperation {
+        account: op.account.clone()?,
+        date: iso_date(op.doc_date.as_deref().or(op.date.as_deref())?)?,
+        number: op.document_number.clone().unwrap_or_else(|| op.id.clone()),
+        amount: op.amount?,
+        incoming,
+        counterparty_account: other.account.clone(),
+        counterparty_inn: other.inn.clone(),
+        counterparty_name: other.name.clone(),
+        purpose: op.purpose.clone(),
+        is_final: op.is_final,
+    })
+}
+
+/// Ledger facts for an incoming payment and how it matched. Unmatched money is recorded too (never dropped), on
+/// an `unmatched:` order that keeps it visible until someone (or 1C's payment document) resolves it.
+pub fn facts(
+    op: &BankOperation,
+    matched: &Matched,
+    at_ms: i64,
+) -> Result<Vec<PaymentFact>, DomainError> {
+    let key = op.key();
+    let payment = PaymentRef::new(Source::Bank, &key)?;
+    let fact = |suffix: &str, order: OrderId, payment: PaymentRef, amount: i64| {
+        PaymentFact::new(
+            FactId::new(Source::Bank, &format!("{key}{suffix}"))?,
+            order,
+            payment,
+            PaymentMethod::BankTransfer,
+            Currency::RUB,
+            FactKind::Payment { amount },
+            at_ms,
+        )
+    };
+    Ok(match matched {
+        Matched::Order { order, amount, .. } => vec![fact("", order.clone(), payment, *amount)?],
+        Matched::Split(parts) => parts
+            .iter()
+            .map(|(order, amount)| {
+                let part = PaymentRef::new(Source::Bank, &format!("{key}#{order}"))?;
+                fact(&format!("#{order}"), order.clone(), part, *amount)
+            })
+            .collect::<Result<_, _>>()?,
+        Matched::Unmatched(_) => vec![fact("", OrderId::unmatched(&payment), payment, op.amount)?],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::formats::client_bank_exchange::parse;
+    use crate::formats::tbank_statement::parse_page;
+    use crate::reconcile::{match_credit, Confidence, Credit, OpenOrder};
+
+    #[test]
+    fn the_same_money_through_the_api_and_a_file_has_one_key() {
+        let api = parse_page(
+            r#"{"operations":[{"operationId":"u-1","operationStatus":"Transaction","typeOfOperation":"Сredit","accountNumber":"40702810900000012345","docDate":"2024-03-05T00:00:00Z","documentNumber":"1001","accountAmount":1500.0,"payPurpose":"Оплата по счету № 1024","payer":{"acct":"40702810000000000111","inn":"7702000001"},"receiver":{"acct":"40702810900000012345"}}]}"#.as_bytes(),
+        )
+        .unwrap();
+        let file = "1CClientBankExchange\nВерсияФормата=1.03\nКодировка=Windows\nРасчСчет=40702810900000012345\nСекцияДокумент=Платежное поручение\nНомер=1001\nДата=05.03.2024\nСумма=1500.00\nПлательщикСчет=40702810000000000111\nПлательщикИНН=7702000001\nПолучательСчет=40702810900000012345\nНазначениеПлатежа=Оплата по счету № 1024\nКонецДокумента\nКонецФайла\n";
+        let st = parse(file.as_bytes()).unwrap();
+        let a = from_tbank(&api.operations[0]).unwrap();
+        let f = from_file(&st.documents[0]).unwrap();
+        assert_eq!(a.key(), f.key());
+        assert!(a.incoming && f.incoming);
+        assert_eq!((a.amount, f.amount), (150_000, 150_000));
+    }
+
+    #[test]
+    fn matched_split_and_unmatched_money_become_facts() {
+        let op = BankOperation {
+            account: "40702810900000012345".into(),
+            date: "2024-03-05".into(),
+            number: "1001".into(),
+            amount: 150_000,
+            incoming: true,
+            counterparty_account: Some("40702810000000000111".into()),
+            counterparty_inn: Some("7702000001".into()),
+            counterparty_name: None,
+            purpose: "Оплата по счету № 1024".into(),
+            is_final: true,
+        };
+        let open = vec![OpenOrder {
+            id: OrderId::parse("5001").unwrap(),
+            number: Some("5001".into()),
+            invoices: vec!["1024".into()],
+            open: 500_000,
+            buyer_inn: Some("7702000001".into()),
+        }];
+        let refs = crate::formats::purpose::PurposePatterns::new()
+            .unwrap()
+            .references(&op.purpose);
+        let m = match_credit(
+            Credit {
+                amount: op.amount,
+                payer_inn: op.counterparty_inn.as_deref(),
+            },
+            &refs,
+            &open,
+        );
+        assert!(matches!(
+            m,
+            Matched::Order {
+                partial: true,
+                confidence: Confidence::Reference,
+                ..
+            }
+        ));
+        let f = facts(&op, &m, 1).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].order_id.as_str(), "5001");
+        assert_eq!(f[0].kind, FactKind::Payment { amount: 150_000 });
+        let unmatched = facts(&op, &Matched::Unmatched("x"), 1).unwrap();
+        assert!(unmatched[0]
+            .order_id
+            .as_str()
+            .starts_with("unmatched:bank:"));
+        let split = facts(
+            &op,
+            &Matched::Split(vec![
+                (OrderId::parse("a").unwrap(), 100_000),
+                (OrderId::parse("b").unwrap(), 50_000),
+            ]),
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            split
+                .iter()
+                .map(|f| f.kind.stated_amount().unwrap())
+                .sum::<i64>(),
+            150_000
+        );
+        assert_ne!(split[0].id, split[1].id);
+    }
+}
