@@ -57,6 +57,14 @@ pub trait LedgerStore: Send + Sync {
         created_before_ms: i64,
         limit: usize,
     ) -> Result<Vec<OrderEvent>, StoreError>;
+    /// Orders that can still receive money (for matching bank payments).
+    async fn open_orders(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError>;
+    /// Where a statement source stopped (`None` before its first run).
+    async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError>;
+    async fn set_watermark(&self, source: &str, value: &str) -> Result<(), StoreError>;
     /// Orders changed since 1C last acknowledged them (`mode=success`), with the version that changed.
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError>;
     /// Acknowledge feed entries; an entry whose order changed again since (another version) stays.

@@ -7,11 +7,11 @@
 //! 2. No number: the one open order with exactly this amount and the payer's INN, as a weaker match.
 //! 3. Otherwise unmatched, with the reason; the money is kept for people to resolve.
 
-use crate::domain::OrderId;
+use crate::domain::{Order, OrderId, OrderState};
 use crate::formats::purpose::Reference;
 
 /// An order that can still receive money.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OpenOrder {
     pub id: OrderId,
     pub number: Option<String>,
@@ -20,6 +20,28 @@ pub struct OpenOrder {
     /// Total minus what is already kept, minor units.
     pub open: i64,
     pub buyer_inn: Option<String>,
+}
+
+impl OpenOrder {
+    /// An order that can still receive money: known to the store, not cancelled, not (fully) paid.
+    pub fn of(order: &Order) -> Option<OpenOrder> {
+        let info = order.info.as_ref()?;
+        if order.cancelled()
+            || !matches!(
+                order.state(),
+                OrderState::Unpaid | OrderState::PartiallyPaid
+            )
+        {
+            return None;
+        }
+        Some(OpenOrder {
+            id: order.id.clone(),
+            number: info.number.clone(),
+            invoices: info.details.invoices.clone(),
+            open: info.total - order.totals().net().max(0),
+            buyer_inn: info.details.buyer.as_ref().and_then(|b| b.inn.clone()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +207,38 @@ mod tests {
             order("5005", &[], 250_000, Some("5009876543")),
             order("5006", &[], 99_900, Some("7812345678")),
         ]
+    }
+
+    #[test]
+    fn open_orders_are_known_uncancelled_and_not_fully_paid() {
+        use crate::domain::{
+            Currency, FactId, FactKind, OrderInfo, PaymentFact, PaymentMethod, PaymentRef, Source,
+        };
+        let mut o = Order::new(OrderId::parse("7").unwrap());
+        assert_eq!(OpenOrder::of(&o), None, "unknown to the store");
+        let mut info = OrderInfo::new(Some("7".into()), 1000, Currency::RUB);
+        info.details.invoices = vec!["ЦБ-7".into()];
+        o.set_info(info);
+        assert_eq!(
+            OpenOrder::of(&o).map(|x| (x.open, x.invoices)),
+            Some((1000, vec!["ЦБ-7".to_owned()]))
+        );
+        let pay = |n: &str, amount| {
+            PaymentFact::new(
+                FactId::new(Source::Bank, n).unwrap(),
+                OrderId::parse("7").unwrap(),
+                PaymentRef::new(Source::Bank, n).unwrap(),
+                PaymentMethod::BankTransfer,
+                Currency::RUB,
+                FactKind::Payment { amount },
+                1,
+            )
+            .unwrap()
+        };
+        o.apply(&pay("a", 300)).unwrap();
+        assert_eq!(OpenOrder::of(&o).map(|x| x.open), Some(700));
+        o.apply(&pay("b", 700)).unwrap();
+        assert_eq!(OpenOrder::of(&o), None, "paid");
     }
 
     #[test]

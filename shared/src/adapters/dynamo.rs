@@ -12,6 +12,8 @@
 //! | 1C exchange session (TTL) | `SESSION#<cookie>` | `#SESSION` |
 //! | uploaded file: meta + chunks (TTL) | `UPLOAD#<cookie>#<file>` | `#META`, `CHUNK#<seq>` |
 //! | proxy tap the ledger still owes (TTL) | `TAPS` | `<tap key>#<file>` |
+//! | order that can still receive money | `OPEN` | `<order id>` |
+//! | statement source watermark | `WATERMARK#<source>` | `#WATERMARK` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -45,6 +47,8 @@ const FEED_1C_PK: &str = "FEED#1c";
 const SESSION_SK: &str = "#SESSION";
 const META_SK: &str = "#META";
 const TAPS_PK: &str = "TAPS";
+const OPEN_PK: &str = "OPEN";
+const WATERMARK_SK: &str = "#WATERMARK";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -353,6 +357,22 @@ impl LedgerStore for DynamoLedgerStore {
             item.insert("order_id".into(), s(c.order.id.as_str()));
             items.push(put(&self.table, item, None, None)?);
         }
+        // The open-orders index follows every change of the order.
+        match crate::reconcile::OpenOrder::of(c.order) {
+            Some(open) => {
+                let mut row = key(OPEN_PK.to_owned(), c.order.id.to_string());
+                row.insert(DATA.into(), s(to_json(&open)?));
+                items.push(put(&self.table, row, None, None)?);
+            }
+            None => {
+                let delete = aws_sdk_dynamodb::types::Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(OPEN_PK.to_owned(), c.order.id.to_string())))
+                    .build()
+                    .map_err(unavailable)?;
+                items.push(TransactWriteItem::builder().delete(delete).build());
+            }
+        }
         // Every change is news for 1C until it acknowledges this version.
         let mut feed = key(FEED_1C_PK.to_owned(), c.order.id.to_string());
         feed.insert(VERSION.into(), n(c.order.version));
@@ -430,6 +450,30 @@ impl LedgerStore for DynamoLedgerStore {
         events.sort_by_key(|e| e.at_ms);
         events.truncate(limit);
         Ok(events)
+    }
+
+    async fn open_orders(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError> {
+        self.query_partition(OPEN_PK, None, None, limit)
+            .await?
+            .iter()
+            .map(from_data)
+            .collect()
+    }
+
+    async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let item = self
+            .get(key(format!("WATERMARK#{source}"), WATERMARK_SK.to_owned()))
+            .await?;
+        Ok(item.and_then(|i| i.get("value").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    async fn set_watermark(&self, source: &str, value: &str) -> Result<(), StoreError> {
+        let mut item = key(format!("WATERMARK#{source}"), WATERMARK_SK.to_owned());
+        item.insert("value".into(), s(value));
+        self.put_plain(item).await
     }
 
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {

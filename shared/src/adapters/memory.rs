@@ -19,6 +19,7 @@ struct State {
     outbox: BTreeMap<(OrderId, String), OrderEvent>,
     payments: BTreeMap<PaymentRef, OrderId>,
     feed: BTreeMap<OrderId, u64>,
+    watermarks: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -121,6 +122,30 @@ impl LedgerStore for MemoryLedgerStore {
         rows.sort_by_key(|e| e.at_ms);
         rows.truncate(limit);
         Ok(rows)
+    }
+
+    async fn open_orders(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError> {
+        Ok(self
+            .lock()
+            .orders
+            .values()
+            .filter_map(crate::reconcile::OpenOrder::of)
+            .take(limit)
+            .collect())
+    }
+
+    async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().watermarks.get(source).cloned())
+    }
+
+    async fn set_watermark(&self, source: &str, value: &str) -> Result<(), StoreError> {
+        self.lock()
+            .watermarks
+            .insert(source.to_owned(), value.to_owned());
+        Ok(())
     }
 
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {

@@ -60,6 +60,9 @@ pub struct OrderDetails {
     /// Store status id and name.
     pub status: Option<(String, String)>,
     pub payment_method: Option<String>,
+    /// Invoice numbers issued for the order (what bank payment purposes refer to).
+    #[serde(default)]
+    pub invoices: Vec<String>,
 }
 
 impl OrderInfo {
