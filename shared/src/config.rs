@@ -189,6 +189,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// `statement-pull`: `STATEMENT_SOURCES` (JSON list, default none), `BANK_API_URL`, `STATEMENT_OVERLAP_DAYS`.
+    pub fn statement_pull(
+        &self,
+    ) -> Result<
+        (
+            LedgerConfig,
+            Vec<crate::statement_pull::SourceConfig>,
+            String,
+            i64,
+        ),
+        ConfigError,
+    > {
+        let sources = crate::statement_pull::parse_sources(
+            &self.get("STATEMENT_SOURCES").unwrap_or_else(|| "[]".into()),
+        )?;
+        Ok((
+            self.ledger()?,
+            sources,
+            self.url("BANK_API_URL", "https://business.tbank.ru/openapi")?,
+            self.number("STATEMENT_OVERLAP_DAYS", 3)?,
+        ))
+    }
+
     /// `EXCHANGE_1C_UTC_OFFSET_MINUTES` (default 180, Moscow).
     pub fn utc_offset_minutes(&self) -> Result<i32, ConfigError> {
         self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod ports;
 pub mod reconcile;
 pub mod statement;
+pub mod statement_pull;
 pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

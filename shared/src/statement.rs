@@ -137,10 +137,16 @@ pub fn facts(
     };
     Ok(match matched {
         Matched::Order { order, amount, .. } => vec![fact("", order.clone(), payment, *amount)?],
+        // The first part carries the operation's own ref, so the money stays claimable by one order only.
         Matched::Split(parts) => parts
             .iter()
-            .map(|(order, amount)| {
-                let part = PaymentRef::new(Source::Bank, &format!("{key}#{order}"))?;
+            .enumerate()
+            .map(|(i, (order, amount))| {
+                let part = if i == 0 {
+                    payment.clone()
+                } else {
+                    PaymentRef::new(Source::Bank, &format!("{key}#{order}"))?
+                };
                 fact(&format!("#{order}"), order.clone(), part, *amount)
             })
             .collect::<Result<_, _>>()?,

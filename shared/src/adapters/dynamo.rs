@@ -288,7 +288,11 @@ impl DynamoLedgerStore {
 }
 
 /// Map a cancelled transaction to what went wrong: the fact existed (duplicate) or the order moved (conflict).
-fn classify(err: SdkError<TransactWriteItemsError>, has_fact: bool) -> CommitError {
+fn classify(
+    err: SdkError<TransactWriteItemsError>,
+    has_fact: bool,
+    payment_at: Option<usize>,
+) -> CommitError {
     let service = err.into_service_error();
     if let TransactWriteItemsError::TransactionCanceledException(ref cancelled) = service {
         let codes: Vec<&str> = cancelled
@@ -298,6 +302,9 @@ fn classify(err: SdkError<TransactWriteItemsError>, has_fact: bool) -> CommitErr
             .collect();
         // Item 0 is the fact Put when there is a fact; a failed condition there means it was recorded before.
         if has_fact && codes.first() == Some(&"ConditionalCheckFailed") {
+            return CommitError::Duplicate;
+        }
+        if payment_at.is_some_and(|i| codes.get(i) == Some(&"ConditionalCheckFailed")) {
             return CommitError::Duplicate;
         }
         if codes
@@ -352,10 +359,22 @@ impl LedgerStore for DynamoLedgerStore {
             None,
             None,
         )?);
+        // The same money can belong to one order only: a second order claiming it (a bank operation re-read after
+        // its order was paid, and now matching nothing) is the same fact seen again.
+        let mut payment_at = None;
         if let Some(p) = c.new_payment {
             let mut item = key(payment_pk(p), PAYMENT_SK.to_owned());
             item.insert("order_id".into(), s(c.order.id.as_str()));
-            items.push(put(&self.table, item, None, None)?);
+            payment_at = Some(items.len());
+            items.push(put(
+                &self.table,
+                item,
+                Some("attribute_not_exists(pk) OR order_id = :order"),
+                Some(HashMap::from([(
+                    ":order".to_owned(),
+                    s(c.order.id.as_str()),
+                )])),
+            )?);
         }
         // The open-orders index follows every change of the order.
         match crate::reconcile::OpenOrder::of(c.order) {
@@ -385,7 +404,7 @@ impl LedgerStore for DynamoLedgerStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(e, c.fact.is_some())),
+            Err(e) => Err(classify(e, c.fact.is_some(), payment_at)),
         }
     }
 

@@ -64,6 +64,11 @@ impl LedgerStore for MemoryLedgerStore {
                 return Err(CommitError::Duplicate);
             }
         }
+        if let Some(p) = c.new_payment {
+            if s.payments.get(p).is_some_and(|owner| owner != &c.order.id) {
+                return Err(CommitError::Duplicate);
+            }
+        }
         let current = s.orders.get(&c.order.id).map_or(0, |o| o.version);
         if current != c.expected_version {
             return Err(CommitError::Conflict);

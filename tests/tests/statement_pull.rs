@@ -1,0 +1,127 @@
+//! statement-pull end to end: a fake T-Bank Business API serving the synthetic statement pages, the ledger on moto.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used)]
+
+use std::sync::Arc;
+
+use paysync_e2e::*;
+use shared::adapters::sqs::SqsEventPublisher;
+use shared::domain::{Currency, OrderId, OrderInfo, OrderState};
+use shared::formats::purpose::PurposePatterns;
+use shared::ledger::Ledger;
+use shared::statement_pull::{handle, PullDeps, SourceConfig};
+use shared::testing::fixtures_dir;
+use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, ResponseTemplate};
+
+async fn register(env: &TestEnv, id: &str, total: i64, invoice: &str) {
+    let mut info = OrderInfo::new(Some(id.into()), total, Currency::RUB);
+    info.details.invoices = vec![invoice.into()];
+    let events = SqsEventPublisher::new(env.sqs.clone(), &env.queue_url);
+    Ledger::new(&env.store, &events)
+        .register_order(&OrderId::parse(id).expect("id"), info)
+        .await
+        .expect("register");
+}
+
+#[tokio::test]
+async fn b2b_payments_from_the_bank_api_mark_orders_paid_once() {
+    let env = spawn_env().await;
+    register(&env, "5001", 500_000, "1024").await;
+    register(&env, "5002", 4_200_050, "ТМ-0457").await;
+    let api = &env.yookassa_api; // any local fake server will do
+    let page = |n: u8| {
+        std::fs::read(fixtures_dir().join(format!(
+            "statements/tbank-api__synthetic__statement-page{n}.json"
+        )))
+        .expect("page")
+    };
+    Mock::given(method("GET"))
+        .and(path("/api/v1/statement"))
+        .and(header("authorization", "Bearer t-token"))
+        .and(query_param("accountNumber", "40702810900000012345"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(page(1)))
+        .mount(api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/statement"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(page(2)))
+        .mount(api)
+        .await;
+    let deps = PullDeps {
+        store: env.deps.store.clone(),
+        events: env.deps.events.clone(),
+        http: shared::clients::http_client().expect("http"),
+        sources: vec![SourceConfig::TbankApi {
+            account: "40702810900000012345".into(),
+            token: "t-token".into(),
+        }],
+        bank_api_url: api.uri(),
+        patterns: PurposePatterns::new().expect("patterns"),
+        overlap_days: 3,
+    };
+    let first = handle(&deps).await.expect("pull");
+    let s = &first[0];
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!(s.fetched, 7);
+    assert_eq!(
+        (s.matched, s.partial, s.unmatched, s.settlements, s.skipped),
+        (3, 1, 1, 1, 2),
+        "{s:?}"
+    );
+    // 30 % advance and the 70 % balance of invoice 1024; invoice ТМ-0457 in one go.
+    let order = env.order("5001").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (500_000, OrderState::Paid)
+    );
+    assert_eq!(
+        env.order("5002").await.expect("order").state(),
+        OrderState::Paid
+    );
+    // Re-reading the same (overlapping) window changes nothing.
+    let again = handle(&deps).await.expect("pull");
+    assert_eq!((again[0].new, again[0].duplicates), (0, 4));
+    assert_eq!(env.facts("5001").await.len(), 2);
+    assert_eq!(
+        env.order("5001").await.expect("order").totals().paid,
+        500_000
+    );
+    let _ = Arc::strong_count(&deps.store);
+}
+
+#[tokio::test]
+async fn a_refused_token_leaves_the_watermark_and_reports_the_error() {
+    let env = spawn_env().await;
+    let api = &env.yookassa_api;
+    Mock::given(path("/api/v1/statement"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(api)
+        .await;
+    let deps = PullDeps {
+        store: env.deps.store.clone(),
+        events: env.deps.events.clone(),
+        http: shared::clients::http_client().expect("http"),
+        sources: vec![SourceConfig::TbankApi {
+            account: "40702810900000012345".into(),
+            token: "wrong".into(),
+        }],
+        bank_api_url: api.uri(),
+        patterns: PurposePatterns::new().expect("patterns"),
+        overlap_days: 3,
+    };
+    let s = handle(&deps).await.expect("pull");
+    assert_eq!(s[0].errors.len(), 1);
+    assert!(s[0].errors[0].contains("401"));
+    assert_eq!(
+        env.deps
+            .store
+            .watermark("tbank-api:40702810900000012345")
+            .await
+            .expect("read"),
+        None
+    );
+}
