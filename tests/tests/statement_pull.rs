@@ -125,3 +125,90 @@ async fn a_refused_token_leaves_the_watermark_and_reports_the_error() {
         None
     );
 }
+
+async fn api_and_file_deps(env: &TestEnv) -> PullDeps {
+    let api = &env.yookassa_api;
+    let page =
+        std::fs::read(fixtures_dir().join("statements/tbank-api__synthetic__statement-page1.json"))
+            .expect("page");
+    // One page only here: the cursor leads to an empty last page.
+    Mock::given(path("/api/v1/statement"))
+        .and(query_param_is_missing("cursor"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(page))
+        .mount(api)
+        .await;
+    Mock::given(path("/api/v1/statement"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"operations":[]}"#))
+        .mount(api)
+        .await;
+    // The same 1 500.00 advance as the API's first operation, as the bank's 1CClientBankExchange export has it.
+    let file = "1CClientBankExchange\r\nВерсияФормата=1.03\r\nКодировка=Windows\r\nРасчСчет=40702810900000012345\r\nСекцияДокумент=Платежное поручение\r\nНомер=1001\r\nДата=05.03.2024\r\nСумма=1500.00\r\nПлательщикСчет=40702810000000000111\r\nПлательщикИНН=7702000001\r\nПолучательСчет=40702810900000012345\r\nНазначениеПлатежа=Оплата по счету № 1024 от 01.03.2024 (аванс 30%)\r\nКонецДокумента\r\nКонецФайла\r\n";
+    let (cp1251, _, _) = encoding_rs::WINDOWS_1251.encode(file);
+    Mock::given(path("/exports/kl_to_1c.txt"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(cp1251.into_owned()))
+        .mount(api)
+        .await;
+    PullDeps {
+        store: env.deps.store.clone(),
+        events: env.deps.events.clone(),
+        http: shared::clients::http_client().expect("http"),
+        sources: vec![
+            SourceConfig::TbankApi {
+                account: "40702810900000012345".into(),
+                token: "t".into(),
+            },
+            SourceConfig::ClientbankUrl {
+                account: "40702810900000012345".into(),
+                url: format!("{}/exports/kl_to_1c.txt", api.uri()),
+            },
+        ],
+        bank_api_url: api.uri(),
+        patterns: PurposePatterns::new().expect("patterns"),
+        overlap_days: 3,
+    }
+}
+
+#[tokio::test]
+async fn the_same_payment_through_the_api_and_a_file_counts_once() {
+    let env = spawn_env().await;
+    register(&env, "5001", 500_000, "1024").await;
+    let deps = api_and_file_deps(&env).await;
+    let summary = handle(&deps).await.expect("pull");
+    assert_eq!(
+        (summary[0].new, summary[0].matched, summary[0].unmatched),
+        (2, 1, 1),
+        "API: the advance matched; the ТМ-0457 credit has no order here"
+    );
+    assert_eq!(
+        (summary[1].fetched, summary[1].new, summary[1].duplicates),
+        (1, 0, 1)
+    );
+    let order = env.order("5001").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (150_000, OrderState::PartiallyPaid)
+    );
+    assert_eq!(env.facts("5001").await.len(), 1);
+}
+
+#[tokio::test]
+async fn two_overlapping_runs_do_not_double_count() {
+    let env = spawn_env().await;
+    register(&env, "5001", 500_000, "1024").await;
+    let deps = api_and_file_deps(&env).await;
+    let (a, b) = tokio::join!(handle(&deps), handle(&deps));
+    let new: usize = a
+        .expect("run a")
+        .iter()
+        .chain(b.expect("run b").iter())
+        .map(|s| s.new)
+        .sum();
+    assert_eq!(env.facts("5001").await.len(), 1);
+    assert_eq!(
+        env.order("5001").await.expect("order").totals().paid,
+        150_000
+    );
+    // The advance and the unmatched ТМ-0457 credit: each recorded by exactly one of the runs.
+    assert_eq!(new, 2);
+}
