@@ -110,22 +110,20 @@ fn cyrillic_letters(text: &str) -> usize {
 /// `Кодировка` breaks a tie).
 pub fn decode(bytes: &[u8]) -> (String, &'static str) {
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
-    if let Ok(text) = std::str::from_utf8(bytes) {
+    if let Ok(text) = simdutf8::basic::from_utf8(bytes) {
         return (text.to_owned(), "UTF-8");
     }
-    let decode_as = |enc: &'static Encoding| enc.decode_without_bom_handling(bytes).0.into_owned();
-    let cp1251 = decode_as(WINDOWS_1251);
-    let dos_declared = cp1251
+    // Decide on a sample, decode the whole file once.
+    let sample = &bytes[..bytes.len().min(64 * 1024)];
+    let as_1251 = WINDOWS_1251.decode_without_bom_handling(sample).0;
+    let as_866 = IBM866.decode_without_bom_handling(sample).0;
+    let dos_declared = as_1251
         .lines()
         .take(10)
         .any(|l| l.trim().eq_ignore_ascii_case("Кодировка=DOS"));
-    let cp866 = decode_as(IBM866);
-    let (a, b) = (cyrillic_letters(&cp1251), cyrillic_letters(&cp866));
-    if b > a || (b == a && dos_declared) {
-        (cp866, "IBM866")
-    } else {
-        (cp1251, "windows-1251")
-    }
+    let (a, b) = (cyrillic_letters(&as_1251), cyrillic_letters(&as_866));
+    let enc: &'static Encoding = if b > a || (b == a && dos_declared) { IBM866 } else { WINDOWS_1251 };
+    (enc.decode_without_bom_handling(bytes).0.into_owned(), enc.name())
 }
 
 fn amount(key: &str, value: &str, problems: &mut Vec<String>) -> Option<i64> {
