@@ -122,8 +122,15 @@ pub fn decode(bytes: &[u8]) -> (String, &'static str) {
         .take(10)
         .any(|l| l.trim().eq_ignore_ascii_case("Кодировка=DOS"));
     let (a, b) = (cyrillic_letters(&as_1251), cyrillic_letters(&as_866));
-    let enc: &'static Encoding = if b > a || (b == a && dos_declared) { IBM866 } else { WINDOWS_1251 };
-    (enc.decode_without_bom_handling(bytes).0.into_owned(), enc.name())
+    let enc: &'static Encoding = if b > a || (b == a && dos_declared) {
+        IBM866
+    } else {
+        WINDOWS_1251
+    };
+    (
+        enc.decode_without_bom_handling(bytes).0.into_owned(),
+        enc.name(),
+    )
 }
 
 fn amount(key: &str, value: &str, problems: &mut Vec<String>) -> Option<i64> {
