@@ -15,6 +15,26 @@ use shared::testing::fixtures_dir;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, ResponseTemplate};
 
+/// The run's dependencies: the env's ledger, the env's fake API as the bank, these sources.
+fn pull_deps(env: &TestEnv, sources: Vec<SourceConfig>) -> PullDeps {
+    PullDeps {
+        store: env.deps.store.clone(),
+        events: env.deps.events.clone(),
+        http: shared::clients::http_client().expect("http"),
+        sources,
+        bank_api_url: env.yookassa_api.uri(),
+        patterns: PurposePatterns::new().expect("patterns"),
+        overlap_days: 3,
+    }
+}
+
+fn tbank(token: &str) -> SourceConfig {
+    SourceConfig::TbankApi {
+        account: "40702810900000012345".into(),
+        token: token.into(),
+    }
+}
+
 async fn register(env: &TestEnv, id: &str, total: i64, invoice: &str) {
     let mut info = OrderInfo::new(Some(id.into()), total, Currency::RUB);
     info.details.invoices = vec![invoice.into()];
@@ -51,18 +71,7 @@ async fn b2b_payments_from_the_bank_api_mark_orders_paid_once() {
         .respond_with(ResponseTemplate::new(200).set_body_bytes(page(2)))
         .mount(api)
         .await;
-    let deps = PullDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        http: shared::clients::http_client().expect("http"),
-        sources: vec![SourceConfig::TbankApi {
-            account: "40702810900000012345".into(),
-            token: "t-token".into(),
-        }],
-        bank_api_url: api.uri(),
-        patterns: PurposePatterns::new().expect("patterns"),
-        overlap_days: 3,
-    };
+    let deps = pull_deps(&env, vec![tbank("t-token")]);
     let first = handle(&deps).await.expect("pull");
     let s = &first[0];
     assert!(s.errors.is_empty(), "{:?}", s.errors);
@@ -101,18 +110,7 @@ async fn a_refused_token_leaves_the_watermark_and_reports_the_error() {
         .respond_with(ResponseTemplate::new(401))
         .mount(api)
         .await;
-    let deps = PullDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        http: shared::clients::http_client().expect("http"),
-        sources: vec![SourceConfig::TbankApi {
-            account: "40702810900000012345".into(),
-            token: "wrong".into(),
-        }],
-        bank_api_url: api.uri(),
-        patterns: PurposePatterns::new().expect("patterns"),
-        overlap_days: 3,
-    };
+    let deps = pull_deps(&env, vec![tbank("wrong")]);
     let s = handle(&deps).await.expect("pull");
     assert_eq!(s[0].errors.len(), 1);
     assert!(s[0].errors[0].contains("401"));
@@ -149,24 +147,16 @@ async fn api_and_file_deps(env: &TestEnv) -> PullDeps {
         .respond_with(ResponseTemplate::new(200).set_body_bytes(cp1251.into_owned()))
         .mount(api)
         .await;
-    PullDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        http: shared::clients::http_client().expect("http"),
-        sources: vec![
-            SourceConfig::TbankApi {
-                account: "40702810900000012345".into(),
-                token: "t".into(),
-            },
+    pull_deps(
+        env,
+        vec![
+            tbank("t"),
             SourceConfig::ClientbankUrl {
                 account: "40702810900000012345".into(),
                 url: format!("{}/exports/kl_to_1c.txt", api.uri()),
             },
         ],
-        bank_api_url: api.uri(),
-        patterns: PurposePatterns::new().expect("patterns"),
-        overlap_days: 3,
-    }
+    )
 }
 
 #[tokio::test]
