@@ -5,9 +5,12 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::{
-    ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
+    ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact, PaymentLine,
+    PaymentRef,
 };
-use crate::ports::{Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError};
+use crate::ports::{
+    Claim, Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError,
+};
 
 const MAX_ATTEMPTS: u32 = 12;
 
@@ -57,6 +60,48 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + nanos % (base + 1))).await;
 }
 
+/// Money a fact makes its line hold (a new line's own ref; a bank payment it links) and money a void lets go of.
+fn claims(
+    fact: &PaymentFact,
+    before: Option<&PaymentLine>,
+    after: Option<&PaymentLine>,
+) -> (Vec<Claim>, Vec<PaymentRef>) {
+    let Some(after) = after else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut claims = Vec::new();
+    if before.is_none() {
+        claims.push(Claim {
+            payment: fact.payment.clone(),
+            line: fact.payment.clone(),
+        });
+    }
+    if let Some(linked) = fact.links.as_deref().filter(|l| l.starts_with("bank:")) {
+        if !before.is_some_and(|b| b.linked.contains(linked)) {
+            if let Ok(payment) = PaymentRef::try_from(linked.to_owned()) {
+                claims.push(Claim {
+                    payment,
+                    line: fact.payment.clone(),
+                });
+            }
+        }
+    }
+    let mut releases = Vec::new();
+    if after.voided && !before.is_some_and(|b| b.voided) {
+        releases.push(fact.payment.clone());
+        releases.extend(
+            after
+                .linked
+                .iter()
+                .filter(|l| l.starts_with("bank:"))
+                .filter_map(|l| PaymentRef::try_from(l.clone()).ok()),
+        );
+    }
+    // A fact that creates and voids a line at once holds nothing (and one transaction cannot touch an item twice).
+    claims.retain(|c| !releases.contains(&c.payment));
+    (claims, releases)
+}
+
 pub struct Ledger<'a> {
     store: &'a dyn LedgerStore,
     events: &'a dyn EventPublisher,
@@ -78,19 +123,23 @@ impl<'a> Ledger<'a> {
                 .await?
                 .unwrap_or_else(|| Order::new(fact.order_id.clone()));
             let expected_version = order.version;
-            let new_line = !order.lines.contains_key(&fact.payment);
+            let before = order.lines.get(&fact.payment).cloned();
             if order.apply(fact)? == ApplyOutcome::Duplicate {
                 self.announce_owed(&fact.order_id, fact.id.as_str()).await?;
                 return Ok(Recorded::Duplicate);
             }
             order.version = expected_version + 1;
             let event = OrderEvent::snapshot(fact.id.to_string(), &order, Some(fact), now_ms());
+            let after = order.lines.get(&fact.payment);
+            let (claims, releases) = claims(fact, before.as_ref(), after);
             let commit = Commit {
                 expected_version,
                 order: &order,
                 fact: Some(fact),
                 event: &event,
-                new_payment: new_line.then_some(&fact.payment),
+                claims,
+                releases,
+                taking: crate::settlement::taking(fact, before.as_ref(), after),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -105,6 +154,10 @@ impl<'a> Ledger<'a> {
                 }
                 Err(CommitError::Duplicate) => {
                     self.announce_owed(&fact.order_id, fact.id.as_str()).await?;
+                    return Ok(Recorded::Duplicate);
+                }
+                Err(CommitError::Claimed) => {
+                    info!("money already held by another order or line; not counted again");
                     return Ok(Recorded::Duplicate);
                 }
                 Err(CommitError::Conflict) => backoff(attempt).await,
@@ -141,14 +194,18 @@ impl<'a> Ledger<'a> {
                 order: &order,
                 fact: None,
                 event: &event,
-                new_payment: None,
+                claims: Vec::new(),
+                releases: Vec::new(),
+                taking: None,
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
                     self.announce(&event).await?;
                     return Ok(Some(event));
                 }
-                Err(CommitError::Duplicate | CommitError::Conflict) => backoff(attempt).await,
+                Err(CommitError::Duplicate | CommitError::Conflict | CommitError::Claimed) => {
+                    backoff(attempt).await
+                }
                 Err(CommitError::Store(e)) => return Err(e.into()),
             }
         }

@@ -13,6 +13,7 @@ pub mod http;
 pub mod ledger;
 pub mod ports;
 pub mod reconcile;
+pub mod settlement;
 pub mod statement;
 pub mod statement_pull;
 pub mod sweeper;

@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 
-use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
+use crate::reconcile::UnmatchedReceipt;
+use crate::settlement::{SettlementReport, Taking};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -22,12 +24,23 @@ pub enum CommitError {
     /// The order's version moved on since it was read; re-read and retry.
     #[error("order changed concurrently")]
     Conflict,
+    /// The money is already held by another order (or another line): the fact would count it twice.
+    #[error("money already held elsewhere")]
+    Claimed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// One atomic change of the ledger: the fact (if any), the order at its new version, the outbox row for the event
-/// and, for money seen for the first time, the payment → order index row.
+/// Money an order takes hold of: `payment` is counted on the order's line `line` (its own line, or a line that
+/// links it). A piece of money belongs to one order's line only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub payment: PaymentRef,
+    pub line: PaymentRef,
+}
+
+/// One atomic change of the ledger: the fact (if any), the order at its new version, the outbox row for the event,
+/// the payment → order index rows it takes or lets go of, and the acquirer takings it adds.
 #[derive(Debug)]
 pub struct Commit<'a> {
     /// Version the order had when read; 0 = the order did not exist.
@@ -35,7 +48,11 @@ pub struct Commit<'a> {
     pub order: &'a Order,
     pub fact: Option<&'a PaymentFact>,
     pub event: &'a OrderEvent,
-    pub new_payment: Option<&'a PaymentRef>,
+    /// Refused with [`CommitError::Claimed`] when another order or line holds the money.
+    pub claims: Vec<Claim>,
+    /// Money a voided line lets go of, so that the order it really belongs to can take it.
+    pub releases: Vec<PaymentRef>,
+    pub taking: Option<Taking>,
 }
 
 #[async_trait]
@@ -62,6 +79,12 @@ pub trait LedgerStore: Send + Sync {
         &self,
         limit: usize,
     ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError>;
+    /// Bank money that matched no order and is not allocated yet.
+    async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError>;
+    /// Card takings of an acquirer on a business day (`YYYY-MM-DD`, Moscow).
+    async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError>;
+    /// Keep a settlement's reconciliation; `false` when it was kept before (a re-read statement).
+    async fn record_settlement(&self, report: &SettlementReport) -> Result<bool, StoreError>;
     /// Where a statement source stopped (`None` before its first run).
     async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError>;
     async fn set_watermark(&self, source: &str, value: &str) -> Result<(), StoreError>;

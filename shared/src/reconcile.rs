@@ -7,7 +7,7 @@
 //! 2. No number: the one open order with exactly this amount and the payer's INN, as a weaker match.
 //! 3. Otherwise unmatched, with the reason; the money is kept for people to resolve.
 
-use crate::domain::{Order, OrderId, OrderState};
+use crate::domain::{Order, OrderId, OrderState, Payer, PaymentMethod, PaymentRef};
 use crate::formats::purpose::Reference;
 
 /// An order that can still receive money.
@@ -41,6 +41,56 @@ impl OpenOrder {
             open: info.total - order.totals().net().max(0),
             buyer_inn: info.details.buyer.as_ref().and_then(|b| b.inn.clone()),
         })
+    }
+}
+
+/// Bank money that matched no order, kept on its `unmatched:` order until someone allocates it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UnmatchedReceipt {
+    pub order: OrderId,
+    pub payment: PaymentRef,
+    pub amount: i64,
+    #[serde(default)]
+    pub payer: Option<Payer>,
+}
+
+impl UnmatchedReceipt {
+    /// The still-unallocated bank money of an `unmatched:` order.
+    pub fn of(order: &Order) -> Option<UnmatchedReceipt> {
+        if !order.id.as_str().starts_with("unmatched:bank:") {
+            return None;
+        }
+        let (payment, line) = order
+            .lines
+            .iter()
+            .find(|(_, l)| l.method == PaymentMethod::BankTransfer && l.counted() > 0)?;
+        Some(UnmatchedReceipt {
+            order: order.id.clone(),
+            payment: payment.clone(),
+            amount: line.counted() - line.refunded(),
+            payer: line.payer.clone(),
+        })
+    }
+}
+
+/// The unmatched receipt a payment document of 1C (amount, the order's buyer INN) allocates: the only one of
+/// exactly that amount whose payer is that buyer, or, when the buyer's INN is not known, the only one of that
+/// amount at all. Ambiguity allocates nothing: a person decides.
+pub fn allocated<'a>(
+    amount: i64,
+    buyer_inn: Option<&str>,
+    receipts: &'a [UnmatchedReceipt],
+) -> Option<&'a UnmatchedReceipt> {
+    let same_amount = receipts.iter().filter(|r| r.amount == amount);
+    let candidates: Vec<&UnmatchedReceipt> = match buyer_inn {
+        Some(inn) => same_amount
+            .filter(|r| r.payer.as_ref().and_then(|p| p.inn.as_deref()) == Some(inn))
+            .collect(),
+        None => same_amount.collect(),
+    };
+    match candidates.as_slice() {
+        [one] => Some(one),
+        _ => None,
     }
 }
 

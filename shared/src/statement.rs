@@ -6,8 +6,8 @@
 //! or in overlapping windows, is one fact.
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    Source,
+    Currency, DomainError, FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod,
+    PaymentRef, Source,
 };
 use crate::formats::client_bank_exchange::{BankDocument, Direction};
 use crate::formats::tbank_statement::{Kind, Operation};
@@ -115,15 +115,35 @@ pub fn from_tbank(op: &Operation) -> Option<BankOperation> {
     })
 }
 
+impl BankOperation {
+    pub fn payment_ref(&self) -> Result<PaymentRef, DomainError> {
+        PaymentRef::new(Source::Bank, &self.key())
+    }
+
+    pub fn payer(&self) -> Payer {
+        Payer {
+            inn: self.counterparty_inn.clone(),
+            name: self.counterparty_name.clone(),
+            account: self.counterparty_account.clone(),
+            date: Some(self.date.clone()),
+            purpose: self.purpose.clone(),
+        }
+    }
+}
+
 /// Ledger facts for an incoming payment and how it matched. Unmatched money is recorded too (never dropped), on
 /// an `unmatched:` order that keeps it visible until someone (or 1C's payment document) resolves it.
+///
+/// `booked_by_1c`: the line of the matched order where 1C already booked this money (its payment document came
+/// first); the operation is linked to it instead of counted again.
 pub fn facts(
     op: &BankOperation,
     matched: &Matched,
+    booked_by_1c: Option<&PaymentRef>,
     at_ms: i64,
 ) -> Result<Vec<PaymentFact>, DomainError> {
     let key = op.key();
-    let payment = PaymentRef::new(Source::Bank, &key)?;
+    let payment = op.payment_ref()?;
     let fact = |suffix: &str, order: OrderId, payment: PaymentRef, amount: i64| {
         PaymentFact::new(
             FactId::new(Source::Bank, &format!("{key}{suffix}"))?,
@@ -134,11 +154,17 @@ pub fn facts(
             FactKind::Payment { amount },
             at_ms,
         )
+        .map(|f| f.paid_by(op.payer()))
     };
-    Ok(match matched {
-        Matched::Order { order, amount, .. } => vec![fact("", order.clone(), payment, *amount)?],
+    Ok(match (matched, booked_by_1c) {
+        (Matched::Order { order, amount, .. }, Some(line)) => {
+            vec![fact("", order.clone(), line.clone(), *amount)?.linking(payment.as_str())]
+        }
+        (Matched::Order { order, amount, .. }, None) => {
+            vec![fact("", order.clone(), payment, *amount)?]
+        }
         // The first part carries the operation's own ref, so the money stays claimable by one order only.
-        Matched::Split(parts) => parts
+        (Matched::Split(parts), _) => parts
             .iter()
             .enumerate()
             .map(|(i, (order, amount))| {
@@ -150,7 +176,9 @@ pub fn facts(
                 fact(&format!("#{order}"), order.clone(), part, *amount)
             })
             .collect::<Result<_, _>>()?,
-        Matched::Unmatched(_) => vec![fact("", OrderId::unmatched(&payment), payment, op.amount)?],
+        (Matched::Unmatched(_), _) => {
+            vec![fact("", OrderId::unmatched(&payment), payment, op.amount)?]
+        }
     })
 }
 
@@ -216,11 +244,11 @@ mod tests {
                 ..
             }
         ));
-        let f = facts(&op, &m, 1).unwrap();
+        let f = facts(&op, &m, None, 1).unwrap();
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].order_id.as_str(), "5001");
         assert_eq!(f[0].kind, FactKind::Payment { amount: 150_000 });
-        let unmatched = facts(&op, &Matched::Unmatched("x"), 1).unwrap();
+        let unmatched = facts(&op, &Matched::Unmatched("x"), None, 1).unwrap();
         assert!(unmatched[0]
             .order_id
             .as_str()
@@ -231,6 +259,7 @@ mod tests {
                 (OrderId::parse("a").unwrap(), 100_000),
                 (OrderId::parse("b").unwrap(), 50_000),
             ]),
+            None,
             1,
         )
         .unwrap();

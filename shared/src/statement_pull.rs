@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::config::ConfigError;
-use crate::domain::OrderId;
-use crate::formats::purpose::PurposePatterns;
+use crate::domain::{
+    Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
+};
+use crate::formats::purpose::{PurposePatterns, Reference};
 use crate::formats::{client_bank_exchange, tbank_statement};
 use crate::ledger::{now_ms, Ledger, LedgerError, Recorded};
 use crate::ports::{EventPublisher, LedgerStore};
-use crate::reconcile::{match_credit, Credit, Matched, OpenOrder};
+use crate::reconcile::{match_credit, Confidence, Credit, Matched, OpenOrder};
+use crate::settlement::{self, SettlementReport};
 use crate::statement::{facts, from_file, from_tbank, BankOperation};
 
 /// One configured source (`STATEMENT_SOURCES` is a JSON list of these).
@@ -43,9 +47,6 @@ pub fn parse_sources(json: &str) -> Result<Vec<SourceConfig>, ConfigError> {
     })
 }
 
-/// INNs of acquirers whose credits are card-takings settlements, never order payments.
-pub const ACQUIRER_INNS: &[&str] = &["7710140679", "7707083893", "7750005725"];
-
 pub struct PullDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
@@ -69,8 +70,14 @@ pub struct SourceSummary {
     pub partial: usize,
     pub overpaid: usize,
     pub unmatched: usize,
-    /// Acquirer payouts: recognised, never counted as order payments.
+    /// Acquirer payouts: recognised, never counted as order payments; reconciled against the day's card takings.
     pub settlements: usize,
+    pub settlement_mismatches: usize,
+    pub settlement_reports: Vec<SettlementReport>,
+    /// Bank operations 1C had booked already (its payment document came first): linked, not counted again.
+    pub linked_to_1c: usize,
+    /// Outgoing returns to buyers that name their order.
+    pub refunds: usize,
     /// Outgoing or not yet final.
     pub skipped: usize,
     pub errors: Vec<String>,
@@ -164,6 +171,222 @@ async fn fetch(
     }
 }
 
+/// The line of `order` where 1C booked exactly this bank money before the statement brought it (1C's payment
+/// document came first): a bank-transfer line of its own, not voided, not linked to a bank operation yet.
+fn booked_by_1c(order: &Order, amount: i64) -> Option<PaymentRef> {
+    order
+        .lines
+        .iter()
+        .find(|(r, l)| {
+            r.as_str().starts_with("1c:")
+                && l.method == PaymentMethod::BankTransfer
+                && !l.voided
+                && l.counted() == amount
+                && !l.linked.iter().any(|x| x.starts_with("bank:"))
+        })
+        .map(|(r, _)| r.clone())
+}
+
+/// An outgoing payment that returns a buyer's money: its purpose says `возврат` and names exactly one order that
+/// keeps at least that much, paid by this counterparty when the buyer's INN is known.
+async fn refunded_order(deps: &PullDeps, op: &BankOperation) -> Result<Option<Order>, LedgerError> {
+    if !op.purpose.to_lowercase().contains("возврат") {
+        return Ok(None);
+    }
+    let mut found: Vec<Order> = Vec::new();
+    for r in deps.patterns.references(&op.purpose) {
+        let (Reference::Invoice(n) | Reference::Order(n)) = r;
+        let Ok(id) = OrderId::parse(n) else { continue };
+        let Some(order) = deps.store.load_order(&id).await? else {
+            continue;
+        };
+        let buyer_inn = order
+            .info
+            .as_ref()
+            .and_then(|i| i.details.buyer.as_ref())
+            .and_then(|b| b.inn.as_deref());
+        let same_payer = match (buyer_inn, op.counterparty_inn.as_deref()) {
+            (Some(b), Some(p)) => b == p,
+            _ => true,
+        };
+        if order.info.is_some() && same_payer && order.totals().net() >= op.amount {
+            found.push(order);
+        }
+    }
+    Ok(match found.len() {
+        1 => found.pop(),
+        _ => None,
+    })
+}
+
+async fn apply_operation(
+    deps: &PullDeps,
+    op: &BankOperation,
+    open: &mut Vec<OpenOrder>,
+    s: &mut SourceSummary,
+) -> Result<(), LedgerError> {
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    if !op.is_final {
+        s.skipped += 1;
+        return Ok(());
+    }
+    if let Some(settlement) = settlement::recognise(op) {
+        let mut takings = Vec::new();
+        for day in &settlement.days {
+            takings.extend(deps.store.card_takings(settlement.acquirer, day).await?);
+        }
+        let report = settlement::reconcile(&settlement, &takings);
+        if deps.store.record_settlement(&report).await? {
+            s.settlements += 1;
+            if !report.reconciled {
+                s.settlement_mismatches += 1;
+                warn!(key = %report.key, acquirer = %report.acquirer, problems = ?report.problems, "acquirer settlement does not reconcile");
+            }
+            s.settlement_reports.push(report);
+        } else {
+            s.duplicates += 1;
+        }
+        return Ok(());
+    }
+    if !op.incoming {
+        let Some(order) = refunded_order(deps, op).await? else {
+            s.skipped += 1;
+            return Ok(());
+        };
+        // The refund lands on the bank line it returns when there is exactly one, else on a line of its own.
+        let bank_lines: Vec<&PaymentRef> = order
+            .lines
+            .iter()
+            .filter(|(_, l)| l.method == PaymentMethod::BankTransfer && l.counted() >= op.amount)
+            .map(|(r, _)| r)
+            .collect();
+        let line = match bank_lines.as_slice() {
+            [one] => (*one).clone(),
+            _ => op.payment_ref()?,
+        };
+        let fact = PaymentFact::new(
+            FactId::new(Source::Bank, &op.key())?,
+            order.id.clone(),
+            line,
+            PaymentMethod::BankTransfer,
+            Currency::RUB,
+            FactKind::Refund {
+                amount: RefundAmount::Delta(op.amount),
+            },
+            now_ms(),
+        )?
+        .paid_by(op.payer());
+        match ledger.record(&fact).await? {
+            Recorded::Applied(_) => {
+                s.new += 1;
+                s.refunds += 1;
+            }
+            Recorded::Duplicate => s.duplicates += 1,
+        }
+        return Ok(());
+    }
+    let refs = deps.patterns.references(&op.purpose);
+    let credit = Credit {
+        amount: op.amount,
+        payer_inn: op.counterparty_inn.as_deref(),
+    };
+    let matched = match_credit(credit, &refs, open);
+    // 1C may have booked this money before the statement brought it: link, do not count twice.
+    let booked = match &matched {
+        Matched::Order { order, amount, .. } => deps
+            .store
+            .load_order(order)
+            .await?
+            .and_then(|o| booked_by_1c(&o, *amount)),
+        _ => None,
+    };
+    let mut matched = matched;
+    if matches!(matched, Matched::Unmatched(_)) {
+        // An order 1C already marked paid with this money is no longer open; find it by the number named.
+        for r in &refs {
+            let (Reference::Invoice(n) | Reference::Order(n)) = r;
+            let Ok(id) = OrderId::parse(n.clone()) else {
+                continue;
+            };
+            if let Some(line) = deps
+                .store
+                .load_order(&id)
+                .await?
+                .and_then(|o| booked_by_1c(&o, op.amount))
+            {
+                matched = Matched::Order {
+                    order: id,
+                    amount: op.amount,
+                    confidence: Confidence::Reference,
+                    partial: false,
+                    overpaid: false,
+                    inn_mismatch: false,
+                };
+                return record_matched(&ledger, op, &matched, Some(&line), open, s).await;
+            }
+        }
+    }
+    record_matched(&ledger, op, &matched, booked.as_ref(), open, s).await
+}
+
+async fn record_matched(
+    ledger: &Ledger<'_>,
+    op: &BankOperation,
+    matched: &Matched,
+    booked: Option<&PaymentRef>,
+    open: &mut Vec<OpenOrder>,
+    s: &mut SourceSummary,
+) -> Result<(), LedgerError> {
+    let mut all_new = true;
+    for fact in facts(op, matched, booked, now_ms())? {
+        match ledger.record(&fact).await? {
+            Recorded::Applied(_) => {}
+            Recorded::Duplicate => all_new = false,
+        }
+    }
+    if !all_new {
+        s.duplicates += 1;
+        return Ok(());
+    }
+    s.new += 1;
+    // Later operations of the same run see what this one paid.
+    let mut paid = |order: &OrderId, amount: i64| {
+        if let Some(o) = open.iter_mut().find(|o| &o.id == order) {
+            o.open -= amount;
+        }
+        open.retain(|o: &OpenOrder| o.open > 0);
+    };
+    match matched {
+        Matched::Order {
+            order,
+            amount,
+            partial,
+            overpaid,
+            ..
+        } => {
+            s.matched += 1;
+            s.partial += usize::from(*partial);
+            s.overpaid += usize::from(*overpaid);
+            if booked.is_some() {
+                s.linked_to_1c += 1;
+            } else {
+                paid(order, *amount);
+            }
+        }
+        Matched::Split(parts) => {
+            s.matched += 1;
+            for (order, amount) in parts {
+                paid(order, *amount);
+            }
+        }
+        Matched::Unmatched(reason) => {
+            s.unmatched += 1;
+            info!(key = %op.key(), reason, "bank payment kept unmatched");
+        }
+    }
+    Ok(())
+}
+
 /// One run over every source.
 pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> {
     let mut summaries = Vec::new();
@@ -198,69 +421,8 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
         };
         s.fetched = ops.len();
         let mut open = deps.store.open_orders(10_000).await?;
-        let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
         for op in &ops {
-            if !op.incoming || !op.is_final {
-                s.skipped += 1;
-                continue;
-            }
-            if op
-                .counterparty_inn
-                .as_deref()
-                .is_some_and(|inn| ACQUIRER_INNS.contains(&inn))
-            {
-                s.settlements += 1;
-                continue;
-            }
-            let refs = deps.patterns.references(&op.purpose);
-            let credit = Credit {
-                amount: op.amount,
-                payer_inn: op.counterparty_inn.as_deref(),
-            };
-            let matched = match_credit(credit, &refs, &open);
-            let mut all_new = true;
-            for fact in facts(op, &matched, now_ms())? {
-                match ledger.record(&fact).await? {
-                    Recorded::Applied(_) => {}
-                    Recorded::Duplicate => all_new = false,
-                }
-            }
-            if !all_new {
-                s.duplicates += 1;
-                continue;
-            }
-            s.new += 1;
-            // Later operations of the same run see what this one paid.
-            let mut paid = |order: &OrderId, amount: i64| {
-                if let Some(o) = open.iter_mut().find(|o| &o.id == order) {
-                    o.open -= amount;
-                }
-                open.retain(|o: &OpenOrder| o.open > 0);
-            };
-            match &matched {
-                Matched::Order {
-                    order,
-                    amount,
-                    partial,
-                    overpaid,
-                    ..
-                } => {
-                    s.matched += 1;
-                    s.partial += usize::from(*partial);
-                    s.overpaid += usize::from(*overpaid);
-                    paid(order, *amount);
-                }
-                Matched::Split(parts) => {
-                    s.matched += 1;
-                    for (order, amount) in parts {
-                        paid(order, *amount);
-                    }
-                }
-                Matched::Unmatched(reason) => {
-                    s.unmatched += 1;
-                    info!(source = %id, key = %op.key(), reason, "bank payment kept unmatched");
-                }
-            }
+            apply_operation(deps, op, &mut open, &mut s).await?;
         }
         deps.store.set_watermark(&id, &today).await?;
         info!(source = %id, fetched = s.fetched, new = s.new, matched = s.matched, unmatched = s.unmatched, "statement pulled");
@@ -272,6 +434,276 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::order::Buyer;
+    use crate::domain::{OrderInfo, OrderState};
+
+    struct Env {
+        store: Arc<MemoryLedgerStore>,
+        deps: PullDeps,
+    }
+
+    fn env() -> Env {
+        let store = Arc::new(MemoryLedgerStore::default());
+        let deps = PullDeps {
+            store: store.clone(),
+            events: Arc::new(MemoryPublisher::default()),
+            http: reqwest::Client::new(),
+            sources: Vec::new(),
+            bank_api_url: String::new(),
+            patterns: PurposePatterns::new().unwrap(),
+            overlap_days: 3,
+        };
+        Env { store, deps }
+    }
+
+    impl Env {
+        fn ledger(&self) -> Ledger<'_> {
+            Ledger::new(self.deps.store.as_ref(), self.deps.events.as_ref())
+        }
+
+        async fn register(&self, id: &str, total: i64, inn: Option<&str>) {
+            let mut info = OrderInfo::new(Some(id.into()), total, Currency::RUB);
+            info.details.buyer = inn.map(|inn| Buyer {
+                inn: Some(inn.into()),
+                ..Buyer::default()
+            });
+            self.ledger()
+                .register_order(&OrderId::parse(id).unwrap(), info)
+                .await
+                .unwrap();
+        }
+
+        async fn record(
+            &self,
+            source: Source,
+            ext: &str,
+            order: &str,
+            method: PaymentMethod,
+            kind: FactKind,
+            at_ms: i64,
+        ) {
+            let f = PaymentFact::new(
+                FactId::new(source, &format!("{ext}#1")).unwrap(),
+                OrderId::parse(order).unwrap(),
+                PaymentRef::new(source, ext).unwrap(),
+                method,
+                Currency::RUB,
+                kind,
+                at_ms,
+            )
+            .unwrap();
+            self.ledger().record(&f).await.unwrap();
+        }
+
+        async fn run(&self, ops: &[BankOperation]) -> SourceSummary {
+            let mut s = SourceSummary::default();
+            let mut open = self.deps.store.open_orders(100).await.unwrap();
+            for op in ops {
+                apply_operation(&self.deps, op, &mut open, &mut s)
+                    .await
+                    .unwrap();
+            }
+            s
+        }
+
+        fn order(&self, id: &str) -> Order {
+            self.store.order(id).unwrap()
+        }
+    }
+
+    fn op(number: &str, incoming: bool, amount: i64, inn: &str, purpose: &str) -> BankOperation {
+        BankOperation {
+            account: "40702810900000012345".into(),
+            date: "2024-03-05".into(),
+            number: number.into(),
+            amount,
+            incoming,
+            counterparty_account: Some("40702810000000000111".into()),
+            counterparty_inn: Some(inn.into()),
+            counterparty_name: None,
+            purpose: purpose.into(),
+            is_final: true,
+        }
+    }
+
+    /// 2024-03-04 12:00 Moscow.
+    const MARCH_4: i64 = 1_709_542_800_000;
+
+    #[tokio::test]
+    async fn acquirer_settlements_reconcile_against_the_days_card_payments_and_pay_no_order() {
+        let e = env();
+        e.register("7001", 6_000_000, None).await;
+        e.register("7002", 4_075_308, None).await;
+        let pay = |amount| FactKind::Payment { amount };
+        e.record(
+            Source::Tbank,
+            "901",
+            "7001",
+            PaymentMethod::Card,
+            pay(6_000_000),
+            MARCH_4,
+        )
+        .await;
+        e.record(
+            Source::Tbank,
+            "902",
+            "7002",
+            PaymentMethod::Card,
+            pay(4_075_308),
+            MARCH_4,
+        )
+        .await;
+        // Another day and another acquirer do not belong to this payout.
+        e.record(
+            Source::Tbank,
+            "903",
+            "7003",
+            PaymentMethod::Card,
+            pay(100),
+            MARCH_4 + 86_400_000,
+        )
+        .await;
+        e.record(
+            Source::Sber,
+            "904",
+            "7004",
+            PaymentMethod::Card,
+            pay(100),
+            MARCH_4,
+        )
+        .await;
+        let purpose = "Зачисление средств по операциям эквайринга. Мерчант 1234567. Дата реестра 04.03.2024. Комиссия 1987.65. Возврат покупки 0.00";
+        let good = op("1003", true, 9_876_543, "7710140679", purpose);
+        let short = op("1005", true, 9_800_000, "7710140679", purpose);
+        let s = e.run(&[good.clone(), short]).await;
+        assert_eq!(
+            (s.settlements, s.settlement_mismatches, s.matched, s.new),
+            (2, 1, 0, 0)
+        );
+        let ok = &s.settlement_reports[0];
+        assert!(ok.reconciled, "{:?}", ok.problems);
+        assert_eq!((ok.payments, ok.captured, ok.fee), (2, 10_075_308, 198_765));
+        let bad = &s.settlement_reports[1];
+        assert!(!bad.reconciled);
+        assert_eq!(bad.fee, 275_308);
+        assert!(bad.problems[0].contains("1987.65"), "{:?}", bad.problems);
+        // The payout is nobody's order payment.
+        assert_eq!(e.order("7001").totals().paid, 6_000_000);
+        assert!(e.store.unmatched_receipts(10).await.unwrap().is_empty());
+        // Re-read: reported once.
+        let again = e.run(&[good]).await;
+        assert_eq!((again.settlements, again.duplicates), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn a_return_to_the_buyer_naming_the_order_is_a_refund_and_supplier_payments_are_not() {
+        let e = env();
+        e.register("5001", 500_000, Some("7702000001")).await;
+        let paid = e
+            .run(&[op(
+                "1",
+                true,
+                600_000,
+                "7702000001",
+                "Оплата по счету № 5001",
+            )])
+            .await;
+        assert_eq!((paid.matched, paid.overpaid), (1, 1));
+        assert_eq!(e.order("5001").state(), OrderState::Overpaid);
+        let s = e
+            .run(&[
+                op(
+                    "2",
+                    false,
+                    100_000,
+                    "7702000001",
+                    "Возврат излишне перечисленных средств по счету № 5001",
+                ),
+                // Our own purchase that happens to name an invoice 5001 of a supplier.
+                op(
+                    "3",
+                    false,
+                    100_000,
+                    "7730000009",
+                    "Оплата по счету № 5001 за бумагу",
+                ),
+                // A return to somebody else.
+                op("4", false, 100_000, "7730000009", "Возврат по счету № 5001"),
+            ])
+            .await;
+        assert_eq!((s.refunds, s.skipped), (1, 2));
+        let order = e.order("5001");
+        assert_eq!(
+            (order.totals().paid, order.totals().refunded, order.state()),
+            (600_000, 100_000, OrderState::Paid)
+        );
+        // The refund sits on the line it returns.
+        assert_eq!(order.lines.len(), 1);
+        let again = e
+            .run(&[op(
+                "2",
+                false,
+                100_000,
+                "7702000001",
+                "Возврат излишне перечисленных средств по счету № 5001",
+            )])
+            .await;
+        assert_eq!((again.refunds, again.duplicates), (0, 1));
+    }
+
+    #[tokio::test]
+    async fn money_1c_booked_before_the_statement_is_linked_not_counted_again() {
+        let e = env();
+        e.register("5001", 500_000, None).await;
+        e.register("5002", 300_000, None).await;
+        let bank = PaymentMethod::BankTransfer;
+        // 1C booked the 30 % advance of 5001 and all of 5002 before statement-pull ran.
+        e.record(
+            Source::OneC,
+            "adv-1",
+            "5001",
+            bank,
+            FactKind::Payment { amount: 150_000 },
+            MARCH_4,
+        )
+        .await;
+        e.record(
+            Source::OneC,
+            "pay-2",
+            "5002",
+            bank,
+            FactKind::Payment { amount: 300_000 },
+            MARCH_4,
+        )
+        .await;
+        let ops = [
+            op(
+                "11",
+                true,
+                150_000,
+                "7702000001",
+                "Аванс 30% по счету № 5001",
+            ),
+            op("12", true, 300_000, "7702000002", "Оплата по счету № 5002"),
+        ];
+        let s = e.run(&ops).await;
+        assert_eq!((s.new, s.linked_to_1c, s.unmatched), (2, 2, 0), "{s:?}");
+        assert_eq!(e.order("5001").totals().paid, 150_000);
+        assert_eq!(e.order("5001").state(), OrderState::PartiallyPaid);
+        assert_eq!(e.order("5002").totals().paid, 300_000);
+        // The balance then comes as new money; the re-read changes nothing.
+        let s = e
+            .run(&[
+                ops[0].clone(),
+                ops[1].clone(),
+                op("13", true, 350_000, "7702000001", "Оплата по счету № 5001"),
+            ])
+            .await;
+        assert_eq!((s.new, s.duplicates, s.matched), (1, 2, 1));
+        assert_eq!(e.order("5001").state(), OrderState::Paid);
+        assert_eq!(e.order("5001").totals().paid, 500_000);
+    }
 
     #[test]
     fn sources_are_configured_as_json() {

@@ -180,3 +180,77 @@ async fn commerceml_fixtures_apply_against_moto() {
         "a site export carries no 1C payment"
     );
 }
+
+#[tokio::test]
+async fn an_unmatched_bank_receipt_is_resolved_by_1cs_payment_document() {
+    use shared::ports::LedgerStore as _;
+    use shared::reconcile::{Confidence, Matched};
+    use shared::statement::{facts, BankOperation};
+    let env = spawn_env().await;
+    env.register_order("5010", 4_200_050).await;
+    // statement-pull kept this credit unmatched: its purpose names no order.
+    let op = BankOperation {
+        account: "40702810900000012345".into(),
+        date: "2026-11-26".into(),
+        number: "4411".into(),
+        amount: 4_200_050,
+        incoming: true,
+        counterparty_account: Some("40702810000000000222".into()),
+        counterparty_inn: Some("7702000002".into()),
+        counterparty_name: Some("ООО Оптовик".into()),
+        purpose: "Оплата за товар, НДС не облагается".into(),
+        is_final: true,
+    };
+    let ledger = shared::ledger::Ledger::new(&env.store, env.deps.events.as_ref());
+    let unmatched = facts(&op, &Matched::Unmatched("no number"), None, 1).expect("facts");
+    ledger.record(&unmatched[0]).await.expect("record");
+    assert_eq!(
+        env.store.unmatched_receipts(10).await.expect("list").len(),
+        1
+    );
+
+    // The accountant allocates it to order 5010 in 1C; the document arrives (and again, as 1C re-sends).
+    let one_c = OneC::connect(&env).await;
+    let doc = receipt("pay-5010", "5010", "42000.50");
+    for _ in 0..2 {
+        assert!(one_c
+            .send_file("receipt.xml", doc.as_bytes())
+            .await
+            .starts_with("success"));
+    }
+    let order = env.order("5010").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (4_200_050, OrderState::Paid)
+    );
+    let gone = env
+        .order(unmatched[0].order_id.as_str())
+        .await
+        .expect("unmatched order");
+    assert_eq!(gone.totals().paid, 0);
+    assert!(env
+        .store
+        .unmatched_receipts(10)
+        .await
+        .expect("list")
+        .is_empty());
+
+    // The statement re-read, now matching 5010 by amount: DynamoDB refuses a second hold on the same money.
+    let matched = Matched::Order {
+        order: shared::domain::OrderId::parse("5010").expect("id"),
+        amount: 4_200_050,
+        confidence: Confidence::AmountAndInn,
+        partial: false,
+        overpaid: false,
+        inn_mismatch: false,
+    };
+    let again = facts(&op, &matched, None, 2).expect("facts");
+    assert!(matches!(
+        ledger.record(&again[0]).await.expect("record"),
+        shared::ledger::Recorded::Duplicate
+    ));
+    assert_eq!(
+        env.order("5010").await.expect("order").totals().paid,
+        4_200_050
+    );
+}

@@ -91,9 +91,9 @@ async fn b2b_payments_from_the_bank_api_mark_orders_paid_once() {
         env.order("5002").await.expect("order").state(),
         OrderState::Paid
     );
-    // Re-reading the same (overlapping) window changes nothing.
+    // Re-reading the same (overlapping) window changes nothing: four payments and the acquirer payout seen before.
     let again = handle(&deps).await.expect("pull");
-    assert_eq!((again[0].new, again[0].duplicates), (0, 4));
+    assert_eq!((again[0].new, again[0].duplicates), (0, 5));
     assert_eq!(env.facts("5001").await.len(), 2);
     assert_eq!(
         env.order("5001").await.expect("order").totals().paid,
@@ -201,4 +201,58 @@ async fn two_overlapping_runs_do_not_double_count() {
     );
     // The advance and the unmatched ТМ-0457 credit: each recorded by exactly one of the runs.
     assert_eq!(new, 2);
+}
+
+#[tokio::test]
+async fn the_acquirer_payout_reconciles_with_the_card_payments_of_its_registry_day() {
+    use shared::domain::{FactId, FactKind, PaymentFact, PaymentMethod, PaymentRef, Source};
+    use shared::ports::LedgerStore as _;
+    let env = spawn_env().await;
+    register(&env, "7001", 6_000_000, "7001").await;
+    register(&env, "7002", 4_075_308, "7002").await;
+    let events = SqsEventPublisher::new(env.sqs.clone(), &env.queue_url);
+    let ledger = Ledger::new(&env.store, &events);
+    // Card payments of 4 March 2024 (Moscow), as acquiring-callback records them.
+    for (order, payment, amount) in [("7001", "901", 6_000_000), ("7002", "902", 4_075_308)] {
+        let fact = PaymentFact::new(
+            FactId::new(Source::Tbank, &format!("{payment}#CONFIRMED")).expect("id"),
+            OrderId::parse(order).expect("order"),
+            PaymentRef::new(Source::Tbank, payment).expect("ref"),
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount },
+            1_709_542_800_000,
+        )
+        .expect("fact");
+        ledger.record(&fact).await.expect("record");
+    }
+    assert_eq!(
+        env.store
+            .card_takings(Source::Tbank, "2024-03-04")
+            .await
+            .expect("takings")
+            .len(),
+        2
+    );
+    let deps = api_and_file_deps(&env).await;
+    let s = &handle(&deps).await.expect("pull")[0];
+    assert_eq!((s.settlements, s.settlement_mismatches), (1, 0), "{s:?}");
+    let report = &s.settlement_reports[0];
+    assert_eq!(
+        (
+            report.credited,
+            report.captured,
+            report.fee,
+            report.stated_fee
+        ),
+        (9_876_543, 10_075_308, 198_765, Some(198_765))
+    );
+    assert_eq!(report.days, ["2024-03-04"]);
+    // The payout paid no order and is reported once.
+    assert_eq!(
+        env.order("7001").await.expect("order").totals().paid,
+        6_000_000
+    );
+    let again = &handle(&deps).await.expect("pull")[0];
+    assert_eq!(again.settlements, 0);
 }

@@ -7,13 +7,16 @@
 //! | order aggregate | `ORDER#<order id>` | `#ORDER` |
 //! | payment fact | `ORDER#<order id>` | `FACT#<fact id>` |
 //! | outbox row (committed, not yet announced) | `OUTBOX` | `<order id>#<event id>` |
-//! | payment → order index | `PAYMENT#<payment ref>` | `#PAYMENT` |
+//! | payment → (order, line) holding it | `PAYMENT#<payment ref>` | `#PAYMENT` |
 //! | 1C feed entry (changed since 1C's last `success`) | `FEED#1c` | `<order id>` |
 //! | 1C exchange session (TTL) | `SESSION#<cookie>` | `#SESSION` |
 //! | uploaded file: meta + chunks (TTL) | `UPLOAD#<cookie>#<file>` | `#META`, `CHUNK#<seq>` |
 //! | proxy tap the ledger still owes (TTL) | `TAPS` | `<tap key>#<file>` |
 //! | order that can still receive money | `OPEN` | `<order id>` |
 //! | statement source watermark | `WATERMARK#<source>` | `#WATERMARK` |
+//! | bank money that matched no order, not allocated yet | `UNMATCHED` | `<unmatched order id>` |
+//! | what one card fact took or refunded, per acquirer and Moscow day | `TAKINGS#<acquirer>#<day>` | `<fact id>` |
+//! | acquirer settlement and its reconciliation | `SETTLEMENT#<operation key>` | `#SETTLEMENT` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -29,11 +32,13 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
-use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     BoxError, Commit, CommitError, ExchangeSession, ExchangeStore, ImportProgress, LedgerStore,
     StoreError,
 };
+use crate::reconcile::UnmatchedReceipt;
+use crate::settlement::{SettlementReport, Taking};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -49,6 +54,8 @@ const META_SK: &str = "#META";
 const TAPS_PK: &str = "TAPS";
 const OPEN_PK: &str = "OPEN";
 const WATERMARK_SK: &str = "#WATERMARK";
+const UNMATCHED_PK: &str = "UNMATCHED";
+const SETTLEMENT_SK: &str = "#SETTLEMENT";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -172,6 +179,19 @@ fn put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
+    let delete = aws_sdk_dynamodb::types::Delete::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .build()
+        .map_err(unavailable)?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+fn takings_pk(acquirer: Source, day: &str) -> String {
+    format!("TAKINGS#{acquirer}#{day}")
+}
+
 pub struct DynamoLedgerStore {
     client: Client,
     table: String,
@@ -291,7 +311,7 @@ impl DynamoLedgerStore {
 fn classify(
     err: SdkError<TransactWriteItemsError>,
     has_fact: bool,
-    payment_at: Option<usize>,
+    claims_at: std::ops::Range<usize>,
 ) -> CommitError {
     let service = err.into_service_error();
     if let TransactWriteItemsError::TransactionCanceledException(ref cancelled) = service {
@@ -304,8 +324,11 @@ fn classify(
         if has_fact && codes.first() == Some(&"ConditionalCheckFailed") {
             return CommitError::Duplicate;
         }
-        if payment_at.is_some_and(|i| codes.get(i) == Some(&"ConditionalCheckFailed")) {
-            return CommitError::Duplicate;
+        if codes
+            .get(claims_at)
+            .is_some_and(|c| c.contains(&"ConditionalCheckFailed"))
+        {
+            return CommitError::Claimed;
         }
         if codes
             .iter()
@@ -359,22 +382,45 @@ impl LedgerStore for DynamoLedgerStore {
             None,
             None,
         )?);
-        // The same money can belong to one order only: a second order claiming it (a bank operation re-read after
-        // its order was paid, and now matching nothing) is the same fact seen again.
-        let mut payment_at = None;
-        if let Some(p) = c.new_payment {
-            let mut item = key(payment_pk(p), PAYMENT_SK.to_owned());
+        // The same money can belong to one order's line only: a second order (or line) claiming it would count it
+        // twice (a bank operation re-read after 1C allocated it, a statement seeing money 1C booked first).
+        let claims_from = items.len();
+        for claim in &c.claims {
+            let mut item = key(payment_pk(&claim.payment), PAYMENT_SK.to_owned());
             item.insert("order_id".into(), s(c.order.id.as_str()));
-            payment_at = Some(items.len());
+            item.insert("line".into(), s(claim.line.as_str()));
             items.push(put(
                 &self.table,
                 item,
-                Some("attribute_not_exists(pk) OR order_id = :order"),
-                Some(HashMap::from([(
-                    ":order".to_owned(),
-                    s(c.order.id.as_str()),
-                )])),
+                Some("attribute_not_exists(pk) OR (order_id = :order AND line = :line)"),
+                Some(HashMap::from([
+                    (":order".to_owned(), s(c.order.id.as_str())),
+                    (":line".to_owned(), s(claim.line.as_str())),
+                ])),
             )?);
+        }
+        let claims_at = claims_from..items.len();
+        for released in &c.releases {
+            items.push(delete(
+                &self.table,
+                key(payment_pk(released), PAYMENT_SK.to_owned()),
+            )?);
+        }
+        if let Some(t) = &c.taking {
+            let mut row = key(takings_pk(t.acquirer, &t.day), t.fact_id.clone());
+            row.insert(DATA.into(), s(to_json(t)?));
+            items.push(put(&self.table, row, None, None)?);
+        }
+        if c.order.id.as_str().starts_with("unmatched:") {
+            let row = key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
+            items.push(match crate::reconcile::UnmatchedReceipt::of(c.order) {
+                Some(receipt) => {
+                    let mut row = row;
+                    row.insert(DATA.into(), s(to_json(&receipt)?));
+                    put(&self.table, row, None, None)?
+                }
+                None => delete(&self.table, row)?,
+            });
         }
         // The open-orders index follows every change of the order.
         match crate::reconcile::OpenOrder::of(c.order) {
@@ -384,12 +430,10 @@ impl LedgerStore for DynamoLedgerStore {
                 items.push(put(&self.table, row, None, None)?);
             }
             None => {
-                let delete = aws_sdk_dynamodb::types::Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key(OPEN_PK.to_owned(), c.order.id.to_string())))
-                    .build()
-                    .map_err(unavailable)?;
-                items.push(TransactWriteItem::builder().delete(delete).build());
+                items.push(delete(
+                    &self.table,
+                    key(OPEN_PK.to_owned(), c.order.id.to_string()),
+                )?);
             }
         }
         // Every change is news for 1C until it acknowledges this version.
@@ -404,7 +448,7 @@ impl LedgerStore for DynamoLedgerStore {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(e, c.fact.is_some(), payment_at)),
+            Err(e) => Err(classify(e, c.fact.is_some(), claims_at)),
         }
     }
 
@@ -480,6 +524,49 @@ impl LedgerStore for DynamoLedgerStore {
             .iter()
             .map(from_data)
             .collect()
+    }
+
+    async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        self.query_partition(UNMATCHED_PK, None, None, limit)
+            .await?
+            .iter()
+            .map(from_data)
+            .collect()
+    }
+
+    async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError> {
+        self.query_partition(&takings_pk(acquirer, day), None, None, usize::MAX)
+            .await?
+            .iter()
+            .map(from_data)
+            .collect()
+    }
+
+    async fn record_settlement(&self, report: &SettlementReport) -> Result<bool, StoreError> {
+        let mut item = key(
+            format!("SETTLEMENT#{}", report.key),
+            SETTLEMENT_SK.to_owned(),
+        );
+        item.insert(DATA.into(), s(to_json(report)?));
+        match self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable(e))
+                }
+            }
+        }
     }
 
     async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {

@@ -6,18 +6,23 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
+use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     Commit, CommitError, EventPublisher, ExchangeSession, ExchangeStore, ImportProgress,
     LedgerStore, PublishError, StoreError,
 };
+use crate::reconcile::UnmatchedReceipt;
+use crate::settlement::{SettlementReport, Taking};
 
 #[derive(Default)]
 struct State {
     orders: BTreeMap<OrderId, Order>,
     facts: BTreeMap<(OrderId, String), PaymentFact>,
     outbox: BTreeMap<(OrderId, String), OrderEvent>,
-    payments: BTreeMap<PaymentRef, OrderId>,
+    /// Money → (order, line) holding it.
+    payments: BTreeMap<PaymentRef, (OrderId, PaymentRef)>,
+    takings: BTreeMap<(Source, String, String), Taking>,
+    settlements: BTreeMap<String, SettlementReport>,
     feed: BTreeMap<OrderId, u64>,
     watermarks: BTreeMap<String, String>,
 }
@@ -64,9 +69,12 @@ impl LedgerStore for MemoryLedgerStore {
                 return Err(CommitError::Duplicate);
             }
         }
-        if let Some(p) = c.new_payment {
-            if s.payments.get(p).is_some_and(|owner| owner != &c.order.id) {
-                return Err(CommitError::Duplicate);
+        let released = |p: &PaymentRef| c.releases.contains(p);
+        for claim in &c.claims {
+            if s.payments.get(&claim.payment).is_some_and(|(order, line)| {
+                (order != &c.order.id || line != &claim.line) && !released(&claim.payment)
+            }) {
+                return Err(CommitError::Claimed);
             }
         }
         let current = s.orders.get(&c.order.id).map_or(0, |o| o.version);
@@ -82,15 +90,25 @@ impl LedgerStore for MemoryLedgerStore {
             (c.order.id.clone(), c.event.event_id.clone()),
             c.event.clone(),
         );
-        if let Some(p) = c.new_payment {
-            s.payments.insert(p.clone(), c.order.id.clone());
+        for p in &c.releases {
+            s.payments.remove(p);
+        }
+        for claim in &c.claims {
+            s.payments.insert(
+                claim.payment.clone(),
+                (c.order.id.clone(), claim.line.clone()),
+            );
+        }
+        if let Some(t) = &c.taking {
+            s.takings
+                .insert((t.acquirer, t.day.clone(), t.fact_id.clone()), t.clone());
         }
         s.feed.insert(c.order.id.clone(), c.order.version);
         Ok(())
     }
 
     async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
-        Ok(self.lock().payments.get(payment).cloned())
+        Ok(self.lock().payments.get(payment).map(|(o, _)| o.clone()))
     }
 
     async fn pending_event(
@@ -140,6 +158,35 @@ impl LedgerStore for MemoryLedgerStore {
             .filter_map(crate::reconcile::OpenOrder::of)
             .take(limit)
             .collect())
+    }
+
+    async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
+        Ok(self
+            .lock()
+            .orders
+            .values()
+            .filter_map(UnmatchedReceipt::of)
+            .take(limit)
+            .collect())
+    }
+
+    async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError> {
+        Ok(self
+            .lock()
+            .takings
+            .values()
+            .filter(|t| t.acquirer == acquirer && t.day == day)
+            .cloned()
+            .collect())
+    }
+
+    async fn record_settlement(&self, report: &SettlementReport) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.settlements.contains_key(&report.key) {
+            return Ok(false);
+        }
+        s.settlements.insert(report.key.clone(), report.clone());
+        Ok(true)
     }
 
     async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {

@@ -289,6 +289,26 @@ pub struct PaymentFact {
     /// `1c:<Ид>`; recorded on the line so that one line is linked to one such document only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub links: Option<String>,
+    /// Who paid and why, as the bank reported it: what a person (or 1C's later document) needs to resolve money
+    /// that matched no order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<Payer>,
+}
+
+/// The other side of a bank payment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// `YYYY-MM-DD` of the payment document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(default)]
+    pub purpose: String,
 }
 
 impl PaymentFact {
@@ -315,12 +335,18 @@ impl PaymentFact {
             kind,
             at_ms,
             links: None,
+            payer: None,
         })
     }
 
     /// Mark the fact as another source's view of money already on `payment`'s line.
     pub fn linking(mut self, document: impl Into<String>) -> Self {
         self.links = Some(document.into());
+        self
+    }
+
+    pub fn paid_by(mut self, payer: Payer) -> Self {
+        self.payer = Some(payer);
         self
     }
 }

@@ -7,7 +7,7 @@ pub mod order;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
+    FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};

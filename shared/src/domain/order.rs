@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::fact::{FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundAmount};
+use super::fact::{FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount};
 use super::money::Currency;
 use super::DomainError;
 
@@ -140,6 +140,9 @@ pub struct PaymentLine {
     /// Documents of other sources linked to this line (e.g. `1c:<Ид>`).
     #[serde(default)]
     pub linked: BTreeSet<String>,
+    /// Who paid, when a bank reported it (the first report kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<Payer>,
     #[serde(default)]
     pub last_at_ms: i64,
 }
@@ -163,6 +166,7 @@ impl PaymentLine {
             voided: false,
             settles_remainder: false,
             linked: BTreeSet::new(),
+            payer: None,
         }
     }
 
@@ -182,6 +186,9 @@ impl PaymentLine {
         let key = fact.id.as_str().to_owned();
         if let Some(doc) = &fact.links {
             self.linked.insert(doc.clone());
+        }
+        if self.payer.is_none() {
+            self.payer.clone_from(&fact.payer);
         }
         match &fact.kind {
             FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),

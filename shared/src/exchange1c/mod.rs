@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use tracing::{error, info, warn};
 
 use crate::config::{Exchange1cConfig, MAX_FILE_LIMIT};
-use crate::domain::OrderId;
+use crate::domain::{FactId, FactKind, OrderId, PaymentFact, PaymentMethod, Source};
 use crate::formats::commerceml::text::to_windows_1251;
 use crate::formats::commerceml::write::write_query;
 use crate::formats::commerceml::{read, Document, SchemaVersion};
@@ -545,9 +545,65 @@ async fn apply_document(
     };
     let ledger = Ledger::new(ctx.store, ctx.events);
     for fact in &facts {
-        ledger.record(fact).await?;
+        match allocation(ctx, fact, current.as_ref()).await? {
+            Some((void, linked)) => {
+                // Void first: should the second step fail, 1C's retry counts the money once, on the order.
+                ledger.record(&void).await?;
+                ledger.record(&linked).await?;
+            }
+            None => {
+                ledger.record(fact).await?;
+            }
+        }
     }
     Ok(None)
+}
+
+/// A 1C bank-transfer payment that is new money for its order may be the accountant allocating a receipt that
+/// statement-pull kept unmatched: then that receipt is voided on its `unmatched:` order and the payment links it,
+/// so the money is counted once, on the order 1C says it pays.
+async fn allocation(
+    ctx: &Importer<'_>,
+    fact: &PaymentFact,
+    order: Option<&crate::domain::Order>,
+) -> Result<Option<(PaymentFact, PaymentFact)>, ExchangeError> {
+    let FactKind::Payment { amount } = fact.kind else {
+        return Ok(None);
+    };
+    if fact.method != PaymentMethod::BankTransfer
+        || fact.links.is_some()
+        || !fact.payment.as_str().starts_with("1c:")
+        || order.and_then(|o| o.lines.get(&fact.payment)).is_some()
+    {
+        return Ok(None);
+    }
+    let buyer_inn = order
+        .and_then(|o| o.info.as_ref())
+        .and_then(|i| i.details.buyer.as_ref())
+        .and_then(|b| b.inn.as_deref());
+    let receipts = ctx.store.unmatched_receipts(1000).await?;
+    let Some(receipt) = crate::reconcile::allocated(amount, buyer_inn, &receipts) else {
+        return Ok(None);
+    };
+    let external = fact
+        .id
+        .as_str()
+        .strip_prefix("1c#")
+        .unwrap_or(fact.id.as_str());
+    let void = PaymentFact::new(
+        FactId::new(Source::OneC, &format!("{external}#allocates")).map_err(LedgerError::from)?,
+        receipt.order.clone(),
+        receipt.payment.clone(),
+        PaymentMethod::BankTransfer,
+        fact.currency,
+        FactKind::Void {
+            reason: format!("allocated in 1C to order {}", fact.order_id),
+        },
+        fact.at_ms,
+    )
+    .map_err(LedgerError::from)?;
+    tracing::info!(receipt = %receipt.payment, order = %fact.order_id, "1C allocated an unmatched bank receipt");
+    Ok(Some((void, fact.clone().linking(receipt.payment.as_str()))))
 }
 
 /// `mode=info`: statuses and payment systems for 1C's mapping tables. `Cтатусы` starts with a Latin `C`, exactly

@@ -527,3 +527,93 @@ async fn a_zip_entry_that_inflates_past_the_limit_is_refused() {
     let answer = h.upload_and_import(&s, "bomb.zip", &bytes, 1).await;
     assert_eq!(answer, format!("failure\n{TOO_LARGE}"));
 }
+
+#[tokio::test]
+async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order() {
+    let h = harness(20_000);
+    h.register("5002", 500_000).await;
+    // statement-pull kept a 5 000.00 credit that named no order.
+    let op = crate::statement::BankOperation {
+        account: "40702810900000012345".into(),
+        date: "2026-11-26".into(),
+        number: "88".into(),
+        amount: 500_000,
+        incoming: true,
+        counterparty_account: Some("40702810000000000111".into()),
+        counterparty_inn: Some("7702000001".into()),
+        counterparty_name: Some("ООО Покупатель".into()),
+        purpose: "Оплата за товар".into(),
+        is_final: true,
+    };
+    let ledger = Ledger::new(h.store.as_ref(), h.deps.events.as_ref());
+    for f in
+        crate::statement::facts(&op, &crate::reconcile::Matched::Unmatched("x"), None, 1).unwrap()
+    {
+        ledger.record(&f).await.unwrap();
+    }
+    let receipts = h.store.unmatched_receipts(10).await.unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(
+        receipts[0].payer.as_ref().and_then(|p| p.inn.as_deref()),
+        Some("7702000001"),
+        "kept with what is needed to resolve it"
+    );
+
+    // The accountant allocates it to order 5002 in 1C; 1C posts the payment document (twice).
+    let s = h.login().await;
+    let xml = payment_xml(
+        "pay-77",
+        "1",
+        "5002",
+        "5000.00",
+        "Выплата безналичных денег",
+        "",
+    );
+    for _ in 0..2 {
+        assert!(h
+            .upload_and_import(&s, "doc.xml", xml.as_bytes(), 1)
+            .await
+            .starts_with("success"));
+    }
+    let order = h.store.order("5002").unwrap();
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (500_000, OrderState::Paid)
+    );
+    let line = order.lines.values().next().unwrap();
+    assert!(line.linked.contains(receipts[0].payment.as_str()));
+    let unmatched = h.store.order(receipts[0].order.as_str()).unwrap();
+    assert_eq!(
+        unmatched.totals().paid,
+        0,
+        "the receipt is voided, not counted twice"
+    );
+    assert!(h.store.unmatched_receipts(10).await.unwrap().is_empty());
+
+    // The statement re-read later: the same money, still one fact on one order.
+    let again =
+        crate::statement::facts(&op, &crate::reconcile::Matched::Unmatched("x"), None, 1).unwrap();
+    assert!(matches!(
+        ledger.record(&again[0]).await.unwrap(),
+        crate::ledger::Recorded::Duplicate
+    ));
+    let claimed_by_5002 = crate::statement::facts(
+        &op,
+        &crate::reconcile::Matched::Order {
+            order: OrderId::parse("5002").unwrap(),
+            amount: 500_000,
+            confidence: crate::reconcile::Confidence::Reference,
+            partial: false,
+            overpaid: false,
+            inn_mismatch: false,
+        },
+        None,
+        1,
+    )
+    .unwrap();
+    assert!(matches!(
+        ledger.record(&claimed_by_5002[0]).await.unwrap(),
+        crate::ledger::Recorded::Duplicate
+    ));
+    assert_eq!(h.store.order("5002").unwrap().totals().paid, 500_000);
+}

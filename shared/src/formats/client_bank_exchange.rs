@@ -468,3 +468,98 @@ mod tests {
         assert_eq!(parse(b""), Err(StatementError::NotStatement));
     }
 }
+
+/// Every statement fixture as a readable listing: operations, balances and each document's problems. A change in
+/// what the parser reads shows up as a snapshot diff.
+#[cfg(test)]
+mod snapshots {
+    use std::fmt::Write as _;
+
+    use crate::domain::money::format_minor;
+    use crate::statement::{from_file, from_tbank, BankOperation};
+    use crate::testing::fixtures_dir;
+
+    fn op_line(out: &mut String, op: &BankOperation) {
+        let _ = writeln!(
+            out,
+            "  {} {} №{} {} {} | {} inn {} | {}{}",
+            op.date,
+            if op.incoming { "in " } else { "out" },
+            op.number,
+            format_minor(op.amount),
+            op.account,
+            op.counterparty_account.as_deref().unwrap_or("-"),
+            op.counterparty_inn.as_deref().unwrap_or("-"),
+            op.purpose,
+            if op.is_final { "" } else { " [not final]" }
+        );
+    }
+
+    #[test]
+    fn every_statement_fixture() {
+        let dir = fixtures_dir().join("statements");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n != "purposes.txt")
+            .collect();
+        names.sort();
+        assert!(names.len() >= 4, "{names:?}");
+        for name in names {
+            let bytes = std::fs::read(dir.join(&name)).unwrap();
+            let mut out = String::new();
+            if name.ends_with(".json") {
+                let page = crate::formats::tbank_statement::parse_page(&bytes).unwrap();
+                let _ = writeln!(out, "next cursor: {:?}", page.next_cursor);
+                for raw in &page.operations {
+                    match from_tbank(raw) {
+                        Some(op) => op_line(&mut out, &op),
+                        None => {
+                            let _ = writeln!(out, "  (no money of ours) {}", raw.id);
+                        }
+                    }
+                }
+            } else {
+                let st = super::parse(&bytes).unwrap();
+                let _ = writeln!(
+                    out,
+                    "version {:?}, {}, accounts {:?}, {} documents",
+                    st.version,
+                    st.encoding,
+                    st.accounts,
+                    st.documents.len()
+                );
+                for b in &st.balances {
+                    let _ = writeln!(
+                        out,
+                        "  balance {:?} {:?}..{:?}: {:?} +{:?} -{:?} = {:?}",
+                        b.account,
+                        b.date_from,
+                        b.date_to,
+                        b.opening,
+                        b.credited,
+                        b.debited,
+                        b.closing
+                    );
+                }
+                for doc in &st.documents {
+                    match from_file(doc) {
+                        Some(op) => op_line(&mut out, &op),
+                        None => {
+                            let _ = writeln!(
+                                out,
+                                "  line {}: {:?} {}",
+                                doc.line, doc.direction, doc.kind
+                            );
+                        }
+                    }
+                    for p in &doc.problems {
+                        let _ = writeln!(out, "    problem: {p}");
+                    }
+                }
+            }
+            let snapshot = name.replace(['.', '-'], "_");
+            insta::assert_snapshot!(snapshot, out);
+        }
+    }
+}
