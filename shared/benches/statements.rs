@@ -8,9 +8,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use shared::domain::OrderId;
-use shared::formats::client_bank_exchange::parse;
+use shared::formats::client_bank_exchange::{parse, parse_with};
 use shared::formats::purpose::PurposePatterns;
-use shared::reconcile::{match_credit, Credit, OpenOrder};
+use shared::reconcile::{Credit, OpenOrder, OpenOrders};
 use shared::statement::from_file;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -60,7 +60,7 @@ fn generated(n: usize) -> Vec<u8> {
 fn hundred_thousand(c: &mut Criterion) {
     let bytes = generated(100_000);
     let patterns = PurposePatterns::new().unwrap();
-    let open: Vec<OpenOrder> = (0..1000)
+    let open: OpenOrders = (0..1000)
         .map(|i| OpenOrder {
             id: OrderId::parse(format!("o{i}")).unwrap(),
             number: Some(format!("o{i}")),
@@ -68,26 +68,32 @@ fn hundred_thousand(c: &mut Criterion) {
             open: 10_000_000,
             buyer_inn: None,
         })
-        .collect();
+        .collect::<Vec<OpenOrder>>()
+        .into();
     let mut g = c.benchmark_group("statement 100k operations");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.bench_function("parse+reference+match", |b| {
         b.iter(|| {
-            let st = parse(black_box(&bytes)).unwrap();
+            // Streaming: one document in memory at a time.
             let mut matched = 0usize;
-            for op in st.documents.iter().filter_map(from_file) {
+            let mut each = |op: shared::statement::BankOperation| {
                 let refs = patterns.references(&op.purpose);
-                let m = match_credit(
+                let m = open.match_credit(
                     Credit {
                         amount: op.amount,
                         payer_inn: op.counterparty_inn.as_deref(),
                     },
                     &refs,
-                    &open,
                 );
                 matched += usize::from(matches!(m, shared::reconcile::Matched::Order { .. }));
-            }
+            };
+            parse_with(black_box(&bytes), |doc| {
+                if let Some(op) = from_file(&doc) {
+                    each(op);
+                }
+            })
+            .unwrap();
             assert_eq!(matched, 100_000);
         })
     });

@@ -17,7 +17,7 @@ use crate::formats::purpose::{PurposePatterns, Reference};
 use crate::formats::{client_bank_exchange, tbank_statement};
 use crate::ledger::{now_ms, Ledger, LedgerError, Recorded};
 use crate::ports::{EventPublisher, LedgerStore};
-use crate::reconcile::{match_credit, Confidence, Credit, Matched, OpenOrder};
+use crate::reconcile::{Confidence, Credit, Matched, OpenOrders};
 use crate::settlement::{self, SettlementReport};
 use crate::statement::{facts, from_file, from_tbank, BankOperation};
 
@@ -222,7 +222,7 @@ async fn refunded_order(deps: &PullDeps, op: &BankOperation) -> Result<Option<Or
 async fn apply_operation(
     deps: &PullDeps,
     op: &BankOperation,
-    open: &mut Vec<OpenOrder>,
+    open: &mut OpenOrders,
     s: &mut SourceSummary,
 ) -> Result<(), LedgerError> {
     let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
@@ -290,7 +290,7 @@ async fn apply_operation(
         amount: op.amount,
         payer_inn: op.counterparty_inn.as_deref(),
     };
-    let matched = match_credit(credit, &refs, open);
+    let matched = open.match_credit(credit, &refs);
     // 1C may have booked this money before the statement brought it: link, do not count twice.
     let booked = match &matched {
         Matched::Order { order, amount, .. } => deps
@@ -334,7 +334,7 @@ async fn record_matched(
     op: &BankOperation,
     matched: &Matched,
     booked: Option<&PaymentRef>,
-    open: &mut Vec<OpenOrder>,
+    open: &mut OpenOrders,
     s: &mut SourceSummary,
 ) -> Result<(), LedgerError> {
     let mut all_new = true;
@@ -350,12 +350,7 @@ async fn record_matched(
     }
     s.new += 1;
     // Later operations of the same run see what this one paid.
-    let mut paid = |order: &OrderId, amount: i64| {
-        if let Some(o) = open.iter_mut().find(|o| &o.id == order) {
-            o.open -= amount;
-        }
-        open.retain(|o: &OpenOrder| o.open > 0);
-    };
+    let mut paid = |order: &OrderId, amount: i64| open.pay(order, amount);
     match matched {
         Matched::Order {
             order,
@@ -420,7 +415,7 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             }
         };
         s.fetched = ops.len();
-        let mut open = deps.store.open_orders(10_000).await?;
+        let mut open = OpenOrders::from(deps.store.open_orders(10_000).await?);
         for op in &ops {
             apply_operation(deps, op, &mut open, &mut s).await?;
         }
@@ -498,7 +493,7 @@ mod tests {
 
         async fn run(&self, ops: &[BankOperation]) -> SourceSummary {
             let mut s = SourceSummary::default();
-            let mut open = self.deps.store.open_orders(100).await.unwrap();
+            let mut open = OpenOrders::from(self.deps.store.open_orders(100).await.unwrap());
             for op in ops {
                 apply_operation(&self.deps, op, &mut open, &mut s)
                     .await

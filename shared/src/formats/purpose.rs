@@ -41,7 +41,11 @@ impl PurposePatterns {
 
     /// The references a purpose names, in order, without duplicates.
     pub fn references(&self, purpose: &str) -> Vec<Reference> {
-        let text = purpose.replace(['\u{a0}', '\u{202f}'], " ");
+        let text: std::borrow::Cow<'_, str> = if purpose.contains(['\u{a0}', '\u{202f}']) {
+            purpose.replace(['\u{a0}', '\u{202f}'], " ").into()
+        } else {
+            purpose.into()
+        };
         let mut out: Vec<Reference> = Vec::new();
         let push = |r: Reference, out: &mut Vec<Reference>| {
             if !out.contains(&r) {
@@ -55,7 +59,10 @@ impl PurposePatterns {
             if caps.get(2).is_some() {
                 continue; // счет-фактура
             }
-            let before = text[..keyword.start()].to_lowercase();
+            // Only the words right before the keyword matter.
+            let head = &text[..keyword.start()];
+            let from = head.char_indices().rev().nth(15).map_or(0, |(i, _)| i);
+            let before = head[from..].to_lowercase();
             let before = before.trim_end();
             if ["расчетный", "расчётный", "лицевой", "р/", "л/"]
                 .iter()
