@@ -5,6 +5,9 @@
 //! without `КонецФайла` is refused as incomplete. Direction comes from the statement's own accounts, not from the
 //! `ДатаСписано`/`ДатаПоступило` keys (banks fill those inconsistently), which are only a fallback.
 
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
 use encoding_rs::{Encoding, IBM866, WINDOWS_1251};
 
 use crate::domain::money::parse_minor;
@@ -76,40 +79,63 @@ pub struct BankDocument {
 
 impl BankDocument {
     /// The first non-empty value of `key`, trimmed.
-    pub fn field(&self, key: &str) -> Option<&str> {
+    pub fn field(&self, key: &str) -> Option<String> {
         self.fields
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.trim().to_owned())
+            .find(|v| !v.is_empty())
     }
 }
 
-/// A document's `key=value` lines in one buffer (two allocations per document instead of two per line).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A document's `key=value` lines as the file has them: bytes in the file's encoding, one buffer per document,
+/// decoded only when read. The parser matches the keys it knows on the bytes and decodes only their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fields {
-    text: String,
-    /// `(key start, key end = value start, value end)` in `text`.
+    raw: Vec<u8>,
+    /// `(key start, key end = value start, value end)` in `raw`.
     spans: Vec<(u32, u32, u32)>,
+    /// `None`: UTF-8.
+    encoding: Option<&'static Encoding>,
+}
+
+impl Default for Fields {
+    fn default() -> Self {
+        Fields::new(None)
+    }
 }
 
 impl Fields {
-    fn push(&mut self, key: &str, value: &str) {
-        let at = |len: usize| u32::try_from(len).unwrap_or(u32::MAX);
-        let start = at(self.text.len());
-        self.text.push_str(key);
-        let middle = at(self.text.len());
-        self.text.push_str(value);
-        self.spans.push((start, middle, at(self.text.len())));
+    fn new(encoding: Option<&'static Encoding>) -> Self {
+        Fields {
+            raw: Vec::with_capacity(1024),
+            spans: Vec::with_capacity(32),
+            encoding,
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    fn push(&mut self, key: &[u8], value: &[u8]) {
+        let at = |len: usize| u32::try_from(len).unwrap_or(u32::MAX);
+        let start = at(self.raw.len());
+        self.raw.extend_from_slice(key);
+        let middle = at(self.raw.len());
+        self.raw.extend_from_slice(value);
+        self.spans.push((start, middle, at(self.raw.len())));
+    }
+
+    fn raw_iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.spans.iter().map(|&(a, b, c)| {
             (
-                self.text.get(a as usize..b as usize).unwrap_or(""),
-                self.text.get(b as usize..c as usize).unwrap_or(""),
+                self.raw.get(a as usize..b as usize).unwrap_or_default(),
+                self.raw.get(b as usize..c as usize).unwrap_or_default(),
             )
         })
+    }
+
+    /// Every line, decoded, in file order.
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        self.raw_iter()
+            .map(|(k, v)| (text(self.encoding, k), text(self.encoding, v)))
     }
 
     pub fn len(&self) -> usize {
@@ -118,6 +144,74 @@ impl Fields {
 
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
+    }
+}
+
+fn text<'a>(encoding: Option<&'static Encoding>, bytes: &'a [u8]) -> Cow<'a, str> {
+    match encoding {
+        None => String::from_utf8_lossy(bytes),
+        Some(e) => e.decode_without_bom_handling(bytes).0,
+    }
+}
+
+/// Keys as bytes in one encoding.
+struct Keys {
+    end_file: Vec<u8>,
+    doc_start: Vec<u8>,
+    doc_end: Vec<u8>,
+    balance_start: Vec<u8>,
+    /// In the order of `build_document`'s slots.
+    document: Vec<Vec<u8>>,
+    purpose: Vec<u8>,
+}
+
+const DOCUMENT_KEYS: [&str; 16] = [
+    "Номер",
+    "Дата",
+    "ПлательщикСчет",
+    "ПлательщикРасчСчет",
+    "ПолучательСчет",
+    "ПолучательРасчСчет",
+    "Плательщик1",
+    "Плательщик",
+    "ПлательщикИНН",
+    "Получатель1",
+    "Получатель",
+    "ПолучательИНН",
+    "НазначениеПлатежа",
+    "ДатаСписано",
+    "ДатаПоступило",
+    "Сумма",
+];
+const AMOUNT: usize = 15;
+const PURPOSE: usize = 12;
+
+impl Keys {
+    fn new(encoding: Option<&'static Encoding>) -> Keys {
+        let enc = |s: &str| match encoding {
+            None => s.as_bytes().to_vec(),
+            Some(e) => e.encode(s).0.into_owned(),
+        };
+        Keys {
+            end_file: enc("КонецФайла"),
+            doc_start: enc("СекцияДокумент"),
+            doc_end: enc("КонецДокумента"),
+            balance_start: enc("СекцияРасчСчет"),
+            document: DOCUMENT_KEYS.iter().map(|k| enc(k)).collect(),
+            purpose: enc("НазначениеПлатежа"),
+        }
+    }
+
+    fn of(encoding: Option<&'static Encoding>) -> &'static Keys {
+        static UTF8: OnceLock<Keys> = OnceLock::new();
+        static CP1251: OnceLock<Keys> = OnceLock::new();
+        static CP866: OnceLock<Keys> = OnceLock::new();
+        let cell = match encoding {
+            None => &UTF8,
+            Some(e) if e == IBM866 => &CP866,
+            Some(_) => &CP1251,
+        };
+        cell.get_or_init(|| Keys::new(encoding))
     }
 }
 
@@ -211,67 +305,71 @@ fn non_empty(v: &str) -> Option<String> {
 }
 
 fn build_document(kind: String, line: usize, fields: Fields) -> BankDocument {
+    let keys = Keys::of(fields.encoding);
     let mut problems = Vec::new();
-    // One pass: the first non-empty value of each key we read (a document names each once; extra copies stay in
-    // `fields`).
-    let mut slot: [Option<&str>; 15] = [None; 15];
-    let mut purpose_parts: [Option<&str>; 6] = [None; 6];
-    let mut amount_raw: Option<&str> = None;
-    for (key, value) in fields.iter() {
-        let i = match key {
-            "Номер" => 0,
-            "Дата" => 1,
-            "ПлательщикСчет" => 2,
-            "ПлательщикРасчСчет" => 3,
-            "ПолучательСчет" => 4,
-            "ПолучательРасчСчет" => 5,
-            "Плательщик1" => 6,
-            "Плательщик" => 7,
-            "ПлательщикИНН" => 8,
-            "Получатель1" => 9,
-            "Получатель" => 10,
-            "ПолучательИНН" => 11,
-            "НазначениеПлатежа" => 12,
-            "ДатаСписано" => 13,
-            "ДатаПоступило" => 14,
-            "Сумма" => {
-                amount_raw.get_or_insert(value);
-                continue;
+    // One pass over the bytes: the first non-empty value of each key we read (extra copies stay in `fields`).
+    let mut slot: [Option<&[u8]>; 16] = [None; 16];
+    let mut purpose_parts: [Option<&[u8]>; 6] = [None; 6];
+    let mut amount_seen = false;
+    for (key, value) in fields.raw_iter() {
+        let v = value.trim_ascii();
+        match keys.document.iter().position(|k| k == key) {
+            Some(AMOUNT) => {
+                // The first `Сумма` is the amount, even when empty.
+                if !amount_seen {
+                    amount_seen = true;
+                    slot[AMOUNT] = Some(v);
+                }
             }
-            _ => {
+            Some(i) => {
+                if !v.is_empty() && slot[i].is_none() {
+                    slot[i] = Some(v);
+                }
+            }
+            None => {
                 if let Some(n) = key
-                    .strip_prefix("НазначениеПлатежа")
+                    .strip_prefix(keys.purpose.as_slice())
+                    .and_then(|d| std::str::from_utf8(d).ok())
                     .and_then(|d| d.parse::<usize>().ok())
                     .filter(|n| (1..=6).contains(n))
                 {
-                    let v = value.trim();
                     if !v.is_empty() {
                         purpose_parts[n - 1].get_or_insert(v);
                     }
                 }
-                continue;
             }
-        };
-        let v = value.trim();
-        if !v.is_empty() && slot[i].is_none() {
-            slot[i] = Some(v);
         }
     }
-    let owned = |i: usize| slot[i].map(str::to_owned);
-    let amount_value = amount_raw.and_then(|v| amount("Сумма", v, &mut problems));
-    let mut purpose = owned(12).unwrap_or_default();
+    let owned = |i: usize| -> Option<String> {
+        let t = text(fields.encoding, slot[i]?);
+        let t = t.trim();
+        (!t.is_empty()).then(|| t.to_owned())
+    };
+    let amount_text = slot[AMOUNT].map(|v| text(fields.encoding, v));
+    let amount_value = amount_text
+        .as_deref()
+        .and_then(|v| amount("Сумма", v, &mut problems));
+    let mut purpose = owned(PURPOSE).unwrap_or_default();
     for part in purpose_parts.iter().flatten() {
+        let part = text(fields.encoding, part);
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
         if !purpose.is_empty() {
             purpose.push(' ');
         }
         purpose.push_str(part);
     }
-    for (i, required) in [(0, "Номер"), (1, "Дата")] {
-        if slot[i].is_none() {
-            problems.push(format!("{required} is missing"));
-        }
+    let number = owned(0);
+    let date = owned(1);
+    if number.is_none() {
+        problems.push("Номер is missing".into());
     }
-    if amount_raw.is_none_or(|v| v.trim().is_empty()) {
+    if date.is_none() {
+        problems.push("Дата is missing".into());
+    }
+    if amount_text.as_deref().is_none_or(|v| v.trim().is_empty()) {
         problems.push("Сумма is missing".into());
     }
     let payer_account = owned(2).or_else(|| owned(3));
@@ -282,8 +380,8 @@ fn build_document(kind: String, line: usize, fields: Fields) -> BankDocument {
     BankDocument {
         kind,
         line,
-        number: owned(0),
-        date: owned(1),
+        number,
+        date,
         amount: amount_value,
         payer_name: owned(6).or_else(|| owned(7)),
         payer_inn: owned(8),
@@ -358,43 +456,54 @@ pub fn parse_with(
         balances: Vec::new(),
         documents: Vec::new(),
     };
-    // Lines are decoded one at a time into one reused buffer: no copy of the whole file.
-    let mut buf = String::with_capacity(1024);
+    let keys = Keys::of(encoding);
     let mut started = false;
     let mut section = Section::Header;
     let mut section_line = 1;
     let mut finished = false;
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let no = i + 1;
-        let text = match encoding {
-            None => std::str::from_utf8(raw).unwrap_or_default(),
-            Some(enc) => {
-                buf.clear();
-                let mut decoder = enc.new_decoder_without_bom_handling();
-                buf.reserve(
-                    decoder
-                        .max_utf8_buffer_length(raw.len())
-                        .unwrap_or(raw.len() * 3),
-                );
-                let _ = decoder.decode_to_string(raw, &mut buf, true);
-                buf.as_str()
-            }
+    let mut rest = bytes;
+    let mut no = 0;
+    while !rest.is_empty() {
+        let (mut raw, next) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
         };
-        let line = text.trim_end_matches('\r').trim_start_matches('\u{feff}');
-        if line.trim_ascii().is_empty() {
+        rest = next;
+        no += 1;
+        while let [head @ .., b'\r'] = raw {
+            raw = head;
+        }
+        if encoding.is_none() {
+            raw = raw.strip_prefix(BOM).unwrap_or(raw);
+        }
+        if raw.trim_ascii().is_empty() {
             continue;
         }
         if !started {
-            if line.trim() != "1CClientBankExchange" {
+            if text(encoding, raw).trim() != "1CClientBankExchange" {
                 return Err(StatementError::NotStatement);
             }
             started = true;
             continue;
         }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim_ascii(), v),
-            None => (line.trim_ascii(), ""),
+        let (raw_key, raw_value) = match memchr::memchr(b'=', raw) {
+            Some(i) => (raw[..i].trim_ascii(), &raw[i + 1..]),
+            None => (raw.trim_ascii(), &[][..]),
         };
+        // A document's lines stay bytes until a key is read.
+        if let Section::Document { fields, .. } = &mut section {
+            let control = raw_key == keys.doc_end.as_slice()
+                || raw_key == keys.end_file.as_slice()
+                || raw_key == keys.doc_start.as_slice()
+                || raw_key == keys.balance_start.as_slice();
+            if !control {
+                fields.push(raw_key, raw_value);
+                continue;
+            }
+        }
+        let key_text = text(encoding, raw_key);
+        let value_text = text(encoding, raw_value);
+        let (key, value) = (key_text.as_ref(), value_text.as_ref());
         match (key, &mut section) {
             ("КонецФайла", Section::Header) => {
                 finished = true;
@@ -409,7 +518,7 @@ pub fn parse_with(
                 section = Section::Document {
                     kind: value.trim().to_owned(),
                     line: no,
-                    fields: Fields::default(),
+                    fields: Fields::new(encoding),
                 };
                 section_line = no;
             }
@@ -484,7 +593,7 @@ pub fn parse_with(
                     _ => {}
                 }
             }
-            (_, Section::Document { fields, .. }) => fields.push(key, value),
+            (_, Section::Document { fields, .. }) => fields.push(raw_key, raw_value),
         }
     }
     if !started {
@@ -573,7 +682,7 @@ mod tests {
             (Some(150_000), Direction::Incoming)
         );
         assert_eq!(d.purpose, "Хоз расходы {53=33798.03}");
-        assert_eq!(d.field("НовыйКлюч"), Some("сохранён"));
+        assert_eq!(d.field("НовыйКлюч"), Some("сохранён".to_owned()));
         let incomplete = &st.documents[1];
         assert_eq!(incomplete.problems, ["Дата is missing", "Сумма is missing"]);
         // cp866 (DOS) and UTF-8 read the same.
