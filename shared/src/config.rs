@@ -112,6 +112,8 @@ pub struct Exchange1cConfig {
     pub session_ttl_secs: i64,
     /// `EXCHANGE_1C_UTC_OFFSET_MINUTES`: the offset 1C's local dates are in (default Moscow, 180).
     pub utc_offset_minutes: i32,
+    /// `CANCEL_REFUND_POLICY` (`refund` | `ask`): whether cancelling a paid order in 1C asks for the money back.
+    pub refund_on_cancel: bool,
     /// `EXCHANGE_1C_UPSTREAM_URL`: the store's own exchange endpoint (e.g. `https://shop/bitrix/admin/1c_exchange.php`).
     /// Set → proxy mode: 1C's whole conversation is relayed there and tapped.
     pub upstream: Option<String>,
@@ -248,7 +250,21 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 self.get("EXCHANGE_1C_ENRICH").as_deref(),
                 Some("0" | "false" | "off" | "no")
             ),
+            refund_on_cancel: self.refund_on_cancel()?,
         })
+    }
+
+    /// `CANCEL_REFUND_POLICY`: `refund` (default) returns the money of a cancelled paid order at once; `ask` leaves
+    /// it to a person (the order is flagged `refund_due`).
+    pub fn refund_on_cancel(&self) -> Result<bool, ConfigError> {
+        match self.get("CANCEL_REFUND_POLICY").as_deref() {
+            None | Some("refund") => Ok(true),
+            Some("ask") => Ok(false),
+            Some(other) => Err(ConfigError::Invalid {
+                name: "CANCEL_REFUND_POLICY",
+                reason: format!("{other:?}: expected `refund` or `ask`"),
+            }),
+        }
     }
 
     pub fn callback(&self) -> Result<CallbackConfig, ConfigError> {

@@ -22,12 +22,15 @@ pub struct SweeperDeps {
     pub uploads: Arc<dyn ExchangeStore>,
     /// The offset 1C's local dates are in (`EXCHANGE_1C_UTC_OFFSET_MINUTES`).
     pub utc_offset_minutes: i32,
+    /// `CANCEL_REFUND_POLICY`, as exchange-1c applies it.
+    pub refund_on_cancel: bool,
 }
 
 impl SweeperDeps {
     pub fn new(
         config: &LedgerConfig,
         utc_offset_minutes: i32,
+        refund_on_cancel: bool,
         aws: &aws_config::SdkConfig,
     ) -> Self {
         let (store, events) = crate::adapters::aws_ledger(config, aws);
@@ -36,6 +39,7 @@ impl SweeperDeps {
             events,
             uploads: store,
             utc_offset_minutes,
+            refund_on_cancel,
         }
     }
 }
@@ -60,6 +64,7 @@ pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweeperReport, 
         uploads: deps.uploads.as_ref(),
         ttl_secs: 3600,
         utc_offset_minutes: deps.utc_offset_minutes,
+        refund_on_cancel: deps.refund_on_cancel,
     };
     let (taps_found, taps_applied) = retry_pending_taps(&importer, TAP_BATCH).await?;
     let report = SweeperReport {

@@ -140,6 +140,7 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
             &env.table,
         )),
         utc_offset_minutes: 180,
+        refund_on_cancel: true,
     };
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));

@@ -30,6 +30,7 @@ impl OneC {
                 import_budget_ms: 20_000,
                 session_ttl_secs: 600,
                 utc_offset_minutes: 180,
+                refund_on_cancel: true,
                 upstream: None,
                 enrich_query: true,
             },

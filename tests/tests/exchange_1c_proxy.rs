@@ -100,6 +100,7 @@ fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
             import_budget_ms: 20_000,
             session_ttl_secs: 600,
             utc_offset_minutes: 180,
+            refund_on_cancel: true,
             upstream: Some(upstream.to_owned()),
             enrich_query: enrich,
         },
@@ -395,6 +396,7 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
         events: env.deps.events.clone(),
         uploads: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
         utc_offset_minutes: 180,
+        refund_on_cancel: true,
     };
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!((report.taps_found, report.taps_applied), (1, 1));

@@ -10,7 +10,12 @@ async fn main() -> Result<(), Error> {
     let env = shared::config::Env::process();
     let config = env.ledger()?;
     let aws = shared::aws::sdk_config().await;
-    let deps = shared::sweeper::SweeperDeps::new(&config, env.utc_offset_minutes()?, &aws);
+    let deps = shared::sweeper::SweeperDeps::new(
+        &config,
+        env.utc_offset_minutes()?,
+        env.refund_on_cancel()?,
+        &aws,
+    );
     run(service_fn(|_: LambdaEvent<Value>| async {
         let report = shared::sweeper::handle(&deps, shared::sweeper::GRACE_MS).await?;
         Ok::<_, Error>(serde_json::to_value(report)?)

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::fact::PaymentFact;
 use super::money::Currency;
 use super::order::{Order, OrderState};
+use super::refund::RefundStatus;
 
 /// What caused the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,16 @@ impl From<&PaymentFact> for FactSummary {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundView {
+    pub id: String,
+    pub amount: i64,
+    pub status: RefundStatus,
+    pub reason: String,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
 /// A snapshot of the order's payment state after one change. Consumers keep the highest `version` they saw.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderEvent {
@@ -45,9 +56,12 @@ pub struct OrderEvent {
     pub net: i64,
     pub paid_percent: Option<i64>,
     pub paid_at_ms: Option<i64>,
-    /// Refunds requested by sources so far (executed by refund-chargeback).
+    /// Refunds requested and not finished yet (executed by refund-chargeback).
     #[serde(default)]
     pub refund_requested: i64,
+    /// Every refund request and how far it got (a failed one carries the acquirer's reason).
+    #[serde(default)]
+    pub refunds: Vec<RefundView>,
     pub flags: Vec<String>,
     pub cause: Option<FactSummary>,
     pub at_ms: i64,
@@ -75,11 +89,18 @@ impl OrderEvent {
             net: t.net(),
             paid_percent: order.paid_percent(),
             paid_at_ms: order.paid_at_ms(),
-            refund_requested: order
+            refund_requested: order.refund_claimed(),
+            refunds: order
                 .refund_requests
-                .values()
-                .copied()
-                .fold(0, i64::saturating_add),
+                .iter()
+                .map(|(id, r)| RefundView {
+                    id: id.clone(),
+                    amount: r.amount,
+                    status: r.status,
+                    reason: r.reason.clone(),
+                    detail: r.detail.clone(),
+                })
+                .collect(),
             flags: order.flags().into_iter().map(str::to_owned).collect(),
             cause: cause.map(FactSummary::from),
             at_ms,

@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::money::Currency;
+use super::refund::RefundProgress;
 use super::DomainError;
 
 const MAX_ID_LEN: usize = 256;
@@ -72,6 +73,8 @@ pub enum Source {
     #[serde(rename = "1c")]
     OneC,
     Store,
+    /// `refund-chargeback`'s own reports on refund requests.
+    Refund,
 }
 
 impl Source {
@@ -83,6 +86,7 @@ impl Source {
             Source::Bank => "bank",
             Source::OneC => "1c",
             Source::Store => "store",
+            Source::Refund => "refund",
         }
     }
 }
@@ -234,6 +238,8 @@ pub enum FactKind {
         /// How the money should go back, as the source said (card, bank transfer, cash).
         method: PaymentMethod,
     },
+    /// `refund-chargeback` reports how far a request got (sent, pending at the acquirer, failed, succeeded).
+    RefundProgress(RefundProgress),
 }
 
 impl FactKind {
@@ -249,6 +255,7 @@ impl FactKind {
             FactKind::SettledInFull => "settled_in_full",
             FactKind::OrderCancelled => "order_cancelled",
             FactKind::RefundRequested { .. } => "refund_requested",
+            FactKind::RefundProgress(_) => "refund_progress",
         }
     }
 
@@ -268,7 +275,8 @@ impl FactKind {
             FactKind::FailedAttempt { .. }
             | FactKind::Void { .. }
             | FactKind::SettledInFull
-            | FactKind::OrderCancelled => None,
+            | FactKind::OrderCancelled
+            | FactKind::RefundProgress(_) => None,
         }
     }
 }
@@ -342,6 +350,12 @@ impl PaymentFact {
     /// Mark the fact as another source's view of money already on `payment`'s line.
     pub fn linking(mut self, document: impl Into<String>) -> Self {
         self.links = Some(document.into());
+        self
+    }
+
+    /// The same fact about another line (a refund request naming the payment it returns).
+    pub fn with_payment(mut self, payment: PaymentRef) -> Self {
+        self.payment = payment;
         self
     }
 

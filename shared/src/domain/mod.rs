@@ -4,6 +4,7 @@ pub mod event;
 pub mod fact;
 pub mod money;
 pub mod order;
+pub mod refund;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
@@ -11,6 +12,7 @@ pub use fact::{
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};
+pub use refund::{RefundProgress, RefundRequest, RefundStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {

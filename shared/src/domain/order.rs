@@ -9,7 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::fact::{FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount};
 use super::money::Currency;
+use super::refund::{RefundRequest, RefundStatus};
 use super::DomainError;
+
+/// Money an acquirer took (and can give back through its refund API).
+pub fn is_acquirer(p: &PaymentRef) -> bool {
+    ["tbank:", "sber:", "yookassa:"]
+        .iter()
+        .any(|prefix| p.as_str().starts_with(prefix))
+}
 
 /// What the store (or 1C) says about the order itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,7 +233,9 @@ impl PaymentLine {
                 self.paid_at_ms = Some(self.paid_at_ms.map_or(fact.at_ms, |t| t.min(fact.at_ms)));
             }
             // Handled on the order, never reaches a line.
-            FactKind::OrderCancelled | FactKind::RefundRequested { .. } => {}
+            FactKind::OrderCancelled
+            | FactKind::RefundRequested { .. }
+            | FactKind::RefundProgress(_) => {}
         }
     }
 
@@ -281,11 +291,13 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Money kept: paid minus refunds and chargebacks.
+    /// Money kept: paid minus refunds and chargebacks, never below zero (a chargeback after a full refund is
+    /// flagged `refund_exceeds_payment`, it does not make the order owe money in the ledger's view).
     pub fn net(&self) -> i64 {
         self.paid
             .saturating_sub(self.refunded)
             .saturating_sub(self.charged_back)
+            .max(0)
     }
 }
 
@@ -302,9 +314,9 @@ pub struct Order {
     /// Facts by which a source cancelled the order.
     #[serde(default)]
     pub cancelled_by: BTreeSet<String>,
-    /// Refunds sources asked for, by fact id: amount (minor units). Executed by `refund-chargeback`.
+    /// Refunds sources asked for, by the request's fact id. Executed by `refund-chargeback`.
     #[serde(default)]
-    pub refund_requests: BTreeMap<String, i64>,
+    pub refund_requests: BTreeMap<String, RefundRequest>,
     /// Optimistic-lock version; 0 = never stored.
     #[serde(default)]
     pub version: u64,
@@ -339,18 +351,107 @@ impl Order {
                 self.cancelled_by.insert(fact.id.as_str().to_owned());
                 return Ok(ApplyOutcome::Applied);
             }
-            FactKind::RefundRequested { amount, .. } => {
+            FactKind::RefundRequested { amount, reason, .. } => {
+                let request = self.admit(fact, *amount, reason);
                 self.refund_requests
-                    .insert(fact.id.as_str().to_owned(), *amount);
+                    .insert(fact.id.as_str().to_owned(), request);
+                return Ok(ApplyOutcome::Applied);
+            }
+            FactKind::RefundProgress(p) => {
+                if let Some(r) = self.refund_requests.get_mut(&p.request) {
+                    r.advance(p);
+                }
                 return Ok(ApplyOutcome::Applied);
             }
             _ => {}
         }
-        self.lines
+        let line = self
+            .lines
             .entry(fact.payment.clone())
-            .or_insert_with(|| PaymentLine::new(fact.method, fact.currency))
-            .merge(fact);
+            .or_insert_with(|| PaymentLine::new(fact.method, fact.currency));
+        let refunded_before = line.refunded();
+        line.merge(fact);
+        let refunded_delta = line.refunded() - refunded_before;
+        // The acquirer's (or the bank statement's) report of a refund we asked for completes the request; it is
+        // the same money, counted once on the line.
+        if matches!(fact.kind, FactKind::Refund { .. }) {
+            for r in self.refund_requests.values_mut() {
+                if r.completed_by(fact, refunded_delta) {
+                    r.status = RefundStatus::Succeeded;
+                    break;
+                }
+            }
+        }
         Ok(ApplyOutcome::Applied)
+    }
+
+    /// Money open refund requests already claim.
+    pub fn refund_claimed(&self) -> i64 {
+        self.refund_requests
+            .values()
+            .filter(|r| r.status.is_open())
+            .map(|r| r.amount)
+            .fold(0, i64::saturating_add)
+    }
+
+    /// Admit a refund request against what the order keeps, and route it by the payment it returns.
+    fn admit(&self, fact: &PaymentFact, amount: i64, reason: &str) -> RefundRequest {
+        let mut request = RefundRequest {
+            amount,
+            reason: reason.to_owned(),
+            line: None,
+            status: RefundStatus::Refused,
+            provider_id: None,
+            expect: None,
+            detail: None,
+            at_ms: fact.at_ms,
+        };
+        let available = self.totals().net() - self.refund_claimed();
+        if amount <= 0 || amount > available {
+            request.detail = Some(format!(
+                "{} exceeds what the order keeps ({})",
+                super::money::format_minor(amount),
+                super::money::format_minor(available.max(0))
+            ));
+            return request;
+        }
+        let claimed_on = |p: &PaymentRef| -> i64 {
+            self.refund_requests
+                .values()
+                .filter(|r| r.status.is_open() && r.line.as_ref() == Some(p))
+                .map(|r| r.amount)
+                .sum()
+        };
+        let free = |p: &PaymentRef, l: &PaymentLine| {
+            l.counted() - l.refunded() - l.charged_back() - claimed_on(p)
+        };
+        let mut candidates: Vec<(&PaymentRef, i64)> = self
+            .lines
+            .iter()
+            .map(|(p, l)| (p, free(p, l)))
+            .filter(|(_, f)| *f >= amount)
+            .collect();
+        // The payment the source named, then card payments (back the way they came), the larger first.
+        candidates.sort_by_key(|(p, f)| (*p != &fact.payment, !is_acquirer(p), -f));
+        let chosen = candidates.first().map(|(p, _)| (*p).clone()).or_else(|| {
+            // Money 1C settled without an amount has no line of its own to return from but the settling one.
+            self.lines
+                .iter()
+                .find(|(_, l)| l.settles_remainder && !l.voided)
+                .map(|(p, _)| p.clone())
+        });
+        match chosen {
+            Some(p) => {
+                request.status = if is_acquirer(&p) {
+                    RefundStatus::Requested
+                } else {
+                    RefundStatus::AwaitingTransfer
+                };
+                request.line = Some(p);
+            }
+            None => request.detail = Some("no single payment of the order covers it".into()),
+        }
+        request
     }
 
     pub fn has_applied(&self, fact_id: &str) -> bool {
@@ -468,6 +569,17 @@ impl Order {
         }
         if t.charged_back > 0 {
             flags.push("chargeback");
+        }
+        // Cancelled with money kept and nobody asked for it back yet (`CANCEL_REFUND_POLICY=ask`).
+        if self.cancelled() && t.net() > self.refund_claimed() {
+            flags.push("refund_due");
+        }
+        if self
+            .refund_requests
+            .values()
+            .any(|r| r.status == RefundStatus::Failed)
+        {
+            flags.push("refund_failed");
         }
         flags
     }

@@ -68,6 +68,7 @@ pub fn facts_for(
     current: Option<&Order>,
     offset_minutes: i32,
     now_ms: i64,
+    refund_on_cancel: bool,
 ) -> Result<Vec<PaymentFact>, String> {
     let Some(doc_id) = doc.id.as_deref().or(doc.number.as_deref()) else {
         return Err(doc_error(doc, "Документ без Ид не загружен"));
@@ -112,25 +113,53 @@ pub fn facts_for(
                     )
                     .map_err(&e)?,
                 );
-                // Cancelling a paid order asks for the money back (refund-chargeback applies the policy).
-                let kept = current.map_or(0, |o| o.totals().net());
-                if kept > 0 {
-                    let method = current
-                        .and_then(|o| o.lines.values().find(|l| l.counted() > 0))
-                        .map_or(PaymentMethod::Other, |l| l.method);
-                    out.push(
-                        fact(
-                            &format!("order#{doc_id}#cancel-refund"),
-                            settle,
-                            method,
-                            FactKind::RefundRequested {
-                                amount: kept,
-                                reason: "Заказ отменен в 1С".into(),
-                                method,
-                            },
-                        )
-                        .map_err(&e)?,
-                    );
+                // Cancelling a paid order asks for the money back, one request per payment that still keeps money
+                // (each goes back the way it came), unless the policy is to ask a person first.
+                if let (true, Some(order)) = (refund_on_cancel, current) {
+                    let mut asked = order.refund_claimed();
+                    for (payment, line) in &order.lines {
+                        let claimed: i64 = order
+                            .refund_requests
+                            .values()
+                            .filter(|r| r.status.is_open() && r.line.as_ref() == Some(payment))
+                            .map(|r| r.amount)
+                            .sum();
+                        let free = line.counted() - line.refunded() - line.charged_back() - claimed;
+                        if free <= 0 {
+                            continue;
+                        }
+                        asked += free;
+                        out.push(
+                            fact(
+                                &format!("order#{doc_id}#cancel-refund#{payment}"),
+                                payment.clone(),
+                                line.method,
+                                FactKind::RefundRequested {
+                                    amount: free,
+                                    reason: "Заказ отменен в 1С".into(),
+                                    method: line.method,
+                                },
+                            )
+                            .map_err(&e)?,
+                        );
+                    }
+                    // What 1C settled without an amount has no line of money: it is asked back on the settling line.
+                    let rest = order.totals().net() - asked;
+                    if rest > 0 {
+                        out.push(
+                            fact(
+                                &format!("order#{doc_id}#cancel-refund#rest"),
+                                settle,
+                                PaymentMethod::Other,
+                                FactKind::RefundRequested {
+                                    amount: rest,
+                                    reason: "Заказ отменен в 1С".into(),
+                                    method: PaymentMethod::Other,
+                                },
+                            )
+                            .map_err(&e)?,
+                        );
+                    }
                 }
             }
         }
@@ -257,7 +286,7 @@ mod tests {
 
     fn apply_all(o: &mut Order, doc: &Document) {
         let id = o.id.clone();
-        for f in facts_for(doc, &id, Some(o), 180, 0).unwrap() {
+        for f in facts_for(doc, &id, Some(o), 180, 0, true).unwrap() {
             o.apply(&f).unwrap();
         }
     }
@@ -327,7 +356,7 @@ mod tests {
             .requisites
             .push(("Причина к Возврату".into(), "Брак".into()));
         let id = o.id.clone();
-        let facts = facts_for(&refund, &id, Some(&o), 180, 0).unwrap();
+        let facts = facts_for(&refund, &id, Some(&o), 180, 0, true).unwrap();
         assert_eq!(
             facts[0].kind,
             FactKind::RefundRequested {
@@ -338,10 +367,13 @@ mod tests {
         );
         apply_all(&mut o, &refund);
         assert_eq!(o.totals().paid, 600_000, "a request moves no money");
-        assert_eq!(o.refund_requests.values().sum::<i64>(), 100);
+        assert_eq!(
+            o.refund_requests.values().map(|r| r.amount).sum::<i64>(),
+            100
+        );
         let mut no_sum = payment(Operation::PaymentCash, "n-1", "v1", 1, true);
         no_sum.amount = None;
-        assert!(facts_for(&no_sum, &id, Some(&o), 180, 0).is_err());
+        assert!(facts_for(&no_sum, &id, Some(&o), 180, 0, true).is_err());
         let cancel = Document {
             deletion_mark: true,
             ..order_doc
@@ -349,9 +381,13 @@ mod tests {
         apply_all(&mut o, &cancel);
         assert!(o.cancelled());
         assert_eq!(
-            o.refund_requests.values().sum::<i64>(),
-            100 + 600_000,
-            "cancelling a paid order asks for it back"
+            o.refund_claimed(),
+            600_000,
+            "cancelling a paid order asks back everything it keeps, once (the 100 asked before included)"
         );
+        assert!(o
+            .refund_requests
+            .values()
+            .all(|r| r.status != crate::domain::RefundStatus::Refused));
     }
 }

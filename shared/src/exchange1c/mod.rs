@@ -80,6 +80,7 @@ pub struct Importer<'a> {
     pub uploads: &'a dyn ExchangeStore,
     pub ttl_secs: i64,
     pub utc_offset_minutes: i32,
+    pub refund_on_cancel: bool,
 }
 
 impl ExchangeDeps {
@@ -90,6 +91,7 @@ impl ExchangeDeps {
             uploads: self.sessions.as_ref(),
             ttl_secs: self.config.session_ttl_secs,
             utc_offset_minutes: self.config.utc_offset_minutes,
+            refund_on_cancel: self.config.refund_on_cancel,
         }
     }
 }
@@ -539,6 +541,7 @@ async fn apply_document(
         current.as_ref(),
         ctx.utc_offset_minutes,
         now_ms(),
+        ctx.refund_on_cancel,
     ) {
         Ok(f) => f,
         Err(line) => return Ok(Some(line)),
