@@ -418,6 +418,7 @@ mod tests {
             ledger: LedgerConfig {
                 table: "t".into(),
                 events_queue_url: "q".into(),
+                refunds_queue_url: None,
             },
             tbank: Some(TbankConfig {
                 terminal_key: tbank_key.into(),

@@ -39,6 +39,9 @@ pub struct LedgerConfig {
     pub table: String,
     /// `EVENTS_QUEUE_URL`: the SQS FIFO queue every committed change is announced on.
     pub events_queue_url: String,
+    /// `REFUNDS_QUEUE_URL`: the SQS FIFO queue of `refund-chargeback`; changes that leave refund work are announced
+    /// there too. Unset: nobody executes refunds (they wait, admitted, in the ledger).
+    pub refunds_queue_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +98,17 @@ pub struct CallbackConfig {
     pub tbank: Option<TbankConfig>,
     pub sber: Option<SberConfig>,
     pub yookassa: Option<YooKassaConfig>,
+}
+
+/// Settings of `refund-chargeback`: per acquirer `(login, secret, API base URL)` (T-Bank: terminal key and password;
+/// Sber: API user and password; YooKassa: shop id and secret key). An acquirer left out cannot refund: its
+/// requests fail with that reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundConfig {
+    pub ledger: LedgerConfig,
+    pub tbank: Option<(String, Secret, String)>,
+    pub sber: Option<(String, Secret, String)>,
+    pub yookassa: Option<(String, Secret, String)>,
 }
 
 /// Settings of `exchange-1c`.
@@ -174,6 +188,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(LedgerConfig {
             table: self.require("LEDGER_TABLE")?,
             events_queue_url: self.require("EVENTS_QUEUE_URL")?,
+            refunds_queue_url: self
+                .get("REFUNDS_QUEUE_URL")
+                .filter(|u| !u.trim().is_empty()),
         })
     }
 
@@ -265,6 +282,36 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 reason: format!("{other:?}: expected `refund` or `ask`"),
             }),
         }
+    }
+
+    /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.
+    pub fn refund_chargeback(&self) -> Result<RefundConfig, ConfigError> {
+        let api = |user: &'static str, secret: &'static str, url: &'static str, default: &str| {
+            self.pair(user, secret)?
+                .map(|(u, s)| Ok::<_, ConfigError>((u, s, self.url(url, default)?)))
+                .transpose()
+        };
+        Ok(RefundConfig {
+            ledger: self.ledger()?,
+            tbank: api(
+                "TBANK_TERMINAL_KEY",
+                "TBANK_PASSWORD",
+                "TBANK_API_URL",
+                "https://securepay.tinkoff.ru/v2",
+            )?,
+            sber: api(
+                "SBER_USERNAME",
+                "SBER_PASSWORD",
+                "SBER_API_URL",
+                "https://securepayments.sberbank.ru/payment/rest",
+            )?,
+            yookassa: api(
+                "YOOKASSA_SHOP_ID",
+                "YOOKASSA_SECRET_KEY",
+                "YOOKASSA_API_URL",
+                "https://api.yookassa.ru/v3",
+            )?,
+        })
     }
 
     pub fn callback(&self) -> Result<CallbackConfig, ConfigError> {

@@ -13,6 +13,8 @@ pub mod http;
 pub mod ledger;
 pub mod ports;
 pub mod reconcile;
+pub mod refund_chargeback;
+pub mod refund_gateway;
 pub mod settlement;
 pub mod statement;
 pub mod statement_pull;

@@ -119,6 +119,7 @@ pub async fn spawn_env_with(endpoints: Endpoints, verify: YooKassaVerify) -> Tes
         ledger: LedgerConfig {
             table: table.clone(),
             events_queue_url: queue_url.clone(),
+            refunds_queue_url: None,
         },
         tbank: Some(TbankConfig {
             terminal_key: TBANK_TERMINAL.into(),

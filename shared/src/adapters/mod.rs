@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use crate::config::LedgerConfig;
 
-/// The ledger's real adapters, as every function wires them: the DynamoDB table and the SQS events queue.
+/// The ledger's real adapters, as every function wires them: the DynamoDB table and the SQS events (and refunds)
+/// queues.
 pub fn aws_ledger(
     config: &LedgerConfig,
     aws: &aws_config::SdkConfig,
@@ -16,9 +17,9 @@ pub fn aws_ledger(
             aws_sdk_dynamodb::Client::new(aws),
             &config.table,
         )),
-        Arc::new(sqs::SqsEventPublisher::new(
-            aws_sdk_sqs::Client::new(aws),
-            &config.events_queue_url,
-        )),
+        Arc::new(
+            sqs::SqsEventPublisher::new(aws_sdk_sqs::Client::new(aws), &config.events_queue_url)
+                .with_refunds_queue(config.refunds_queue_url.clone()),
+        ),
     )
 }

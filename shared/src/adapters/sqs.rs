@@ -10,6 +10,7 @@ use crate::ports::{EventPublisher, PublishError};
 pub struct SqsEventPublisher {
     client: Client,
     queue_url: String,
+    refunds_queue_url: Option<String>,
 }
 
 impl SqsEventPublisher {
@@ -17,7 +18,33 @@ impl SqsEventPublisher {
         SqsEventPublisher {
             client,
             queue_url: queue_url.into(),
+            refunds_queue_url: None,
         }
+    }
+
+    /// Changes that leave refund work are announced on this queue too (for `refund-chargeback`).
+    pub fn with_refunds_queue(mut self, url: Option<String>) -> Self {
+        self.refunds_queue_url = url;
+        self
+    }
+
+    async fn send(
+        &self,
+        queue_url: &str,
+        event: &OrderEvent,
+        body: &str,
+    ) -> Result<(), PublishError> {
+        self.client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .message_group_id(sqs_safe_id(&event.order_id))
+            // Always hashed: event ids can exceed 128 characters.
+            .message_deduplication_id(hex::encode(Sha256::digest(event.event_id.as_bytes())))
+            .send()
+            .await
+            .map_err(|e| PublishError(Box::new(e.into_service_error())))?;
+        Ok(())
     }
 }
 
@@ -36,16 +63,14 @@ pub fn sqs_safe_id(id: &str) -> String {
 impl EventPublisher for SqsEventPublisher {
     async fn publish(&self, event: &OrderEvent) -> Result<(), PublishError> {
         let body = serde_json::to_string(event).map_err(|e| PublishError(Box::new(e)))?;
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .message_group_id(sqs_safe_id(&event.order_id))
-            // Always hashed: event ids can exceed 128 characters.
-            .message_deduplication_id(hex::encode(Sha256::digest(event.event_id.as_bytes())))
-            .send()
-            .await
-            .map_err(|e| PublishError(Box::new(e.into_service_error())))?;
+        self.send(&self.queue_url, event, &body).await?;
+        // Both sends share the dedup id: an outbox re-send after a partial failure adds nothing within SQS's window,
+        // and consumers keep the highest version after it.
+        if let Some(refunds) = &self.refunds_queue_url {
+            if crate::refund_chargeback::has_refund_work(event) {
+                self.send(refunds, event, &body).await?;
+            }
+        }
         Ok(())
     }
 }

@@ -21,6 +21,7 @@ pub fn harness(budget_ms: u64) -> Harness {
             ledger: LedgerConfig {
                 table: "t".into(),
                 events_queue_url: "q".into(),
+                refunds_queue_url: None,
             },
             user: "1c-exchange".into(),
             password: Secret::new("s3cret"),

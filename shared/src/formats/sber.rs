@@ -235,15 +235,7 @@ impl Callback {
             Some(n) => OrderId::parse(n)?,
             None => OrderId::unmatched(&payment),
         };
-        let mut external = format!(
-            "{}#{}#{}",
-            self.md_order,
-            self.operation,
-            u8::from(self.success)
-        );
-        if let Some(total) = key_amount {
-            external.push_str(&format!("#{total}"));
-        }
+        let external = callback_key(&self.md_order, &self.operation, self.success, key_amount);
         Ok(Some(PaymentFact::new(
             FactId::new(Source::Sber, &external)?,
             order_id,
@@ -254,6 +246,56 @@ impl Callback {
             now_ms,
         )?))
     }
+}
+
+/// What identifies a callback: `(mdOrder, operation, status)`, plus the cumulative refunded total for refunds (one
+/// callback per refund).
+pub fn callback_key(md_order: &str, operation: &str, success: bool, total: Option<i64>) -> String {
+    let mut external = format!("{md_order}#{operation}#{}", u8::from(success));
+    if let Some(total) = total {
+        external.push_str(&format!("#{total}"));
+    }
+    external
+}
+
+/// The answer of `refund.do` (`errorCode` `0` is success; others carry `errorMessage`).
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundResponse {
+    #[serde(default)]
+    pub error_code: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+impl RefundResponse {
+    pub fn ok(&self) -> bool {
+        matches!(self.error_code.as_deref(), None | Some("0"))
+    }
+}
+
+/// A refund `refund.do` executed, as the fact its `refunded` callback will also produce: keyed and valued by the
+/// cumulative refunded total, so the callback that follows is a duplicate, not a second refund.
+pub fn refund_fact(
+    md_order: &str,
+    order_id: OrderId,
+    total_refunded: i64,
+    now_ms: i64,
+) -> Result<PaymentFact, SberError> {
+    Ok(PaymentFact::new(
+        FactId::new(
+            Source::Sber,
+            &callback_key(md_order, "refunded", true, Some(total_refunded)),
+        )?,
+        order_id,
+        PaymentRef::new(Source::Sber, md_order)?,
+        PaymentMethod::Card,
+        Currency::RUB,
+        FactKind::Refund {
+            amount: RefundAmount::TotalRefunded(total_refunded),
+        },
+        now_ms,
+    )?)
 }
 
 #[cfg(test)]

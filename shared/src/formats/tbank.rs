@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -139,6 +140,102 @@ pub fn refund_amount(status: &str, amount: i64) -> RefundAmount {
     }
 }
 
+/// (PaymentId, Status) identifies a notification; partial operations repeat the status, so the amount is part of
+/// their key, and a failure must not shadow a later success of the same status.
+pub fn notification_key(payment_id: &str, status: &str, amount: i64, success: bool) -> String {
+    let mut external = format!("{payment_id}#{status}");
+    if status.starts_with("PARTIAL_") {
+        external.push_str(&format!("#{amount}"));
+    }
+    if !success {
+        external.push_str("#failed");
+    }
+    external
+}
+
+/// The answer of `POST /v2/Cancel`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CancelResponse {
+    pub success: bool,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub error_code: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub payment_id: String,
+    #[serde(default)]
+    pub original_amount: Option<i64>,
+    #[serde(default)]
+    pub new_amount: Option<i64>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub details: Option<String>,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => s,
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    })
+}
+
+/// The signed body of a `Cancel` (refund) request: `Amount` in kopecks, `ExternalRequestId` as the idempotency key
+/// (a repeated request returns the state of the first instead of refunding again).
+pub fn cancel_request(
+    terminal_key: &str,
+    password: &str,
+    payment_id: &str,
+    amount: i64,
+    external_request_id: &str,
+) -> serde_json::Value {
+    let fields: BTreeMap<String, String> = [
+        ("TerminalKey", terminal_key.to_owned()),
+        ("PaymentId", payment_id.to_owned()),
+        ("Amount", amount.to_string()),
+        ("ExternalRequestId", external_request_id.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    serde_json::json!({
+        "TerminalKey": terminal_key,
+        "PaymentId": payment_id,
+        "Amount": amount,
+        "ExternalRequestId": external_request_id,
+        "Token": token(&fields, password),
+    })
+}
+
+/// The refund a successful `Cancel` reports, as the fact its notification will also produce (same id, same
+/// "remaining" amount), so the notification that follows is a duplicate, not a second refund.
+pub fn cancel_fact(
+    resp: &CancelResponse,
+    order_id: OrderId,
+    now_ms: i64,
+) -> Result<Option<PaymentFact>, TbankError> {
+    if !resp.success || !matches!(resp.status.as_str(), "REFUNDED" | "PARTIAL_REFUNDED") {
+        return Ok(None);
+    }
+    let remaining = resp.new_amount.unwrap_or(0);
+    Ok(Some(PaymentFact::new(
+        FactId::new(
+            Source::Tbank,
+            &notification_key(&resp.payment_id, &resp.status, remaining, true),
+        )?,
+        order_id,
+        PaymentRef::new(Source::Tbank, &resp.payment_id)?,
+        PaymentMethod::Card,
+        Currency::RUB,
+        FactKind::Refund {
+            amount: refund_amount(&resp.status, remaining),
+        },
+        now_ms,
+    )?))
+}
+
 /// Map a verified notification to a fact; `None` for statuses that move no money (`NEW`, `FORM_SHOWED`, …).
 pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, TbankError> {
     let kind = if !n.success {
@@ -164,17 +261,11 @@ pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, Tba
             _ => return Ok(None),
         }
     };
-    // (PaymentId, Status) identifies a notification; partial operations repeat the status, so the amount is
-    // part of their key, and a failure must not shadow a later success of the same status.
-    let mut external = format!("{}#{}", n.payment_id, n.status);
-    if n.status.starts_with("PARTIAL_") {
-        external.push_str(&format!("#{}", n.amount));
-    }
-    if !n.success {
-        external.push_str("#failed");
-    }
     Ok(Some(PaymentFact::new(
-        FactId::new(Source::Tbank, &external)?,
+        FactId::new(
+            Source::Tbank,
+            &notification_key(&n.payment_id, &n.status, n.amount, n.success),
+        )?,
         OrderId::parse(n.order_id.clone())?,
         PaymentRef::new(Source::Tbank, &n.payment_id)?,
         PaymentMethod::Card,

@@ -1,0 +1,586 @@
+//! `refund-chargeback`: executes the refund requests the ledger admitted, through the acquirer that took the money.
+//!
+//! Triggered by the refunds queue (SQS FIFO, one group per order): a message only says "this order has refund
+//! work"; what to do is read from the ledger. For each admitted request on a card payment:
+//!
+//! 1. `sent` is recorded first, with the fact id the acquirer's own notification of this refund will have, so a
+//!    notification that overtakes the answer completes the request instead of adding a refund;
+//! 2. the acquirer is called with an idempotency key derived from the request id (a retry after a timeout returns the
+//!    first refund, never a second one);
+//! 3. its answer becomes `succeeded` plus the refund fact (the same fact its notification produces), `pending`, or
+//!    `failed` with the acquirer's reason. Timeouts, 5xx and 429 fail the message: SQS redelivers it with backoff
+//!    and, after `maxReceiveCount`, moves it to the DLQ.
+//!
+//! Acquirer-initiated refunds and chargebacks need no work here: acquiring-callback records them, the ledger updates
+//! the order and 1C's feed (a return document), and the store learns it from the events queue.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::domain::order::is_acquirer;
+use crate::domain::{
+    Currency, DomainError, FactId, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod,
+    RefundProgress, RefundStatus, Source,
+};
+use crate::ledger::{now_ms, Ledger, LedgerError};
+use crate::ports::{EventPublisher, LedgerStore};
+use crate::refund_gateway::{Gateways, RefundCall, RefundError, RefundOutcome};
+
+pub struct RefundDeps {
+    pub store: Arc<dyn LedgerStore>,
+    pub events: Arc<dyn EventPublisher>,
+    pub gateways: Gateways,
+}
+
+impl RefundDeps {
+    /// The real adapters: DynamoDB, SQS and the configured acquirers' refund APIs.
+    pub fn new(
+        config: &crate::config::RefundConfig,
+        aws: &aws_config::SdkConfig,
+        http: reqwest::Client,
+    ) -> Self {
+        use crate::refund_gateway::{SberRefunds, TbankRefunds, YooKassaRefunds};
+        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
+        let gateways = Gateways {
+            tbank: config
+                .tbank
+                .clone()
+                .map(|(terminal_key, password, api_url)| {
+                    Arc::new(TbankRefunds {
+                        client: http.clone(),
+                        api_url,
+                        terminal_key,
+                        password,
+                    }) as Arc<dyn crate::refund_gateway::RefundGateway>
+                }),
+            sber: config.sber.clone().map(|(username, password, api_url)| {
+                let status = Arc::new(crate::clients::HttpSberGateway::new(
+                    http.clone(),
+                    &api_url,
+                    &username,
+                    password.clone(),
+                ));
+                Arc::new(SberRefunds {
+                    client: http.clone(),
+                    api_url,
+                    username,
+                    password,
+                    status,
+                }) as Arc<dyn crate::refund_gateway::RefundGateway>
+            }),
+            yookassa: config
+                .yookassa
+                .clone()
+                .map(|(shop_id, secret_key, api_url)| {
+                    Arc::new(YooKassaRefunds {
+                        client: http.clone(),
+                        api_url,
+                        shop_id,
+                        secret_key,
+                    }) as Arc<dyn crate::refund_gateway::RefundGateway>
+                }),
+        };
+        RefundDeps {
+            store,
+            events,
+            gateways,
+        }
+    }
+}
+
+/// What one order's run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderRun {
+    pub succeeded: usize,
+    pub pending: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] crate::ports::StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The acquirer could not be reached or asked us to come back: the message is retried.
+    #[error("acquirer unavailable: {0}")]
+    Transient(String),
+}
+
+fn progress(
+    order: &OrderId,
+    request: &str,
+    status: RefundStatus,
+    provider_id: Option<String>,
+    expect: Option<String>,
+    detail: Option<String>,
+) -> Result<PaymentFact, DomainError> {
+    PaymentFact::new(
+        FactId::new(Source::Refund, &format!("{request}#{}", status.as_str()))?,
+        order.clone(),
+        crate::domain::PaymentRef::new(Source::Refund, request)?,
+        PaymentMethod::Other,
+        Currency::RUB,
+        FactKind::RefundProgress(RefundProgress {
+            request: request.to_owned(),
+            status,
+            provider_id,
+            expect,
+            detail,
+        }),
+        now_ms(),
+    )
+}
+
+/// Execute every admitted card refund of one order (in request order).
+pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<OrderRun, RunError> {
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let mut run = OrderRun::default();
+    let Some(order) = deps.store.load_order(order_id).await? else {
+        return Ok(run);
+    };
+    let work: Vec<String> = order
+        .refund_requests
+        .iter()
+        .filter(|(_, r)| {
+            matches!(r.status, RefundStatus::Requested | RefundStatus::Sent)
+                && r.line.as_ref().is_some_and(is_acquirer)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in work {
+        // Re-read: the previous request of this run moved the refunded total.
+        let Some(order) = deps.store.load_order(order_id).await? else {
+            break;
+        };
+        let Some(request) = order.refund_requests.get(&id).cloned() else {
+            continue;
+        };
+        let Some(line_ref) = request.line.clone() else {
+            continue;
+        };
+        if !matches!(request.status, RefundStatus::Requested | RefundStatus::Sent) {
+            continue;
+        }
+        let line = order.lines.get(&line_ref);
+        let call = RefundCall {
+            order: order_id,
+            request_id: &id,
+            payment: &line_ref,
+            amount: request.amount,
+            currency: order.currency(),
+            refunded_before: line.map_or(0, |l| l.refunded()),
+            captured: line.map_or(0, |l| l.counted()),
+            reason: &request.reason,
+            retry: request.status == RefundStatus::Sent,
+        };
+        let gateway = match deps.gateways.for_payment(&line_ref) {
+            Ok(g) => g,
+            Err(e) => {
+                ledger
+                    .record(&progress(
+                        order_id,
+                        &id,
+                        RefundStatus::Failed,
+                        None,
+                        None,
+                        Some(e.to_string()),
+                    )?)
+                    .await?;
+                run.failed += 1;
+                continue;
+            }
+        };
+        if request.status == RefundStatus::Requested {
+            let expect = gateway.expected_fact(&call);
+            ledger
+                .record(&progress(
+                    order_id,
+                    &id,
+                    RefundStatus::Sent,
+                    None,
+                    expect,
+                    None,
+                )?)
+                .await?;
+        }
+        match gateway.refund(&call).await {
+            Ok(RefundOutcome::Done { fact, provider_id }) => {
+                // The request is marked first: a crash before the money fact leaves nothing to re-send (the
+                // acquirer's notification brings the same fact).
+                ledger
+                    .record(&progress(
+                        order_id,
+                        &id,
+                        RefundStatus::Succeeded,
+                        provider_id,
+                        Some(fact.id.to_string()),
+                        None,
+                    )?)
+                    .await?;
+                ledger.record(&fact).await?;
+                info!(request = %id, amount = request.amount, "refund executed");
+                run.succeeded += 1;
+            }
+            Ok(RefundOutcome::Pending {
+                provider_id,
+                expect,
+            }) => {
+                ledger
+                    .record(&progress(
+                        order_id,
+                        &id,
+                        RefundStatus::Pending,
+                        provider_id,
+                        expect,
+                        None,
+                    )?)
+                    .await?;
+                run.pending += 1;
+            }
+            Err(RefundError::Permanent(reason)) => {
+                warn!(request = %id, reason = %reason, "refund refused by the acquirer");
+                ledger
+                    .record(&progress(
+                        order_id,
+                        &id,
+                        RefundStatus::Failed,
+                        None,
+                        None,
+                        Some(reason),
+                    )?)
+                    .await?;
+                run.failed += 1;
+            }
+            Err(RefundError::Transient(reason)) => return Err(RunError::Transient(reason)),
+        }
+    }
+    Ok(run)
+}
+
+/// Whether an announced change carries refund work (the publisher routes only these to the refunds queue).
+pub fn has_refund_work(event: &OrderEvent) -> bool {
+    event
+        .refunds
+        .iter()
+        .any(|r| matches!(r.status, RefundStatus::Requested | RefundStatus::Sent))
+}
+
+/// One SQS batch. FIFO: once a message of a group fails, the group's later messages in the batch are reported
+/// failed too (unprocessed), so the order's work is never reordered.
+pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    let mut failed_groups: HashSet<String> = HashSet::new();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        if failed_groups.contains(&group) {
+            response.add_failure(id);
+            continue;
+        }
+        let order = record
+            .body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<OrderEvent>(b).ok())
+            .and_then(|e| OrderId::parse(e.order_id).ok());
+        let result = match order {
+            Some(order) => execute_order(deps, &order).await.map(|run| (order, run)),
+            None => {
+                warn!(message_id = %id, "unreadable refund message; it goes to the DLQ after its retries");
+                failed_groups.insert(group);
+                response.add_failure(id);
+                continue;
+            }
+        };
+        match result {
+            Ok((order, run)) => {
+                info!(order_id = %order, succeeded = run.succeeded, pending = run.pending, failed = run.failed, "refund work done")
+            }
+            Err(e) => {
+                warn!(message_id = %id, error.message = %e, "refund work failed; the message is retried");
+                failed_groups.insert(group);
+                response.add_failure(id);
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::{OrderInfo, OrderState, PaymentRef, RefundAmount};
+    use crate::refund_gateway::{idempotency_key, RefundGateway};
+
+    /// A fake acquirer: answers from a script, remembers every call's key and whether it was a retry.
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<Vec<Result<RefundOutcome, RefundError>>>,
+        calls: Mutex<Vec<(String, bool)>>,
+    }
+
+    #[async_trait]
+    impl RefundGateway for Script {
+        async fn refund(&self, call: &RefundCall<'_>) -> Result<RefundOutcome, RefundError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((idempotency_key(call.request_id), call.retry));
+            self.answers.lock().unwrap().remove(0)
+        }
+
+        fn expected_fact(&self, call: &RefundCall<'_>) -> Option<String> {
+            Some(format!(
+                "tbank#p1#PARTIAL_REFUNDED#{}",
+                call.captured - call.refunded_before - call.amount
+            ))
+        }
+    }
+
+    fn fact(source: Source, ext: &str, payment: &str, kind: FactKind) -> PaymentFact {
+        PaymentFact::new(
+            FactId::new(source, ext).unwrap(),
+            OrderId::parse("5001").unwrap(),
+            PaymentRef::new(Source::Tbank, payment).unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            kind,
+            1,
+        )
+        .unwrap()
+    }
+
+    fn tbank_refund(remaining: i64) -> PaymentFact {
+        fact(
+            Source::Tbank,
+            &format!("p1#PARTIAL_REFUNDED#{remaining}"),
+            "p1",
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(remaining),
+            },
+        )
+    }
+
+    struct Env {
+        store: Arc<MemoryLedgerStore>,
+        script: Arc<Script>,
+        deps: RefundDeps,
+    }
+
+    async fn env(answers: Vec<Result<RefundOutcome, RefundError>>) -> Env {
+        let store = Arc::new(MemoryLedgerStore::default());
+        let script = Arc::new(Script {
+            answers: Mutex::new(answers),
+            calls: Mutex::default(),
+        });
+        let deps = RefundDeps {
+            store: store.clone(),
+            events: Arc::new(MemoryPublisher::default()),
+            gateways: Gateways {
+                tbank: Some(script.clone()),
+                ..Gateways::default()
+            },
+        };
+        let e = Env {
+            store,
+            script,
+            deps,
+        };
+        let ledger = e.ledger();
+        ledger
+            .register_order(
+                &OrderId::parse("5001").unwrap(),
+                OrderInfo::new(Some("5001".into()), 100_000, Currency::RUB),
+            )
+            .await
+            .unwrap();
+        ledger
+            .record(&fact(
+                Source::Tbank,
+                "p1#CONFIRMED",
+                "p1",
+                FactKind::Payment { amount: 100_000 },
+            ))
+            .await
+            .unwrap();
+        e
+    }
+
+    impl Env {
+        fn ledger(&self) -> Ledger<'_> {
+            Ledger::new(self.deps.store.as_ref(), self.deps.events.as_ref())
+        }
+
+        async fn request(&self, ext: &str, amount: i64) {
+            let f = fact(
+                Source::OneC,
+                ext,
+                "p1",
+                FactKind::RefundRequested {
+                    amount,
+                    reason: "Брак".into(),
+                    method: PaymentMethod::Card,
+                },
+            );
+            self.ledger().record(&f).await.unwrap();
+        }
+
+        async fn run(&self) -> Result<OrderRun, RunError> {
+            execute_order(&self.deps, &OrderId::parse("5001").unwrap()).await
+        }
+
+        fn status(&self, request: &str) -> RefundStatus {
+            self.store.order("5001").unwrap().refund_requests[request].status
+        }
+
+        fn calls(&self) -> Vec<(String, bool)> {
+            self.script.calls.lock().unwrap().clone()
+        }
+    }
+
+    fn done(remaining: i64) -> Result<RefundOutcome, RefundError> {
+        Ok(RefundOutcome::Done {
+            fact: tbank_refund(remaining),
+            provider_id: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refund_runs_once_and_the_acquirers_notification_adds_nothing() {
+        let e = env(vec![done(60_000)]).await;
+        e.request("r1", 40_000).await;
+        assert_eq!(e.run().await.unwrap().succeeded, 1);
+        assert_eq!(e.status("1c#r1"), RefundStatus::Succeeded);
+        let order = e.store.order("5001").unwrap();
+        assert_eq!(
+            (order.totals().refunded, order.state()),
+            (40_000, OrderState::PartiallyPaid)
+        );
+        // The same refund as T-Bank notifies it.
+        assert!(matches!(
+            e.ledger().record(&tbank_refund(60_000)).await.unwrap(),
+            crate::ledger::Recorded::Duplicate
+        ));
+        // Nothing left to do.
+        assert_eq!(e.run().await.unwrap(), OrderRun::default());
+        assert_eq!(e.calls().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_with_the_same_key_and_refunds_once() {
+        let e = env(vec![
+            Err(RefundError::Transient("T-Bank: HTTP 503".into())),
+            done(60_000),
+        ])
+        .await;
+        e.request("r1", 40_000).await;
+        assert!(matches!(e.run().await, Err(RunError::Transient(_))));
+        assert_eq!(e.status("1c#r1"), RefundStatus::Sent);
+        assert_eq!(e.run().await.unwrap().succeeded, 1);
+        let calls = e.calls();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].0, calls[1].0, "the same idempotency key");
+        assert_eq!((calls[0].1, calls[1].1), (false, true));
+        assert_eq!(e.store.order("5001").unwrap().totals().refunded, 40_000);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_fails_the_request_with_the_acquirers_reason() {
+        let e = env(vec![Err(RefundError::Permanent(
+            "T-Bank: Неверный статус (ErrorCode 9)".into(),
+        ))])
+        .await;
+        e.request("r1", 40_000).await;
+        assert_eq!(e.run().await.unwrap().failed, 1);
+        let order = e.store.order("5001").unwrap();
+        let r = &order.refund_requests["1c#r1"];
+        assert_eq!(r.status, RefundStatus::Failed);
+        assert!(r.detail.as_deref().unwrap().contains("ErrorCode 9"));
+        assert!(order.flags().contains(&"refund_failed"));
+        assert_eq!((order.totals().refunded, order.refund_claimed()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_notification_of_our_own_refund_completes_it_before_the_answer() {
+        let e = env(vec![Err(RefundError::Transient("timeout".into()))]).await;
+        e.request("r1", 40_000).await;
+        assert!(e.run().await.is_err());
+        // T-Bank executed it and notifies before we hear back.
+        e.ledger().record(&tbank_refund(60_000)).await.unwrap();
+        assert_eq!(e.status("1c#r1"), RefundStatus::Succeeded);
+        assert_eq!(
+            e.run().await.unwrap(),
+            OrderRun::default(),
+            "not sent again"
+        );
+        assert_eq!(e.store.order("5001").unwrap().totals().refunded, 40_000);
+    }
+
+    #[tokio::test]
+    async fn partial_refunds_accumulate_and_what_exceeds_the_rest_is_refused() {
+        let e = env(vec![done(70_000), done(20_000)]).await;
+        e.request("r1", 30_000).await;
+        e.request("r2", 50_000).await;
+        e.request("r3", 30_000).await;
+        assert_eq!(e.status("1c#r3"), RefundStatus::Refused);
+        let run = e.run().await.unwrap();
+        assert_eq!(run.succeeded, 2);
+        let order = e.store.order("5001").unwrap();
+        assert_eq!(
+            (order.totals().refunded, order.totals().net()),
+            (80_000, 20_000)
+        );
+    }
+
+    fn sqs(messages: &[(&str, &str, &str)]) -> SqsEvent {
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|(id, group, body)| {
+                serde_json::json!({"messageId": id, "body": body, "attributes": {"MessageGroupId": group}})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_message_holds_back_the_rest_of_its_group_only() {
+        let e = env(vec![Err(RefundError::Transient("HTTP 503".into()))]).await;
+        e.request("r1", 40_000).await;
+        let order = e.store.order("5001").unwrap();
+        let body =
+            serde_json::to_string(&OrderEvent::snapshot("x".into(), &order, None, 1)).unwrap();
+        let other = body.replace("\"order_id\":\"5001\"", "\"order_id\":\"5002\"");
+        let response = handle(
+            &e.deps,
+            sqs(&[
+                ("m1", "5001", &body),
+                ("m2", "5001", &body),
+                ("m3", "5002", &other),
+                ("m4", "bad", "not json"),
+            ]),
+        )
+        .await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["m1", "m2", "m4"]);
+        assert_eq!(e.calls().len(), 1, "m2 was not processed");
+    }
+}
