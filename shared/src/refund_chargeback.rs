@@ -455,7 +455,7 @@ mod tests {
 
     fn done(remaining: i64) -> Result<RefundOutcome, RefundError> {
         Ok(RefundOutcome::Done {
-            fact: tbank_refund(remaining),
+            fact: Box::new(tbank_refund(remaining)),
             provider_id: None,
         })
     }

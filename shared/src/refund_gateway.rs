@@ -37,7 +37,7 @@ pub struct RefundCall<'a> {
 pub enum RefundOutcome {
     /// Executed: the refund fact to record.
     Done {
-        fact: PaymentFact,
+        fact: Box<PaymentFact>,
         provider_id: Option<String>,
     },
     /// Accepted; the provider's notification (the fact `expect`) completes it.
@@ -178,7 +178,7 @@ impl RefundGateway for TbankRefunds {
                     .map_err(|e| RefundError::Permanent(format!("{P}: {e}")))?
                     .ok_or_else(|| RefundError::Permanent(format!("{P}: no refund in answer")))?;
                 Ok(RefundOutcome::Done {
-                    fact,
+                    fact: Box::new(fact),
                     provider_id: None,
                 })
             }
@@ -243,7 +243,7 @@ impl RefundGateway for YooKassaRefunds {
                             RefundError::Permanent(format!("{P}: no refund in answer"))
                         })?;
                 Ok(RefundOutcome::Done {
-                    fact,
+                    fact: Box::new(fact),
                     provider_id: Some(refund.id),
                 })
             }
@@ -292,7 +292,7 @@ impl RefundGateway for SberRefunds {
                 sber::refund_fact(md_order, call.order.clone(), total, crate::ledger::now_ms())
                     .map_err(|e| RefundError::Permanent(format!("{P}: {e}")))?;
             Ok(RefundOutcome::Done {
-                fact,
+                fact: Box::new(fact),
                 provider_id: None,
             })
         };
