@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 PIP_PKGS := moto[server]==5.2.5 cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
 TABLE ?= paysync-ledger
 QUEUE ?= paysync-events.fifo
+REFUNDS_QUEUE ?= paysync-refunds.fifo
 
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -19,14 +20,15 @@ $(VENV)/.installed: Makefile
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_PKGS)
 	touch $@
 
-## run: moto + table + queue, then `cargo lambda watch` with .env (created from .env.example on first run)
+## run: moto + table + queues, then `cargo lambda watch` with .env (created from .env.example on first run)
 run: venv
 	endpoint=$$(scripts/stack.sh start); \
 	trap 'scripts/stack.sh stop' EXIT; \
-	queue_url=$$($(PY) scripts/create_resources.py "$$endpoint" $(TABLE) $(QUEUE)); \
+	urls=$$($(PY) scripts/create_resources.py "$$endpoint" $(TABLE) $(QUEUE) $(REFUNDS_QUEUE)); \
+	queue_url=$$(sed -n 1p <<<"$$urls"); refunds_url=$$(sed -n 2p <<<"$$urls"); \
 	[ -f .env ] || cp .env.example .env; \
 	sed -i -e "s#^AWS_ENDPOINT_URL=.*#AWS_ENDPOINT_URL=$$endpoint#" -e "s#^EVENTS_QUEUE_URL=.*#EVENTS_QUEUE_URL=$$queue_url#" \
-	       -e "s#^LEDGER_TABLE=.*#LEDGER_TABLE=$(TABLE)#" .env; \
+	       -e "s#^REFUNDS_QUEUE_URL=.*#REFUNDS_QUEUE_URL=$$refunds_url#" -e "s#^LEDGER_TABLE=.*#LEDGER_TABLE=$(TABLE)#" .env; \
 	echo "moto at $$endpoint; functions at http://localhost:9000/lambda-url/<function>/..."; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file .env
 

@@ -1,6 +1,7 @@
 """Create the ledger table and the events queue (+ DLQ) on the local moto server, as the SAM template does in AWS.
+With a fourth argument, also the refunds queue (+ DLQ); both URLs are printed, one per line.
 
-Usage: create_resources.py ENDPOINT TABLE QUEUE_NAME
+Usage: create_resources.py ENDPOINT TABLE QUEUE_NAME [REFUNDS_QUEUE_NAME]
 """
 
 import json
@@ -22,17 +23,22 @@ def main() -> None:
         )
         ddb.update_time_to_live(TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
     sqs = boto3.client("sqs", **kw)
-    dlq = sqs.create_queue(QueueName=queue.replace(".fifo", "-dlq.fifo"), Attributes={"FifoQueue": "true"})["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    url = sqs.create_queue(
-        QueueName=queue,
-        Attributes={
-            "FifoQueue": "true",
-            "VisibilityTimeout": "180",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
-        },
-    )["QueueUrl"]
-    print(url)
+
+    def fifo_with_dlq(name: str, visibility: str) -> str:
+        dlq = sqs.create_queue(QueueName=name.replace(".fifo", "-dlq.fifo"), Attributes={"FifoQueue": "true"})["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        return sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "FifoQueue": "true",
+                "VisibilityTimeout": visibility,
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+            },
+        )["QueueUrl"]
+
+    print(fifo_with_dlq(queue, "180"))
+    if len(sys.argv) > 4:
+        print(fifo_with_dlq(sys.argv[4], "360"))
 
 
 if __name__ == "__main__":

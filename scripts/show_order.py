@@ -25,6 +25,8 @@ for item in items:
     if kind == "order":
         print(f"order {sys.argv[1]}: state={item['state']['S']} paid={item['paid']['N']} refunded={item['refunded']['N']} "
               f"held={item['held']['N']} total={item.get('total', {}).get('N', '?')} version={item['version']['N']}")
+        for rid, r in data.get("refund_requests", {}).items():
+            print(f"  refund request {rid}: {r['amount']} {r['status']} {r.get('detail') or ''}")
     else:
         print(f"  fact {data['id']}: {data['kind']} {json.dumps({k: v for k, v in data.items() if k in ('amount', 'remaining_hold', 'reason')})}")
 sqs = boto3.client("sqs", **kw)

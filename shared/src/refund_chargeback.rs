@@ -272,6 +272,12 @@ pub fn has_refund_work(event: &OrderEvent) -> bool {
         .any(|r| matches!(r.status, RefundStatus::Requested | RefundStatus::Sent))
 }
 
+/// What a refunds-queue message must carry (it is an [`OrderEvent`]; only the order matters, the ledger has the rest).
+#[derive(serde::Deserialize)]
+struct Work {
+    order_id: String,
+}
+
 /// One SQS batch. FIFO: once a message of a group fails, the group's later messages in the batch are reported
 /// failed too (unprocessed), so the order's work is never reordered.
 pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
@@ -291,8 +297,8 @@ pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
         let order = record
             .body
             .as_deref()
-            .and_then(|b| serde_json::from_str::<OrderEvent>(b).ok())
-            .and_then(|e| OrderId::parse(e.order_id).ok());
+            .and_then(|b| serde_json::from_str::<Work>(b).ok())
+            .and_then(|w| OrderId::parse(w.order_id).ok());
         let result = match order {
             Some(order) => execute_order(deps, &order).await.map(|run| (order, run)),
             None => {

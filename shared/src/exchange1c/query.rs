@@ -2,7 +2,16 @@
 
 use time::{OffsetDateTime, UtcOffset};
 
-use crate::domain::{Currency, Order, OrderState, PaymentMethod};
+use crate::domain::{Currency, Order, OrderState, PaymentMethod, PaymentRef, RefundStatus};
+
+/// Why a line was refunded: the reason of the request it completed, else a plain "returned to the buyer".
+fn refund_reason(order: &Order, payment: &PaymentRef) -> String {
+    order
+        .refund_requests
+        .values()
+        .find(|r| r.status == RefundStatus::Succeeded && r.line.as_ref() == Some(payment))
+        .map_or_else(|| "Возврат покупателю".to_owned(), |r| r.reason.clone())
+}
 use crate::formats::commerceml::write::{QueryOrder, QueryPayment};
 use crate::formats::commerceml::{Counterparty, Item, Operation};
 
@@ -73,6 +82,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 is_return: false,
                 return_reason: None,
                 method: provider_name(payment.as_str()).map(str::to_owned),
+                done: true,
             });
         }
         if line.refunded() > 0 {
@@ -83,9 +93,46 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 operation: operation(line.method),
                 amount: line.refunded(),
                 is_return: true,
-                return_reason: Some("Возврат покупателю".into()),
+                return_reason: Some(refund_reason(order, payment)),
                 method: provider_name(payment.as_str()).map(str::to_owned),
+                done: true,
             });
+        }
+        if line.charged_back() > 0 {
+            payments.push(QueryPayment {
+                id: format!("{payment}#chargeback"),
+                number: format!("{number}-CB"),
+                datetime: local_datetime(line.last_at_ms, offset_minutes),
+                operation: operation(line.method),
+                amount: line.charged_back(),
+                is_return: true,
+                return_reason: Some("Chargeback: банк покупателя оспорил платеж".into()),
+                method: provider_name(payment.as_str()).map(str::to_owned),
+                done: true,
+            });
+        }
+    }
+    // Money the shop has to return itself (a bank transfer or cash was paid): a return document still to be paid.
+    let mut refund_notes = Vec::new();
+    for (id, r) in &order.refund_requests {
+        match r.status {
+            RefundStatus::AwaitingTransfer => payments.push(QueryPayment {
+                id: format!("refund:{id}"),
+                number: format!("R-{}", id.rsplit('#').next().unwrap_or(id)),
+                datetime: local_datetime(r.at_ms, offset_minutes),
+                operation: Operation::PaymentCashless,
+                amount: r.amount,
+                is_return: true,
+                return_reason: Some(format!("{}: вернуть покупателю переводом", r.reason)),
+                method: Some("Банковский перевод".into()),
+                done: false,
+            }),
+            RefundStatus::Failed | RefundStatus::Refused => refund_notes.push(format!(
+                "возврат {} не выполнен: {}",
+                crate::domain::money::format_minor(r.amount),
+                r.detail.as_deref().unwrap_or("причина не указана")
+            )),
+            _ => {}
         }
     }
     let payment_document = order
@@ -148,12 +195,121 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
         }),
         paid_amount: totals.net().max(0),
         payments,
+        refund_notes,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fact(
+        source: crate::domain::Source,
+        ext: &str,
+        payment: &str,
+        method: PaymentMethod,
+        kind: crate::domain::FactKind,
+    ) -> crate::domain::PaymentFact {
+        crate::domain::PaymentFact::new(
+            crate::domain::FactId::new(source, ext).unwrap(),
+            crate::domain::OrderId::parse("5001").unwrap(),
+            PaymentRef::new(source, payment).unwrap(),
+            method,
+            Currency::RUB,
+            kind,
+            1_795_824_000_000,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn refunds_chargebacks_and_returns_to_pay_reach_1c_as_return_documents() {
+        use crate::domain::{FactKind, OrderId, OrderInfo, RefundAmount, Source};
+        let mut o = Order::new(OrderId::parse("5001").unwrap());
+        o.set_info(OrderInfo::new(Some("5001".into()), 300_000, Currency::RUB));
+        let card = PaymentMethod::Card;
+        let bank = PaymentMethod::BankTransfer;
+        for f in [
+            fact(
+                Source::Tbank,
+                "t1#CONFIRMED",
+                "t1",
+                card,
+                FactKind::Payment { amount: 100_000 },
+            ),
+            fact(
+                Source::Tbank,
+                "t1#REFUNDED",
+                "t1",
+                card,
+                FactKind::Refund {
+                    amount: RefundAmount::Remaining(0),
+                },
+            ),
+            fact(
+                Source::Sber,
+                "s1#deposited",
+                "s1",
+                card,
+                FactKind::Payment { amount: 100_000 },
+            ),
+            fact(
+                Source::Sber,
+                "s1#cb",
+                "s1",
+                card,
+                FactKind::Chargeback { amount: 100_000 },
+            ),
+            fact(
+                Source::Bank,
+                "b1",
+                "b1",
+                bank,
+                FactKind::Payment { amount: 100_000 },
+            ),
+            fact(
+                Source::OneC,
+                "ret-1",
+                "b1",
+                bank,
+                FactKind::RefundRequested {
+                    amount: 40_000,
+                    reason: "Брак".into(),
+                    method: bank,
+                },
+            ),
+            fact(
+                Source::OneC,
+                "ret-2",
+                "b1",
+                bank,
+                FactKind::RefundRequested {
+                    amount: 90_000,
+                    reason: "Ошибка".into(),
+                    method: bank,
+                },
+            ),
+        ] {
+            o.apply(&f).unwrap();
+        }
+        let q = query_order(&o, 180, 0);
+        let returns: Vec<(&str, i64, bool)> = q
+            .payments
+            .iter()
+            .filter(|p| p.is_return)
+            .map(|p| (p.return_reason.as_deref().unwrap_or(""), p.amount, p.done))
+            .collect();
+        assert_eq!(
+            returns,
+            [
+                ("Chargeback: банк покупателя оспорил платеж", 100_000, true),
+                ("Возврат покупателю", 100_000, true),
+                ("Брак: вернуть покупателю переводом", 40_000, false),
+            ]
+        );
+        assert_eq!(q.refund_notes.len(), 1, "{:?}", q.refund_notes);
+        assert!(q.refund_notes[0].contains("900.00"));
+    }
 
     #[test]
     fn local_time_is_in_1c_offset() {

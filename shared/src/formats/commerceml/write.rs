@@ -20,6 +20,8 @@ pub struct QueryPayment {
     pub is_return: bool,
     pub return_reason: Option<String>,
     pub method: Option<String>,
+    /// Executed (`Оплачено`); a return the shop still has to pay by transfer is not.
+    pub done: bool,
 }
 
 /// An order as the site tells 1C about it.
@@ -48,6 +50,8 @@ pub struct QueryOrder {
     /// Kept so far (paid − refunded): the seed's PAID_AMOUNT.
     pub paid_amount: i64,
     pub payments: Vec<QueryPayment>,
+    /// Refunds that failed or were refused, in words, for the accountant (`Статус возврата`).
+    pub refund_notes: Vec<String>,
 }
 
 fn esc(s: &str) -> std::borrow::Cow<'_, str> {
@@ -193,8 +197,15 @@ pub fn payment_doc(
     leaf(out, i, "Время", time);
     leaf(out, i, "Основание", &order.number);
     let mut reqs: Vec<(&str, String)> = vec![
-        ("Оплачено", bool_str(true)),
-        ("Дата оплаты", site_datetime(&p.datetime)),
+        ("Оплачено", bool_str(p.done)),
+        (
+            "Дата оплаты",
+            if p.done {
+                site_datetime(&p.datetime)
+            } else {
+                String::new()
+            },
+        ),
         ("Признак возврата", bool_str(p.is_return)),
         ("Отменен", bool_str(false)),
     ];
@@ -261,6 +272,9 @@ fn order_doc(out: &mut String, indent: usize, o: &QueryOrder, version: SchemaVer
     if let Some((id, name)) = &o.status {
         reqs.push(("Статус заказа", format!("[{id}] {name}")));
         reqs.push(("Статуса заказа ИД", id.clone()));
+    }
+    if !o.refund_notes.is_empty() {
+        reqs.push(("Статус возврата", o.refund_notes.join("; ")));
     }
     requisites(out, i, &reqs);
     if version == SchemaVersion::V210 && !o.payments.is_empty() {
@@ -353,6 +367,7 @@ mod tests {
                     is_return: false,
                     return_reason: None,
                     method: Some("T-Bank".into()),
+                    done: true,
                 },
                 QueryPayment {
                     id: "tbank#1#PARTIAL_REFUNDED#100000".into(),
@@ -363,8 +378,10 @@ mod tests {
                     is_return: true,
                     return_reason: Some("Возврат части".into()),
                     method: None,
+                    done: true,
                 },
             ],
+            refund_notes: Vec::new(),
         }
     }
 

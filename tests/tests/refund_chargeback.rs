@@ -1,0 +1,505 @@
+//! refund-chargeback end to end: the ledger and queues on moto, each acquirer's refund API as a local fake that
+//! counts the refunds it executed.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use paysync_e2e::*;
+use serde_json::{json, Value};
+use shared::adapters::dynamo::DynamoLedgerStore;
+use shared::adapters::sqs::SqsEventPublisher;
+use shared::config::Secret;
+use shared::domain::{
+    Currency, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundStatus,
+    Source,
+};
+use shared::ledger::Ledger;
+use shared::refund_chargeback::{execute_order, handle, RefundDeps};
+use shared::refund_gateway::{Gateways, RefundGateway, SberRefunds, TbankRefunds, YooKassaRefunds};
+use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn pay(source: Source, payment: &str, order: &str, amount: i64) -> PaymentFact {
+    PaymentFact::new(
+        FactId::new(source, &format!("{payment}#paid")).expect("id"),
+        OrderId::parse(order).expect("order"),
+        PaymentRef::new(source, payment).expect("ref"),
+        PaymentMethod::Card,
+        Currency::RUB,
+        FactKind::Payment { amount },
+        1_795_824_000_000,
+    )
+    .expect("fact")
+}
+
+fn ask(source: Source, payment: &str, order: &str, request: &str, amount: i64) -> PaymentFact {
+    PaymentFact::new(
+        FactId::new(Source::OneC, request).expect("id"),
+        OrderId::parse(order).expect("order"),
+        PaymentRef::new(source, payment).expect("ref"),
+        PaymentMethod::Card,
+        Currency::RUB,
+        FactKind::RefundRequested {
+            amount,
+            reason: "Возврат по документу 1С".into(),
+            method: PaymentMethod::Card,
+        },
+        1_795_824_100_000,
+    )
+    .expect("fact")
+}
+
+struct Refunds {
+    env: TestEnv,
+    deps: RefundDeps,
+    tbank: MockServer,
+}
+
+async fn refunds_env(timeout: Duration) -> Refunds {
+    let env = spawn_env().await;
+    let tbank = MockServer::start().await;
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("client");
+    let gateways = Gateways {
+        tbank: Some(Arc::new(TbankRefunds {
+            client: http.clone(),
+            api_url: format!("{}/v2", tbank.uri()),
+            terminal_key: TBANK_TERMINAL.into(),
+            password: Secret::new(TBANK_PASSWORD),
+        }) as Arc<dyn RefundGateway>),
+        sber: Some(Arc::new(SberRefunds {
+            client: http.clone(),
+            api_url: format!("{}/payment/rest", env.sber_api.uri()),
+            username: "merchant-api".into(),
+            password: Secret::new("merchant-pass"),
+            status: Arc::new(shared::clients::HttpSberGateway::new(
+                http.clone(),
+                &format!("{}/payment/rest", env.sber_api.uri()),
+                "merchant-api",
+                Secret::new("merchant-pass"),
+            )),
+        })),
+        yookassa: Some(Arc::new(YooKassaRefunds {
+            client: http,
+            api_url: format!("{}/v3", env.yookassa_api.uri()),
+            shop_id: YOOKASSA_SHOP.into(),
+            secret_key: Secret::new(YOOKASSA_KEY),
+        })),
+    };
+    let deps = RefundDeps {
+        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        events: env.deps.events.clone(),
+        gateways,
+    };
+    Refunds { env, deps, tbank }
+}
+
+impl Refunds {
+    async fn record(&self, fact: &PaymentFact) {
+        Ledger::new(self.deps.store.as_ref(), self.deps.events.as_ref())
+            .record(fact)
+            .await
+            .expect("record");
+    }
+
+    async fn paid_then_asked(&self, source: Source, payment: &str, order: &str, amount: i64) {
+        self.env.register_order(order, 100_000).await;
+        self.record(&pay(source, payment, order, 100_000)).await;
+        self.record(&ask(
+            source,
+            payment,
+            order,
+            &format!("ret-{order}"),
+            amount,
+        ))
+        .await;
+    }
+
+    async fn status(&self, order: &str) -> RefundStatus {
+        let o = self.env.order(order).await.expect("order");
+        o.refund_requests[&format!("1c#ret-{order}")].status
+    }
+
+    async fn refunded(&self, order: &str) -> i64 {
+        self.env
+            .order(order)
+            .await
+            .expect("order")
+            .totals()
+            .refunded
+    }
+
+    async fn run(&self, order: &str) -> Result<shared::refund_chargeback::OrderRun, String> {
+        execute_order(&self.deps, &OrderId::parse(order).expect("id"))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn tbank_ok(payment: &str, status: &str, new_amount: i64) -> Value {
+    json!({"TerminalKey": TBANK_TERMINAL, "Success": true, "ErrorCode": "0", "Status": status,
+           "PaymentId": payment, "OrderId": "x", "OriginalAmount": 100_000, "NewAmount": new_amount})
+}
+
+/// The T-Bank body must carry a valid Token over its scalars and the idempotency key.
+fn tbank_signed(req: &Request) -> bool {
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return false;
+    };
+    let fields: std::collections::BTreeMap<String, String> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| *k != "Token")
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect();
+    body["ExternalRequestId"]
+        .as_str()
+        .is_some_and(|k| k.len() == 32)
+        && body["Token"].as_str()
+            == Some(shared::formats::tbank::token(&fields, TBANK_PASSWORD).as_str())
+}
+
+#[tokio::test]
+async fn each_acquirer_refunds_through_its_own_api_exactly_once() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    // T-Bank: signed Cancel with the amount and an ExternalRequestId.
+    Mock::given(method("POST"))
+        .and(path("/v2/Cancel"))
+        .and(body_string_contains("\"Amount\":40000"))
+        .and(|req: &Request| tbank_signed(req))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tbank_ok(
+            "701",
+            "PARTIAL_REFUNDED",
+            60_000,
+        )))
+        .expect(1)
+        .mount(&r.tbank)
+        .await;
+    // YooKassa: Basic auth, Idempotence-Key, the amount as a decimal string.
+    Mock::given(method("POST"))
+        .and(path("/v3/refunds"))
+        .and(header_exists("idempotence-key"))
+        .and(header("authorization", "Basic MTIzNDU2OnRlc3Rfc2VjcmV0X2tleQ=="))
+        .and(body_string_contains("\"value\":\"400.00\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": "rf-702", "payment_id": "yk-702", "status": "succeeded",
+            "amount": {"value": "400.00", "currency": "RUB"}, "created_at": "2026-11-28T10:00:00.000Z"})))
+        .expect(1)
+        .mount(&r.env.yookassa_api)
+        .await;
+    // Sber: refund.do with the API credentials, orderId = mdOrder and the amount in kopecks.
+    Mock::given(method("POST"))
+        .and(path("/payment/rest/refund.do"))
+        .and(body_string_contains("orderId=md-703"))
+        .and(body_string_contains("amount=40000"))
+        .and(body_string_contains("userName=merchant-api"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"errorCode": "0", "errorMessage": "Успешно"})),
+        )
+        .expect(1)
+        .mount(&r.env.sber_api)
+        .await;
+    r.paid_then_asked(Source::Tbank, "701", "o701", 40_000)
+        .await;
+    r.paid_then_asked(Source::Yookassa, "yk-702", "o702", 40_000)
+        .await;
+    r.paid_then_asked(Source::Sber, "md-703", "o703", 40_000)
+        .await;
+    for order in ["o701", "o702", "o703"] {
+        let run = r.run(order).await.expect("run");
+        assert_eq!(run.succeeded, 1, "{order}");
+        assert_eq!(r.status(order).await, RefundStatus::Succeeded, "{order}");
+        assert_eq!(r.refunded(order).await, 40_000, "{order}");
+        // A second run finds nothing to do (the mocks' expect(1) checks the providers' side on drop).
+        assert_eq!(r.run(order).await.expect("run").succeeded, 0);
+    }
+    // Each acquirer's own notification of the refund is the same fact: nothing is added.
+    let tbank_note = PaymentFact::new(
+        FactId::new(Source::Tbank, "701#PARTIAL_REFUNDED#60000").expect("id"),
+        OrderId::parse("o701").expect("id"),
+        PaymentRef::new(Source::Tbank, "701").expect("ref"),
+        PaymentMethod::Card,
+        Currency::RUB,
+        FactKind::Refund {
+            amount: shared::domain::RefundAmount::Remaining(60_000),
+        },
+        1,
+    )
+    .expect("fact");
+    r.record(&tbank_note).await;
+    assert_eq!(r.refunded("o701").await, 40_000);
+}
+
+#[tokio::test]
+async fn a_503_then_success_refunds_once_with_one_key() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    Mock::given(path("/v2/Cancel"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&r.tbank)
+        .await;
+    Mock::given(path("/v2/Cancel"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tbank_ok("801", "REFUNDED", 0)))
+        .expect(1)
+        .with_priority(2)
+        .mount(&r.tbank)
+        .await;
+    r.paid_then_asked(Source::Tbank, "801", "o801", 100_000)
+        .await;
+    let first = r.run("o801").await;
+    assert!(first.is_err(), "a 503 fails the message so SQS retries it");
+    assert_eq!(r.status("o801").await, RefundStatus::Sent);
+    assert_eq!(r.run("o801").await.expect("retry").succeeded, 1);
+    let received = r.tbank.received_requests().await.expect("recorded");
+    let bodies: Vec<Value> = received
+        .iter()
+        .map(|q| serde_json::from_slice(&q.body).unwrap_or_default())
+        .collect();
+    assert_eq!(bodies.len(), 2);
+    assert_eq!(
+        bodies[0]["ExternalRequestId"], bodies[1]["ExternalRequestId"],
+        "the retry carries the same idempotency key"
+    );
+    assert_eq!(r.refunded("o801").await, 100_000);
+    assert_eq!(
+        r.env.order("o801").await.expect("order").state(),
+        shared::domain::OrderState::Refunded
+    );
+}
+
+/// A T-Bank that executes each `ExternalRequestId` once and answers a repeat with the first result, like the real
+/// one; its first answer comes too late for our client.
+struct IdempotentTbank {
+    executed: Arc<AtomicUsize>,
+    answers: Mutex<HashMap<String, Value>>,
+}
+
+impl Respond for IdempotentTbank {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let key = body["ExternalRequestId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut answers = self.answers.lock().expect("lock");
+        if let Some(previous) = answers.get(&key) {
+            return ResponseTemplate::new(200).set_body_json(previous.clone());
+        }
+        self.executed.fetch_add(1, Ordering::SeqCst);
+        let answer = tbank_ok("901", "PARTIAL_REFUNDED", 70_000);
+        answers.insert(key, answer.clone());
+        ResponseTemplate::new(200)
+            .set_body_json(answer)
+            .set_delay(Duration::from_millis(1500))
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_after_the_acquirer_executed_does_not_refund_twice() {
+    let r = refunds_env(Duration::from_millis(400)).await;
+    let executed = Arc::new(AtomicUsize::new(0));
+    Mock::given(path("/v2/Cancel"))
+        .respond_with(IdempotentTbank {
+            executed: executed.clone(),
+            answers: Mutex::default(),
+        })
+        .mount(&r.tbank)
+        .await;
+    r.paid_then_asked(Source::Tbank, "901", "o901", 30_000)
+        .await;
+    assert!(r.run("o901").await.is_err(), "timed out");
+    assert_eq!(r.run("o901").await.expect("retry").succeeded, 1);
+    assert_eq!(
+        executed.load(Ordering::SeqCst),
+        1,
+        "refunded at T-Bank once"
+    );
+    assert_eq!(r.refunded("o901").await, 30_000);
+}
+
+#[tokio::test]
+async fn too_much_is_refused_and_of_two_concurrent_requests_one_is_refused() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    Mock::given(path("/v2/Cancel"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&r.tbank)
+        .await;
+    r.paid_then_asked(Source::Tbank, "a1", "oa1", 100_001).await;
+    assert_eq!(r.status("oa1").await, RefundStatus::Refused);
+    assert_eq!(r.run("oa1").await.expect("run").succeeded, 0);
+
+    r.env.register_order("oa2", 100_000).await;
+    r.record(&pay(Source::Tbank, "a2", "oa2", 100_000)).await;
+    let (x, y) = (
+        ask(Source::Tbank, "a2", "oa2", "c1", 60_000),
+        ask(Source::Tbank, "a2", "oa2", "c2", 60_000),
+    );
+    tokio::join!(r.record(&x), r.record(&y));
+    let order = r.env.order("oa2").await.expect("order");
+    let mut statuses: Vec<RefundStatus> =
+        order.refund_requests.values().map(|q| q.status).collect();
+    statuses.sort();
+    assert_eq!(statuses, [RefundStatus::Requested, RefundStatus::Refused]);
+    assert_eq!(order.refund_claimed(), 60_000);
+}
+
+#[tokio::test]
+async fn a_pending_yookassa_refund_is_completed_by_its_notification() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    let refund = |status: &str| {
+        json!({"id": "rf-p1", "payment_id": "yk-p1", "status": status,
+               "amount": {"value": "250.00", "currency": "RUB"}, "created_at": "2026-11-28T10:00:00.000Z"})
+    };
+    Mock::given(method("POST"))
+        .and(path("/v3/refunds"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(refund("pending")))
+        .expect(1)
+        .mount(&r.env.yookassa_api)
+        .await;
+    // acquiring-callback re-reads the refund named by the notification.
+    Mock::given(method("GET"))
+        .and(path("/v3/refunds/rf-p1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(refund("succeeded")))
+        .mount(&r.env.yookassa_api)
+        .await;
+    r.paid_then_asked(Source::Yookassa, "yk-p1", "op1", 25_000)
+        .await;
+    assert_eq!(r.run("op1").await.expect("run").pending, 1);
+    assert_eq!(r.status("op1").await, RefundStatus::Pending);
+    assert_eq!(r.refunded("op1").await, 0);
+    let note =
+        json!({"type": "notification", "event": "refund.succeeded", "object": refund("succeeded")});
+    let reply = r.env.post_json("yookassa", &note, "185.71.76.1").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(r.status("op1").await, RefundStatus::Succeeded);
+    assert_eq!(r.refunded("op1").await, 25_000);
+    assert_eq!(r.run("op1").await.expect("run"), Default::default());
+}
+
+#[tokio::test]
+async fn refund_work_reaches_the_refunds_queue_and_a_poison_message_ends_in_its_dlq() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let sqs = &r.env.sqs;
+    let dlq = sqs
+        .create_queue()
+        .queue_name(format!("refunds-dlq-{id}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("dlq")
+        .queue_url
+        .expect("url");
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attrs")
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    let queue = sqs
+        .create_queue()
+        .queue_name(format!("refunds-{id}.fifo"))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string(),
+        )
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    // Only changes that leave refund work go to the refunds queue.
+    let events = SqsEventPublisher::new(sqs.clone(), &r.env.queue_url)
+        .with_refunds_queue(Some(queue.clone()));
+    let ledger = Ledger::new(r.deps.store.as_ref(), &events);
+    r.env.register_order("oq1", 100_000).await;
+    ledger
+        .record(&pay(Source::Tbank, "q1", "oq1", 100_000))
+        .await
+        .expect("pay");
+    ledger
+        .record(&ask(Source::Tbank, "q1", "oq1", "q-ret", 10_000))
+        .await
+        .expect("ask");
+    let receive = || async {
+        sqs.receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive")
+            .messages
+            .unwrap_or_default()
+    };
+    let work = receive().await;
+    assert_eq!(work.len(), 1, "the payment alone is no refund work");
+    let body: Value = serde_json::from_str(work[0].body().unwrap_or_default()).expect("json");
+    assert_eq!(body["order_id"], "oq1");
+    sqs.delete_message()
+        .queue_url(&queue)
+        .receipt_handle(work[0].receipt_handle().unwrap_or_default())
+        .send()
+        .await
+        .expect("delete");
+
+    // A message nobody can read fails every time; after maxReceiveCount receives SQS moves it to the DLQ.
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body("not an order event")
+        .message_group_id("poison")
+        .message_deduplication_id("poison-1")
+        .send()
+        .await
+        .expect("send");
+    for _ in 0..3 {
+        let messages = receive().await;
+        if messages.is_empty() {
+            continue;
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                       "attributes": {"MessageGroupId": "poison"}})
+            })
+            .collect();
+        let event = serde_json::from_value(json!({ "Records": records })).expect("event");
+        let response = handle(&r.deps, event).await;
+        assert_eq!(response.batch_item_failures.len(), messages.len());
+    }
+    assert!(receive().await.is_empty());
+    let dead = sqs
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .expect("receive dlq")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some("not an order event"));
+}
