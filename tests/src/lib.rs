@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use base64::Engine as _;
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use shared::adapters::dynamo::{create_table, DynamoLedgerStore};
@@ -15,12 +16,14 @@ use shared::adapters::sqs::SqsEventPublisher;
 use shared::callback::CallbackDeps;
 use shared::clients::{http_client, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi};
 use shared::config::{
-    parse_networks, CallbackConfig, LedgerConfig, SberConfig, Secret, TbankConfig, YooKassaConfig,
-    YooKassaVerify, DEFAULT_YOOKASSA_ORDER_KEYS, YOOKASSA_NETWORKS,
+    parse_networks, CallbackConfig, Exchange1cConfig, LedgerConfig, SberConfig, Secret,
+    TbankConfig, YooKassaConfig, YooKassaVerify, DEFAULT_YOOKASSA_ORDER_KEYS, YOOKASSA_NETWORKS,
 };
 use shared::domain::{Currency, OrderEvent, OrderId, OrderInfo, PaymentFact};
+use shared::exchange1c::{handle as exchange_handle, ExchangeDeps, COOKIE};
 use shared::ledger::Ledger;
-use shared::testing::function_url_request;
+use shared::ports::EventPublisher;
+use shared::testing::{function_url_request, request_with_headers};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wiremock::MockServer;
@@ -403,4 +406,87 @@ pub async fn create_resources(endpoint: &str, table: &str, queue_name: &str) {
 pub async fn store_at(endpoint: &str, table: &str) -> DynamoLedgerStore {
     let (ddb, _) = clients(&Endpoints::all(endpoint)).await;
     DynamoLedgerStore::new(ddb, table)
+}
+
+/// 1C's exchange node talking to exchange-1c (standalone) whose ledger is the env's table on moto.
+pub struct OneC {
+    deps: ExchangeDeps,
+    cookie: String,
+    sessid: String,
+}
+
+impl OneC {
+    pub async fn connect(env: &TestEnv) -> OneC {
+        OneC::connect_with(env, env.deps.events.clone()).await
+    }
+
+    /// With another publisher (e.g. one that also feeds the refunds queue).
+    pub async fn connect_with(env: &TestEnv, events: Arc<dyn EventPublisher>) -> OneC {
+        let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
+        let deps = ExchangeDeps {
+            config: Exchange1cConfig {
+                ledger: env.deps.config.ledger.clone(),
+                user: "1c".into(),
+                password: Secret::new("pw"),
+                file_limit: 1024,
+                import_budget_ms: 20_000,
+                session_ttl_secs: 600,
+                utc_offset_minutes: 180,
+                refund_on_cancel: true,
+                upstream: None,
+                enrich_query: true,
+            },
+            store: store.clone(),
+            events,
+            sessions: store,
+            upstream: None,
+        };
+        let mut c = OneC {
+            deps,
+            cookie: String::new(),
+            sessid: String::new(),
+        };
+        let auth = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("1c:pw")
+        );
+        let text = c
+            .call("type=sale&mode=checkauth", &[("authorization", &auth)], b"")
+            .await;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!((lines[0], lines[1]), ("success", COOKIE), "{text}");
+        c.cookie = format!("{COOKIE}={}", lines[2]);
+        c.sessid = lines[3].trim_start_matches("sessid=").to_owned();
+        c
+    }
+
+    pub async fn call(&self, query: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
+        let method = if body.is_empty() { "GET" } else { "POST" };
+        let req = request_with_headers(method, "/", query, headers, body, "10.0.0.1");
+        let resp = exchange_handle(&self.deps, req)
+            .await
+            .unwrap_or_else(|e| match e {});
+        assert_eq!(resp.status().as_u16(), 200);
+        encoding_rs::WINDOWS_1251
+            .decode(resp.body().as_ref())
+            .0
+            .into_owned()
+    }
+
+    pub async fn mode(&self, mode: &str, extra: &str, body: &[u8]) -> String {
+        let q = format!("type=sale&mode={mode}&sessid={}{extra}", self.sessid);
+        self.call(&q, &[("cookie", &self.cookie.clone())], body)
+            .await
+    }
+
+    pub async fn send_file(&self, name: &str, bytes: &[u8]) -> String {
+        // file_limit is 1024 here: a real file arrives in several chunks.
+        for chunk in bytes.chunks(1024) {
+            assert_eq!(
+                self.mode("file", &format!("&filename={name}"), chunk).await,
+                "success\n"
+            );
+        }
+        self.mode("import", &format!("&filename={name}"), b"").await
+    }
 }

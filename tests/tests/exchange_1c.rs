@@ -1,91 +1,10 @@
 //! exchange-1c end to end on moto: sessions, chunked uploads and the 1C feed live in DynamoDB.
 
-use std::sync::Arc;
-
-use base64::Engine;
 use paysync_e2e::*;
-use shared::adapters::dynamo::DynamoLedgerStore;
-use shared::config::{Exchange1cConfig, Secret};
 use shared::domain::OrderState;
-use shared::exchange1c::{handle, ExchangeDeps, COOKIE};
 use shared::formats::commerceml::read;
 use shared::formats::commerceml::text::to_windows_1251;
-use shared::testing::{fixtures_dir, request_with_headers};
-
-struct OneC {
-    deps: ExchangeDeps,
-    cookie: String,
-    sessid: String,
-}
-
-impl OneC {
-    async fn connect(env: &TestEnv) -> OneC {
-        let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
-        let deps = ExchangeDeps {
-            config: Exchange1cConfig {
-                ledger: env.deps.config.ledger.clone(),
-                user: "1c".into(),
-                password: Secret::new("pw"),
-                file_limit: 1024,
-                import_budget_ms: 20_000,
-                session_ttl_secs: 600,
-                utc_offset_minutes: 180,
-                refund_on_cancel: true,
-                upstream: None,
-                enrich_query: true,
-            },
-            store: store.clone(),
-            events: env.deps.events.clone(),
-            sessions: store,
-            upstream: None,
-        };
-        let mut c = OneC {
-            deps,
-            cookie: String::new(),
-            sessid: String::new(),
-        };
-        let auth = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode("1c:pw")
-        );
-        let text = c
-            .call("type=sale&mode=checkauth", &[("authorization", &auth)], b"")
-            .await;
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!((lines[0], lines[1]), ("success", COOKIE), "{text}");
-        c.cookie = format!("{COOKIE}={}", lines[2]);
-        c.sessid = lines[3].trim_start_matches("sessid=").to_owned();
-        c
-    }
-
-    async fn call(&self, query: &str, headers: &[(&str, &str)], body: &[u8]) -> String {
-        let method = if body.is_empty() { "GET" } else { "POST" };
-        let req = request_with_headers(method, "/", query, headers, body, "10.0.0.1");
-        let resp = handle(&self.deps, req).await.unwrap_or_else(|e| match e {});
-        assert_eq!(resp.status().as_u16(), 200);
-        encoding_rs::WINDOWS_1251
-            .decode(resp.body().as_ref())
-            .0
-            .into_owned()
-    }
-
-    async fn mode(&self, mode: &str, extra: &str, body: &[u8]) -> String {
-        let q = format!("type=sale&mode={mode}&sessid={}{extra}", self.sessid);
-        self.call(&q, &[("cookie", &self.cookie.clone())], body)
-            .await
-    }
-
-    async fn send_file(&self, name: &str, bytes: &[u8]) -> String {
-        // file_limit is 1024 here: a real file arrives in several chunks.
-        for chunk in bytes.chunks(1024) {
-            assert_eq!(
-                self.mode("file", &format!("&filename={name}"), chunk).await,
-                "success\n"
-            );
-        }
-        self.mode("import", &format!("&filename={name}"), b"").await
-    }
-}
+use shared::testing::fixtures_dir;
 
 fn receipt(id: &str, order: &str, amount: &str) -> String {
     format!(

@@ -503,3 +503,102 @@ async fn refund_work_reaches_the_refunds_queue_and_a_poison_message_ends_in_its_
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), Some("not an order event"));
 }
+
+#[tokio::test]
+async fn a_return_started_in_1c_reaches_the_card_once_and_1c_sees_it_done() {
+    use shared::formats::commerceml::read;
+    use shared::formats::commerceml::text::to_windows_1251;
+    let r = refunds_env(Duration::from_secs(5)).await;
+    Mock::given(path("/v2/Cancel"))
+        .and(body_string_contains("\"Amount\":120000"))
+        .and(|req: &Request| tbank_signed(req))
+        .respond_with(ResponseTemplate::new(200).set_body_json(tbank_ok(
+            "5501",
+            "PARTIAL_REFUNDED",
+            380_000,
+        )))
+        .expect(1)
+        .mount(&r.tbank)
+        .await;
+    // Paid 5 000.00 by card.
+    r.env.register_order("9501", 500_000).await;
+    r.record(&pay(Source::Tbank, "5501", "9501", 500_000)).await;
+    // The refunds queue of this stack, and 1C talking to exchange-1c that announces on it.
+    let refunds_queue = r
+        .env
+        .sqs
+        .create_queue()
+        .queue_name(format!("refunds-{}.fifo", uuid::Uuid::new_v4().simple()))
+        .attributes(QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let events = Arc::new(
+        SqsEventPublisher::new(r.env.sqs.clone(), &r.env.queue_url)
+            .with_refunds_queue(Some(refunds_queue.clone())),
+    );
+    let one_c = OneC::connect_with(&r.env, events).await;
+    one_c.mode("init", "&version=2.10", b"").await;
+    let doc = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<КоммерческаяИнформация ВерсияСхемы="2.10" ДатаФормирования="2026-11-28T12:00:00">
+<Документ><Ид>ret-9501</Ид><НомерВерсии>v1</НомерВерсии><Номер>ret-9501</Номер><Дата>2026-11-28</Дата>
+<ХозОперация>Эквайринговая операция</ХозОперация><Роль>Продавец</Роль><Валюта>руб</Валюта><Курс>1</Курс>
+<Сумма>1200.00</Сумма><Основание>9501</Основание>
+<ЗначенияРеквизитов><ЗначениеРеквизита><Наименование>ПризнакВозврата</Наименование><Значение>true</Значение></ЗначениеРеквизита>
+<ЗначениеРеквизита><Наименование>Причина к Возврату</Наименование><Значение>Брак: {pad}</Значение></ЗначениеРеквизита></ЗначенияРеквизитов>
+</Документ></КоммерческаяИнформация>"#,
+        pad = "трещина ".repeat(2)
+    );
+    assert!(one_c
+        .send_file("return.xml", doc.as_bytes())
+        .await
+        .starts_with("success"));
+    // The refund work waits on the refunds queue; the function takes it from there (as Lambda's SQS trigger would).
+    let messages = r
+        .env
+        .sqs
+        .receive_message()
+        .queue_url(&refunds_queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(messages.len(), 1);
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "body": m.body(), "attributes": {"MessageGroupId": "9501"}}))
+        .collect();
+    let response = handle(
+        &r.deps,
+        serde_json::from_value(json!({ "Records": records })).expect("event"),
+    )
+    .await;
+    assert!(response.batch_item_failures.is_empty());
+    let order = r.env.order("9501").await.expect("order");
+    assert_eq!(
+        (order.totals().refunded, order.totals().net()),
+        (120_000, 380_000)
+    );
+    assert_eq!(
+        order.refund_requests.values().next().map(|q| q.status),
+        Some(RefundStatus::Succeeded)
+    );
+    // 1C's next query: the order with a done return document carrying 1C's reason.
+    let x = read(&to_windows_1251(&one_c.mode("query", "", b"").await)).expect("query");
+    let returns: Vec<_> = x
+        .documents
+        .iter()
+        .flat_map(|d| d.subordinates.iter())
+        .filter(|d| d.is_return())
+        .collect();
+    assert_eq!(returns.len(), 1, "{:?}", x.documents);
+    assert_eq!(returns[0].amount, Some(120_000));
+    assert!(returns[0]
+        .return_reason()
+        .is_some_and(|r| r.starts_with("Брак")));
+}
