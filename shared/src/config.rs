@@ -111,6 +111,18 @@ pub struct RefundConfig {
     pub yookassa: Option<(String, Secret, String)>,
 }
 
+/// Settings of `store-sync`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub ledger: LedgerConfig,
+    /// `BITRIX_WEBHOOK_URL`: the store's inbound webhook, `https://<portal>/rest/<user id>/<code>/` (a secret).
+    pub webhook_url: Secret,
+    /// `STORE_PULL_OVERLAP_MINUTES` (default 10).
+    pub overlap_minutes: i64,
+    /// `STORE_PULL_INITIAL_DAYS` (default 30): how far back the first pull looks.
+    pub initial_days: i64,
+}
+
 /// Settings of `exchange-1c`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange1cConfig {
@@ -282,6 +294,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 reason: format!("{other:?}: expected `refund` or `ask`"),
             }),
         }
+    }
+
+    pub fn store_sync(&self) -> Result<StoreConfig, ConfigError> {
+        let webhook = self.require("BITRIX_WEBHOOK_URL")?;
+        if !(webhook.starts_with("https://") || webhook.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "BITRIX_WEBHOOK_URL",
+                reason: "must be the webhook's http(s) URL".into(),
+            });
+        }
+        Ok(StoreConfig {
+            ledger: self.ledger()?,
+            webhook_url: Secret::new(webhook),
+            overlap_minutes: self.number("STORE_PULL_OVERLAP_MINUTES", 10)?,
+            initial_days: self.number("STORE_PULL_INITIAL_DAYS", 30)?,
+        })
     }
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.

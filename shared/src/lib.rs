@@ -18,6 +18,7 @@ pub mod refund_gateway;
 pub mod settlement;
 pub mod statement;
 pub mod statement_pull;
+pub mod store_sync;
 pub mod sweeper;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]

@@ -1,5 +1,6 @@
 //! One module per external format. Pure: bytes in, typed values out, no I/O.
 
+pub mod bitrix;
 pub mod client_bank_exchange;
 pub mod commerceml;
 pub mod purpose;

@@ -1,0 +1,18 @@
+//! store-sync: on a schedule, brings the 1C-Bitrix store's changed orders into the ledger. Wiring only; the logic is
+//! `shared::store_sync`.
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init_tracing();
+    let config = shared::config::Env::process().store_sync()?;
+    let aws = shared::aws::sdk_config().await;
+    let deps = shared::store_sync::StoreDeps::new(&config, &aws, shared::clients::http_client()?);
+    run(service_fn(|_: LambdaEvent<Value>| async {
+        let summary = shared::store_sync::pull_orders(&deps).await?;
+        Ok::<_, Error>(serde_json::to_value(summary)?)
+    }))
+    .await
+}

@@ -1,0 +1,414 @@
+//! 1C-Bitrix REST (`sale` scope) as the store speaks it: the `{"result": …}` / `{"error": …}` envelope, orders,
+//! payments and property values. Money fields are read from their JSON literals, never through `f64`; ids and flags
+//! come as numbers or strings and are read leniently.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::domain::money::parse_minor;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BitrixError {
+    /// `QUERY_LIMIT_EXCEEDED` (503), `OPERATION_TIME_LIMIT` (429), other 5xx, timeouts: back off and retry.
+    #[error("store busy or unreachable: {0}")]
+    Busy(String),
+    /// `NO_AUTH_FOUND`, `INVALID_CREDENTIALS`, `insufficient_scope`, … : the webhook is wrong; nothing will work.
+    #[error("store refused the webhook: {0}")]
+    Auth(String),
+    /// The store refused this call (e.g. changing the sum of a paid payment).
+    #[error("store refused {method}: {code} {description}")]
+    Refused {
+        method: String,
+        code: String,
+        description: String,
+    },
+    #[error("store answered something unreadable: {0}")]
+    Malformed(String),
+}
+
+/// A successful answer: the `result` (raw, so money keeps its literal) and the paging keys.
+#[derive(Debug)]
+pub struct Answer {
+    pub result: Box<RawValue>,
+    pub total: Option<u64>,
+    pub next: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    total: Option<u64>,
+    #[serde(default)]
+    next: Option<u64>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Classify an HTTP answer of `method`.
+pub fn answer(method: &str, status: u16, body: &[u8]) -> Result<Answer, BitrixError> {
+    let wire: Option<Wire> = serde_json::from_slice(body).ok();
+    let code = wire
+        .as_ref()
+        .and_then(|w| w.error.as_ref())
+        .map(text)
+        .unwrap_or_default();
+    let description = wire
+        .as_ref()
+        .and_then(|w| w.error_description.clone())
+        .unwrap_or_default();
+    let busy = status == 503 || status == 429 || status >= 500;
+    if busy
+        || matches!(
+            code.as_str(),
+            "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" | "OVERLOAD_LIMIT"
+        )
+    {
+        return Err(BitrixError::Busy(
+            format!("HTTP {status} {code}").trim().to_owned(),
+        ));
+    }
+    let auth_codes = [
+        "NO_AUTH_FOUND",
+        "INVALID_CREDENTIALS",
+        "insufficient_scope",
+        "expired_token",
+        "ACCESS_DENIED",
+        "user_access_error",
+        "invalid_token",
+    ];
+    if status == 401 || status == 403 || auth_codes.contains(&code.as_str()) {
+        return Err(BitrixError::Auth(
+            format!("HTTP {status} {code} {description}")
+                .trim()
+                .to_owned(),
+        ));
+    }
+    let Some(wire) = wire else {
+        return Err(BitrixError::Malformed(format!(
+            "{method}: HTTP {status}, not JSON"
+        )));
+    };
+    match (wire.result, wire.error) {
+        (Some(result), None) if (200..300).contains(&status) => Ok(Answer {
+            result,
+            total: wire.total,
+            next: wire.next,
+        }),
+        _ => Err(BitrixError::Refused {
+            method: method.to_owned(),
+            code: if code.is_empty() {
+                format!("HTTP {status}")
+            } else {
+                code
+            },
+            description,
+        }),
+    }
+}
+
+fn flag(v: &Option<Value>) -> bool {
+    matches!(
+        v.as_ref().map(text).as_deref(),
+        Some("Y" | "y" | "true" | "1")
+    )
+}
+
+fn money(field: &str, raw: Option<&RawValue>) -> Result<i64, BitrixError> {
+    let literal = raw.map_or("0", RawValue::get).trim().trim_matches('"');
+    parse_minor(if literal.is_empty() { "0" } else { literal })
+        .map_err(|e| BitrixError::Malformed(format!("{field} {literal:?}: {e}")))
+}
+
+/// An order as `sale.order.list` / `sale.order.get` return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOrder {
+    pub id: String,
+    pub account_number: Option<String>,
+    /// Minor units.
+    pub price: i64,
+    pub currency: String,
+    pub status_id: Option<String>,
+    pub canceled: bool,
+    pub payed: bool,
+    pub date_insert: Option<String>,
+    pub date_update: Option<String>,
+    pub person_type_id: Option<String>,
+    pub user_id: Option<String>,
+    pub comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderWire<'a> {
+    id: Value,
+    #[serde(default)]
+    account_number: Option<Value>,
+    #[serde(default, borrow)]
+    price: Option<&'a RawValue>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    status_id: Option<String>,
+    #[serde(default)]
+    canceled: Option<Value>,
+    #[serde(default)]
+    payed: Option<Value>,
+    #[serde(default)]
+    date_insert: Option<String>,
+    #[serde(default)]
+    date_update: Option<String>,
+    #[serde(default)]
+    person_type_id: Option<Value>,
+    #[serde(default)]
+    user_id: Option<Value>,
+    #[serde(default)]
+    user_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OrdersWire<'a> {
+    #[serde(borrow)]
+    orders: Vec<OrderWire<'a>>,
+}
+
+impl TryFrom<OrderWire<'_>> for StoreOrder {
+    type Error = BitrixError;
+    fn try_from(o: OrderWire<'_>) -> Result<Self, BitrixError> {
+        let id = text(&o.id);
+        if id.is_empty() {
+            return Err(BitrixError::Malformed("order without id".into()));
+        }
+        Ok(StoreOrder {
+            price: money(&format!("order {id} price"), o.price)?,
+            id,
+            account_number: o
+                .account_number
+                .as_ref()
+                .map(text)
+                .filter(|s| !s.is_empty()),
+            currency: o.currency.unwrap_or_else(|| "RUB".into()),
+            status_id: o.status_id,
+            canceled: flag(&o.canceled),
+            payed: flag(&o.payed),
+            date_insert: o.date_insert,
+            date_update: o.date_update,
+            person_type_id: o.person_type_id.as_ref().map(text),
+            user_id: o.user_id.as_ref().map(text),
+            comment: o.user_description.filter(|c| !c.trim().is_empty()),
+        })
+    }
+}
+
+/// `result.orders[]` of `sale.order.list`.
+pub fn orders(result: &RawValue) -> Result<Vec<StoreOrder>, BitrixError> {
+    let wire: OrdersWire<'_> = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.order.list: {e}")))?;
+    wire.orders.into_iter().map(StoreOrder::try_from).collect()
+}
+
+/// A payment of the store's order (`sale.payment.list` / `add` / `update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePayment {
+    pub id: String,
+    pub order_id: String,
+    pub paid: bool,
+    pub sum: i64,
+    pub pay_system_id: Option<String>,
+    pub xml_id: Option<String>,
+    pub is_return: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentWire<'a> {
+    id: Value,
+    #[serde(default)]
+    order_id: Option<Value>,
+    #[serde(default)]
+    paid: Option<Value>,
+    #[serde(default, borrow)]
+    sum: Option<&'a RawValue>,
+    #[serde(default)]
+    pay_system_id: Option<Value>,
+    #[serde(default)]
+    xml_id: Option<Value>,
+    #[serde(default)]
+    is_return: Option<Value>,
+}
+
+impl TryFrom<PaymentWire<'_>> for StorePayment {
+    type Error = BitrixError;
+    fn try_from(p: PaymentWire<'_>) -> Result<Self, BitrixError> {
+        let id = text(&p.id);
+        Ok(StorePayment {
+            sum: money(&format!("payment {id} sum"), p.sum)?,
+            id,
+            order_id: p.order_id.as_ref().map(text).unwrap_or_default(),
+            paid: flag(&p.paid),
+            pay_system_id: p.pay_system_id.as_ref().map(text).filter(|s| !s.is_empty()),
+            xml_id: p.xml_id.as_ref().map(text).filter(|s| !s.is_empty()),
+            is_return: flag(&p.is_return),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct PaymentsWire<'a> {
+    #[serde(borrow)]
+    payments: Vec<PaymentWire<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OnePaymentWire<'a> {
+    #[serde(borrow)]
+    payment: PaymentWire<'a>,
+}
+
+/// `result.payments[]` of `sale.payment.list`.
+pub fn payments(result: &RawValue) -> Result<Vec<StorePayment>, BitrixError> {
+    let wire: PaymentsWire<'_> = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.payment.list: {e}")))?;
+    wire.payments
+        .into_iter()
+        .map(StorePayment::try_from)
+        .collect()
+}
+
+/// `result.payment` of `sale.payment.add` / `sale.payment.update`.
+pub fn payment(result: &RawValue) -> Result<StorePayment, BitrixError> {
+    let wire: OnePaymentWire<'_> = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.payment: {e}")))?;
+    StorePayment::try_from(wire.payment)
+}
+
+/// An order property value (`sale.propertyvalue.list`); `value` is kept as JSON (files come as objects).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PropertyValue {
+    pub order_props_id: String,
+    pub code: Option<String>,
+    pub value: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertyValueWire {
+    order_props_id: Value,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    value: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PropertyValuesWire {
+    property_values: Vec<PropertyValueWire>,
+}
+
+/// `result.propertyValues[]` of `sale.propertyvalue.list` / `modify`.
+pub fn property_values(result: &RawValue) -> Result<Vec<PropertyValue>, BitrixError> {
+    let wire: PropertyValuesWire = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.propertyvalue: {e}")))?;
+    Ok(wire
+        .property_values
+        .into_iter()
+        .map(|p| PropertyValue {
+            order_props_id: text(&p.order_props_id),
+            code: p.code,
+            value: p.value,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_classified_as_the_reference_describes() {
+        let ok = answer(
+            "sale.order.list",
+            200,
+            br#"{"result":{"orders":[{"id":236,"accountNumber":"392","price":1480.5,"currency":"RUB","payed":"N","canceled":"N","statusId":"N","dateUpdate":"2026-11-28T10:00:00+03:00"}]},"next":50,"total":120,"time":{}}"#,
+        )
+        .unwrap();
+        assert_eq!((ok.total, ok.next), (Some(120), Some(50)));
+        let o = &orders(&ok.result).unwrap()[0];
+        assert_eq!(
+            (o.id.as_str(), o.price, o.account_number.as_deref()),
+            ("236", 148_050, Some("392"))
+        );
+        assert!(!o.payed && !o.canceled);
+        assert!(matches!(
+            answer(
+                "m",
+                503,
+                br#"{"error":"QUERY_LIMIT_EXCEEDED","error_description":"Too many requests"}"#
+            ),
+            Err(BitrixError::Busy(_))
+        ));
+        assert!(matches!(
+            answer("m", 429, br#"{"error":"OPERATION_TIME_LIMIT"}"#),
+            Err(BitrixError::Busy(_))
+        ));
+        assert!(matches!(
+            answer(
+                "m",
+                401,
+                br#"{"error":"NO_AUTH_FOUND","error_description":"Wrong authorization data"}"#
+            ),
+            Err(BitrixError::Auth(_))
+        ));
+        match answer(
+            "sale.payment.update",
+            400,
+            br#"{"error":200640400001,"error_description":"payment does not exist"}"#,
+        ) {
+            Err(BitrixError::Refused { code, .. }) => assert_eq!(code, "200640400001"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            answer("m", 200, b"<html>"),
+            Err(BitrixError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn money_is_read_from_its_literal_and_ids_leniently() {
+        let a = answer(
+            "sale.payment.list",
+            200,
+            br#"{"result":{"payments":[{"id":"144","orderId":200,"paid":"Y","sum":"100.10","paySystemId":1,"xmlId":"paysync:tbank:1","isReturn":"N"},{"id":145,"orderId":"200","paid":"N","sum":0.1}]}}"#,
+        )
+        .unwrap();
+        let p = payments(&a.result).unwrap();
+        assert_eq!(
+            (p[0].sum, p[0].paid, p[0].xml_id.as_deref()),
+            (10_010, true, Some("paysync:tbank:1"))
+        );
+        assert_eq!(
+            (p[1].id.as_str(), p[1].order_id.as_str(), p[1].sum),
+            ("145", "200", 10)
+        );
+        let bad = answer(
+            "sale.order.list",
+            200,
+            br#"{"result":{"orders":[{"id":1,"price":"1e3"}]}}"#,
+        )
+        .unwrap();
+        assert!(orders(&bad.result).is_err());
+    }
+}
