@@ -111,6 +111,21 @@ pub struct RefundConfig {
     pub yookassa: Option<(String, Secret, String)>,
 }
 
+/// How `store-sync` writes payment state into the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushConfig {
+    /// `BITRIX_PAID_AMOUNT_PROPERTY` (default `PAID_AMOUNT`; `-` = none): order property that gets the paid amount.
+    pub paid_amount_code: Option<String>,
+    /// `BITRIX_PAID_TEXT_PROPERTY` (optional): order property that gets `Оплачено: 1 500 из 5 000 (30%)`.
+    pub paid_text_code: Option<String>,
+    /// `BITRIX_PAY_SYSTEMS`: `{"tbank":"5","sber":"6","yookassa":"7","bank":"2","cash":"1","default":"2"}`, the store's
+    /// pay system id per source of the money (for added payments; `sale.payment.update` requires one too).
+    pub pay_systems: std::collections::BTreeMap<String, String>,
+    /// `BITRIX_STATUS_MAP`: ledger state → store status id, e.g. `{"partially_paid":"PP","refunded":"RF"}`. Full
+    /// payment is left to the store's own "paid" path (its status and e-mail) unless mapped.
+    pub status_map: std::collections::BTreeMap<String, String>,
+}
+
 /// Settings of `store-sync`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
@@ -121,6 +136,7 @@ pub struct StoreConfig {
     pub overlap_minutes: i64,
     /// `STORE_PULL_INITIAL_DAYS` (default 30): how far back the first pull looks.
     pub initial_days: i64,
+    pub push: PushConfig,
 }
 
 /// Settings of `exchange-1c`.
@@ -309,7 +325,30 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             webhook_url: Secret::new(webhook),
             overlap_minutes: self.number("STORE_PULL_OVERLAP_MINUTES", 10)?,
             initial_days: self.number("STORE_PULL_INITIAL_DAYS", 30)?,
+            push: PushConfig {
+                paid_amount_code: match self.get("BITRIX_PAID_AMOUNT_PROPERTY").as_deref() {
+                    None => Some("PAID_AMOUNT".into()),
+                    Some("-") => None,
+                    Some(code) => Some(code.to_owned()),
+                },
+                paid_text_code: self.get("BITRIX_PAID_TEXT_PROPERTY"),
+                pay_systems: self.json_map("BITRIX_PAY_SYSTEMS")?,
+                status_map: self.json_map("BITRIX_STATUS_MAP")?,
+            },
         })
+    }
+
+    fn json_map(
+        &self,
+        name: &'static str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        match self.get(name) {
+            None => Ok(std::collections::BTreeMap::new()),
+            Some(text) => serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+                name,
+                reason: format!("a JSON object of strings: {e}"),
+            }),
+        }
     }
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.

@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod refund_chargeback;
 pub mod refund_gateway;
 pub mod settlement;
+pub mod sqs_batch;
 pub mod statement;
 pub mod statement_pull;
 pub mod store_sync;

@@ -14,7 +14,6 @@
 //! Acquirer-initiated refunds and chargebacks need no work here: acquiring-callback records them, the ledger updates
 //! the order and 1C's feed (a return document), and the store learns it from the events queue.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -272,54 +271,14 @@ pub fn has_refund_work(event: &OrderEvent) -> bool {
         .any(|r| matches!(r.status, RefundStatus::Requested | RefundStatus::Sent))
 }
 
-/// What a refunds-queue message must carry (it is an [`OrderEvent`]; only the order matters, the ledger has the rest).
-#[derive(serde::Deserialize)]
-struct Work {
-    order_id: String,
-}
-
-/// One SQS batch. FIFO: once a message of a group fails, the group's later messages in the batch are reported
-/// failed too (unprocessed), so the order's work is never reordered.
+/// One SQS batch (FIFO per order, partial failures; see [`crate::sqs_batch`]).
 pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    let mut failed_groups: HashSet<String> = HashSet::new();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        let group = record
-            .attributes
-            .get("MessageGroupId")
-            .cloned()
-            .unwrap_or_default();
-        if failed_groups.contains(&group) {
-            response.add_failure(id);
-            continue;
-        }
-        let order = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<Work>(b).ok())
-            .and_then(|w| OrderId::parse(w.order_id).ok());
-        let result = match order {
-            Some(order) => execute_order(deps, &order).await.map(|run| (order, run)),
-            None => {
-                warn!(message_id = %id, "unreadable refund message; it goes to the DLQ after its retries");
-                failed_groups.insert(group);
-                response.add_failure(id);
-                continue;
-            }
-        };
-        match result {
-            Ok((order, run)) => {
-                info!(order_id = %order, succeeded = run.succeeded, pending = run.pending, failed = run.failed, "refund work done")
-            }
-            Err(e) => {
-                warn!(message_id = %id, error.message = %e, "refund work failed; the message is retried");
-                failed_groups.insert(group);
-                response.add_failure(id);
-            }
-        }
-    }
-    response
+    crate::sqs_batch::for_each_order(event, |order| async move {
+        let run = execute_order(deps, &order).await?;
+        info!(order_id = %order, succeeded = run.succeeded, pending = run.pending, failed = run.failed, "refund work done");
+        Ok::<(), RunError>(())
+    })
+    .await
 }
 
 #[cfg(test)]

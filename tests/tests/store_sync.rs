@@ -175,3 +175,344 @@ async fn a_busy_store_is_retried_and_a_cancelled_order_is_cancelled() {
     assert!(s.watermark.is_none());
     assert!(env.order("7202").await.is_none());
 }
+
+/// The store's payments, property values and order statuses, changed by `sale.*` calls like Bitrix does it
+/// (including its refusal to change the sum of a paid payment and `propertyvalue.modify` dropping what it is not
+/// given); optionally busy (503) for a number of calls.
+#[derive(Clone, Default)]
+struct FakeShop {
+    state: Arc<Mutex<Shop>>,
+}
+
+#[derive(Default)]
+struct Shop {
+    payments: Vec<Value>,
+    properties: Vec<(String, Value)>,
+    statuses: Vec<String>,
+    calls: Vec<String>,
+    busy: u32,
+    next_id: u64,
+}
+
+fn as_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+impl Respond for FakeShop {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut s = self.state.lock().expect("lock");
+        let method = req
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(".json")
+            .to_owned();
+        s.calls.push(method.clone());
+        if s.busy > 0 {
+            s.busy -= 1;
+            return ResponseTemplate::new(503)
+                .set_body_json(json!({"error": "QUERY_LIMIT_EXCEEDED"}));
+        }
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let ok = |result: Value| {
+            ResponseTemplate::new(200).set_body_json(json!({"result": result, "time": {}}))
+        };
+        match method.as_str() {
+            "sale.payment.list" => ok(json!({"payments": s.payments})),
+            "sale.payment.add" => {
+                s.next_id += 1;
+                let mut p = body["fields"].clone();
+                p["id"] = json!(1000 + s.next_id);
+                s.payments.push(p.clone());
+                ok(json!({"payment": p}))
+            }
+            "sale.payment.update" => {
+                let id = as_text(&body["id"]);
+                let fields = body["fields"].as_object().cloned().unwrap_or_default();
+                if !fields.contains_key("paySystemId") {
+                    return ResponseTemplate::new(400).set_body_json(
+                        json!({"error": 0, "error_description": "paySystemId is required"}),
+                    );
+                }
+                let Some(p) = s.payments.iter_mut().find(|p| as_text(&p["id"]) == id) else {
+                    return ResponseTemplate::new(400).set_body_json(json!({"error": 200640400001u64, "error_description": "payment does not exist"}));
+                };
+                let sum_changes = fields
+                    .get("sum")
+                    .is_some_and(|v| as_text(v) != as_text(&p["sum"]));
+                if p["paid"] == "Y" && sum_changes {
+                    return ResponseTemplate::new(400).set_body_json(json!({"error": 0, "error_description": "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"}));
+                }
+                for (k, v) in fields {
+                    p[k] = v;
+                }
+                let p = p.clone();
+                ok(json!({"payment": p}))
+            }
+            "sale.propertyvalue.list" => ok(json!({"propertyValues": s
+                .properties
+                .iter()
+                .map(|(code, v)| json!({"orderPropsId": v["orderPropsId"], "code": code, "value": v["value"]}))
+                .collect::<Vec<_>>()})),
+            "sale.property.list" => {
+                let code = body["filter"]["code"].as_str().unwrap_or("");
+                let id = match code {
+                    "PAID_AMOUNT" => 20,
+                    "PAID_TEXT" => 21,
+                    _ => 0,
+                };
+                ok(
+                    json!({"properties": if id > 0 { vec![json!({"id": id, "code": code})] } else { vec![] }}),
+                )
+            }
+            "sale.propertyvalue.modify" => {
+                let given = body["fields"]["order"]["propertyValues"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                // Whatever is not given is deleted.
+                let codes: Vec<(String, Value)> = given
+                    .iter()
+                    .map(|g| {
+                        let code = match as_text(&g["orderPropsId"]).as_str() {
+                            "20" => "PAID_AMOUNT".to_owned(),
+                            "21" => "PAID_TEXT".to_owned(),
+                            "1" => "EMAIL".to_owned(),
+                            "2" => "FILE".to_owned(),
+                            other => other.to_owned(),
+                        };
+                        (code, g.clone())
+                    })
+                    .collect();
+                s.properties = codes;
+                ok(json!({"propertyValues": given}))
+            }
+            "sale.order.update" => {
+                let status = as_text(&body["fields"]["statusId"]);
+                s.statuses.push(status);
+                ok(json!({"order": {"id": body["id"]}}))
+            }
+            other => ResponseTemplate::new(400).set_body_json(
+                json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": other}),
+            ),
+        }
+    }
+}
+
+struct Push {
+    env: TestEnv,
+    shop: FakeShop,
+    deps: StoreDeps,
+    config: shared::config::PushConfig,
+    _bitrix: MockServer,
+}
+
+async fn push_env(order: &str, total: i64) -> Push {
+    let env = spawn_env().await;
+    let bitrix = MockServer::start().await;
+    let shop = FakeShop::default();
+    {
+        let mut s = shop.state.lock().expect("lock");
+        // What checkout created: one unpaid card payment for the whole order, and the buyer's properties.
+        s.payments.push(
+            json!({"id": 900, "orderId": order, "paid": "N", "sum": format!("{}", total / 100),
+                                "paySystemId": 5, "isReturn": "N"}),
+        );
+        s.properties.push((
+            "EMAIL".into(),
+            json!({"orderPropsId": 1, "value": "buyer@example.ru"}),
+        ));
+        s.properties.push(("FILE".into(), json!({"orderPropsId": 2, "value": {"fileName": "rekv.pdf", "src": "/upload/rekv.pdf"}})));
+    }
+    Mock::given(method("POST"))
+        .respond_with(shop.clone())
+        .mount(&bitrix)
+        .await;
+    env.register_order(order, total).await;
+    let deps = StoreDeps {
+        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        events: env.deps.events.clone(),
+        bitrix: Arc::new(HttpBitrix {
+            client: reqwest::Client::new(),
+            webhook_url: format!("{}/rest/1/secret-code/", bitrix.uri()),
+        }),
+        overlap_minutes: 10,
+        initial_days: 30,
+    };
+    let config = shared::config::PushConfig {
+        paid_amount_code: Some("PAID_AMOUNT".into()),
+        paid_text_code: Some("PAID_TEXT".into()),
+        pay_systems: [("bank".to_owned(), "2".to_owned())].into_iter().collect(),
+        status_map: [("partially_paid".to_owned(), "PP".to_owned())]
+            .into_iter()
+            .collect(),
+    };
+    Push {
+        env,
+        shop,
+        deps,
+        config,
+        _bitrix: bitrix,
+    }
+}
+
+impl Push {
+    fn batch(&self, order: &str, copies: usize) -> aws_lambda_events::event::sqs::SqsEvent {
+        let records: Vec<Value> = (0..copies)
+            .map(|i| {
+                json!({"messageId": format!("m{i}"), "body": json!({"order_id": order}).to_string(),
+                            "attributes": {"MessageGroupId": order}})
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).expect("event")
+    }
+
+    async fn deliver(&self, order: &str, copies: usize) -> usize {
+        shared::store_sync::handle_events(&self.deps, &self.config, self.batch(order, copies))
+            .await
+            .batch_item_failures
+            .len()
+    }
+
+    fn paid_payments(&self) -> Vec<(String, String)> {
+        self.shop
+            .state
+            .lock()
+            .expect("lock")
+            .payments
+            .iter()
+            .filter(|p| p["paid"] == "Y")
+            .map(|p| (as_text(&p["sum"]), as_text(&p["xmlId"])))
+            .collect()
+    }
+
+    fn property(&self, code: &str) -> Option<Value> {
+        self.shop
+            .state
+            .lock()
+            .expect("lock")
+            .properties
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|(_, v)| v["value"].clone())
+    }
+}
+
+#[tokio::test]
+async fn a_payment_reaches_the_store_once_though_its_message_comes_three_times() {
+    let p = push_env("7301", 500_000).await;
+    assert_eq!(
+        p.env
+            .post_tbank(&tbank_note("7301", "61", "CONFIRMED", 500_000))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(p.deliver("7301", 3).await, 0);
+    // Checkout's own payment took the money (the store's normal "paid" path, which sends its paid e-mail).
+    assert_eq!(
+        p.paid_payments(),
+        [("5000.00".to_owned(), "paysync:tbank:61".to_owned())]
+    );
+    let s = p.shop.state.lock().expect("lock");
+    assert_eq!(s.payments.len(), 1, "nothing added");
+    assert_eq!(
+        s.calls
+            .iter()
+            .filter(|c| *c == "sale.payment.update")
+            .count(),
+        1
+    );
+    assert_eq!(
+        s.calls
+            .iter()
+            .filter(|c| *c == "sale.propertyvalue.modify")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn partial_then_full_payment_then_a_refund_show_in_the_store_and_other_properties_survive() {
+    let p = push_env("7302", 500_000).await;
+    p.env
+        .post_tbank(&tbank_note("7302", "71", "CONFIRMED", 150_000))
+        .await;
+    assert_eq!(p.deliver("7302", 1).await, 0);
+    assert_eq!(
+        p.paid_payments(),
+        [("1500.00".to_owned(), "paysync:tbank:71".to_owned())]
+    );
+    assert_eq!(p.property("PAID_AMOUNT"), Some(json!("1500.00")));
+    assert_eq!(
+        p.property("PAID_TEXT"),
+        Some(json!("Оплачено: 1\u{a0}500 из 5\u{a0}000 (30%)"))
+    );
+    assert_eq!(p.shop.state.lock().expect("lock").statuses, ["PP"]);
+    // The buyer's other properties, the file one included, are sent back untouched.
+    assert_eq!(p.property("EMAIL"), Some(json!("buyer@example.ru")));
+    assert_eq!(
+        p.property("FILE").map(|v| v["fileName"].clone()),
+        Some(json!("rekv.pdf"))
+    );
+
+    // The balance by card: a second store payment.
+    p.env
+        .post_tbank(&tbank_note("7302", "72", "CONFIRMED", 350_000))
+        .await;
+    assert_eq!(p.deliver("7302", 1).await, 0);
+    let paid = p.paid_payments();
+    assert_eq!(paid.len(), 2);
+    assert_eq!(p.property("PAID_AMOUNT"), Some(json!("5000.00")));
+
+    // The advance refunded in part, then in full: the paid sum is corrected through paid=N, then un-paid.
+    p.env
+        .post_tbank(&tbank_note("7302", "71", "PARTIAL_REFUNDED", 100_000))
+        .await;
+    assert_eq!(p.deliver("7302", 1).await, 0);
+    assert!(p
+        .paid_payments()
+        .contains(&("1000.00".to_owned(), "paysync:tbank:71".to_owned())));
+    p.env
+        .post_tbank(&tbank_note("7302", "71", "REFUNDED", 0))
+        .await;
+    assert_eq!(p.deliver("7302", 1).await, 0);
+    assert_eq!(
+        p.paid_payments(),
+        [("3500.00".to_owned(), "paysync:tbank:72".to_owned())]
+    );
+    let s = p.shop.state.lock().expect("lock");
+    let returned = s
+        .payments
+        .iter()
+        .find(|x| x["xmlId"] == "paysync:tbank:71")
+        .expect("payment");
+    assert_eq!(
+        (returned["paid"].clone(), returned["payReturnNum"].clone()),
+        (json!("N"), json!("71"))
+    );
+    drop(s);
+    assert_eq!(p.property("PAID_AMOUNT"), Some(json!("3500.00")));
+}
+
+#[tokio::test]
+async fn a_busy_store_fails_the_message_and_the_retry_lands_it_once() {
+    let p = push_env("7303", 100_000).await;
+    p.env
+        .post_tbank(&tbank_note("7303", "81", "CONFIRMED", 100_000))
+        .await;
+    p.shop.state.lock().expect("lock").busy = 3;
+    assert_eq!(
+        p.deliver("7303", 1).await,
+        1,
+        "503 twice: SQS retries the message"
+    );
+    assert!(p.paid_payments().is_empty());
+    assert_eq!(p.deliver("7303", 1).await, 0);
+    assert_eq!(
+        p.paid_payments(),
+        [("1000.00".to_owned(), "paysync:tbank:81".to_owned())]
+    );
+}
