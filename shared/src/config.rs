@@ -16,6 +16,12 @@ pub enum ConfigError {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
@@ -124,6 +130,18 @@ pub struct PushConfig {
     /// `BITRIX_STATUS_MAP`: ledger state → store status id, e.g. `{"partially_paid":"PP","refunded":"RF"}`. Full
     /// payment is left to the store's own "paid" path (its status and e-mail) unless mapped.
     pub status_map: std::collections::BTreeMap<String, String>,
+    /// `STORE_HOOKS`: signed POSTs on order state transitions (e.g. reserve stock in 1C when an order is paid).
+    pub hooks: Vec<Hook>,
+}
+
+/// An outbound hook: `{"url":"https://…","on":["paid"],"secret":"…"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    pub url: String,
+    /// Ledger states that fire it: `paid`, `partially_paid`, `overpaid`, `refunded`, `cancelled`.
+    pub on: Vec<String>,
+    pub secret: Secret,
 }
 
 /// Settings of `store-sync`.
@@ -334,6 +352,15 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 paid_text_code: self.get("BITRIX_PAID_TEXT_PROPERTY"),
                 pay_systems: self.json_map("BITRIX_PAY_SYSTEMS")?,
                 status_map: self.json_map("BITRIX_STATUS_MAP")?,
+                hooks: match self.get("STORE_HOOKS") {
+                    None => Vec::new(),
+                    Some(text) => {
+                        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+                            name: "STORE_HOOKS",
+                            reason: format!("a JSON list of {{url, on, secret}}: {e}"),
+                        })?
+                    }
+                },
             },
         })
     }

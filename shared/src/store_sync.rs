@@ -83,6 +83,8 @@ pub struct StoreDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub bitrix: Arc<dyn BitrixApi>,
+    /// For outbound hooks.
+    pub http: reqwest::Client,
     /// `STORE_PULL_OVERLAP_MINUTES`: re-read before the watermark (late commits land with earlier `dateUpdate`).
     pub overlap_minutes: i64,
     /// `STORE_PULL_INITIAL_DAYS`: how far back the very first run looks.
@@ -101,9 +103,10 @@ impl StoreDeps {
             store,
             events,
             bitrix: Arc::new(HttpBitrix {
-                client: http,
+                client: http.clone(),
                 webhook_url: config.webhook_url.expose().to_owned(),
             }),
+            http,
             overlap_minutes: config.overlap_minutes,
             initial_days: config.initial_days,
         }
@@ -534,8 +537,84 @@ async fn push_properties(
     Ok(true)
 }
 
+/// `X-Paysync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Fire the hooks configured for the order's state, once per (hook, order, state): the event id is
+/// `<order id>#<state>`, the same on every retry, so a receiver deduplicates on it. A failed POST fails the message
+/// (SQS retries it); a delivered one is remembered in the ledger table and not sent again.
+pub async fn fire_hooks(
+    store: &dyn LedgerStore,
+    http: &reqwest::Client,
+    config: &PushConfig,
+    order: &crate::domain::Order,
+) -> Result<usize, PushError> {
+    let state = order.state().as_str();
+    let mut sent = 0;
+    for hook in config
+        .hooks
+        .iter()
+        .filter(|h| h.on.iter().any(|s| s == state))
+    {
+        let event_id = format!("{}#{state}", order.id);
+        let marker = format!(
+            "hook#{}#{event_id}",
+            &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(hook.url.as_bytes()))[..16]
+        );
+        if store.watermark(&marker).await?.is_some() {
+            continue;
+        }
+        let t = order.totals();
+        let body = json!({
+            "id": event_id,
+            "type": format!("order.{state}"),
+            "order_id": order.id.as_str(),
+            "number": order.info.as_ref().and_then(|i| i.number.clone()),
+            "state": state,
+            "total": order.total(),
+            "paid": t.net(),
+            "paid_percent": order.paid_percent(),
+            "currency": order.currency().as_str(),
+        })
+        .to_string();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let resp = http
+            .post(&hook.url)
+            .header("content-type", "application/json")
+            .header("x-paysync-event-id", &event_id)
+            .header(
+                "x-paysync-signature",
+                sign(hook.secret.expose(), now, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|_| PushError::Hook(format!("{event_id}: receiver unreachable")))?;
+        if !resp.status().is_success() {
+            return Err(PushError::Hook(format!(
+                "{event_id}: receiver answered HTTP {}",
+                resp.status().as_u16()
+            )));
+        }
+        store.set_watermark(&marker, &now.to_string()).await?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    #[error("outbound hook failed: {0}")]
+    Hook(String),
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
@@ -553,6 +632,11 @@ pub async fn handle_events(
     crate::sqs_batch::for_each_order(event, |order| async move {
         let report = push_order(deps.store.as_ref(), deps.bitrix.as_ref(), config, &order).await?;
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
+        if !config.hooks.is_empty() {
+            if let Some(o) = deps.store.load_order(&order).await? {
+                fire_hooks(deps.store.as_ref(), &deps.http, config, &o).await?;
+            }
+        }
         Ok::<(), PushError>(())
     })
     .await

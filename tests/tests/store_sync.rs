@@ -92,6 +92,7 @@ async fn store_env() -> (TestEnv, MockServer, FakeStore, StoreDeps) {
             client: reqwest::Client::new(),
             webhook_url: format!("{}/rest/1/secret-code/", bitrix.uri()),
         }),
+        http: reqwest::Client::new(),
         overlap_minutes: 10,
         initial_days: 36_500,
     };
@@ -338,6 +339,7 @@ async fn push_env(order: &str, total: i64) -> Push {
             client: reqwest::Client::new(),
             webhook_url: format!("{}/rest/1/secret-code/", bitrix.uri()),
         }),
+        http: reqwest::Client::new(),
         overlap_minutes: 10,
         initial_days: 30,
     };
@@ -348,6 +350,7 @@ async fn push_env(order: &str, total: i64) -> Push {
         status_map: [("partially_paid".to_owned(), "PP".to_owned())]
             .into_iter()
             .collect(),
+        hooks: Vec::new(),
     };
     Push {
         env,
@@ -515,4 +518,67 @@ async fn a_busy_store_fails_the_message_and_the_retry_lands_it_once() {
         p.paid_payments(),
         [("1000.00".to_owned(), "paysync:tbank:81".to_owned())]
     );
+}
+
+#[tokio::test]
+async fn an_outbound_hook_is_signed_retried_after_a_500_and_sent_once_per_event() {
+    let mut p = push_env("7304", 100_000).await;
+    let receiver = MockServer::start().await;
+    Mock::given(path("/hs/reserve"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(path("/hs/reserve"))
+        .respond_with(ResponseTemplate::new(200))
+        .with_priority(2)
+        .mount(&receiver)
+        .await;
+    p.config.hooks = vec![serde_json::from_value(json!({
+        "url": format!("{}/hs/reserve", receiver.uri()), "on": ["paid"], "secret": "hook-secret"
+    }))
+    .expect("hook")];
+    p.env
+        .post_tbank(&tbank_note("7304", "91", "CONFIRMED", 100_000))
+        .await;
+    assert_eq!(
+        p.deliver("7304", 1).await,
+        1,
+        "the receiver's 500 fails the message"
+    );
+    assert_eq!(p.deliver("7304", 1).await, 0, "the retry delivers it");
+    assert_eq!(
+        p.deliver("7304", 1).await,
+        0,
+        "a later change of a paid order does not send it again"
+    );
+    let received = receiver.received_requests().await.expect("recorded");
+    assert_eq!(received.len(), 2);
+    for r in &received {
+        assert_eq!(
+            r.headers
+                .get("x-paysync-event-id")
+                .and_then(|v| v.to_str().ok()),
+            Some("7304#paid")
+        );
+        let signature = r
+            .headers
+            .get("x-paysync-signature")
+            .and_then(|v| v.to_str().ok())
+            .expect("signed");
+        let t: i64 = signature
+            .split(',')
+            .next()
+            .and_then(|x| x.strip_prefix("t="))
+            .and_then(|x| x.parse().ok())
+            .expect("timestamp");
+        let body = String::from_utf8(r.body.clone()).expect("utf-8");
+        assert_eq!(signature, shared::store_sync::sign("hook-secret", t, &body));
+        let event: Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            (event["type"].clone(), event["paid"].clone()),
+            (json!("order.paid"), json!(100_000))
+        );
+    }
 }
