@@ -126,6 +126,8 @@ pub struct PullSummary {
     pub from: String,
     pub watermark: Option<String>,
     pub errors: Vec<String>,
+    /// The store refused the webhook: nothing will work until someone fixes it (the function fails, so it alarms).
+    pub auth_failed: bool,
 }
 
 const WATERMARK: &str = "bitrix-orders";
@@ -148,8 +150,44 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// Buyer fields from the store's order property codes (the standard ones of 1C-Bitrix's person types).
+fn buyer_from(
+    user_id: Option<&str>,
+    props: &[(String, String)],
+    known: Option<&crate::domain::order::Buyer>,
+) -> Option<crate::domain::order::Buyer> {
+    let mut b = known.cloned().unwrap_or_default();
+    let mut any = false;
+    for (code, value) in props {
+        let slot = match code.to_ascii_uppercase().as_str() {
+            "FIO" | "NAME" | "CONTACT_PERSON" => &mut b.name,
+            "COMPANY" => &mut b.full_name,
+            "EMAIL" => &mut b.email,
+            "PHONE" => &mut b.phone,
+            "ADDRESS" | "COMPANY_ADR" => &mut b.address,
+            "INN" => &mut b.inn,
+            "KPP" => &mut b.kpp,
+            _ => continue,
+        };
+        *slot = Some(value.clone());
+        any = true;
+    }
+    if b.name.is_none() {
+        b.name.clone_from(&b.full_name);
+    }
+    if let Some(id) = user_id {
+        b.id = Some(id.to_owned());
+        any = true;
+    }
+    any.then_some(b)
+}
+
 /// What the ledger should know about a store order, on top of what it knew (1C's details, invoices).
-fn info_for(o: &StoreOrder, known: Option<&OrderInfo>) -> Result<OrderInfo, String> {
+fn info_for(
+    o: &StoreOrder,
+    details: Option<&bitrix::StoreOrderDetails>,
+    known: Option<&OrderInfo>,
+) -> Result<OrderInfo, String> {
     let currency = Currency::parse(&o.currency).map_err(|e| format!("order {}: {e}", o.id))?;
     let mut info = known
         .cloned()
@@ -174,10 +212,71 @@ fn info_for(o: &StoreOrder, known: Option<&OrderInfo>) -> Result<OrderInfo, Stri
     if o.comment.is_some() {
         info.details.comment.clone_from(&o.comment);
     }
+    if let Some(d) = details {
+        info.details.lines = d
+            .lines
+            .iter()
+            .map(
+                |(id, name, price, quantity, amount)| crate::domain::order::OrderLine {
+                    id: id.clone(),
+                    name: name.clone(),
+                    price: *price,
+                    quantity: quantity.clone(),
+                    amount: *amount,
+                },
+            )
+            .collect();
+        if d.delivery.is_some() {
+            info.details.delivery.clone_from(&d.delivery);
+        }
+        if d.pay_system.is_some() {
+            info.details.payment_method.clone_from(&d.pay_system);
+        }
+        info.details.buyer = buyer_from(
+            o.user_id.as_deref(),
+            &d.properties,
+            info.details.buyer.as_ref(),
+        );
+    }
     Ok(info)
 }
 
-/// One run of the order pull.
+/// `sale.order.get` for a page of orders in one `batch` call (≤ 50 commands): lines, delivery, buyer properties.
+async fn page_details(
+    api: &dyn BitrixApi,
+    orders: &[StoreOrder],
+    errors: &mut Vec<String>,
+) -> Result<std::collections::BTreeMap<String, bitrix::StoreOrderDetails>, BitrixError> {
+    let cmd: serde_json::Map<String, Value> = orders
+        .iter()
+        .take(50)
+        .map(|o| {
+            (
+                format!("o{}", o.id),
+                Value::String(format!("sale.order.get?id={}", o.id)),
+            )
+        })
+        .collect();
+    if cmd.is_empty() {
+        return Ok(std::collections::BTreeMap::new());
+    }
+    let answer = call_with_backoff(api, "batch", &json!({"halt": 0, "cmd": cmd}), 4).await?;
+    let (results, failed) = bitrix::batch_results(&answer.result)?;
+    errors.extend(failed.into_iter().map(|e| format!("sale.order.get {e}")));
+    let mut out = std::collections::BTreeMap::new();
+    for (key, raw) in results {
+        match bitrix::order_details(&raw) {
+            Ok(d) => {
+                out.insert(key.trim_start_matches('o').to_owned(), d);
+            }
+            Err(e) => errors.push(format!("{key}: {e}")),
+        }
+    }
+    Ok(out)
+}
+
+/// One run of the order pull. Each page of 50 orders costs two calls: the list, and one `batch` of
+/// `sale.order.get` for their lines, delivery and buyer.
 pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     let mut s = PullSummary::default();
     let now = OffsetDateTime::now_utc();
@@ -205,12 +304,21 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
             Ok(page) => page,
             Err(e) => {
                 warn!(error.message = %e, "order pull stopped; the watermark stays");
+                s.auth_failed = matches!(e, BitrixError::Auth(_));
                 s.errors.push(e.to_string());
                 return Ok(s);
             }
         };
         s.pages += 1;
         let (orders, next) = page;
+        let details = match page_details(deps.bitrix.as_ref(), &orders, &mut s.errors).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error.message = %e, "order details unavailable; the watermark stays");
+                s.errors.push(e.to_string());
+                return Ok(s);
+            }
+        };
         for o in &orders {
             s.fetched += 1;
             let id = match OrderId::parse(o.id.clone()) {
@@ -221,7 +329,11 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
                 }
             };
             let known = deps.store.load_order(&id).await?;
-            let info = match info_for(o, known.as_ref().and_then(|k| k.info.as_ref())) {
+            let info = match info_for(
+                o,
+                details.get(&o.id),
+                known.as_ref().and_then(|k| k.info.as_ref()),
+            ) {
                 Ok(info) => info,
                 Err(e) => {
                     s.errors.push(e);

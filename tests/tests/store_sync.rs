@@ -80,11 +80,13 @@ async fn store_env() -> (TestEnv, MockServer, FakeStore, StoreDeps) {
     let env = spawn_env().await;
     let bitrix = MockServer::start().await;
     let fake = FakeStore::default();
-    Mock::given(method("POST"))
-        .and(path("/rest/1/secret-code/sale.order.list.json"))
-        .respond_with(fake.clone())
-        .mount(&bitrix)
-        .await;
+    for method_path in ["sale.order.list", "batch"] {
+        Mock::given(method("POST"))
+            .and(path(format!("/rest/1/secret-code/{method_path}.json")))
+            .respond_with(fake.clone())
+            .mount(&bitrix)
+            .await;
+    }
     let deps = StoreDeps {
         store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
         events: env.deps.events.clone(),
@@ -173,7 +175,7 @@ async fn a_busy_store_is_retried_and_a_cancelled_order_is_cancelled() {
     fake.add(7202, "100", "2026-11-28T13:00:00+03:00", false);
     let s = pull_orders(&deps).await.expect("pull");
     assert_eq!(s.errors.len(), 1, "{s:?}");
-    assert!(s.watermark.is_none());
+    assert!(s.watermark.is_none() && !s.auth_failed);
     assert!(env.order("7202").await.is_none());
 }
 
@@ -581,4 +583,31 @@ async fn an_outbound_hook_is_signed_retried_after_a_500_and_sent_once_per_event(
             (json!("order.paid"), json!(100_000))
         );
     }
+}
+
+#[tokio::test]
+async fn a_refused_webhook_is_reported_as_such() {
+    let env = spawn_env().await;
+    let bitrix = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(
+            json!({"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"}),
+        ))
+        .expect(1)
+        .mount(&bitrix)
+        .await;
+    let deps = StoreDeps {
+        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        events: env.deps.events.clone(),
+        bitrix: Arc::new(HttpBitrix {
+            client: reqwest::Client::new(),
+            webhook_url: format!("{}/rest/1/wrong/", bitrix.uri()),
+        }),
+        http: reqwest::Client::new(),
+        overlap_minutes: 10,
+        initial_days: 30,
+    };
+    let s = pull_orders(&deps).await.expect("pull");
+    assert!(s.auth_failed, "{s:?}");
+    assert!(s.errors[0].contains("NO_AUTH_FOUND"));
 }

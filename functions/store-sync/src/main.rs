@@ -18,6 +18,10 @@ async fn main() -> Result<(), Error> {
             return Ok::<_, Error>(serde_json::to_value(response)?);
         }
         let summary = shared::store_sync::pull_orders(&deps).await?;
+        if summary.auth_failed {
+            // A refused webhook fails the invocation: the errors alarm tells someone to fix it.
+            return Err(summary.errors.join("; ").into());
+        }
         Ok(serde_json::to_value(summary)?)
     }))
     .await

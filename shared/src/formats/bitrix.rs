@@ -333,6 +333,159 @@ pub fn property_values(result: &RawValue) -> Result<Vec<PropertyValue>, BitrixEr
         .collect())
 }
 
+/// What `sale.order.get` adds to the list's fields: what a complete 1C order document needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOrderDetails {
+    /// `(id, name, unit price, quantity as written, amount)`, minor units.
+    pub lines: Vec<(Option<String>, String, i64, String, i64)>,
+    /// Delivery service name and price.
+    pub delivery: Option<(String, i64)>,
+    /// Order property values by code (buyer name, e-mail, phone, address, INN, …); file values are left out.
+    pub properties: Vec<(String, String)>,
+    pub pay_system: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BasketWire<'a> {
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    xml_id: Option<Value>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, borrow)]
+    price: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    quantity: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ShipmentWire<'a> {
+    #[serde(default, borrow)]
+    price_delivery: Option<&'a RawValue>,
+    #[serde(default)]
+    delivery_name: Option<String>,
+    #[serde(default)]
+    system: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayWire {
+    #[serde(default)]
+    pay_system_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FullOrderWire<'a> {
+    #[serde(default, borrow)]
+    basket_items: Vec<BasketWire<'a>>,
+    #[serde(default, borrow)]
+    shipments: Vec<ShipmentWire<'a>>,
+    #[serde(default)]
+    property_values: Vec<PropertyValueWire>,
+    #[serde(default)]
+    payments: Vec<PayWire>,
+}
+
+#[derive(Deserialize)]
+struct GetWire<'a> {
+    #[serde(borrow)]
+    order: FullOrderWire<'a>,
+}
+
+/// `price × quantity` exactly, for quantities with up to 3 decimals (half-up to the kopeck).
+fn line_amount(price: i64, quantity: &str) -> Option<i64> {
+    let (whole, frac) = quantity.split_once('.').unwrap_or((quantity, ""));
+    let frac = frac.trim_end_matches('0');
+    if frac.len() > 3 || whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let scaled: i128 = format!("{whole}{frac:0<3}").parse().ok()?;
+    let value = i128::from(price) * scaled;
+    i64::try_from((value + 500) / 1000).ok()
+}
+
+/// `result` of `sale.order.get`.
+pub fn order_details(result: &RawValue) -> Result<StoreOrderDetails, BitrixError> {
+    let wire: GetWire<'_> = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.order.get: {e}")))?;
+    let o = wire.order;
+    let mut lines = Vec::new();
+    for b in o.basket_items {
+        let price = money("basket price", b.price)?;
+        let quantity = b
+            .quantity
+            .map_or("1", RawValue::get)
+            .trim_matches('"')
+            .to_owned();
+        let amount = line_amount(price, &quantity)
+            .ok_or_else(|| BitrixError::Malformed(format!("basket quantity {quantity:?}")))?;
+        lines.push((
+            b.xml_id
+                .or(b.id)
+                .as_ref()
+                .map(text)
+                .filter(|s| !s.is_empty()),
+            b.name.unwrap_or_default(),
+            price,
+            quantity,
+            amount,
+        ));
+    }
+    let mut delivery = None;
+    for sh in o.shipments.iter().filter(|s| !flag(&s.system)) {
+        let price = money("priceDelivery", sh.price_delivery)?;
+        delivery = Some((
+            sh.delivery_name
+                .clone()
+                .unwrap_or_else(|| "Доставка".into()),
+            price,
+        ));
+    }
+    Ok(StoreOrderDetails {
+        lines,
+        delivery,
+        properties: o
+            .property_values
+            .into_iter()
+            .filter_map(|p| match (p.code, p.value) {
+                (Some(code), Value::String(v)) if !v.trim().is_empty() => Some((code, v)),
+                (Some(code), Value::Number(n)) => Some((code, n.to_string())),
+                _ => None,
+            })
+            .collect(),
+        pay_system: o.payments.into_iter().find_map(|p| p.pay_system_name),
+    })
+}
+
+/// Each command's result by its key, and each failed command's error.
+pub type BatchResults = (
+    std::collections::BTreeMap<String, Box<RawValue>>,
+    Vec<String>,
+);
+
+/// `result` of `batch`: each command's result by its key, and each command's error.
+pub fn batch_results(result: &RawValue) -> Result<BatchResults, BitrixError> {
+    #[derive(Deserialize)]
+    struct BatchWire {
+        #[serde(default)]
+        result: Option<std::collections::BTreeMap<String, Box<RawValue>>>,
+        #[serde(default)]
+        result_error: Option<Value>,
+    }
+    let wire: BatchWire = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("batch: {e}")))?;
+    let errors = match wire.result_error {
+        Some(Value::Object(m)) => m.into_iter().map(|(k, v)| format!("{k}: {v}")).collect(),
+        _ => Vec::new(),
+    };
+    Ok((wire.result.unwrap_or_default(), errors))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +563,33 @@ mod tests {
         )
         .unwrap();
         assert!(orders(&bad.result).is_err());
+    }
+
+    #[test]
+    fn a_full_order_gives_lines_delivery_and_buyer_properties() {
+        let a = answer(
+            "batch",
+            200,
+            br#"{"result":{"result":{"o236":{"order":{"id":236,
+                "basketItems":[{"id":"255","name":"Paper A4","price":"250.50","quantity":"2.000"},
+                               {"id":256,"name":"Cable","price":99,"quantity":1.5}],
+                "shipments":[{"id":1,"system":"Y","priceDelivery":0},{"id":338,"deliveryName":"Courier","priceDelivery":500}],
+                "propertyValues":[{"code":"FIO","value":"Ivanova","orderPropsId":1},{"code":"FILE","value":{"src":"/x"},"orderPropsId":2}],
+                "payments":[{"paySystemName":"Card Payment"}]}}},"result_error":[]}}"#,
+        )
+        .unwrap();
+        let (results, errors) = batch_results(&a.result).unwrap();
+        assert!(errors.is_empty());
+        let d = order_details(&results["o236"]).unwrap();
+        assert_eq!(d.lines[0].4, 50_100);
+        assert_eq!(
+            (d.lines[1].2, d.lines[1].3.as_str(), d.lines[1].4),
+            (9_900, "1.5", 14_850)
+        );
+        assert_eq!(d.delivery, Some(("Courier".into(), 50_000)));
+        assert_eq!(d.properties, [("FIO".to_owned(), "Ivanova".to_owned())]);
+        assert_eq!(d.pay_system.as_deref(), Some("Card Payment"));
+        assert_eq!(line_amount(333, "0.333"), Some(111));
+        assert_eq!(line_amount(1, "0.0001"), None);
     }
 }
