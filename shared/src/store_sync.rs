@@ -649,6 +649,25 @@ async fn push_properties(
     Ok(true)
 }
 
+/// A change the store refused (after the documented workarounds): said on the order itself, where the shop's
+/// manager looks, and kept in the ledger table (`WATERMARK#store-error#<order>`). The message still fails, so SQS
+/// retries it and, after `maxReceiveCount`, parks it in the DLQ (alarmed).
+async fn note_on_order(deps: &StoreDeps, order: &OrderId, e: &PushError) {
+    warn!(order_id = %order, error.message = %e, "the store refused a payment change");
+    let text = format!("paysync: the store refused a payment change: {e}");
+    let _ = deps
+        .store
+        .set_watermark(&format!("store-error#{order}"), &text)
+        .await;
+    let _ = deps
+        .bitrix
+        .call(
+            "sale.order.update",
+            &json!({"id": order.as_str(), "fields": {"comments": text}}),
+        )
+        .await;
+}
+
 /// `X-Paysync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     use hmac::Mac;
@@ -742,7 +761,15 @@ pub async fn handle_events(
     event: aws_lambda_events::event::sqs::SqsEvent,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     crate::sqs_batch::for_each_order(event, |order| async move {
-        let report = push_order(deps.store.as_ref(), deps.bitrix.as_ref(), config, &order).await?;
+        let report = match push_order(deps.store.as_ref(), deps.bitrix.as_ref(), config, &order).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {
+                    note_on_order(deps, &order, &e).await;
+                }
+                return Err(e);
+            }
+        };
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
         if !config.hooks.is_empty() {
             if let Some(o) = deps.store.load_order(&order).await? {

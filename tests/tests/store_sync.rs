@@ -189,6 +189,9 @@ struct FakeShop {
 
 #[derive(Default)]
 struct Shop {
+    /// Refuse payment updates for good (e.g. the order is locked by a manager).
+    locked: bool,
+    comments: Vec<String>,
     payments: Vec<Value>,
     properties: Vec<(String, Value)>,
     statuses: Vec<String>,
@@ -231,6 +234,9 @@ impl Respond for FakeShop {
                 s.payments.push(p.clone());
                 ok(json!({"payment": p}))
             }
+            "sale.payment.update" if s.locked => ResponseTemplate::new(400).set_body_json(
+                json!({"error": 0, "error_description": "SALE_ORDER_LOCKED: the order is being edited"}),
+            ),
             "sale.payment.update" => {
                 let id = as_text(&body["id"]);
                 let fields = body["fields"].as_object().cloned().unwrap_or_default();
@@ -293,8 +299,12 @@ impl Respond for FakeShop {
                 ok(json!({"propertyValues": given}))
             }
             "sale.order.update" => {
-                let status = as_text(&body["fields"]["statusId"]);
-                s.statuses.push(status);
+                if let Some(c) = body["fields"]["comments"].as_str() {
+                    s.comments.push(c.to_owned());
+                } else {
+                    let status = as_text(&body["fields"]["statusId"]);
+                    s.statuses.push(status);
+                }
                 ok(json!({"order": {"id": body["id"]}}))
             }
             other => ResponseTemplate::new(400).set_body_json(
@@ -610,4 +620,25 @@ async fn a_refused_webhook_is_reported_as_such() {
     let s = pull_orders(&deps).await.expect("pull");
     assert!(s.auth_failed, "{s:?}");
     assert!(s.errors[0].contains("NO_AUTH_FOUND"));
+}
+
+#[tokio::test]
+async fn a_change_the_store_refuses_is_said_on_the_order_and_the_message_fails() {
+    let p = push_env("7305", 100_000).await;
+    p.env
+        .post_tbank(&tbank_note("7305", "95", "CONFIRMED", 100_000))
+        .await;
+    p.shop.state.lock().expect("lock").locked = true;
+    assert_eq!(
+        p.deliver("7305", 2).await,
+        2,
+        "failed, and the rest of its group held back"
+    );
+    let s = p.shop.state.lock().expect("lock");
+    assert!(
+        s.comments.iter().any(|c| c.contains("SALE_ORDER_LOCKED")),
+        "{:?}",
+        s.comments
+    );
+    assert!(s.payments.iter().all(|x| x["paid"] == "N"));
 }
