@@ -12,7 +12,7 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop
+.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -73,6 +73,26 @@ build: venv
 ## deploy: build, then `sam deploy --guided` the first time (needs aws-sam-cli and credentials)
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --template-file infra/template.yaml --guided --capabilities CAPABILITY_IAM
+
+## latency: payment -> visible in 1C's query, end to end on the local stack (moto), LATENCY_N payments
+LATENCY_N ?= 200
+latency: venv
+	endpoint=$$(scripts/stack.sh start); \
+	trap 'scripts/stack.sh stop' EXIT; \
+	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) \
+	  cargo run -p paysync-e2e --example latency_1c -- $(LATENCY_N)
+
+## fuzz: every parser/verifier under cargo fuzz (nightly), seeded from the fixtures, FUZZ_SECONDS each (not in `make test`)
+FUZZ_SECONDS ?= 120
+FUZZ_TARGETS := commerceml client_bank_exchange tbank_notification sber_callback yookassa_notification tbank_statement bitrix
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	python3 scripts/fuzz_seed.py ../shared/fixtures fuzz/corpus
+	for t in $(FUZZ_TARGETS); do \
+	  echo "== $$t"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(#[0-9]+.*(DONE|pulse)|Done|==[0-9]+==|SUMMARY|artifact)' | tail -3); \
+	  echo "$$t corpus: $$(ls fuzz/corpus/$$t | wc -l) inputs"; \
+	done
 
 stack-start: venv
 	scripts/stack.sh start

@@ -1,0 +1,16 @@
+//! T-Bank Business API statement page and its operations as bank operations.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use shared::formats::tbank_statement::parse_page;
+use shared::statement::from_tbank;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(page) = parse_page(data) {
+        for op in &page.operations {
+            if let Some(b) = from_tbank(op) {
+                let _ = b.key();
+            }
+        }
+    }
+});
