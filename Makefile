@@ -12,7 +12,7 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency
+.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -81,6 +81,28 @@ latency: venv
 	trap 'scripts/stack.sh stop' EXIT; \
 	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) \
 	  cargo run -p paysync-e2e --example latency_1c -- $(LATENCY_N)
+
+## load: LOAD_ORDERS x 2 facts x 3 deliveries, shuffled, over LOAD_CONCURRENCY connections against `cargo lambda watch`
+## + moto, then the ledger/queue invariants (fresh table and queue per run)
+LOAD_ORDERS ?= 500
+LOAD_CONCURRENCY ?= 32
+load: venv
+	endpoint=$$(scripts/stack.sh start); run=$$(date +%s); \
+	table=load-$$run; queue_url=$$($(PY) scripts/create_resources.py "$$endpoint" $$table load-$$run.fifo); \
+	envfile=.local/load.env; \
+	printf '%s\n' "AWS_ENDPOINT_URL=$$endpoint" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \
+	  "LEDGER_TABLE=$$table" "EVENTS_QUEUE_URL=$$queue_url" TBANK_TERMINAL_KEY=LoadTerminal TBANK_PASSWORD=load-password \
+	  RUST_LOG=warn >$$envfile; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 \
+	  --env-file $$envfile >.local/watch.log 2>&1 & watch=$$!; \
+	trap 'kill $$watch 2>/dev/null; scripts/stack.sh stop' EXIT; \
+	for _ in $$(seq 1 600); do \
+	  code=$$(curl -s -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:9000/lambda-url/acquiring-callback/tbank -d '{}' || true); \
+	  [ "$$code" = 400 ] && break; sleep 1; \
+	done; \
+	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint LOAD_URL=http://127.0.0.1:9000/lambda-url/acquiring-callback \
+	  LEDGER_TABLE=$$table EVENTS_QUEUE_URL=$$queue_url TBANK_TERMINAL_KEY=LoadTerminal TBANK_PASSWORD=load-password \
+	  cargo run -p paysync-e2e --example load -- $(LOAD_ORDERS) $(LOAD_CONCURRENCY)
 
 ## fuzz: every parser/verifier under cargo fuzz (nightly), seeded from the fixtures, FUZZ_SECONDS each (not in `make test`)
 FUZZ_SECONDS ?= 120
