@@ -95,7 +95,9 @@ async fn main() {
     }
     let wall = started.elapsed();
     latencies.sort_unstable();
-    let q = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0;
+    let q = |p: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+    };
     println!(
         "{} notifications ({} orders x 2 facts x 3 deliveries), concurrency {concurrency}: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, failed {failed}",
         latencies.len(),
@@ -118,7 +120,10 @@ async fn main() {
         let facts = o.applied.len();
         if o.totals().paid != *amount || facts != 2 {
             wrong += 1;
-            eprintln!("{order}: paid {} of {amount}, {facts} facts", o.totals().paid);
+            eprintln!(
+                "{order}: paid {} of {amount}, {facts} facts",
+                o.totals().paid
+            );
         }
     }
     // Every change announced exactly once per fact.
@@ -159,6 +164,14 @@ async fn main() {
         wrong,
         seen.len()
     );
-    assert_eq!((wrong, failed), (0, 0), "every payment counted exactly once");
-    assert_eq!((seen.len(), duplicates), (facts, 0), "every change announced exactly once");
+    assert_eq!(
+        (wrong, failed),
+        (0, 0),
+        "every payment counted exactly once"
+    );
+    assert_eq!(
+        (seen.len(), duplicates),
+        (facts, 0),
+        "every change announced exactly once"
+    );
 }
