@@ -111,7 +111,12 @@ impl HttpYooKassa {
         if !status.is_success() {
             return Err(by_status(P, status));
         }
-        let bytes = resp.bytes().await.map_err(|e| transport(P, &e))?;
+        let bytes = crate::http::read_capped(resp, 1024 * 1024)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                provider: P,
+                reason: e.to_string(),
+            })?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| ApiError::Malformed {
@@ -201,7 +206,12 @@ impl SberGateway for HttpSberGateway {
         if !status.is_success() {
             return Err(by_status(P, status));
         }
-        let bytes = resp.bytes().await.map_err(|e| transport(P, &e))?;
+        let bytes = crate::http::read_capped(resp, 1024 * 1024)
+            .await
+            .map_err(|e| ApiError::Unavailable {
+                provider: P,
+                reason: e.to_string(),
+            })?;
         let body: StatusExtended =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::Malformed {
                 provider: P,

@@ -6,6 +6,33 @@ use lambda_http::{Body, Response};
 /// Largest request body any function accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("answer broke off")]
+    Broken(#[source] reqwest::Error),
+}
+
+/// Read a peer's answer, refusing one larger than `max` (announced or actual) before it is all in memory: a
+/// misbehaving bank, store or acquirer cannot exhaust the function's memory.
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
+    if resp
+        .content_length()
+        .is_some_and(|l| l > u64::try_from(max).unwrap_or(u64::MAX))
+    {
+        return Err(ReadError::TooLarge(max));
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Broken)? {
+        if out.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge(max));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 fn build(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -98,5 +125,26 @@ mod tests {
             json["headers"]["content-type"],
             "text/html; charset=windows-1251"
         );
+    }
+}
+
+#[cfg(test)]
+mod capped_tests {
+    use super::*;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn answers_beyond_the_cap_are_refused() {
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 2048]))
+            .mount(&server)
+            .await;
+        let get = || async { reqwest::get(server.uri()).await.unwrap() };
+        assert_eq!(read_capped(get().await, 4096).await.unwrap().len(), 2048);
+        assert!(matches!(
+            read_capped(get().await, 1024).await,
+            Err(ReadError::TooLarge(1024))
+        ));
     }
 }

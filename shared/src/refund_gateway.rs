@@ -105,11 +105,9 @@ fn transport(provider: &str, e: &reqwest::Error) -> RefundError {
 /// Reads the answer; 5xx and 429 are transient, other non-2xx permanent (with the body's first 300 characters).
 async fn answer(provider: &str, resp: reqwest::Response) -> Result<Vec<u8>, RefundError> {
     let status = resp.status();
-    let body = resp
-        .bytes()
+    let body = crate::http::read_capped(resp, 1024 * 1024)
         .await
-        .map_err(|e| transport(provider, &e))?
-        .to_vec();
+        .map_err(|e| RefundError::Transient(format!("{provider}: {e}")))?;
     if status.is_success() {
         return Ok(body);
     }

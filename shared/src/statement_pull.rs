@@ -83,6 +83,9 @@ pub struct SourceSummary {
     pub errors: Vec<String>,
 }
 
+/// A statement or API page larger than this is refused (a 100 000-operation file is about 57 MB).
+const MAX_STATEMENT_BYTES: usize = 128 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 enum FetchError {
     #[error("{0}")]
@@ -104,11 +107,12 @@ async fn get_with_retry(req: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec
         }
         match req().send().await {
             Ok(r) if r.status().is_success() => {
-                return r
-                    .bytes()
+                return crate::http::read_capped(r, MAX_STATEMENT_BYTES)
                     .await
-                    .map(|b| b.to_vec())
-                    .map_err(|e| FetchError::Unavailable(e.to_string()))
+                    .map_err(|e| match e {
+                        crate::http::ReadError::TooLarge(_) => FetchError::Refused(e.to_string()),
+                        crate::http::ReadError::Broken(_) => FetchError::Unavailable(e.to_string()),
+                    })
             }
             Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
                 last = format!("HTTP {}", r.status().as_u16());

@@ -51,10 +51,12 @@ impl BitrixApi for HttpBitrix {
                 })
             })?;
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
+        let body = crate::http::read_capped(resp, 16 * 1024 * 1024)
             .await
-            .map_err(|_| BitrixError::Busy("answer cut off".into()))?;
+            .map_err(|e| match e {
+                crate::http::ReadError::TooLarge(_) => BitrixError::Malformed(e.to_string()),
+                crate::http::ReadError::Broken(_) => BitrixError::Busy("answer cut off".into()),
+            })?;
         bitrix::answer(method, status, &body)
     }
 }

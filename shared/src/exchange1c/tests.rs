@@ -623,3 +623,52 @@ async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order(
     ));
     assert_eq!(h.store.order("5002").unwrap().totals().paid, 500_000);
 }
+
+#[tokio::test]
+async fn sessions_cannot_be_fixed_crossed_or_used_after_they_expire() {
+    let h = harness(20_000);
+    // Fixation: a cookie the client brings to checkauth is ignored; a fresh random session is issued.
+    let (_, answer, _) = h
+        .call(
+            "type=sale&mode=checkauth",
+            &[
+                ("authorization", &basic("1c-exchange", "s3cret")),
+                ("cookie", "PAYSYNC1C=attacker-chosen"),
+            ],
+            b"",
+        )
+        .await;
+    let issued = answer.lines().nth(2).unwrap_or_default().to_owned();
+    assert!(answer.starts_with("success") && issued.len() >= 32 && issued != "attacker-chosen");
+    let (_, fixed, _) = h
+        .call(
+            "type=sale&mode=init&sessid=x",
+            &[("cookie", "PAYSYNC1C=attacker-chosen")],
+            b"",
+        )
+        .await;
+    assert_eq!(fixed, format!("failure\n{AUTH_FAILED}"));
+    // Crossing: one session's sessid does not open another session.
+    let a = h.login().await;
+    let b = h.login().await;
+    let (_, crossed, _) = h
+        .call(
+            &format!("type=sale&mode=init&sessid={}", b.sessid),
+            &[("cookie", &a.cookie)],
+            b"",
+        )
+        .await;
+    assert_eq!(crossed, format!("failure\n{SESSID_FAILED}"));
+    // Replay after expiry: a session past its TTL is refused even while the table still holds it.
+    let mut short = harness(20_000);
+    short.deps.config.session_ttl_secs = -1;
+    let old = short.login().await;
+    let (_, expired, _) = short
+        .call(
+            &format!("type=sale&mode=query&sessid={}", old.sessid),
+            &[("cookie", &old.cookie)],
+            b"",
+        )
+        .await;
+    assert_eq!(expired, format!("failure\n{AUTH_FAILED}"));
+}
