@@ -49,6 +49,16 @@ fn transport(provider: &'static str, e: &reqwest::Error) -> ApiError {
     }
 }
 
+/// The answer's body, at most 1 MiB (provider objects are a few KB).
+async fn body(provider: &'static str, resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+    crate::http::read_capped(resp, 1024 * 1024)
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            provider,
+            reason: e.to_string(),
+        })
+}
+
 fn by_status(provider: &'static str, status: reqwest::StatusCode) -> ApiError {
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
         ApiError::Unavailable {
@@ -111,12 +121,7 @@ impl HttpYooKassa {
         if !status.is_success() {
             return Err(by_status(P, status));
         }
-        let bytes = crate::http::read_capped(resp, 1024 * 1024)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                provider: P,
-                reason: e.to_string(),
-            })?;
+        let bytes = body(P, resp).await?;
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| ApiError::Malformed {
@@ -206,12 +211,7 @@ impl SberGateway for HttpSberGateway {
         if !status.is_success() {
             return Err(by_status(P, status));
         }
-        let bytes = crate::http::read_capped(resp, 1024 * 1024)
-            .await
-            .map_err(|e| ApiError::Unavailable {
-                provider: P,
-                reason: e.to_string(),
-            })?;
+        let bytes = body(P, resp).await?;
         let body: StatusExtended =
             serde_json::from_slice(&bytes).map_err(|e| ApiError::Malformed {
                 provider: P,

@@ -137,6 +137,25 @@ fn progress(
     )
 }
 
+/// The request failed for good, with the reason shown to 1C and the store.
+async fn fail(
+    ledger: &Ledger<'_>,
+    order: &OrderId,
+    request: &str,
+    reason: String,
+) -> Result<(), RunError> {
+    let fact = progress(
+        order,
+        request,
+        RefundStatus::Failed,
+        None,
+        None,
+        Some(reason),
+    )?;
+    ledger.record(&fact).await?;
+    Ok(())
+}
+
 /// Execute every admitted card refund of one order (in request order).
 pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<OrderRun, RunError> {
     let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
@@ -182,16 +201,7 @@ pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<Orde
         let gateway = match deps.gateways.for_payment(&line_ref) {
             Ok(g) => g,
             Err(e) => {
-                ledger
-                    .record(&progress(
-                        order_id,
-                        &id,
-                        RefundStatus::Failed,
-                        None,
-                        None,
-                        Some(e.to_string()),
-                    )?)
-                    .await?;
+                fail(&ledger, order_id, &id, e.to_string()).await?;
                 run.failed += 1;
                 continue;
             }
@@ -245,16 +255,7 @@ pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<Orde
             }
             Err(RefundError::Permanent(reason)) => {
                 warn!(request = %id, reason = %reason, "refund refused by the acquirer");
-                ledger
-                    .record(&progress(
-                        order_id,
-                        &id,
-                        RefundStatus::Failed,
-                        None,
-                        None,
-                        Some(reason),
-                    )?)
-                    .await?;
+                fail(&ledger, order_id, &id, reason).await?;
                 run.failed += 1;
             }
             Err(RefundError::Transient(reason)) => return Err(RunError::Transient(reason)),

@@ -47,12 +47,7 @@ pub fn business_day(at_ms: i64) -> String {
         i32::try_from(days + 2_440_588).unwrap_or(2_440_588), // 1970-01-01
     )
     .unwrap_or(time::Date::MIN);
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
+    iso(date)
 }
 
 fn acquirer_of_fact(fact: &PaymentFact) -> Option<Source> {
@@ -149,7 +144,8 @@ fn date_of(caps: &regex::Captures<'_>, first: usize) -> Option<time::Date> {
     .ok()
 }
 
-fn iso(d: time::Date) -> String {
+/// `YYYY-MM-DD`.
+pub fn iso(d: time::Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 

@@ -95,8 +95,7 @@ enum FetchError {
 }
 
 fn date_days_ago(days: i64) -> String {
-    let t = time::OffsetDateTime::now_utc() - time::Duration::days(days);
-    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+    settlement::iso((time::OffsetDateTime::now_utc() - time::Duration::days(days)).date())
 }
 
 async fn get_with_retry(req: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>, FetchError> {
@@ -400,10 +399,7 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             Some(w) => {
                 let back =
                     time::Date::parse(&w, &time::format_description::well_known::Iso8601::DATE)
-                        .map(|d| d - time::Duration::days(deps.overlap_days))
-                        .map(|d| {
-                            format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-                        });
+                        .map(|d| settlement::iso(d - time::Duration::days(deps.overlap_days)));
                 back.unwrap_or_else(|_| date_days_ago(30))
             }
             None => date_days_ago(30),

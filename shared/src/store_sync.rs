@@ -436,21 +436,17 @@ async fn call(api: &dyn BitrixApi, method: &str, params: Value) -> Result<Answer
 /// Make the store show what the ledger knows about one order: one store payment per piece of money (found again by
 /// `xmlId` = `paysync:<payment ref>`, so redeliveries change nothing), the paid-amount properties, the mapped status.
 pub async fn push_order(
-    store: &dyn LedgerStore,
     api: &dyn BitrixApi,
     config: &PushConfig,
-    order_id: &OrderId,
+    order: &crate::domain::Order,
 ) -> Result<PushReport, PushError> {
     let mut report = PushReport::default();
-    let Some(order) = store.load_order(order_id).await? else {
-        return Ok(report);
-    };
     // Money for an order the store has not told us about has nowhere to go yet; the pull registers it and its
     // change event brings us back.
     let Some(info) = order.info.as_ref() else {
         return Ok(report);
     };
-    let id = order_id.as_str();
+    let id = order.id.as_str();
     let listed = call(api, "sale.payment.list", json!({"filter": {"orderId": id}})).await?;
     let mut existing = bitrix::payments(&listed.result)?;
     let fallback_system = existing
@@ -557,7 +553,7 @@ pub async fn push_order(
             }
         }
     }
-    report.properties = push_properties(api, config, &order, id).await?;
+    report.properties = push_properties(api, config, order, id).await?;
     if let Some(status) = config.status_map.get(order.state().as_str()) {
         let current = info.details.status.as_ref().map(|(s, _)| s.as_str());
         if current != Some(status.as_str()) {
@@ -763,7 +759,11 @@ pub async fn handle_events(
     event: aws_lambda_events::event::sqs::SqsEvent,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
     crate::sqs_batch::for_each_order(event, |order| async move {
-        let report = match push_order(deps.store.as_ref(), deps.bitrix.as_ref(), config, &order).await {
+        // Read once: the push and the hooks see the same version of the order.
+        let Some(ledger_order) = deps.store.load_order(&order).await? else {
+            return Ok(());
+        };
+        let report = match push_order(deps.bitrix.as_ref(), config, &ledger_order).await {
             Ok(r) => r,
             Err(e) => {
                 if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {
@@ -774,9 +774,7 @@ pub async fn handle_events(
         };
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
         if !config.hooks.is_empty() {
-            if let Some(o) = deps.store.load_order(&order).await? {
-                fire_hooks(deps.store.as_ref(), &deps.http, config, &o).await?;
-            }
+            fire_hooks(deps.store.as_ref(), &deps.http, config, &ledger_order).await?;
         }
         Ok::<(), PushError>(())
     })
