@@ -5,6 +5,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP_PKGS := moto[server]==5.2.5 cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lint==1.58.0
+# checkov pins its own versions of shared dependencies: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_PKG := checkov==3.3.30
 TABLE ?= paysync-ledger
 QUEUE ?= paysync-events.fifo
 REFUNDS_QUEUE ?= paysync-refunds.fifo
@@ -12,12 +15,17 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load
+.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(PIP_PKGS)
+	touch $@
+
+$(CHECKOV_VENV)/.installed: Makefile
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check $(CHECKOV_PKG)
 	touch $@
 
 ## run: moto + table + queues, then `cargo lambda watch` with .env (created from .env.example on first run)
@@ -32,8 +40,9 @@ run: venv
 	echo "moto at $$endpoint; functions at http://localhost:9000/lambda-url/<function>/..."; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file .env
 
-## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate)
-test: venv
+## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate,
+## checkov with the skips in .checkov.yaml)
+test: venv $(CHECKOV_VENV)/.installed
 	cargo fmt --all --check
 	endpoint=$$(scripts/stack.sh start); \
 	trap 'scripts/stack.sh stop' EXIT; \
@@ -43,6 +52,7 @@ test: venv
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	# sam validate --lint also catches a bad Runtime, Function URL AuthType or BatchSize that cfn-lint misses.
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file infra/template.yaml
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
 
 fmt:
 	cargo fmt --all
@@ -103,6 +113,15 @@ load: venv
 	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint LOAD_URL=http://127.0.0.1:9000/lambda-url/acquiring-callback \
 	  LEDGER_TABLE=$$table EVENTS_QUEUE_URL=$$queue_url TBANK_TERMINAL_KEY=LoadTerminal TBANK_PASSWORD=load-password \
 	  cargo run -p paysync-e2e --example load -- $(LOAD_ORDERS) $(LOAD_CONCURRENCY)
+
+## faults: each fault (process killed anywhere, moto restarted/frozen, SQS down, duplicate storm, clock skew) under
+## load on a moto of its own, then the ledger/queue invariants; FAULTS= picks some (not in `make test`)
+FAULT_ORDERS ?= 100
+FAULT_CONCURRENCY ?= 32
+FAULTS ?=
+faults: venv
+	env $(LOCAL_AWS) PAYSYNC_PYTHON=$(CURDIR)/$(PY) RUST_LOG=off \
+	  cargo run -p paysync-e2e --example faults -- $(FAULT_ORDERS) $(FAULT_CONCURRENCY) $(FAULTS)
 
 ## fuzz: every parser/verifier under cargo fuzz (nightly), seeded from the fixtures, FUZZ_SECONDS each (not in `make test`)
 FUZZ_SECONDS ?= 120

@@ -4,6 +4,8 @@
 // Test support: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod faults;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -100,10 +102,19 @@ pub async fn spawn_env() -> TestEnv {
 
 /// A fresh table and queue on moto, fake provider APIs, and the callback handler's real dependencies.
 pub async fn spawn_env_with(endpoints: Endpoints, verify: YooKassaVerify) -> TestEnv {
-    let _ = moto_endpoint();
+    spawn_env_on(&moto_endpoint(), endpoints, verify).await
+}
+
+/// Like [`spawn_env_with`], with the table and queue on the moto at `resources` (e.g. a test's [`OwnMoto`]);
+/// `endpoints` is how the handler reaches it.
+pub async fn spawn_env_on(
+    resources: &str,
+    endpoints: Endpoints,
+    verify: YooKassaVerify,
+) -> TestEnv {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let table = format!("ledger-{id}");
-    let (ddb, sqs) = clients(&Endpoints::default()).await;
+    let (ddb, sqs) = clients(&Endpoints::all(resources)).await;
     create_table(&ddb, &table)
         .await
         .expect("create table on moto");
@@ -381,6 +392,16 @@ impl OwnMoto {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Freeze (SIGSTOP) or thaw (SIGCONT) the server: connections stay open and nothing answers, as when a
+    /// host stalls.
+    pub fn set_frozen(&self, frozen: bool) {
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let _ = std::process::Command::new("kill")
+            .arg(signal)
+            .arg(self.child.id().to_string())
+            .status();
     }
 }
 

@@ -1,0 +1,748 @@
+//! Fault injection under load, followed by the ledger and queue invariants.
+//!
+//! A workload of signed acquirer notifications (T-Bank; YooKassa with its API for the clock-skew run) is
+//! delivered several times each, shuffled, over many concurrent calls of the real callback handler, whose real
+//! SDK clients reach a moto of the run's own through two switchable proxies (one for DynamoDB, one for SQS).
+//! Providers behave as they do: a 5xx, a timeout or a dead process means "retry later", and some give up (Sber
+//! stops after three failures) and only come back much later. While the load runs, one fault is injected:
+//!
+//! - `kill`: the handler is dropped at a random point of a third of its calls, as when the process dies; many
+//!   land between the commit and the announcement (counted);
+//! - `moto-restart`: every connection to moto is cut and refused for 300 ms, every second;
+//! - `moto-freeze`: moto is stopped (SIGSTOP) for 7.5 s (longer than an SDK operation), then 3.5 s (longer
+//!   than one attempt), with a second between;
+//! - `sqs-down`: SQS refuses connections for 1.5 s out of every 2 s, so commits succeed and announcements fail;
+//! - `duplicate-storm`: every notification 25 times at once;
+//! - `clock-skew`: YooKassa stamps its payments up to 6 hours off our clock and its refunds before the
+//!   payments they return, arriving in any order; a sweeper whose clock runs 5 minutes ahead races the writers.
+//!
+//! Then, as in production: the sweeper runs, the providers that gave up deliver again, and the invariants are
+//! checked: every distinct payment fact counted exactly once, each order's totals equal to its facts replayed,
+//! exact expected totals, an empty outbox, and every fact announced exactly once on the queue, with the newest
+//! announcement of each order equal to its stored state.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use shared::adapters::sqs::SqsEventPublisher;
+use shared::config::YooKassaVerify;
+use shared::domain::{FactKind, Order, OrderId};
+use shared::ledger::Ledger;
+use shared::ports::LedgerStore;
+use shared::testing::function_url_request;
+use tokio::sync::Semaphore;
+use wiremock::{Mock, Request as MockRequest, Respond, ResponseTemplate};
+
+use crate::{spawn_env_on, Endpoints, OwnMoto, Switch, TestEnv, TBANK_PASSWORD, TBANK_TERMINAL};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Baseline,
+    Kill,
+    MotoRestart,
+    MotoFreeze,
+    SqsDown,
+    DuplicateStorm,
+    ClockSkew,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 7] = [
+        Fault::Baseline,
+        Fault::Kill,
+        Fault::MotoRestart,
+        Fault::MotoFreeze,
+        Fault::SqsDown,
+        Fault::DuplicateStorm,
+        Fault::ClockSkew,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Baseline => "baseline",
+            Fault::Kill => "kill",
+            Fault::MotoRestart => "moto-restart",
+            Fault::MotoFreeze => "moto-freeze",
+            Fault::SqsDown => "sqs-down",
+            Fault::DuplicateStorm => "duplicate-storm",
+            Fault::ClockSkew => "clock-skew",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == s)
+    }
+
+    fn copies(self) -> usize {
+        if self == Fault::DuplicateStorm {
+            25
+        } else {
+            3
+        }
+    }
+
+    /// Providers that may give up after a failure (and deliver again much later).
+    fn gives_up(self) -> bool {
+        matches!(self, Fault::Kill | Fault::SqsDown)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    pub fault: Fault,
+    pub orders: usize,
+    pub concurrency: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub deliveries: usize,
+    pub attempts: usize,
+    pub failed_attempts: usize,
+    pub kills: usize,
+    pub killed_after_commit: usize,
+    pub abandoned: usize,
+    pub swept: usize,
+    pub facts: usize,
+    pub events: usize,
+    pub wall: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub violations: Vec<String>,
+}
+
+impl Outcome {
+    pub fn row(&self, fault: Fault) -> String {
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.0} | {:.0} | {} |",
+            fault.name(),
+            self.deliveries,
+            self.attempts,
+            self.failed_attempts,
+            self.kills,
+            self.killed_after_commit,
+            self.abandoned,
+            self.swept,
+            self.facts,
+            self.events,
+            self.attempts as f64 / self.wall.as_secs_f64().max(1e-9),
+            self.p50.as_secs_f64() * 1000.0,
+            self.p99.as_secs_f64() * 1000.0,
+            if self.violations.is_empty() {
+                "hold".to_owned()
+            } else {
+                format!("{} VIOLATED", self.violations.len())
+            }
+        )
+    }
+
+    pub const HEADER: &'static str = "| fault | deliveries | attempts | failed | kills | killed after commit | abandoned | swept | facts / events | attempts/s | p50 ms | p99 ms | invariants |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+}
+
+/// One notification as a provider sends it.
+#[derive(Debug, Clone)]
+struct Delivery {
+    provider: &'static str,
+    body: String,
+    order: String,
+    fact: String,
+}
+
+struct Expected {
+    paid: i64,
+    refunded: i64,
+    facts: BTreeSet<String>,
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn rub(kopecks: i64) -> String {
+    format!("{}.{:02}", kopecks / 100, kopecks % 100)
+}
+
+/// The fake YooKassa API: `GET /v3/payments/{id}` and `GET /v3/refunds/{id}` answer the stored object.
+struct YooKassaObjects(HashMap<String, Value>);
+
+impl Respond for YooKassaObjects {
+    fn respond(&self, request: &MockRequest) -> ResponseTemplate {
+        match self.0.get(request.url.path()) {
+            Some(v) => ResponseTemplate::new(200).set_body_json(v),
+            None => ResponseTemplate::new(404).set_body_json(json!({
+                "type": "error", "code": "not_found", "description": "object not found"
+            })),
+        }
+    }
+}
+
+fn tbank_delivery(run: &str, order: &str, payment: u64, status: &str, amount: i64) -> Delivery {
+    let body = shared::testing::tbank_sign(
+        &json!({"TerminalKey": TBANK_TERMINAL, "OrderId": order, "Success": true, "Status": status,
+                "PaymentId": format!("{run}{payment}"), "ErrorCode": "0", "Amount": amount}),
+        TBANK_PASSWORD,
+    )
+    .to_string();
+    let fact = shared::formats::tbank::verify(body.as_bytes(), TBANK_TERMINAL, TBANK_PASSWORD)
+        .ok()
+        .and_then(|n| shared::formats::tbank::to_fact(&n, 0).ok().flatten())
+        .map(|f| f.id.to_string())
+        .unwrap_or_default();
+    Delivery {
+        provider: "tbank",
+        body,
+        order: order.to_owned(),
+        fact,
+    }
+}
+
+/// The workload: per order a 30 % advance and the 70 % balance, each authorized and captured (T-Bank); in the
+/// clock-skew run the balance is a YooKassa payment stamped hours off, and a tenth of it is refunded with a
+/// refund stamped before the payment.
+fn workload(
+    s: &Scenario,
+    run: &str,
+    rng: &mut Rng,
+) -> (
+    Vec<Delivery>,
+    BTreeMap<String, Expected>,
+    HashMap<String, Value>,
+) {
+    let mut deliveries = Vec::new();
+    let mut expected = BTreeMap::new();
+    let mut objects = HashMap::new();
+    let now = shared::ledger::now_ms();
+    // Numeric T-Bank payment ids unique to the run (moto is the run's own, but ids should not look reused).
+    let run_num: u64 = run
+        .bytes()
+        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 90_000
+        + 10_000;
+    let run_prefix = run_num.to_string();
+    for i in 0..s.orders {
+        let order = format!("{run}-{i}");
+        let n = u64::try_from(i).unwrap_or(0);
+        let total = 10_000 + i64::try_from(i).unwrap_or(0) * 137;
+        let advance = total * 3 / 10;
+        let balance = total - advance;
+        let mut e = Expected {
+            paid: total,
+            refunded: 0,
+            facts: BTreeSet::new(),
+        };
+        let mut mine = Vec::new();
+        for status in ["AUTHORIZED", "CONFIRMED"] {
+            mine.push(tbank_delivery(&run_prefix, &order, n * 2, status, advance));
+        }
+        if s.fault == Fault::ClockSkew {
+            let skew_h = i64::try_from(rng.below(13)).unwrap_or(0) - 6;
+            let captured = now + skew_h * 3_600_000;
+            let (pay, refund_id) = (format!("{run}-yk-{i}"), format!("{run}-ykr-{i}"));
+            let refund = balance / 10;
+            let payment = json!({
+                "id": pay, "status": "succeeded", "paid": true,
+                "amount": {"value": rub(balance), "currency": "RUB"},
+                "created_at": rfc3339(captured - 5_000), "captured_at": rfc3339(captured),
+                "metadata": {"order_id": order}, "test": false
+            });
+            let refund_obj = json!({
+                "id": refund_id, "payment_id": pay, "status": "succeeded",
+                "amount": {"value": rub(refund), "currency": "RUB"},
+                "created_at": rfc3339(captured - 7_200_000)
+            });
+            objects.insert(format!("/v3/payments/{pay}"), payment.clone());
+            objects.insert(format!("/v3/refunds/{refund_id}"), refund_obj.clone());
+            mine.push(Delivery {
+                provider: "yookassa",
+                body:
+                    json!({"type": "notification", "event": "payment.succeeded", "object": payment})
+                        .to_string(),
+                order: order.clone(),
+                fact: format!("yookassa#payment#{pay}#succeeded"),
+            });
+            mine.push(Delivery {
+                provider: "yookassa",
+                body: json!({"type": "notification", "event": "refund.succeeded", "object": refund_obj})
+                    .to_string(),
+                order: order.clone(),
+                fact: format!("yookassa#refund#{refund_id}"),
+            });
+            e.refunded = refund;
+        } else {
+            for status in ["AUTHORIZED", "CONFIRMED"] {
+                mine.push(tbank_delivery(
+                    &run_prefix,
+                    &order,
+                    n * 2 + 1,
+                    status,
+                    balance,
+                ));
+            }
+        }
+        for d in &mine {
+            e.facts.insert(d.fact.clone());
+        }
+        expected.insert(order, e);
+        deliveries.extend(mine);
+    }
+    let copies = s.fault.copies();
+    let mut all: Vec<Delivery> = Vec::with_capacity(deliveries.len() * copies);
+    if s.fault == Fault::DuplicateStorm {
+        // Copies side by side: with enough concurrency they run at the same time.
+        for d in &deliveries {
+            all.extend(std::iter::repeat_n(d.clone(), copies));
+        }
+    } else {
+        for _ in 0..copies {
+            all.extend(deliveries.iter().cloned());
+        }
+        for i in (1..all.len()).rev() {
+            let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(0);
+            all.swap(i, j);
+        }
+    }
+    (all, expected, objects)
+}
+
+fn request(d: &Delivery) -> lambda_http::Request {
+    let ip = if d.provider == "yookassa" {
+        "185.71.76.1"
+    } else {
+        "91.194.226.10"
+    };
+    function_url_request(
+        "POST",
+        &format!("/lambda-url/acquiring-callback/{}", d.provider),
+        "",
+        Some("application/json"),
+        d.body.as_bytes(),
+        ip,
+    )
+}
+
+#[derive(Default)]
+struct Counters {
+    attempts: AtomicUsize,
+    failed: AtomicUsize,
+    kills: AtomicUsize,
+    killed_after_commit: AtomicUsize,
+}
+
+enum Delivered {
+    Ok(Duration),
+    Abandoned,
+    Never,
+}
+
+/// A provider delivering one notification: retries a 5xx, a timeout or a dead handler with backoff; may give up.
+async fn deliver(
+    env: Arc<TestEnv>,
+    d: Delivery,
+    fault: Option<Fault>,
+    mut rng: Rng,
+    counters: Arc<Counters>,
+) -> Delivered {
+    for attempt in 0..400u64 {
+        counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let kill_after = (fault == Some(Fault::Kill) && rng.below(3) == 0)
+            .then(|| Duration::from_millis(rng.below(120)));
+        let started = Instant::now();
+        let call = env.call(request(&d));
+        let reply = match kill_after {
+            Some(after) => tokio::time::timeout(after, call).await.ok(),
+            None => tokio::time::timeout(Duration::from_secs(30), call)
+                .await
+                .ok(),
+        };
+        match reply {
+            Some(r) if r.status == 200 => return Delivered::Ok(started.elapsed()),
+            Some(r) if r.status < 500 => {
+                tracing::error!(status = r.status, body = %r.body, fact = %d.fact, "refused for good");
+                return Delivered::Never;
+            }
+            _ => {}
+        }
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+        if reply.is_none() && kill_after.is_some() {
+            counters.kills.fetch_add(1, Ordering::Relaxed);
+            if let Ok(id) = OrderId::parse(d.order.clone()) {
+                if let Ok(Some(_)) = env.store.pending_event(&id, &d.fact).await {
+                    counters.killed_after_commit.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if fault.is_some_and(Fault::gives_up) && rng.below(4) == 0 {
+            return Delivered::Abandoned;
+        }
+        tokio::time::sleep(Duration::from_millis(20 + (attempt * 15).min(480))).await;
+    }
+    Delivered::Never
+}
+
+/// The fault's own disturbance, until `stop`.
+async fn chaos(
+    fault: Fault,
+    moto: Arc<OwnMoto>,
+    ddb: Arc<Switch>,
+    sqs: Arc<Switch>,
+    env: Arc<TestEnv>,
+    stop: Arc<AtomicBool>,
+) -> usize {
+    let mut swept = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match fault {
+            Fault::MotoRestart => {
+                tokio::time::sleep(Duration::from_millis(700)).await;
+                ddb.set_up(false);
+                sqs.set_up(false);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                ddb.set_up(true);
+                sqs.set_up(true);
+            }
+            Fault::MotoFreeze => {
+                // Longer than a whole SDK operation (7 s): the handler answers 5xx. Then longer than one attempt
+                // (3 s): the SDK retries while moto still holds the first request, which it then applies.
+                for frozen_ms in [7_500, 3_500] {
+                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    moto.set_frozen(true);
+                    tokio::time::sleep(Duration::from_millis(frozen_ms)).await;
+                    moto.set_frozen(false);
+                }
+            }
+            Fault::SqsDown => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                sqs.set_up(false);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                sqs.set_up(true);
+            }
+            Fault::ClockSkew => {
+                // The sweeper's clock 5 minutes ahead: every fresh outbox row looks overdue to it.
+                let ledger = Ledger::new(env.deps.store.as_ref(), env.deps.events.as_ref());
+                if let Ok(r) = ledger.sweep(-300_000, 100).await {
+                    swept += r.announced;
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            Fault::Baseline | Fault::Kill | Fault::DuplicateStorm => return 0,
+        }
+    }
+    swept
+}
+
+async fn deliver_all(
+    env: &Arc<TestEnv>,
+    deliveries: Vec<Delivery>,
+    fault: Option<Fault>,
+    concurrency: usize,
+    rng: &mut Rng,
+    counters: &Arc<Counters>,
+) -> (Vec<Duration>, Vec<Delivery>, Vec<Delivery>) {
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = Vec::with_capacity(deliveries.len());
+    for d in deliveries {
+        let (env, gate, counters) = (env.clone(), gate.clone(), counters.clone());
+        let r = Rng(rng.next() | 1);
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let out = deliver(env, d.clone(), fault, r, counters).await;
+            (d, out)
+        }));
+    }
+    let (mut ok, mut abandoned, mut never) = (Vec::new(), Vec::new(), Vec::new());
+    for t in tasks {
+        match t.await {
+            Ok((_, Delivered::Ok(took))) => ok.push(took),
+            Ok((d, Delivered::Abandoned)) => abandoned.push(d),
+            Ok((d, Delivered::Never)) => never.push(d),
+            Err(e) => tracing::error!(error = %e, "delivery task failed"),
+        }
+    }
+    (ok, abandoned, never)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Run one scenario on a moto of its own and check the invariants.
+pub async fn run(s: Scenario) -> Outcome {
+    let moto = Arc::new(OwnMoto::start(None).await);
+    let ddb = Arc::new(Switch::start(&moto.url()).await);
+    let sqs = Arc::new(Switch::start(&moto.url()).await);
+    let env = Arc::new(
+        spawn_env_on(
+            &moto.url(),
+            Endpoints {
+                dynamodb: Some(ddb.url.clone()),
+                sqs: Some(sqs.url.clone()),
+            },
+            YooKassaVerify::Api,
+        )
+        .await,
+    );
+    let run_id = format!("{}{}", s.fault.name().replace('-', ""), s.seed % 1000);
+    let mut rng = Rng(s.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let (deliveries, expected, objects) = workload(&s, &run_id, &mut rng);
+    Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(YooKassaObjects(objects))
+        .mount(&env.yookassa_api)
+        .await;
+
+    let mut out = Outcome {
+        deliveries: deliveries.len(),
+        ..Outcome::default()
+    };
+    let counters = Arc::new(Counters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let disturbance = tokio::spawn(chaos(
+        s.fault,
+        moto.clone(),
+        ddb.clone(),
+        sqs.clone(),
+        env.clone(),
+        stop.clone(),
+    ));
+    let started = Instant::now();
+    let (mut latencies, abandoned, never) = deliver_all(
+        &env,
+        deliveries,
+        Some(s.fault),
+        s.concurrency,
+        &mut rng,
+        &counters,
+    )
+    .await;
+    out.wall = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    out.swept += disturbance.await.unwrap_or(0);
+    // Whatever the disturbance was doing when it stopped, everything is back up.
+    moto.set_frozen(false);
+    ddb.set_up(true);
+    sqs.set_up(true);
+    out.attempts = counters.attempts.load(Ordering::Relaxed);
+    out.failed_attempts = counters.failed.load(Ordering::Relaxed);
+    out.kills = counters.kills.load(Ordering::Relaxed);
+    out.killed_after_commit = counters.killed_after_commit.load(Ordering::Relaxed);
+    out.abandoned = abandoned.len();
+    for d in &never {
+        out.violations
+            .push(format!("{}: never accepted ({})", d.fact, d.provider));
+    }
+
+    // What is committed so far must be consistent, whatever was abandoned.
+    check_consistent(&env, &expected, &mut out.violations).await;
+
+    // The scheduled sweeper, then the providers that gave up deliver again (their next retry, days later).
+    let sweep = |env: Arc<TestEnv>| async move {
+        let events = SqsEventPublisher::new(env.sqs.clone(), &env.queue_url);
+        Ledger::new(&env.store, &events).sweep(0, 10_000).await
+    };
+    match sweep(env.clone()).await {
+        Ok(r) if r.failed == 0 => out.swept += r.announced,
+        Ok(r) => out
+            .violations
+            .push(format!("sweeper could not announce {} rows", r.failed)),
+        Err(e) => out.violations.push(format!("sweeper failed: {e}")),
+    }
+    let (_, still, never) =
+        deliver_all(&env, abandoned, None, s.concurrency, &mut rng, &counters).await;
+    for d in still.iter().chain(&never) {
+        out.violations
+            .push(format!("{}: not accepted on redelivery", d.fact));
+    }
+    if let Ok(r) = sweep(env.clone()).await {
+        out.swept += r.announced;
+    }
+    latencies.sort_unstable();
+    out.p50 = percentile(&latencies, 0.5);
+    out.p99 = percentile(&latencies, 0.99);
+
+    check_final(&env, &expected, &mut out).await;
+    out
+}
+
+/// Facts are only those expected, each once; the order's totals are its facts replayed.
+async fn check_consistent(
+    env: &TestEnv,
+    expected: &BTreeMap<String, Expected>,
+    violations: &mut Vec<String>,
+) {
+    for (order, e) in expected {
+        let Ok(id) = OrderId::parse(order.clone()) else {
+            violations.push(format!("{order}: bad id"));
+            continue;
+        };
+        let facts = match env.store.facts(&id).await {
+            Ok(f) => f,
+            Err(err) => {
+                violations.push(format!("{order}: facts unreadable: {err}"));
+                continue;
+            }
+        };
+        let ids: Vec<String> = facts.iter().map(|f| f.id.to_string()).collect();
+        let distinct: BTreeSet<String> = ids.iter().cloned().collect();
+        if distinct.len() != ids.len() {
+            violations.push(format!("{order}: a fact stored twice: {ids:?}"));
+        }
+        if let Some(extra) = distinct.difference(&e.facts).next() {
+            violations.push(format!("{order}: unexpected fact {extra}"));
+        }
+        let stored = match env.store.load_order(&id).await {
+            Ok(o) => o,
+            Err(err) => {
+                violations.push(format!("{order}: unreadable: {err}"));
+                continue;
+            }
+        };
+        let Some(stored) = stored else {
+            if !facts.is_empty() {
+                violations.push(format!("{order}: facts without an order"));
+            }
+            continue;
+        };
+        if stored.applied != distinct {
+            violations.push(format!(
+                "{order}: applied {:?} but facts {:?}",
+                stored.applied, distinct
+            ));
+        }
+        let mut replay = Order::new(id.clone());
+        for f in &facts {
+            if let Err(err) = replay.apply(f) {
+                violations.push(format!("{order}: replaying {} fails: {err}", f.id));
+            }
+        }
+        if replay.totals() != stored.totals() || replay.state() != stored.state() {
+            violations.push(format!(
+                "{order}: stored {:?}/{:?} but its facts give {:?}/{:?}",
+                stored.totals(),
+                stored.state(),
+                replay.totals(),
+                replay.state()
+            ));
+        }
+    }
+}
+
+/// After the sweep and the late redeliveries: exact totals, empty outbox, one announcement per fact.
+async fn check_final(env: &TestEnv, expected: &BTreeMap<String, Expected>, out: &mut Outcome) {
+    check_consistent(env, expected, &mut out.violations).await;
+    let mut orders: BTreeMap<String, Order> = BTreeMap::new();
+    for (order, e) in expected {
+        let Ok(id) = OrderId::parse(order.clone()) else {
+            continue;
+        };
+        match env.store.load_order(&id).await {
+            Ok(Some(o)) => {
+                let t = o.totals();
+                if (t.paid, t.refunded) != (e.paid, e.refunded) || o.applied != e.facts {
+                    out.violations.push(format!(
+                        "{order}: paid {} refunded {} with {} facts; expected {} / {} with {}",
+                        t.paid,
+                        t.refunded,
+                        o.applied.len(),
+                        e.paid,
+                        e.refunded,
+                        e.facts.len()
+                    ));
+                }
+                if e.refunded > 0 {
+                    let min_at = env
+                        .store
+                        .facts(&id)
+                        .await
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|f| matches!(f.kind, FactKind::Payment { .. }))
+                        .map(|f| f.at_ms)
+                        .min();
+                    if o.paid_at_ms() != min_at {
+                        out.violations.push(format!(
+                            "{order}: paid at {:?}, earliest payment fact at {min_at:?}",
+                            o.paid_at_ms()
+                        ));
+                    }
+                }
+                out.facts += o.applied.len();
+                orders.insert(order.clone(), o);
+            }
+            Ok(None) => out.violations.push(format!("{order}: missing")),
+            Err(err) => out.violations.push(format!("{order}: unreadable: {err}")),
+        }
+    }
+    match env.store.list_pending(i64::MAX, 100_000).await {
+        Ok(rows) if rows.is_empty() => {}
+        Ok(rows) => out
+            .violations
+            .push(format!("{} outbox rows never announced", rows.len())),
+        Err(err) => out.violations.push(format!("outbox unreadable: {err}")),
+    }
+    let events = env.drain_queue().await;
+    out.events = events.len();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut newest: BTreeMap<String, (u64, i64, i64)> = BTreeMap::new();
+    for e in &events {
+        if !seen.insert(e.event_id.clone()) {
+            out.violations
+                .push(format!("{} announced twice", e.event_id));
+        }
+        let n = newest.entry(e.order_id.clone()).or_insert((0, 0, 0));
+        if e.version > n.0 {
+            *n = (e.version, e.paid, e.refunded);
+        }
+    }
+    let all: BTreeSet<String> = expected.values().flat_map(|e| e.facts.clone()).collect();
+    if let Some(missing) = all.difference(&seen).next() {
+        out.violations.push(format!(
+            "{} facts never announced, e.g. {missing}",
+            all.difference(&seen).count()
+        ));
+    }
+    for (order, o) in &orders {
+        let t = o.totals();
+        if newest.get(order) != Some(&(o.version, t.paid, t.refunded)) {
+            out.violations.push(format!(
+                "{order}: newest announcement {:?}, stored v{} paid {} refunded {}",
+                newest.get(order),
+                o.version,
+                t.paid,
+                t.refunded
+            ));
+        }
+    }
+}
+
+/// A shared, printable summary for the example and the tests.
+pub fn report(fault: Fault, out: &Outcome) -> String {
+    let mut s = out.row(fault);
+    for v in out.violations.iter().take(20) {
+        s.push_str(&format!("\n    {v}"));
+    }
+    s
+}
