@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod faults;
+pub mod iam;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -75,13 +76,29 @@ pub struct TestEnv {
     pub sqs: aws_sdk_sqs::Client,
     /// A store that always talks to moto directly (for assertions, whatever the handler's endpoints).
     pub store: DynamoLedgerStore,
+    /// The handler's clients (through `endpoints`, calls recorded in `aws_calls`).
+    pub handler_ddb: aws_sdk_dynamodb::Client,
+    pub handler_sqs: aws_sdk_sqs::Client,
+    /// The IAM actions of every call the handler's clients made.
+    pub aws_calls: iam::AwsCalls,
     pub yookassa_api: MockServer,
     pub sber_api: MockServer,
     pub deps: CallbackDeps,
 }
 
 async fn clients(endpoints: &Endpoints) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let sdk = shared::aws::sdk_config().await;
+    clients_recording(endpoints, None).await
+}
+
+/// Clients whose calls are recorded into `calls` (see [`iam`]).
+async fn clients_recording(
+    endpoints: &Endpoints,
+    calls: Option<&iam::AwsCalls>,
+) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let mut sdk = shared::aws::sdk_config().await;
+    if let Some(calls) = calls {
+        sdk = sdk.into_builder().http_client(calls.http_client()).build();
+    }
     let mut d = aws_sdk_dynamodb::config::Builder::from(&sdk);
     if let Some(e) = &endpoints.dynamodb {
         d = d.endpoint_url(e);
@@ -156,7 +173,8 @@ pub async fn spawn_env_on(
                 .collect(),
         }),
     };
-    let (h_ddb, h_sqs) = clients(&endpoints).await;
+    let aws_calls = iam::AwsCalls::default();
+    let (h_ddb, h_sqs) = clients_recording(&endpoints, Some(&aws_calls)).await;
     let http = http_client().expect("http client");
     let yk: Arc<dyn YooKassaApi> = Arc::new(HttpYooKassa::new(
         http.clone(),
@@ -172,13 +190,16 @@ pub async fn spawn_env_on(
     ));
     let deps = CallbackDeps {
         config,
-        store: Arc::new(DynamoLedgerStore::new(h_ddb, &table)),
-        events: Arc::new(SqsEventPublisher::new(h_sqs, &queue_url)),
+        store: Arc::new(DynamoLedgerStore::new(h_ddb.clone(), &table)),
+        events: Arc::new(SqsEventPublisher::new(h_sqs.clone(), &queue_url)),
         yookassa: Some(yk),
         sber_gateway: Some(sber),
     };
     TestEnv {
         store: DynamoLedgerStore::new(ddb.clone(), &table),
+        handler_ddb: h_ddb,
+        handler_sqs: h_sqs,
+        aws_calls,
         table,
         queue_url,
         ddb,
@@ -443,7 +464,7 @@ impl OneC {
 
     /// With another publisher (e.g. one that also feeds the refunds queue).
     pub async fn connect_with(env: &TestEnv, events: Arc<dyn EventPublisher>) -> OneC {
-        let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
+        let store = Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table));
         let deps = ExchangeDeps {
             config: Exchange1cConfig {
                 ledger: env.deps.config.ledger.clone(),

@@ -132,11 +132,15 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
         503
     );
     switch.set_up(true);
+    // Least privilege, against what the code did: every call granted.
+    let unused =
+        paysync_e2e::iam::assert_granted("AcquiringCallbackFunction", &env.aws_calls.take());
+    let _ = unused;
     let deps = shared::sweeper::SweeperDeps {
         store: env.deps.store.clone(),
         events: env.deps.events.clone(),
         uploads: std::sync::Arc::new(shared::adapters::dynamo::DynamoLedgerStore::new(
-            env.ddb.clone(),
+            env.handler_ddb.clone(),
             &env.table,
         )),
         utc_offset_minutes: 180,
@@ -156,6 +160,9 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
             .found,
         0
     );
+    // Least privilege, against what the code did: every call granted.
+    let unused = paysync_e2e::iam::assert_granted("OutboxSweeperFunction", &env.aws_calls.take());
+    let _ = unused;
 }
 
 fn yk_payment(id: &str, status: &str, value: &str, order: &str) -> serde_json::Value {
@@ -226,6 +233,13 @@ async fn yookassa_refetch_wins_over_the_body_and_refunds_find_their_order() {
         Some(FactKind::Refund {
             amount: RefundAmount::Delta(100_000)
         })
+    );
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused =
+        paysync_e2e::iam::assert_granted("AcquiringCallbackFunction", &env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to AcquiringCallbackFunction but never used: {unused:?}"
     );
 }
 

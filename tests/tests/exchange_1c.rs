@@ -55,6 +55,12 @@ async fn b2b_invoice_paid_in_1c_reaches_the_ledger_and_1c_sees_the_order_state()
         .expect("xml")
         .documents
         .is_empty());
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused = paysync_e2e::iam::assert_granted("Exchange1cFunction", &env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to Exchange1cFunction but never used: {unused:?}"
+    );
 
     // The balance paid by card: the acquirer callback changes the order, 1C learns it at its next query.
     assert_eq!(

@@ -90,7 +90,7 @@ async fn fake_bitrix() -> MockServer {
 }
 
 fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
-    let store = Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table));
+    let store = Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table));
     ExchangeDeps {
         config: Exchange1cConfig {
             ledger: env.deps.config.ledger.clone(),
@@ -391,10 +391,11 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
         "1C hears what the store said, whatever the tap did"
     );
     switch.set_up(true);
+    env.aws_calls.take(); // what exchange-1c did
     let deps = shared::sweeper::SweeperDeps {
         store: env.deps.store.clone(),
         events: env.deps.events.clone(),
-        uploads: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        uploads: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         utc_offset_minutes: 180,
         refund_on_cancel: true,
     };
@@ -413,4 +414,8 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     );
     let again = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!(again.taps_found, 0, "nothing owed any more");
+    // Least privilege, against what the code did: every call granted.
+    let unused = paysync_e2e::iam::assert_granted("OutboxSweeperFunction", &env.aws_calls.take());
+    // This tap was committed before the queue failed; PutItem is for a tap whose import never reached the table.
+    assert_eq!(unused, ["dynamodb:PutItem".to_owned()].into());
 }

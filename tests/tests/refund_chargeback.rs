@@ -95,7 +95,7 @@ async fn refunds_env(timeout: Duration) -> Refunds {
         })),
     };
     let deps = RefundDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         events: env.deps.events.clone(),
         gateways,
     };
@@ -243,6 +243,13 @@ async fn each_acquirer_refunds_through_its_own_api_exactly_once() {
     .expect("fact");
     r.record(&tbank_note).await;
     assert_eq!(r.refunded("o701").await, 40_000);
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused =
+        paysync_e2e::iam::assert_granted("RefundChargebackFunction", &r.env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to RefundChargebackFunction but never used: {unused:?}"
+    );
 }
 
 #[tokio::test]

@@ -100,6 +100,12 @@ async fn b2b_payments_from_the_bank_api_mark_orders_paid_once() {
         500_000
     );
     let _ = Arc::strong_count(&deps.store);
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused = paysync_e2e::iam::assert_granted("StatementPullFunction", &env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to StatementPullFunction but never used: {unused:?}"
+    );
 }
 
 #[tokio::test]

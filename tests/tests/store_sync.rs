@@ -88,7 +88,7 @@ async fn store_env() -> (TestEnv, MockServer, FakeStore, StoreDeps) {
             .await;
     }
     let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         events: env.deps.events.clone(),
         bitrix: Arc::new(HttpBitrix {
             client: reqwest::Client::new(),
@@ -136,6 +136,12 @@ async fn orders_come_in_across_pages_and_a_restart_reads_only_the_overlap() {
     );
     let filters = fake.filters.lock().expect("lock").clone();
     assert_eq!(filters.last().map(|f| f.1), Some(0));
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused = paysync_e2e::iam::assert_granted("StoreSyncFunction", &env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to StoreSyncFunction but never used: {unused:?}"
+    );
 }
 
 #[tokio::test]
@@ -345,7 +351,7 @@ async fn push_env(order: &str, total: i64) -> Push {
         .await;
     env.register_order(order, total).await;
     let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         events: env.deps.events.clone(),
         bitrix: Arc::new(HttpBitrix {
             client: reqwest::Client::new(),
@@ -510,6 +516,12 @@ async fn partial_then_full_payment_then_a_refund_show_in_the_store_and_other_pro
     );
     drop(s);
     assert_eq!(p.property("PAID_AMOUNT"), Some(json!("3500.00")));
+    // Least privilege, against what the code did: every call granted, every grant used.
+    let unused = paysync_e2e::iam::assert_granted("StoreSyncFunction", &p.env.aws_calls.take());
+    assert!(
+        unused.is_empty(),
+        "granted to StoreSyncFunction but never used: {unused:?}"
+    );
 }
 
 #[tokio::test]
@@ -607,7 +619,7 @@ async fn a_refused_webhook_is_reported_as_such() {
         .mount(&bitrix)
         .await;
     let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.ddb.clone(), &env.table)),
+        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         events: env.deps.events.clone(),
         bitrix: Arc::new(HttpBitrix {
             client: reqwest::Client::new(),
