@@ -81,7 +81,8 @@ bench-cml: venv
 
 ## build: release binaries for Lambda (x86_64, provided.al2023) into target/lambda/<function>/bootstrap
 build: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --compiler cargo
+	# The functions only: the test crate's helper binary stays out, and so does its `testing` feature of `shared`.
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --compiler cargo --workspace --exclude paysync-e2e
 	for f in target/lambda/*/bootstrap; do \
 	  glibc=$$(objdump -T "$$f" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1); \
 	  echo "$$f $$(stat -c %s "$$f") bytes, needs $$glibc"; \
