@@ -8,13 +8,15 @@
 //!
 //! - `kill`: the handler is dropped at a random point of a third of its calls, as when the process dies; many
 //!   land between the commit and the announcement (counted);
-//! - `moto-restart`: every connection to moto is cut and refused for 300 ms, every second;
+//! - `moto-restart`: every connection to moto is cut and refused for 300 ms, every 3 seconds;
 //! - `moto-freeze`: moto is stopped (SIGSTOP) for 7.5 s (longer than an SDK operation), then 3.5 s (longer
 //!   than one attempt), with a second between;
 //! - `sqs-down`: SQS refuses connections for 1.5 s out of every 2 s, so commits succeed and announcements fail;
 //! - `duplicate-storm`: every notification 25 times at once;
 //! - `clock-skew`: YooKassa stamps its payments up to 6 hours off our clock and its refunds before the
 //!   payments they return, arriving in any order; a sweeper whose clock runs 5 minutes ahead races the writers.
+//!
+//! The outbox sweeper runs on its schedule throughout (scaled down, see [`scheduled_sweeper`]).
 //!
 //! Then, as in production: the sweeper runs, the providers that gave up deliver again, and the invariants are
 //! checked: every distinct payment fact counted exactly once, each order's totals equal to its facts replayed,
@@ -401,6 +403,21 @@ async fn deliver(
     Delivered::Never
 }
 
+/// The scheduled outbox-sweeper, scaled down: every 5 s for rows older than 5 s (in AWS: every minute, rows older
+/// than a minute). Either way a change whose announcement was lost is announced again well inside SQS's 5-minute
+/// deduplication window, so a send that succeeded but whose answer was lost does not reach consumers twice.
+async fn scheduled_sweeper(env: Arc<TestEnv>, stop: Arc<AtomicBool>) -> usize {
+    let mut swept = 0;
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let ledger = Ledger::new(env.deps.store.as_ref(), env.deps.events.as_ref());
+        if let Ok(r) = ledger.sweep(5_000, 1_000).await {
+            swept += r.announced;
+        }
+    }
+    swept
+}
+
 /// The fault's own disturbance, until `stop`.
 async fn chaos(
     fault: Fault,
@@ -414,7 +431,7 @@ async fn chaos(
     while !stop.load(Ordering::Relaxed) {
         match fault {
             Fault::MotoRestart => {
-                tokio::time::sleep(Duration::from_millis(700)).await;
+                tokio::time::sleep(Duration::from_millis(2700)).await;
                 ddb.set_up(false);
                 sqs.set_up(false);
                 tokio::time::sleep(Duration::from_millis(300)).await;
@@ -528,6 +545,7 @@ pub async fn run(s: Scenario) -> Outcome {
         env.clone(),
         stop.clone(),
     ));
+    let sweeper = tokio::spawn(scheduled_sweeper(env.clone(), stop.clone()));
     let started = Instant::now();
     let (mut latencies, abandoned, never) = deliver_all(
         &env,
@@ -540,7 +558,7 @@ pub async fn run(s: Scenario) -> Outcome {
     .await;
     out.wall = started.elapsed();
     stop.store(true, Ordering::Relaxed);
-    out.swept += disturbance.await.unwrap_or(0);
+    out.swept += disturbance.await.unwrap_or(0) + sweeper.await.unwrap_or(0);
     // Whatever the disturbance was doing when it stopped, everything is back up.
     moto.set_frozen(false);
     ddb.set_up(true);

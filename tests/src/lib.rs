@@ -242,6 +242,20 @@ impl TestEnv {
         self.post_json("tbank", note, "91.194.226.10").await
     }
 
+    /// outbox-sweeper's dependencies on the handler's clients (1C's offset +3 h, refunds on cancel).
+    pub fn sweeper_deps(&self) -> shared::sweeper::SweeperDeps {
+        shared::sweeper::SweeperDeps {
+            store: self.deps.store.clone(),
+            events: self.deps.events.clone(),
+            uploads: Arc::new(DynamoLedgerStore::new(
+                self.handler_ddb.clone(),
+                &self.table,
+            )),
+            utc_offset_minutes: 180,
+            refund_on_cancel: true,
+        }
+    }
+
     /// Tell the ledger about an order, as store-sync will.
     pub async fn register_order(&self, id: &str, total: i64) {
         let events = SqsEventPublisher::new(self.sqs.clone(), &self.queue_url);

@@ -136,16 +136,7 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
     let unused =
         paysync_e2e::iam::assert_granted("AcquiringCallbackFunction", &env.aws_calls.take());
     let _ = unused;
-    let deps = shared::sweeper::SweeperDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        uploads: std::sync::Arc::new(shared::adapters::dynamo::DynamoLedgerStore::new(
-            env.handler_ddb.clone(),
-            &env.table,
-        )),
-        utc_offset_minutes: 180,
-        refund_on_cancel: true,
-    };
+    let deps = env.sweeper_deps();
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));
     let events = env.drain_queue().await;

@@ -392,13 +392,7 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     );
     switch.set_up(true);
     env.aws_calls.take(); // what exchange-1c did
-    let deps = shared::sweeper::SweeperDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        uploads: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        utc_offset_minutes: 180,
-        refund_on_cancel: true,
-    };
+    let deps = env.sweeper_deps();
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!((report.taps_found, report.taps_applied), (1, 1));
     assert_eq!(env.facts("9100").await.len(), 1, "applied once");

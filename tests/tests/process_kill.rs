@@ -53,16 +53,7 @@ async fn a_process_killed_between_commit_and_announce_loses_nothing() {
     );
 
     // The other provider gave up: the scheduled sweeper announces its change.
-    let deps = shared::sweeper::SweeperDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        uploads: std::sync::Arc::new(shared::adapters::dynamo::DynamoLedgerStore::new(
-            env.handler_ddb.clone(),
-            &env.table,
-        )),
-        utc_offset_minutes: 180,
-        refund_on_cancel: true,
-    };
+    let deps = env.sweeper_deps();
     let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
     assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));
 
