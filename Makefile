@@ -93,12 +93,13 @@ deploy: build
 	SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam deploy --template-file infra/template.yaml --guided --capabilities CAPABILITY_IAM
 
 ## latency: payment -> visible in 1C's query, end to end on the local stack (moto), LATENCY_N payments
+## (LATENCY_RELEASE=1 for a release build)
 LATENCY_N ?= 200
 latency: venv
 	endpoint=$$(scripts/stack.sh start); \
 	trap 'scripts/stack.sh stop' EXIT; \
 	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) \
-	  cargo run -p paysync-e2e --example latency_1c -- $(LATENCY_N)
+	  cargo run $(if $(LATENCY_RELEASE),--release) -p paysync-e2e --example latency_1c -- $(LATENCY_N)
 
 ## load: LOAD_ORDERS x 2 facts x 3 deliveries, shuffled, over LOAD_CONCURRENCY connections against `cargo lambda watch`
 ## + moto, then the ledger/queue invariants (fresh table and queue per run)

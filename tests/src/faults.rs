@@ -10,7 +10,7 @@
 //!   land between the commit and the announcement (counted);
 //! - `moto-restart`: every connection to moto is cut and refused for 300 ms, every 3 seconds;
 //! - `moto-freeze`: moto is stopped (SIGSTOP) for 7.5 s (longer than an SDK operation), then 3.5 s (longer
-//!   than one attempt), with a second between;
+//!   than one attempt), with 3 s between;
 //! - `sqs-down`: SQS refuses connections for 1.5 s out of every 2 s, so commits succeed and announcements fail;
 //! - `duplicate-storm`: every notification 25 times at once;
 //! - `clock-skew`: YooKassa stamps its payments up to 6 hours off our clock and its refunds before the
@@ -442,7 +442,7 @@ async fn chaos(
                 // Longer than a whole SDK operation (7 s): the handler answers 5xx. Then longer than one attempt
                 // (3 s): the SDK retries while moto still holds the first request, which it then applies.
                 for frozen_ms in [7_500, 3_500] {
-                    tokio::time::sleep(Duration::from_millis(1000)).await;
+                    tokio::time::sleep(Duration::from_millis(3000)).await;
                     moto.set_frozen(true);
                     tokio::time::sleep(Duration::from_millis(frozen_ms)).await;
                     moto.set_frozen(false);
