@@ -132,17 +132,20 @@ faults: venv
 	env $(LOCAL_AWS) PAYSYNC_PYTHON=$(CURDIR)/$(PY) RUST_LOG=off \
 	  cargo run -p paysync-e2e --example faults -- $(FAULT_ORDERS) $(FAULT_CONCURRENCY) $(FAULTS)
 
-## fuzz: every parser/verifier under cargo fuzz (nightly), seeded from the fixtures, FUZZ_SECONDS each (not in `make test`)
+## fuzz: every parser/verifier under cargo fuzz (nightly), seeded from the fixtures, FUZZ_SECONDS each, then a table
+## of executions and coverage growth per target (logs in .local/fuzz/; not in `make test`)
 FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := commerceml client_bank_exchange tbank_notification sber_callback yookassa_notification tbank_statement bitrix
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	python3 scripts/fuzz_seed.py ../shared/fixtures fuzz/corpus
+	mkdir -p .local/fuzz
 	for t in $(FUZZ_TARGETS); do \
 	  echo "== $$t"; \
-	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 2>&1 | grep -E '^(#[0-9]+.*(DONE|pulse)|Done|==[0-9]+==|SUMMARY|artifact)' | tail -3); \
-	  echo "$$t corpus: $$(ls fuzz/corpus/$$t | wc -l) inputs"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    >../.local/fuzz/$$t.log 2>&1) || { tail -40 .local/fuzz/$$t.log; exit 1; }; \
 	done
+	python3 scripts/fuzz_stats.py $(addprefix .local/fuzz/,$(addsuffix .log,$(FUZZ_TARGETS)))
 
 stack-start: venv
 	scripts/stack.sh start
