@@ -52,6 +52,8 @@ def main() -> None:
         YOOKASSA_SECRET_KEY="k",
         EXCHANGE_1C_USER="1c",
         EXCHANGE_1C_PASSWORD="pw",
+        BITRIX_WEBHOOK_URL="https://shop.example/rest/1/webhookcode/",
+        REFUNDS_QUEUE_URL="https://sqs.eu-central-1.amazonaws.com/123456789012/paysync-refunds.fifo",
         RUST_LOG="warn",
     )
     samples = []
