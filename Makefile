@@ -138,12 +138,12 @@ FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := commerceml client_bank_exchange tbank_notification sber_callback yookassa_notification tbank_statement bitrix
 fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-	python3 scripts/fuzz_seed.py ../shared/fixtures fuzz/corpus
+	python3 scripts/fuzz_seed.py ../shared/fixtures fuzz/corpus fuzz/dicts
 	mkdir -p .local/fuzz
 	for t in $(FUZZ_TARGETS); do \
 	  echo "== $$t"; \
 	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	    >../.local/fuzz/$$t.log 2>&1) || { tail -40 .local/fuzz/$$t.log; exit 1; }; \
+	    -dict=dicts/$$t.dict >../.local/fuzz/$$t.log 2>&1) || { tail -40 .local/fuzz/$$t.log; exit 1; }; \
 	done
 	python3 scripts/fuzz_stats.py $(addprefix .local/fuzz/,$(addsuffix .log,$(FUZZ_TARGETS)))
 

@@ -1,10 +1,13 @@
-"""Seed each fuzz target's corpus from the project's fixtures (../shared/fixtures), as `make fuzz` runs them.
+"""Seed each fuzz target's corpus from the project's fixtures (../shared/fixtures), as `make fuzz` runs them, and
+write a libFuzzer dictionary per target (DICT_DIR/<target>.dict) of the names the seeds use: XML element and
+attribute names, JSON keys, `key=` names of form and 1CClientBankExchange lines, in the seeds' own bytes.
 
-Usage: fuzz_seed.py FIXTURES_DIR CORPUS_DIR
+Usage: fuzz_seed.py FIXTURES_DIR CORPUS_DIR [DICT_DIR]
 """
 
 import json
 import pathlib
+import re
 import sys
 from urllib.parse import urlsplit
 
@@ -41,6 +44,33 @@ def main() -> None:
         for i, data in enumerate(items):
             (out / f"seed-{i:02d}").write_bytes(data)
         print(f"{target}: {len(items)} seeds")
+    if len(sys.argv) > 3:
+        dicts = pathlib.Path(sys.argv[3])
+        dicts.mkdir(parents=True, exist_ok=True)
+        for target, items in seeds.items():
+            tokens = sorted({t for data in items for t in tokens_of(data)})[:MAX_TOKENS]
+            (dicts / f"{target}.dict").write_text("".join(f'"{escape(t)}"\n' for t in tokens))
+            print(f"{target}: {len(tokens)} dictionary tokens")
+
+
+MAX_TOKENS = 1000
+# Names in the bytes of any encoding the seeds use (UTF-8, windows-1251): runs of letters, digits, `_`, `-`, `.`.
+NAME = rb"[A-Za-z0-9_\-.\x80-\xff]{1,40}"
+
+
+def tokens_of(data: bytes) -> set[bytes]:
+    found: set[bytes] = set()
+    for m in re.finditer(rb"<(/?)(" + NAME + rb")", data):  # XML elements
+        found.add(b"<" + m[1] + m[2] + b">")
+    found.update(m[1] + b'="' for m in re.finditer(rb"\s(" + NAME + rb')="', data))  # XML attributes
+    found.update(b'"' + m[1] + b'":' for m in re.finditer(rb'"(' + NAME + rb')"\s*:', data))  # JSON keys
+    found.update(m[1] + b"=" for m in re.finditer(rb"(?:^|[\n&?])(" + NAME + rb")=", data))  # key=value lines
+    found.update(m[1] for m in re.finditer(rb"(?:^|\n)(" + NAME + rb")\r?(?:\n|$)", data))  # bare marker lines
+    return found
+
+
+def escape(token: bytes) -> str:
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b not in b'"\\' else f"\\x{b:02X}" for b in token)
 
 
 if __name__ == "__main__":
