@@ -39,13 +39,7 @@ pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
 fn transport(provider: &'static str, e: &reqwest::Error) -> ApiError {
     ApiError::Unavailable {
         provider,
-        reason: if e.is_timeout() {
-            "timeout".into()
-        } else if e.is_connect() {
-            "connection failed".into()
-        } else {
-            "request failed".into()
-        },
+        reason: crate::http::failure_kind(e).into(),
     }
 }
 

@@ -14,6 +14,17 @@ pub enum ReadError {
     Broken(#[source] reqwest::Error),
 }
 
+/// What went wrong with a request to a peer, in words safe for logs and errors (no URL, no credentials).
+pub fn failure_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    }
+}
+
 /// Read a peer's answer, refusing one larger than `max` (announced or actual) before it is all in memory: a
 /// misbehaving bank, store or acquirer cannot exhaust the function's memory.
 pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {

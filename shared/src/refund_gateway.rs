@@ -90,16 +90,7 @@ fn api(provider: &str, e: ApiError) -> RefundError {
 }
 
 fn transport(provider: &str, e: &reqwest::Error) -> RefundError {
-    RefundError::Transient(format!(
-        "{provider}: {}",
-        if e.is_timeout() {
-            "timeout"
-        } else if e.is_connect() {
-            "connection failed"
-        } else {
-            "request failed"
-        }
-    ))
+    RefundError::Transient(format!("{provider}: {}", crate::http::failure_kind(e)))
 }
 
 /// Reads the answer; 5xx and 429 are transient, other non-2xx permanent (with the body's first 300 characters).
