@@ -49,13 +49,7 @@ async fn main() {
         }
     }
     // Deterministic shuffle: duplicates and reorderings interleave.
-    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in (1..notes.len()).rev() {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        notes.swap(i, usize::try_from(s % (i as u64 + 1)).unwrap_or(0));
-    }
+    paysync_e2e::Rng(0x9e37_79b9_7f4a_7c15).shuffle(&mut notes);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .timeout(Duration::from_secs(30))
@@ -95,9 +89,7 @@ async fn main() {
     }
     let wall = started.elapsed();
     latencies.sort_unstable();
-    let q = |p: f64| {
-        latencies[((latencies.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-    };
+    let q = |p: f64| paysync_e2e::percentile(&latencies, p).as_secs_f64() * 1000.0;
     println!(
         "{} notifications ({} orders x 2 facts x 3 deliveries), concurrency {concurrency}: {:.0} req/s, p50 {:.1} ms, p99 {:.1} ms, failed {failed}",
         latencies.len(),

@@ -31,14 +31,18 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use shared::adapters::sqs::SqsEventPublisher;
 use shared::config::YooKassaVerify;
-use shared::domain::{FactKind, Order, OrderId};
+use shared::domain::money::format_minor;
+use shared::domain::{FactKind, Order, OrderId, PaymentFact};
 use shared::ledger::Ledger;
 use shared::ports::LedgerStore;
 use shared::testing::function_url_request;
 use tokio::sync::Semaphore;
 use wiremock::{Mock, Request as MockRequest, Respond, ResponseTemplate};
 
-use crate::{spawn_env_on, Endpoints, OwnMoto, Switch, TestEnv, TBANK_PASSWORD, TBANK_TERMINAL};
+use crate::{
+    percentile, spawn_env_on, Endpoints, OwnMoto, Rng, Switch, TestEnv, TBANK_PASSWORD,
+    TBANK_TERMINAL,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -160,30 +164,11 @@ struct Expected {
     facts: BTreeSet<String>,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 fn rfc3339(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-fn rub(kopecks: i64) -> String {
-    format!("{}.{:02}", kopecks / 100, kopecks % 100)
 }
 
 /// The fake YooKassa API: `GET /v3/payments/{id}` and `GET /v3/refunds/{id}` answer the stored object.
@@ -200,10 +185,10 @@ impl Respond for YooKassaObjects {
     }
 }
 
-fn tbank_delivery(run: &str, order: &str, payment: u64, status: &str, amount: i64) -> Delivery {
+fn tbank_delivery(order: &str, payment: u64, status: &str, amount: i64) -> Delivery {
     let body = shared::testing::tbank_sign(
         &json!({"TerminalKey": TBANK_TERMINAL, "OrderId": order, "Success": true, "Status": status,
-                "PaymentId": format!("{run}{payment}"), "ErrorCode": "0", "Amount": amount}),
+                "PaymentId": payment.to_string(), "ErrorCode": "0", "Amount": amount}),
         TBANK_PASSWORD,
     )
     .to_string();
@@ -236,16 +221,10 @@ fn workload(
     let mut expected = BTreeMap::new();
     let mut objects = HashMap::new();
     let now = shared::ledger::now_ms();
-    // Numeric T-Bank payment ids unique to the run (moto is the run's own, but ids should not look reused).
-    let run_num: u64 = run
-        .bytes()
-        .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(u64::from(b)))
-        % 90_000
-        + 10_000;
-    let run_prefix = run_num.to_string();
     for i in 0..s.orders {
         let order = format!("{run}-{i}");
-        let n = u64::try_from(i).unwrap_or(0);
+        // T-Bank payment ids: numeric, unique within the run (each run has a moto of its own).
+        let n = 1_000_000 + u64::try_from(i).unwrap_or(0);
         let total = 10_000 + i64::try_from(i).unwrap_or(0) * 137;
         let advance = total * 3 / 10;
         let balance = total - advance;
@@ -256,7 +235,7 @@ fn workload(
         };
         let mut mine = Vec::new();
         for status in ["AUTHORIZED", "CONFIRMED"] {
-            mine.push(tbank_delivery(&run_prefix, &order, n * 2, status, advance));
+            mine.push(tbank_delivery(&order, n * 2, status, advance));
         }
         if s.fault == Fault::ClockSkew {
             let skew_h = i64::try_from(rng.below(13)).unwrap_or(0) - 6;
@@ -265,13 +244,13 @@ fn workload(
             let refund = balance / 10;
             let payment = json!({
                 "id": pay, "status": "succeeded", "paid": true,
-                "amount": {"value": rub(balance), "currency": "RUB"},
+                "amount": {"value": format_minor(balance), "currency": "RUB"},
                 "created_at": rfc3339(captured - 5_000), "captured_at": rfc3339(captured),
                 "metadata": {"order_id": order}, "test": false
             });
             let refund_obj = json!({
                 "id": refund_id, "payment_id": pay, "status": "succeeded",
-                "amount": {"value": rub(refund), "currency": "RUB"},
+                "amount": {"value": format_minor(refund), "currency": "RUB"},
                 "created_at": rfc3339(captured - 7_200_000)
             });
             objects.insert(format!("/v3/payments/{pay}"), payment.clone());
@@ -294,13 +273,7 @@ fn workload(
             e.refunded = refund;
         } else {
             for status in ["AUTHORIZED", "CONFIRMED"] {
-                mine.push(tbank_delivery(
-                    &run_prefix,
-                    &order,
-                    n * 2 + 1,
-                    status,
-                    balance,
-                ));
+                mine.push(tbank_delivery(&order, n * 2 + 1, status, balance));
             }
         }
         for d in &mine {
@@ -320,10 +293,7 @@ fn workload(
         for _ in 0..copies {
             all.extend(deliveries.iter().cloned());
         }
-        for i in (1..all.len()).rev() {
-            let j = usize::try_from(rng.below(i as u64 + 1)).unwrap_or(0);
-            all.swap(i, j);
-        }
+        rng.shuffle(&mut all);
     }
     (all, expected, objects)
 }
@@ -480,7 +450,7 @@ async fn deliver_all(
     let mut tasks = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         let (env, gate, counters) = (env.clone(), gate.clone(), counters.clone());
-        let r = Rng(rng.next() | 1);
+        let r = Rng(rng.next_u64() | 1);
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await;
             let out = deliver(env, d.clone(), fault, r, counters).await;
@@ -497,14 +467,6 @@ async fn deliver_all(
         }
     }
     (ok, abandoned, never)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// Run one scenario on a moto of its own and check the invariants.
@@ -574,7 +536,7 @@ pub async fn run(s: Scenario) -> Outcome {
     }
 
     // What is committed so far must be consistent, whatever was abandoned.
-    check_consistent(&env, &expected, &mut out.violations).await;
+    let _ = check_consistent(&env, &expected, &mut out.violations).await;
 
     // The scheduled sweeper, then the providers that gave up deliver again (their next retry, days later).
     let sweep = |env: Arc<TestEnv>| async move {
@@ -605,12 +567,16 @@ pub async fn run(s: Scenario) -> Outcome {
     out
 }
 
-/// Facts are only those expected, each once; the order's totals are its facts replayed.
+/// The orders read by [`check_consistent`], with their stored facts.
+type Read = BTreeMap<String, (Order, Vec<PaymentFact>)>;
+
+/// Facts are only those expected, each once; the order's totals are its facts replayed. Returns what it read.
 async fn check_consistent(
     env: &TestEnv,
     expected: &BTreeMap<String, Expected>,
     violations: &mut Vec<String>,
-) {
+) -> Read {
+    let mut read = Read::new();
     for (order, e) in expected {
         let Ok(id) = OrderId::parse(order.clone()) else {
             violations.push(format!("{order}: bad id"));
@@ -665,54 +631,45 @@ async fn check_consistent(
                 replay.state()
             ));
         }
+        read.insert(order.clone(), (stored, facts));
     }
+    read
 }
 
 /// After the sweep and the late redeliveries: exact totals, empty outbox, one announcement per fact.
 async fn check_final(env: &TestEnv, expected: &BTreeMap<String, Expected>, out: &mut Outcome) {
-    check_consistent(env, expected, &mut out.violations).await;
-    let mut orders: BTreeMap<String, Order> = BTreeMap::new();
+    let orders = check_consistent(env, expected, &mut out.violations).await;
     for (order, e) in expected {
-        let Ok(id) = OrderId::parse(order.clone()) else {
+        let Some((o, facts)) = orders.get(order) else {
+            out.violations.push(format!("{order}: missing"));
             continue;
         };
-        match env.store.load_order(&id).await {
-            Ok(Some(o)) => {
-                let t = o.totals();
-                if (t.paid, t.refunded) != (e.paid, e.refunded) || o.applied != e.facts {
-                    out.violations.push(format!(
-                        "{order}: paid {} refunded {} with {} facts; expected {} / {} with {}",
-                        t.paid,
-                        t.refunded,
-                        o.applied.len(),
-                        e.paid,
-                        e.refunded,
-                        e.facts.len()
-                    ));
-                }
-                if e.refunded > 0 {
-                    let min_at = env
-                        .store
-                        .facts(&id)
-                        .await
-                        .unwrap_or_default()
-                        .iter()
-                        .filter(|f| matches!(f.kind, FactKind::Payment { .. }))
-                        .map(|f| f.at_ms)
-                        .min();
-                    if o.paid_at_ms() != min_at {
-                        out.violations.push(format!(
-                            "{order}: paid at {:?}, earliest payment fact at {min_at:?}",
-                            o.paid_at_ms()
-                        ));
-                    }
-                }
-                out.facts += o.applied.len();
-                orders.insert(order.clone(), o);
-            }
-            Ok(None) => out.violations.push(format!("{order}: missing")),
-            Err(err) => out.violations.push(format!("{order}: unreadable: {err}")),
+        let t = o.totals();
+        if (t.paid, t.refunded) != (e.paid, e.refunded) || o.applied != e.facts {
+            out.violations.push(format!(
+                "{order}: paid {} refunded {} with {} facts; expected {} / {} with {}",
+                t.paid,
+                t.refunded,
+                o.applied.len(),
+                e.paid,
+                e.refunded,
+                e.facts.len()
+            ));
         }
+        if e.refunded > 0 {
+            let min_at = facts
+                .iter()
+                .filter(|f| matches!(f.kind, FactKind::Payment { .. }))
+                .map(|f| f.at_ms)
+                .min();
+            if o.paid_at_ms() != min_at {
+                out.violations.push(format!(
+                    "{order}: paid at {:?}, earliest payment fact at {min_at:?}",
+                    o.paid_at_ms()
+                ));
+            }
+        }
+        out.facts += o.applied.len();
     }
     match env.store.list_pending(i64::MAX, 100_000).await {
         Ok(rows) if rows.is_empty() => {}
@@ -742,7 +699,7 @@ async fn check_final(env: &TestEnv, expected: &BTreeMap<String, Expected>, out: 
             all.difference(&seen).count()
         ));
     }
-    for (order, o) in &orders {
+    for (order, (o, _)) in &orders {
         let t = o.totals();
         if newest.get(order) != Some(&(o.version, t.paid, t.refunded)) {
             out.violations.push(format!(

@@ -326,6 +326,40 @@ impl TestEnv {
     }
 }
 
+/// A small deterministic generator (xorshift) for shuffles and choices that a seed reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Fisher–Yates.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = usize::try_from(self.below(i as u64 + 1)).unwrap_or(0);
+            items.swap(i, j);
+        }
+    }
+}
+
+/// The `p` quantile (0..=1) of sorted samples, nearest rank; zero when there are none.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    if sorted.is_empty() {
+        return std::time::Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
 /// A T-Bank notification signed for the test terminal.
 pub fn tbank_note(order: &str, payment: &str, status: &str, amount: i64) -> Value {
     shared::testing::tbank_sign(
