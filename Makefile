@@ -18,7 +18,7 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
+.PHONY: run smoke test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -34,20 +34,21 @@ $(CHECKOV_VENV)/.installed: Makefile
 $(DENY):
 	cargo install cargo-deny@$(DENY_VERSION) --locked --root .tools
 
-## run: moto + table + queues, then `cargo lambda watch` with .env (created from .env.example on first run)
+## run: moto + table + queues + the sample-file server, builds the functions, then `cargo lambda watch` on :9000 with
+## ENV_FILE (default .env, created from .env.example on first run). `make smoke` runs this with a fresh copy.
+ENV_FILE ?= .env
+FUNCTIONS := acquiring-callback exchange-1c outbox-sweeper refund-chargeback statement-pull store-sync
+SAMPLES_PORT ?= 9002
 run: venv
-	endpoint=$$(scripts/stack.sh start); \
-	trap 'scripts/stack.sh stop' EXIT; \
-	urls=$$($(PY) scripts/create_resources.py "$$endpoint" $(TABLE) $(QUEUE) $(REFUNDS_QUEUE)); \
-	queue_url=$$(sed -n 1p <<<"$$urls"); refunds_url=$$(sed -n 2p <<<"$$urls"); \
-	[ -f .env ] || cp .env.example .env; \
-	sed -i -e "s#^AWS_ENDPOINT_URL=.*#AWS_ENDPOINT_URL=$$endpoint#" -e "s#^EVENTS_QUEUE_URL=.*#EVENTS_QUEUE_URL=$$queue_url#" \
-	       -e "s#^REFUNDS_QUEUE_URL=.*#REFUNDS_QUEUE_URL=$$refunds_url#" -e "s#^LEDGER_TABLE=.*#LEDGER_TABLE=$(TABLE)#" .env; \
-	echo "moto at $$endpoint; functions at http://localhost:9000/lambda-url/<function>/..."; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda watch --invoke-address 127.0.0.1 --invoke-port 9000 --env-file .env
+	scripts/run.sh "$(ENV_FILE)" $(TABLE) $(QUEUE) $(REFUNDS_QUEUE) $(SAMPLES_PORT) $(FUNCTIONS)
+
+## smoke: the newcomer's path: a fresh copy of .env.example, `make run` as is, then every example of README.md's
+## "Trying it under `cargo lambda watch`" as written, each answer checked against the one the README documents
+smoke: venv
+	$(PY) scripts/readme_smoke.py
 
 ## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate,
-## checkov with the skips in .checkov.yaml), cargo deny (licences, bans, sources; see deny.toml)
+## checkov with the skips in .checkov.yaml), cargo deny (licences, bans, sources; see deny.toml), then `make smoke`
 test: venv $(CHECKOV_VENV)/.installed $(DENY)
 	cargo fmt --all --check
 	$(DENY) check licenses bans sources
@@ -60,6 +61,8 @@ test: venv $(CHECKOV_VENV)/.installed $(DENY)
 	# sam validate --lint also catches a bad Runtime, Function URL AuthType or BatchSize that cfn-lint misses.
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file infra/template.yaml
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+	# The newcomer's path last, on a stack of its own: `make run` and the README's examples as written.
+	$(MAKE) --no-print-directory smoke
 
 fmt:
 	cargo fmt --all

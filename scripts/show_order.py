@@ -1,6 +1,7 @@
 """Print what the local ledger knows about an order and the events waiting on the queue (for `make run`).
 
-Usage: show_order.py ORDER_ID   (reads the moto endpoint from .local/moto.port and names from .env)
+Usage: show_order.py ORDER_ID   (reads the moto endpoint from .local/moto.port, and the table and queue from the env
+file the running `make run` uses, named in .local/run-env-file; .env when none runs)
 """
 
 import json
@@ -11,7 +12,13 @@ import boto3
 
 root = pathlib.Path(__file__).resolve().parent.parent
 port = (root / ".local" / "moto.port").read_text().strip()
-env = dict(line.split("=", 1) for line in (root / ".env").read_text().splitlines() if "=" in line and not line.startswith("#"))
+run_env = root / ".local" / "run-env-file"
+env_file = pathlib.Path(run_env.read_text().strip()) if run_env.exists() else root / ".env"
+# dotenv syntax as `cargo lambda watch` reads it: single or double quotes around a value are not part of it.
+env = {
+    k.strip(): v.strip().strip("'\"")
+    for k, v in (line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line and not line.lstrip().startswith("#"))
+}
 kw = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
 ddb = boto3.client("dynamodb", **kw)
 items = ddb.query(

@@ -1,15 +1,27 @@
 //! Configuration read once from the environment at init. Handlers never call `std::env::var`.
+//!
+//! Every function reads its whole configuration in `main` before it serves anything, so a bad value stops it at
+//! init with the variable's name and the reason (`Error: environment variable X is invalid: …` on stderr, which
+//! Lambda logs as an init error), never on the first request.
 
 use std::fmt;
 
 use ipnet::IpNet;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+}
+
+/// The message itself: `main` returning this error prints its `Debug`, and the person reading it wants the
+/// variable's name and the reason, not a struct dump.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 /// A secret string that never shows in logs or `Debug` output.
@@ -181,6 +193,26 @@ pub struct Exchange1cConfig {
     pub enrich_query: bool,
 }
 
+/// Ledger order states, as `BITRIX_STATUS_MAP` keys and `STORE_HOOKS` `on` values name them
+/// (`OrderState::as_str`).
+pub const ORDER_STATES: &[&str] = &[
+    "unpaid",
+    "partially_paid",
+    "paid",
+    "overpaid",
+    "refunded",
+    "cancelled",
+];
+
+/// `BITRIX_PAY_SYSTEMS` keys: the source of the money (the payment ref's prefix), or `default`.
+pub const PAY_SYSTEM_KEYS: &[&str] = &[
+    "tbank", "sber", "yookassa", "bank", "1c", "store", "default",
+];
+
+/// Added to JSON errors: the usual cause locally is a value the env file did not quote.
+const QUOTING_HINT: &str =
+    " (in an env file for `cargo lambda watch`, write a JSON value in single quotes: NAME='{\"a\":\"1\"}')";
+
 /// A DynamoDB item holds at most 400 KB; chunks stay well below.
 pub const MAX_FILE_LIMIT: usize = 300 * 1024;
 
@@ -254,6 +286,18 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// A count that cannot be negative (minutes, days, seconds).
+    fn count(&self, name: &'static str, default: i64) -> Result<i64, ConfigError> {
+        let n = self.number(name, default)?;
+        if n < 0 {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("{n} is negative"),
+            });
+        }
+        Ok(n)
+    }
+
     /// `statement-pull`: `STATEMENT_SOURCES` (JSON list, default none), `BANK_API_URL`, `STATEMENT_OVERLAP_DAYS`.
     pub fn statement_pull(
         &self,
@@ -273,7 +317,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             self.ledger()?,
             sources,
             self.url("BANK_API_URL", "https://business.tbank.ru/openapi")?,
-            self.number("STATEMENT_OVERLAP_DAYS", 3)?,
+            self.count("STATEMENT_OVERLAP_DAYS", 3)?,
         ))
     }
 
@@ -306,7 +350,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             password: Secret::new(credential("EXCHANGE_1C_PASSWORD")?),
             file_limit,
             import_budget_ms: self.number("EXCHANGE_1C_IMPORT_BUDGET_MS", 20_000)?,
-            session_ttl_secs: self.number("EXCHANGE_1C_SESSION_TTL", 3_600)?,
+            session_ttl_secs: self.count("EXCHANGE_1C_SESSION_TTL", 3_600)?,
             utc_offset_minutes: self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)?,
             upstream,
             enrich_query: !matches!(
@@ -341,8 +385,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(StoreConfig {
             ledger: self.ledger()?,
             webhook_url: Secret::new(webhook),
-            overlap_minutes: self.number("STORE_PULL_OVERLAP_MINUTES", 10)?,
-            initial_days: self.number("STORE_PULL_INITIAL_DAYS", 30)?,
+            overlap_minutes: self.count("STORE_PULL_OVERLAP_MINUTES", 10)?,
+            initial_days: self.count("STORE_PULL_INITIAL_DAYS", 30)?,
             push: PushConfig {
                 paid_amount_code: match self.get("BITRIX_PAID_AMOUNT_PROPERTY").as_deref() {
                     None => Some("PAID_AMOUNT".into()),
@@ -350,32 +394,66 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     Some(code) => Some(code.to_owned()),
                 },
                 paid_text_code: self.get("BITRIX_PAID_TEXT_PROPERTY"),
-                pay_systems: self.json_map("BITRIX_PAY_SYSTEMS")?,
-                status_map: self.json_map("BITRIX_STATUS_MAP")?,
-                hooks: match self.get("STORE_HOOKS") {
-                    None => Vec::new(),
-                    Some(text) => {
-                        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
-                            name: "STORE_HOOKS",
-                            reason: format!("a JSON list of {{url, on, secret}}: {e}"),
-                        })?
-                    }
-                },
+                pay_systems: self.json_map("BITRIX_PAY_SYSTEMS", PAY_SYSTEM_KEYS)?,
+                status_map: self.json_map("BITRIX_STATUS_MAP", ORDER_STATES)?,
+                hooks: self.hooks()?,
             },
         })
     }
 
+    /// A JSON object of strings whose keys must be among `keys` (a misspelt key would be ignored silently).
     fn json_map(
         &self,
         name: &'static str,
+        keys: &[&str],
     ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
-        match self.get(name) {
-            None => Ok(std::collections::BTreeMap::new()),
+        let map: std::collections::BTreeMap<String, String> = match self.get(name) {
+            None => return Ok(std::collections::BTreeMap::new()),
             Some(text) => serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
                 name,
-                reason: format!("a JSON object of strings: {e}"),
-            }),
+                reason: format!("a JSON object of strings: {e}{}", QUOTING_HINT),
+            })?,
+        };
+        if let Some(bad) = map.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(ConfigError::Invalid {
+                name,
+                reason: format!("unknown key {bad:?}; expected one of {}", keys.join(", ")),
+            });
         }
+        Ok(map)
+    }
+
+    fn hooks(&self) -> Result<Vec<Hook>, ConfigError> {
+        const NAME: &str = "STORE_HOOKS";
+        let Some(text) = self.get(NAME) else {
+            return Ok(Vec::new());
+        };
+        let hooks: Vec<Hook> = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+            name: NAME,
+            reason: format!("a JSON list of {{url, on, secret}}: {e}{QUOTING_HINT}"),
+        })?;
+        for (n, hook) in hooks.iter().enumerate() {
+            let invalid = |reason: String| ConfigError::Invalid {
+                name: NAME,
+                reason: format!("hook {n}: {reason}"),
+            };
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                return Err(invalid(format!("url {:?} is not an http(s) URL", hook.url)));
+            }
+            if hook.on.is_empty() {
+                return Err(invalid("`on` names no state".into()));
+            }
+            if let Some(state) = hook.on.iter().find(|s| !ORDER_STATES.contains(&s.as_str())) {
+                return Err(invalid(format!(
+                    "unknown state {state:?}; expected one of {}",
+                    ORDER_STATES.join(", ")
+                )));
+            }
+            if hook.secret.expose().is_empty() {
+                return Err(invalid("empty secret".into()));
+            }
+        }
+        Ok(hooks)
     }
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.
@@ -563,5 +641,161 @@ mod tests {
             ("YOOKASSA_VERIFY", "both"),
         ]);
         assert!(matches!(e.callback(), Err(ConfigError::Invalid { .. })));
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("LEDGER_TABLE", "t"),
+            ("EVENTS_QUEUE_URL", "q"),
+            ("BITRIX_WEBHOOK_URL", "https://shop.example/rest/1/x/"),
+        ]
+    }
+
+    fn invalid_name<T: fmt::Debug>(r: Result<T, ConfigError>) -> &'static str {
+        match r {
+            Err(ConfigError::Invalid { name, .. }) => name,
+            other => panic!("expected an invalid variable, got {other:?}"),
+        }
+    }
+
+    fn with(extra: (&'static str, &'static str)) -> Env<impl Fn(&str) -> Option<String>> {
+        let mut pairs = base();
+        pairs.push(extra);
+        env(&pairs)
+    }
+
+    #[test]
+    fn a_json_object_names_the_variable_and_refuses_unknown_keys() {
+        // Kept quoted by a naive env file: not JSON.
+        let e = with(("BITRIX_PAY_SYSTEMS", r#"'{"default":"1"}'"#));
+        let err = e.store_sync().unwrap_err().to_string();
+        assert!(
+            err.contains("BITRIX_PAY_SYSTEMS") && err.contains("single quotes"),
+            "{err}"
+        );
+        assert_eq!(
+            invalid_name(with(("BITRIX_PAY_SYSTEMS", r#"{"tinkoff":"5"}"#)).store_sync()),
+            "BITRIX_PAY_SYSTEMS"
+        );
+        assert_eq!(
+            invalid_name(with(("BITRIX_STATUS_MAP", r#"{"payed":"P"}"#)).store_sync()),
+            "BITRIX_STATUS_MAP"
+        );
+        let ok = with(("BITRIX_PAY_SYSTEMS", r#"{"tbank":"5","default":"1"}"#));
+        assert_eq!(ok.store_sync().unwrap().push.pay_systems["tbank"], "5");
+    }
+
+    #[test]
+    fn a_json_list_of_hooks_is_checked_hook_by_hook() {
+        for bad in [
+            "[{\"url\":\"https://erp/h\",\"on\":[\"paid\"]}]", // no secret
+            "[{\"url\":\"ftp://erp/h\",\"on\":[\"paid\"],\"secret\":\"s\"}]",
+            "[{\"url\":\"https://erp/h\",\"on\":[\"payed\"],\"secret\":\"s\"}]",
+            "[{\"url\":\"https://erp/h\",\"on\":[],\"secret\":\"s\"}]",
+            "[{\"url\":\"https://erp/h\",\"on\":[\"paid\"],\"secret\":\"\"}]",
+            "{\"url\":\"https://erp/h\"}",
+        ] {
+            assert_eq!(
+                invalid_name(with(("STORE_HOOKS", bad)).store_sync()),
+                "STORE_HOOKS",
+                "{bad}"
+            );
+        }
+        let ok = with((
+            "STORE_HOOKS",
+            r#"[{"url":"https://erp/h","on":["paid","refunded"],"secret":"s"}]"#,
+        ));
+        assert_eq!(
+            ok.store_sync().unwrap().push.hooks[0].on,
+            ["paid", "refunded"]
+        );
+    }
+
+    #[test]
+    fn statement_sources_are_checked_source_by_source() {
+        for bad in [
+            "[{kind:1}]",
+            r#"[{"kind":"clientbank-url","account":"40702810200000000001","url":"bank.example/x"}]"#,
+            r#"[{"kind":"clientbank-url","account":"4070281","url":"https://bank.example/x"}]"#,
+            r#"[{"kind":"tbank-api","account":"40702810200000000001","token":" "}]"#,
+            r#"[{"kind":"tbank-api","account":"40702810200000000001","token":"t"},{"kind":"tbank-api","account":"40702810200000000001","token":"u"}]"#,
+        ] {
+            let e = with(("STATEMENT_SOURCES", bad));
+            assert_eq!(
+                invalid_name(e.statement_pull()),
+                "STATEMENT_SOURCES",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_choice_a_number_a_url_and_networks_name_the_variable() {
+        assert_eq!(
+            invalid_name(with(("CANCEL_REFUND_POLICY", "refund-all")).refund_on_cancel()),
+            "CANCEL_REFUND_POLICY"
+        );
+        assert_eq!(
+            invalid_name(with(("STORE_PULL_OVERLAP_MINUTES", "ten")).store_sync()),
+            "STORE_PULL_OVERLAP_MINUTES"
+        );
+        assert_eq!(
+            invalid_name(with(("STORE_PULL_INITIAL_DAYS", "-3")).store_sync()),
+            "STORE_PULL_INITIAL_DAYS"
+        );
+        assert_eq!(
+            invalid_name(with(("BANK_API_URL", "business.tbank.ru")).statement_pull()),
+            "BANK_API_URL"
+        );
+        let mut pairs = base();
+        pairs.extend([
+            ("YOOKASSA_VERIFY", "ip"),
+            ("YOOKASSA_TRUSTED_NETWORKS", "185.71.76.0/33"),
+        ]);
+        assert_eq!(
+            invalid_name(env(&pairs).callback()),
+            "YOOKASSA_TRUSTED_NETWORKS"
+        );
+        // What `main` prints when it stops: the name and the reason, not a struct.
+        let shown = format!(
+            "{:?}",
+            with(("CANCEL_REFUND_POLICY", "x"))
+                .refund_on_cancel()
+                .unwrap_err()
+        );
+        assert_eq!(shown, "environment variable CANCEL_REFUND_POLICY is invalid: \"x\": expected `refund` or `ask`");
+    }
+
+    /// `.env.example` read with the parser `cargo lambda watch` uses: every line parses, and every function's whole
+    /// configuration reads back from it, JSON values included (the smoke test then runs them for real).
+    #[test]
+    fn env_example_parses_as_cargo_lambda_reads_it_and_configures_every_function() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../.env.example");
+        let vars = env_file_reader::read_file(path)
+            .expect(".env.example must parse as cargo lambda reads it");
+        let e = Env(move |k: &str| vars.get(k).cloned());
+        e.callback().unwrap();
+        e.exchange_1c().unwrap();
+        e.refund_chargeback().unwrap();
+        e.refund_on_cancel().unwrap();
+        e.utc_offset_minutes().unwrap();
+        let (_, sources, _, _) = e.statement_pull().unwrap();
+        assert_eq!(sources.len(), 1);
+        let store = e.store_sync().unwrap();
+        assert_eq!(
+            store.push.pay_systems.get("default").map(String::as_str),
+            Some("1")
+        );
+        assert!(store.push.status_map.is_empty());
+        // The documented way to write JSON works with this parser, and the bare form is what it refuses.
+        let dir = std::env::temp_dir().join(format!("paysync-env-{}", std::process::id()));
+        std::fs::write(&dir, "A='{\"default\":\"1\"}'\n").unwrap();
+        assert_eq!(
+            env_file_reader::read_file(&dir).unwrap()["A"],
+            r#"{"default":"1"}"#
+        );
+        std::fs::write(&dir, "A={\"default\":\"1\"}\n").unwrap();
+        assert!(env_file_reader::read_file(&dir).is_err());
+        std::fs::remove_file(&dir).unwrap();
     }
 }

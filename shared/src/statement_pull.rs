@@ -40,11 +40,45 @@ impl SourceConfig {
     }
 }
 
+/// `STATEMENT_SOURCES`: a JSON list of sources, each with a 20-digit account, an http(s) `url` or a non-empty
+/// `token`, no source twice.
 pub fn parse_sources(json: &str) -> Result<Vec<SourceConfig>, ConfigError> {
-    serde_json::from_str(json).map_err(|e| ConfigError::Invalid {
+    let invalid = |reason: String| ConfigError::Invalid {
         name: "STATEMENT_SOURCES",
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let sources: Vec<SourceConfig> = serde_json::from_str(json).map_err(|e| {
+        invalid(format!(
+            "a JSON list of {{kind, account, url|token}}: {e} (in an env file for `cargo lambda watch`, write it in \
+             single quotes: STATEMENT_SOURCES='[...]')"
+        ))
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for source in &sources {
+        let (account, problem) = match source {
+            SourceConfig::TbankApi { account, token } => (
+                account,
+                token.trim().is_empty().then(|| "empty token".to_owned()),
+            ),
+            SourceConfig::ClientbankUrl { account, url } => (
+                account,
+                (!(url.starts_with("https://") || url.starts_with("http://")))
+                    .then(|| format!("url {url:?} is not an http(s) URL")),
+            ),
+        };
+        if account.len() != 20 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(format!(
+                "account {account:?} is not a 20-digit account number"
+            )));
+        }
+        if let Some(problem) = problem {
+            return Err(invalid(format!("{}: {problem}", source.id())));
+        }
+        if !seen.insert(source.id()) {
+            return Err(invalid(format!("{} is listed twice", source.id())));
+        }
+    }
+    Ok(sources)
 }
 
 pub struct PullDeps {
