@@ -3,7 +3,8 @@
 #   run.sh ENV_FILE TABLE QUEUE REFUNDS_QUEUE SAMPLES_PORT FUNCTION...
 # 1. moto (DynamoDB + SQS) on a free loopback port, the table and both queues as the SAM template makes them;
 # 2. ENV_FILE (copied from .env.example if absent) pointed at them;
-# 3. examples/ served on 127.0.0.1:SAMPLES_PORT, so the sample statement source in .env.example works offline;
+# 3. scripts/demo_store.py on 127.0.0.1:SAMPLES_PORT: examples/ as files (the sample statement source) and a demo
+#    1C-Bitrix store's REST (examples/store.json), so .env.example's sources and store work offline;
 # 4. the functions built once here, so the first curl answers at once instead of compiling for minutes;
 # 5. `cargo lambda watch` on 127.0.0.1:9000 until Ctrl-C; everything started here is stopped on exit.
 set -euo pipefail
@@ -42,7 +43,7 @@ sed -i -e "s#^AWS_ENDPOINT_URL=.*#AWS_ENDPOINT_URL=$endpoint#" -e "s#^EVENTS_QUE
 # scripts/show_order.py reads the table and queue from the env file this stack runs with.
 realpath "$env_file" >.local/run-env-file
 
-"$PY" -m http.server --bind 127.0.0.1 --directory examples "$samples_port" >.local/samples.log 2>&1 &
+"$PY" scripts/demo_store.py "$samples_port" examples/store.json >.local/samples.log 2>&1 &
 samples_pid=$!
 
 # cargo lambda watch compiles a function on its first call; building here first makes that call instant
@@ -52,7 +53,7 @@ echo "building the functions (${functions[*]}); on a fresh clone this takes a fe
 # build different artifacts from the ones watch then asks for.
 for f in "${functions[@]}"; do cargo build -p "$f"; done
 
-echo "moto at $endpoint; sample files at http://127.0.0.1:$samples_port/; env file $env_file"
+echo "moto at $endpoint; sample files and the demo store at http://127.0.0.1:$samples_port/; env file $env_file"
 echo "ready: functions at http://localhost:9000/lambda-url/<function>/..."
 # In the background and waited for, so Ctrl-C or a TERM runs the cleanup at once (bash defers traps while a
 # foreground child runs).

@@ -12,6 +12,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = params.verify("sber-callback-token");
     if let Ok(cb) = Callback::from_params(params) {
         let _ = cb.needs();
-        let _ = cb.to_fact(None, 0);
+        let _ = cb.to_fact(None, &[shared::domain::RefRule::OrderNumber], 0);
     }
 });

@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
                 "TestTerminalDEMO",
                 "test-password",
             ) {
-                let _ = to_fact(&n, 0);
+                let _ = to_fact(&n, &[shared::domain::RefRule::OrderNumber], 0);
             }
         }
     }

@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let keys = vec!["order_id".to_owned(), "BX_PAYMENT_NUMBER".to_owned()];
     match &n.subject {
         Subject::Payment(p) => {
-            let _ = payment_fact(p, &keys, 0);
+            let _ = payment_fact(p, &keys, &[shared::domain::RefRule::OrderNumber], 0);
         }
         Subject::Refund(r) => {
             if let Ok(order) = OrderId::parse("fuzz-order") {

@@ -21,7 +21,7 @@ fn providers(c: &mut Criterion) {
                 "Dfsfh56dgKl",
             )
             .unwrap();
-            tbank::to_fact(&n, 0).unwrap()
+            tbank::to_fact(&n, &[shared::domain::RefRule::OrderNumber], 0).unwrap()
         })
     });
     c.bench_function("sber verify+parse+map", |b| {
@@ -34,7 +34,7 @@ fn providers(c: &mut Criterion) {
             p.verify("ooc7slpvc61k7sf7ma7p4hrefr").unwrap();
             sber::Callback::from_params(p)
                 .unwrap()
-                .to_fact(Some(&gateway), 0)
+                .to_fact(Some(&gateway), &[shared::domain::RefRule::OrderNumber], 0)
                 .unwrap()
         })
     });
@@ -48,7 +48,7 @@ fn providers(c: &mut Criterion) {
             let yookassa::Subject::Payment(p) = n.subject else {
                 unreachable!()
             };
-            yookassa::payment_fact(&p, &keys, 0).unwrap()
+            yookassa::payment_fact(&p, &keys, &[shared::domain::RefRule::OrderNumber], 0).unwrap()
         })
     });
 }

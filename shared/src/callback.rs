@@ -186,11 +186,23 @@ async fn route(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, Cal
     }
 }
 
+/// Record a fact on the order its money belongs to: where the payment already is, else the store order its
+/// reference names (`crate::resolve`), else its `unmatched:` order, where it waits for store-sync to resolve it.
 async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), CallbackError> {
-    let Some(fact) = fact else {
+    let Some(mut fact) = fact else {
         info!("notification moves no money; acknowledged");
         return Ok(());
     };
+    if fact.order_id.as_str().starts_with("unmatched:") {
+        if let Some(order) = crate::resolve::at_notification(deps.store.as_ref(), &fact)
+            .await
+            .map_err(LedgerError::from)?
+        {
+            fact = fact.on_order(order);
+        } else if let Some(r) = &fact.reference {
+            info!(reference = %r, order = %fact.order_id, "reference names no known store order yet; the money waits for store-sync");
+        }
+    }
     match Ledger::new(deps.store.as_ref(), deps.events.as_ref())
         .record(&fact)
         .await?
@@ -218,7 +230,7 @@ async fn tbank_callback(
         &cfg.terminal_key,
         cfg.password.expose(),
     )?;
-    record(deps, tbank::to_fact(&note, now_ms())?).await?;
+    record(deps, tbank::to_fact(&note, &cfg.reference, now_ms())?).await?;
     // T-Bank wants exactly `OK`, and only once the fact is safe.
     Ok(text(StatusCode::OK, "OK"))
 }
@@ -255,7 +267,11 @@ async fn sber_callback(
             }
         },
     };
-    record(deps, callback.to_fact(gateway.as_ref(), now_ms())?).await?;
+    record(
+        deps,
+        callback.to_fact(gateway.as_ref(), &cfg.reference, now_ms())?,
+    )
+    .await?;
     Ok(text(StatusCode::OK, "OK"))
 }
 
@@ -309,7 +325,7 @@ async fn yookassa_callback(
                 Some(api) => api.payment(&notified.id).await?.ok_or_else(unknown)?,
                 None => notified,
             };
-            yookassa::payment_fact(&payment, &cfg.order_keys, now_ms())?
+            yookassa::payment_fact(&payment, &cfg.order_keys, &cfg.reference, now_ms())?
         }
         Subject::Refund(notified) => {
             let refund = match api {
@@ -318,25 +334,24 @@ async fn yookassa_callback(
             };
             let payment = PaymentRef::new(Source::Yookassa, &refund.payment_id)
                 .map_err(|e| CallbackError::Malformed(e.to_string()))?;
-            let order = match deps
+            // The refund follows its payment's money (the `PAYMENT#` index); when that payment never reached
+            // us, the payment's own metadata is the reference it waits with.
+            let held = deps
                 .store
                 .order_for_payment(&payment)
                 .await
-                .map_err(LedgerError::from)?
-            {
-                Some(order) => order,
-                None => match api {
-                    Some(api) => api
-                        .payment(&refund.payment_id)
-                        .await?
-                        .and_then(|p| {
-                            yookassa::order_id_from_metadata(&p.metadata, &cfg.order_keys)
-                        })
-                        .unwrap_or_else(|| OrderId::unmatched(&payment)),
-                    None => OrderId::unmatched(&payment),
-                },
+                .map_err(LedgerError::from)?;
+            let reference = match (&held, api) {
+                (None, Some(api)) => api.payment(&refund.payment_id).await?.map(|p| {
+                    yookassa::store_reference(&p.metadata, &cfg.order_keys, &cfg.reference, &p.id)
+                }),
+                _ => None,
             };
-            yookassa::refund_fact(&refund, order, now_ms())?
+            let order = held.unwrap_or_else(|| OrderId::unmatched(&payment));
+            yookassa::refund_fact(&refund, order, now_ms())?.map(|f| match reference {
+                Some(r) => f.referring(r),
+                None => f,
+            })
         }
     };
     record(deps, fact).await?;
@@ -424,11 +439,17 @@ mod tests {
                 terminal_key: tbank_key.into(),
                 password: Secret::new(tbank_password),
                 api_url: "http://127.0.0.1:1".into(),
+                reference: crate::domain::reference::parse_rules_or_default(
+                    crate::config::DEFAULT_TBANK_REFERENCE,
+                ),
             }),
             sber: Some(SberConfig {
                 callback_token: Secret::new(sber_token),
                 api_credentials: None,
                 api_url: "http://127.0.0.1:1".into(),
+                reference: crate::domain::reference::parse_rules_or_default(
+                    crate::config::DEFAULT_SBER_REFERENCE,
+                ),
             }),
             yookassa: Some(YooKassaConfig {
                 credentials: Some(("shop".into(), Secret::new("key"))),
@@ -442,6 +463,9 @@ mod tests {
                     .split(',')
                     .map(str::to_owned)
                     .collect(),
+                reference: crate::domain::reference::parse_rules_or_default(
+                    crate::config::DEFAULT_YOOKASSA_REFERENCE,
+                ),
             }),
         };
         Harness {
@@ -461,6 +485,17 @@ mod tests {
             store,
             events,
         }
+    }
+
+    /// The store describes its order (as store-sync's pull would): id, account number, total.
+    async fn describe(h: &Harness, id: &str, number: &str, total: i64) {
+        Ledger::new(h.store.as_ref(), h.events.as_ref())
+            .register_order(
+                &OrderId::parse(id).unwrap(),
+                OrderInfo::new(Some(number.into()), total, crate::domain::Currency::RUB),
+            )
+            .await
+            .unwrap();
     }
 
     async fn send(h: &Harness, req: Request) -> (u16, String) {
@@ -502,6 +537,10 @@ mod tests {
                 "sber" => harness("k", "p", secret, YooKassaVerify::Api),
                 _ => harness("k", "p", "s", YooKassaVerify::Api),
             };
+            // The store orders the vectors name.
+            describe(&h, "201709", "201709", 9855).await;
+            describe(&h, "2003", "2003", 123_400).await;
+            let described = h.events.events().len();
             let (status, body) = send(
                 &h,
                 vector_request(&v, &format!("/{provider}"), "185.71.76.1"),
@@ -511,7 +550,7 @@ mod tests {
             if v["expected_valid"].as_bool() == Some(false) {
                 assert_eq!(status, 403, "{name}: {body}");
                 assert!(facts.is_empty(), "{name}: a refused vector wrote {facts:?}");
-                assert!(h.events.events().is_empty(), "{name}");
+                assert_eq!(h.events.events().len(), described, "{name}");
                 continue;
             }
             assert_eq!(status, 200, "{name}: {body}");
@@ -522,7 +561,7 @@ mod tests {
                 assert_eq!(body, expected, "{name}");
             }
             assert_eq!(facts.len(), 1, "{name}");
-            assert_eq!(h.events.events().len(), 1, "{name}");
+            assert_eq!(h.events.events().len(), described + 1, "{name}");
             let fact = &facts[0];
             match name.as_str() {
                 "tbank__eacq-protocol-doc__3" => {
@@ -769,6 +808,7 @@ mod tests {
     #[tokio::test]
     async fn sber_post_form_and_refund_via_gateway_total() {
         let h = harness("T", "pw", "sekret", YooKassaVerify::Api);
+        describe(&h, "77", "77", 300_000).await;
         let sign = |params: &str| {
             let p = Params::parse(params.as_bytes()).unwrap();
             use hmac::Mac;
@@ -807,6 +847,67 @@ mod tests {
             (order.totals().paid, order.totals().refunded),
             (250_000, 50_000)
         );
-        assert!(order.flags().contains(&"unknown_order"));
+        assert!(!order.flags().contains(&"unknown_order"));
+    }
+
+    /// Kind 1 of issue #14: a reference only names an order the store described, by the provider's rules.
+    #[tokio::test]
+    async fn references_resolve_only_against_what_the_store_described() {
+        let h = harness("T", "pw", "s", YooKassaVerify::Ip);
+        // T-Bank: an account number with the store's template, and a number nobody described.
+        describe(&h, "392", "IM-00392", 10_000).await;
+        let mut note = tbank_note("CONFIRMED", "91", 10_000);
+        note["OrderId"] = json!("IM-00392");
+        note.as_object_mut().unwrap().remove("Token");
+        assert_eq!(
+            send(&h, post_tbank(&crate::testing::tbank_sign(&note, "pw")))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(h.store.order("392").unwrap().totals().paid, 10_000);
+        let mut note = tbank_note("CONFIRMED", "92", 5_000);
+        note["OrderId"] = json!("555");
+        note.as_object_mut().unwrap().remove("Token");
+        assert_eq!(
+            send(&h, post_tbank(&crate::testing::tbank_sign(&note, "pw")))
+                .await
+                .0,
+            200
+        );
+        assert!(
+            h.store.order("555").is_none(),
+            "no order is made up from a number"
+        );
+        let waiting = h.store.order("unmatched:tbank:92").unwrap();
+        assert_eq!(waiting.totals().paid, 5_000);
+        assert_eq!(waiting.awaiting_reference()[0].1.raw, "555");
+        // YooKassa from Bitrix's own handler: BX_PAYMENT_NUMBER is a payment id, even when an order has that id.
+        describe(&h, "1187", "1187", 99_000).await;
+        let body = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/cases/01-yookassa-bitrix-payment-id-as-order/notification.json"
+        ))
+        .unwrap_or_else(|_| {
+            r#"{"type":"notification","event":"payment.succeeded","object":{"id":"2f9c1e77-000f-5001-9000-1a2b3c4d5e6f","status":"succeeded","paid":true,"amount":{"value":"1480.50","currency":"RUB"},"metadata":{"BX_PAYMENT_NUMBER":"1187","BX_PAYSYSTEM_CODE":"4","BX_HANDLER":"YANDEX_CHECKOUT","cms_name":"api_1c-bitrix"}}}"#.to_owned()
+        });
+        let req = function_url_request(
+            "POST",
+            "/yookassa",
+            "",
+            Some("application/json"),
+            body.as_bytes(),
+            "185.71.76.10",
+        );
+        assert_eq!(send(&h, req).await.0, 200);
+        assert_eq!(h.store.order("1187").unwrap().totals().paid, 0);
+        assert_eq!(
+            h.store
+                .order("unmatched:yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f")
+                .unwrap()
+                .totals()
+                .paid,
+            148_050
+        );
     }
 }

@@ -8,6 +8,8 @@ use std::fmt;
 
 use ipnet::IpNet;
 
+use crate::domain::RefRule;
+
 #[derive(thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -67,6 +69,8 @@ pub struct TbankConfig {
     pub terminal_key: String,
     pub password: Secret,
     pub api_url: String,
+    /// `TBANK_REFERENCE`: what `OrderId` may name in the store.
+    pub reference: Vec<RefRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +79,8 @@ pub struct SberConfig {
     /// API credentials for `getOrderStatusExtended.do` (asked when a callback lacks an amount).
     pub api_credentials: Option<(String, Secret)>,
     pub api_url: String,
+    /// `SBER_REFERENCE`: what `orderNumber` may name in the store.
+    pub reference: Vec<RefRule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +97,10 @@ pub struct YooKassaConfig {
     pub api_url: String,
     pub verify: YooKassaVerify,
     pub trusted_networks: Vec<IpNet>,
-    /// Metadata keys that may carry the store's order id, tried in order.
+    /// Metadata keys that may carry the store's order reference, tried in order.
     pub order_keys: Vec<String>,
+    /// `YOOKASSA_REFERENCE`: what such a key's value may name in the store.
+    pub reference: Vec<RefRule>,
 }
 
 /// YooKassa's published notification networks.
@@ -106,8 +114,15 @@ pub const YOOKASSA_NETWORKS: &[&str] = &[
     "2a02:5180::/32",
 ];
 
-pub const DEFAULT_YOOKASSA_ORDER_KEYS: &str =
-    "order_id,orderId,order_number,orderNumber,BX_PAYMENT_NUMBER";
+/// Metadata keys a shop's own integration may put the order in. Bitrix's `BX_PAYMENT_NUMBER` is not among them:
+/// it is always read as the store payment id (see `formats::yookassa::store_reference`).
+pub const DEFAULT_YOOKASSA_ORDER_KEYS: &str = "order_id,orderId,order_number,orderNumber";
+
+/// Defaults of `TBANK_REFERENCE`, `SBER_REFERENCE`, `YOOKASSA_REFERENCE` for a stock 1C-Bitrix store: what the
+/// acquirer's order reference may name, most likely first (see `domain::reference`).
+pub const DEFAULT_TBANK_REFERENCE: &str = "order_number,order,payment_number";
+pub const DEFAULT_SBER_REFERENCE: &str = "payment_paysystem,order_attempt,order_number,order";
+pub const DEFAULT_YOOKASSA_REFERENCE: &str = "order_number,order";
 
 /// Settings of `acquiring-callback`. A provider whose settings are absent is disabled (its route answers 404).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,13 +199,17 @@ pub struct Exchange1cConfig {
     pub session_ttl_secs: i64,
     /// `EXCHANGE_1C_UTC_OFFSET_MINUTES`: the offset 1C's local dates are in (default Moscow, 180).
     pub utc_offset_minutes: i32,
-    /// `CANCEL_REFUND_POLICY` (`refund` | `ask`): whether cancelling a paid order in 1C asks for the money back.
+    /// `CANCEL_REFUND_POLICY` (`ask`, default | `refund`): whether cancelling a paid order in 1C asks for the money
+    /// back.
     pub refund_on_cancel: bool,
     /// `EXCHANGE_1C_UPSTREAM_URL`: the store's own exchange endpoint (e.g. `https://shop/bitrix/admin/1c_exchange.php`).
     /// Set → proxy mode: 1C's whole conversation is relayed there and tapped.
     pub upstream: Option<String>,
     /// `EXCHANGE_1C_ENRICH` (proxy mode, default on): write the ledger's payment state into the store's `query`.
     pub enrich_query: bool,
+    /// `EXCHANGE_1C_QUERY_UNDESCRIBED` (`wait`, default | `send`): whether an order the store has not described
+    /// yet (money or a 1C document came first) goes to 1C's `query` before store-sync describes it.
+    pub query_undescribed: bool,
 }
 
 /// Ledger order states, as `BITRIX_STATUS_MAP` keys and `STORE_HOOKS` `on` values name them
@@ -198,6 +217,7 @@ pub struct Exchange1cConfig {
 pub const ORDER_STATES: &[&str] = &[
     "unpaid",
     "partially_paid",
+    "paid_unknown_total",
     "paid",
     "overpaid",
     "refunded",
@@ -286,6 +306,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// An ordered list of reference kinds (`order_number,order`).
+    fn reference(&self, name: &'static str, default: &str) -> Result<Vec<RefRule>, ConfigError> {
+        crate::domain::reference::parse_rules(&self.get(name).unwrap_or_else(|| default.to_owned()))
+            .map_err(|reason| ConfigError::Invalid { name, reason })
+    }
+
     /// A count that cannot be negative (minutes, days, seconds).
     fn count(&self, name: &'static str, default: i64) -> Result<i64, ConfigError> {
         let n = self.number(name, default)?;
@@ -358,15 +384,26 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 Some("0" | "false" | "off" | "no")
             ),
             refund_on_cancel: self.refund_on_cancel()?,
+            query_undescribed: match self.get("EXCHANGE_1C_QUERY_UNDESCRIBED").as_deref() {
+                None | Some("wait") => false,
+                Some("send") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "EXCHANGE_1C_QUERY_UNDESCRIBED",
+                        reason: format!("{other:?}: expected `wait` or `send`"),
+                    })
+                }
+            },
         })
     }
 
-    /// `CANCEL_REFUND_POLICY`: `refund` (default) returns the money of a cancelled paid order at once; `ask` leaves
-    /// it to a person (the order is flagged `refund_due`).
+    /// `CANCEL_REFUND_POLICY`: `ask` (default) leaves the money of a cancelled paid order to a person (the order is
+    /// flagged `refund_due`), because a 1C deletion mark must not refund money on its own; `refund` asks for it
+    /// back at once.
     pub fn refund_on_cancel(&self) -> Result<bool, ConfigError> {
         match self.get("CANCEL_REFUND_POLICY").as_deref() {
-            None | Some("refund") => Ok(true),
-            Some("ask") => Ok(false),
+            None | Some("ask") => Ok(false),
+            Some("refund") => Ok(true),
             Some(other) => Err(ConfigError::Invalid {
                 name: "CANCEL_REFUND_POLICY",
                 reason: format!("{other:?}: expected `refund` or `ask`"),
@@ -494,6 +531,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     terminal_key,
                     password,
                     api_url: self.url("TBANK_API_URL", "https://securepay.tinkoff.ru/v2")?,
+                    reference: self.reference("TBANK_REFERENCE", DEFAULT_TBANK_REFERENCE)?,
                 })
             })
             .transpose()?;
@@ -507,6 +545,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                         "SBER_API_URL",
                         "https://securepayments.sberbank.ru/payment/rest",
                     )?,
+                    reference: self.reference("SBER_REFERENCE", DEFAULT_SBER_REFERENCE)?,
                 })
             })
             .transpose()?;
@@ -545,6 +584,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     .map(|k| k.trim().to_owned())
                     .filter(|k| !k.is_empty())
                     .collect(),
+                reference: self.reference("YOOKASSA_REFERENCE", DEFAULT_YOOKASSA_REFERENCE)?,
             })
         } else {
             None

@@ -140,6 +140,7 @@ impl<'a> Ledger<'a> {
                 claims,
                 releases,
                 taking: crate::settlement::taking(fact, before.as_ref(), after),
+                directory: Vec::new(),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -189,6 +190,13 @@ impl<'a> Ledger<'a> {
             order.version = expected_version + 1;
             let event_id = format!("info#{}#{}", id, order.version);
             let event = OrderEvent::snapshot(event_id, &order, None, now_ms());
+            let directory = order.info.as_ref().map_or_else(Vec::new, |i| {
+                crate::domain::reference::directory_entries(
+                    id.as_str(),
+                    i.number.as_deref(),
+                    &i.details.payments,
+                )
+            });
             let commit = Commit {
                 expected_version,
                 order: &order,
@@ -197,6 +205,7 @@ impl<'a> Ledger<'a> {
                 claims: Vec::new(),
                 releases: Vec::new(),
                 taking: None,
+                directory,
             };
             match self.store.commit(commit).await {
                 Ok(()) => {

@@ -15,6 +15,7 @@ pub mod ports;
 pub mod reconcile;
 pub mod refund_chargeback;
 pub mod refund_gateway;
+pub mod resolve;
 pub mod settlement;
 pub mod sqs_batch;
 pub mod statement;

@@ -53,6 +53,8 @@ pub struct Commit<'a> {
     /// Money a voided line lets go of, so that the order it really belongs to can take it.
     pub releases: Vec<PaymentRef>,
     pub taking: Option<Taking>,
+    /// Store directory entries this change makes true (an order the store described: its number and payments).
+    pub directory: Vec<crate::domain::DirectoryEntry>,
 }
 
 #[async_trait]
@@ -61,6 +63,19 @@ pub trait LedgerStore: Send + Sync {
     async fn commit(&self, commit: Commit<'_>) -> Result<(), CommitError>;
     /// Which order a payment belongs to (for refunds that name only the payment).
     async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError>;
+    /// The store directory entry under `key` (`order-number:IM-00392`, `payment:1187`, …), as store-sync last
+    /// learned it from the store.
+    async fn directory(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError>;
+    /// Every fact recorded on an order (for moving money whose reference resolved later).
+    async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError>;
+    /// `unmatched:` orders holding acquirer money whose reference has not resolved yet.
+    /// Kept by every commit of such an order; dropped only here, once its money moved, so a move interrupted
+    /// half-way is finished by the next run.
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError>;
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError>;
     /// The outbox row of a committed but not yet announced change.
     async fn pending_event(
         &self,

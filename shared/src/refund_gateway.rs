@@ -162,7 +162,7 @@ impl RefundGateway for TbankRefunds {
             )));
         }
         match r.status.as_str() {
-            "REFUNDED" | "PARTIAL_REFUNDED" => {
+            "REFUNDED" | "PARTIAL_REFUNDED" if tbank::cancel_remaining(&r).is_some() => {
                 let fact = tbank::cancel_fact(&r, call.order.clone(), crate::ledger::now_ms())
                     .map_err(|e| RefundError::Permanent(format!("{P}: {e}")))?
                     .ok_or_else(|| RefundError::Permanent(format!("{P}: no refund in answer")))?;
@@ -171,19 +171,23 @@ impl RefundGateway for TbankRefunds {
                     provider_id: None,
                 })
             }
-            "REFUNDING" | "ASYNC_REFUNDING" => {
-                let remaining = r.new_amount.unwrap_or(0);
-                let status = if remaining == 0 {
-                    "REFUNDED"
-                } else {
-                    "PARTIAL_REFUNDED"
-                };
-                Ok(RefundOutcome::Pending {
-                    provider_id: None,
-                    expect: Some(format!(
+            // A partial refund whose answer does not say what is left is not counted as everything refunded:
+            // it stays pending until T-Bank's notification says how much it was.
+            "REFUNDED" | "PARTIAL_REFUNDED" | "REFUNDING" | "ASYNC_REFUNDING" => {
+                let expect = tbank::cancel_remaining(&r).map(|remaining| {
+                    let status = if remaining == 0 {
+                        "REFUNDED"
+                    } else {
+                        "PARTIAL_REFUNDED"
+                    };
+                    format!(
                         "tbank#{}",
                         tbank::notification_key(&r.payment_id, status, remaining, true)
-                    )),
+                    )
+                });
+                Ok(RefundOutcome::Pending {
+                    provider_id: None,
+                    expect,
                 })
             }
             other => Err(RefundError::Permanent(format!(

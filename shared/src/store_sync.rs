@@ -27,6 +27,59 @@ pub trait BitrixApi: Send + Sync {
     async fn call(&self, method: &str, params: &Value) -> Result<Answer, BitrixError>;
 }
 
+/// The store's own answer to a reference look-up (`crate::resolve`): `sale.order.list` by `id` or `accountNumber`,
+/// `sale.payment.list` by `id`, `accountNumber` or `psInvoiceId` (filters on the REST fields documented for
+/// `sale.order.list` / `sale.payment.list`; see `shared/reference/bitrix-rest.md`).
+pub struct BitrixLookup<'a>(pub &'a dyn BitrixApi);
+
+#[async_trait]
+impl crate::resolve::StoreLookup for BitrixLookup<'_> {
+    async fn find(
+        &self,
+        lookup: &crate::domain::Lookup,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, crate::ports::BoxError> {
+        use crate::domain::{DirectoryEntry, Lookup};
+        let (method, field, value) = match lookup {
+            Lookup::OrderId(v) => ("sale.order.list", "id", v),
+            Lookup::OrderNumber(v) => ("sale.order.list", "accountNumber", v),
+            Lookup::Payment { id, .. } => ("sale.payment.list", "id", id),
+            Lookup::PaymentNumber(v) => ("sale.payment.list", "accountNumber", v),
+            Lookup::Invoice(v) => ("sale.payment.list", "psInvoiceId", v),
+        };
+        let answer =
+            call_with_backoff(self.0, method, &json!({"filter": {field: value}}), 2).await?;
+        let key = lookup.directory_key().unwrap_or_default();
+        if method == "sale.order.list" {
+            // An exact match only: the filter is the store's, the check is ours.
+            let found = bitrix::orders(&answer.result)?
+                .into_iter()
+                .find(|o| match lookup {
+                    Lookup::OrderId(v) => &o.id == v,
+                    _ => o.account_number.as_deref() == Some(value.as_str()),
+                });
+            return Ok(found.map(|o| DirectoryEntry {
+                key,
+                order_id: o.id,
+                pay_system: None,
+            }));
+        }
+        let found = bitrix::payments(&answer.result)?
+            .into_iter()
+            .find(|p| match lookup {
+                Lookup::Payment { id, .. } => &p.id == id,
+                Lookup::PaymentNumber(v) => p.account_number.as_deref() == Some(v.as_str()),
+                _ => p.ps_invoice_id.as_deref() == Some(value.as_str()),
+            });
+        Ok(found
+            .filter(|p| !p.order_id.is_empty())
+            .map(|p| DirectoryEntry {
+                key,
+                order_id: p.order_id,
+                pay_system: p.pay_system_id,
+            }))
+    }
+}
+
 /// `BITRIX_WEBHOOK_URL` = `https://<portal>/rest/<user id>/<webhook code>/`.
 pub struct HttpBitrix {
     pub client: reqwest::Client,
@@ -130,9 +183,13 @@ pub struct PullSummary {
     pub errors: Vec<String>,
     /// The store refused the webhook: nothing will work until someone fixes it (the function fails, so it alarms).
     pub auth_failed: bool,
+    /// Acquirer money waiting for its reference to name a store order (`crate::resolve::settle`).
+    pub references: crate::resolve::SettleReport,
 }
 
 const WATERMARK: &str = "bitrix-orders";
+/// Waiting references looked at per run (each may cost a few REST calls).
+const SETTLE_PER_RUN: usize = 50;
 const SELECT: &[&str] = &[
     "id",
     "accountNumber",
@@ -234,6 +291,18 @@ fn info_for(
         if d.pay_system.is_some() {
             info.details.payment_method.clone_from(&d.pay_system);
         }
+        info.details.payments = d
+            .payments
+            .iter()
+            .map(|p| crate::domain::StorePaymentInfo {
+                id: p.id.clone(),
+                account_number: p.account_number.clone(),
+                sum: p.sum,
+                pay_system_id: p.pay_system_id.clone(),
+                ps_invoice_id: p.ps_invoice_id.clone(),
+                paid: p.paid,
+            })
+            .collect();
         info.details.buyer = buyer_from(
             o.user_id.as_deref(),
             &d.properties,
@@ -368,6 +437,14 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         deps.store.set_watermark(WATERMARK, &w).await?;
         s.watermark = Some(w);
     }
+    // What the store now says may name waiting acquirer money's order.
+    s.references = crate::resolve::settle(
+        &ledger,
+        deps.store.as_ref(),
+        Some(&BitrixLookup(deps.bitrix.as_ref())),
+        SETTLE_PER_RUN,
+    )
+    .await?;
     info!(
         pages = s.pages,
         fetched = s.fetched,

@@ -95,6 +95,17 @@ pub fn fixtures_dir() -> PathBuf {
     )
 }
 
+/// One file of the handouts' real-world cases (`../shared/cases/<case>/<file>` beside the repository, or
+/// `PAYSYNC_CASES`).
+pub fn case_file(case: &str, file: &str) -> Vec<u8> {
+    let dir = std::env::var_os("PAYSYNC_CASES").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/cases"),
+        PathBuf::from,
+    );
+    let path = dir.join(case).join(file);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("case input {}: {e}", path.display()))
+}
+
 /// One acquiring vector (`fixtures/acquiring/<name>.json`).
 pub fn acquiring_vector(name: &str) -> serde_json::Value {
     let path = fixtures_dir()

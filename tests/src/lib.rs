@@ -156,11 +156,17 @@ pub async fn spawn_env_on(
             terminal_key: TBANK_TERMINAL.into(),
             password: Secret::new(TBANK_PASSWORD),
             api_url: "http://127.0.0.1:9/v2".into(),
+            reference: shared::domain::reference::parse_rules_or_default(
+                shared::config::DEFAULT_TBANK_REFERENCE,
+            ),
         }),
         sber: Some(SberConfig {
             callback_token: Secret::new(SBER_TOKEN),
             api_credentials: Some(("merchant-api".into(), Secret::new("merchant-pass"))),
             api_url: format!("{}/payment/rest", sber_api.uri()),
+            reference: shared::domain::reference::parse_rules_or_default(
+                shared::config::DEFAULT_SBER_REFERENCE,
+            ),
         }),
         yookassa: Some(YooKassaConfig {
             credentials: Some((YOOKASSA_SHOP.into(), Secret::new(YOOKASSA_KEY))),
@@ -171,6 +177,9 @@ pub async fn spawn_env_on(
                 .split(',')
                 .map(str::to_owned)
                 .collect(),
+            reference: shared::domain::reference::parse_rules_or_default(
+                shared::config::DEFAULT_YOOKASSA_REFERENCE,
+            ),
         }),
     };
     let aws_calls = iam::AwsCalls::default();
@@ -260,6 +269,18 @@ impl TestEnv {
     pub async fn register_order(&self, id: &str, total: i64) {
         let events = SqsEventPublisher::new(self.sqs.clone(), &self.queue_url);
         Ledger::new(&self.store, &events)
+            .register_order(
+                &OrderId::parse(id).expect("order id"),
+                OrderInfo::new(Some(id.into()), total, Currency::RUB),
+            )
+            .await
+            .expect("register order");
+    }
+
+    /// [`Self::register_order`] through the handler's own clients (for a test whose handler talks to a moto of
+    /// its own).
+    pub async fn register_order_via_handler(&self, id: &str, total: i64) {
+        Ledger::new(self.deps.store.as_ref(), self.deps.events.as_ref())
             .register_order(
                 &OrderId::parse(id).expect("order id"),
                 OrderInfo::new(Some(id.into()), total, Currency::RUB),
@@ -525,6 +546,7 @@ impl OneC {
                 refund_on_cancel: true,
                 upstream: None,
                 enrich_query: true,
+                query_undescribed: false,
             },
             store: store.clone(),
             events,

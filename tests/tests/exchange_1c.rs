@@ -79,6 +79,7 @@ async fn commerceml_fixtures_apply_against_moto() {
     let env = spawn_env().await;
     env.register_order("13838", 151_500).await;
     env.register_order("142", 1_000).await;
+    env.register_order("235", 410_000).await;
     let c = OneC::connect(&env).await;
     c.mode("init", "&version=2.08", b"").await;
     for name in [

@@ -103,6 +103,7 @@ fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
             refund_on_cancel: true,
             upstream: Some(upstream.to_owned()),
             enrich_query: enrich,
+            query_undescribed: false,
         },
         store: store.clone(),
         events: env.deps.events.clone(),
@@ -354,6 +355,7 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
         shared::config::YooKassaVerify::Api,
     )
     .await;
+    env.register_order("9100", 70_000).await;
     let store = fake_bitrix().await;
     let p = proxy(
         &env,

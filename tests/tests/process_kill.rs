@@ -30,6 +30,9 @@ fn killed_after_commit(env: &TestEnv, note: &serde_json::Value) {
 #[tokio::test]
 async fn a_process_killed_between_commit_and_announce_loses_nothing() {
     let env = spawn_env().await;
+    env.register_order("7601", 150_000).await;
+    env.register_order("7602", 90_000).await;
+    env.drain_queue().await;
     let redelivered = tbank_note("7601", "7601", "CONFIRMED", 150_000);
     let abandoned = tbank_note("7602", "7602", "CONFIRMED", 90_000);
     killed_after_commit(&env, &redelivered);

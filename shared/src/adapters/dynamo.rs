@@ -17,6 +17,8 @@
 //! | bank money that matched no order, not allocated yet | `UNMATCHED` | `<unmatched order id>` |
 //! | what one card fact took or refunded, per acquirer and Moscow day | `TAKINGS#<acquirer>#<day>` | `<fact id>` |
 //! | acquirer settlement and its reconciliation | `SETTLEMENT#<operation key>` | `#SETTLEMENT` |
+//! | store directory: an order number, store payment id/number or `psInvoiceId` → order | `STORE#<key>` | `#STORE` |
+//! | acquirer money whose reference to the store has not resolved yet | `UNRESOLVED` | `<unmatched order id>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -56,6 +58,10 @@ const OPEN_PK: &str = "OPEN";
 const WATERMARK_SK: &str = "#WATERMARK";
 const UNMATCHED_PK: &str = "UNMATCHED";
 const SETTLEMENT_SK: &str = "#SETTLEMENT";
+const STORE_SK: &str = "#STORE";
+const UNRESOLVED_PK: &str = "UNRESOLVED";
+/// A transaction holds at most 100 items; an order's own items take a handful.
+const MAX_DIRECTORY_ITEMS: usize = 80;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -422,6 +428,19 @@ impl LedgerStore for DynamoLedgerStore {
                 None => delete(&self.table, row)?,
             });
         }
+        if c.order.id.as_str().starts_with("unmatched:") {
+            // Dropped only by `forget_unresolved`, after the money moved (see the port).
+            if !c.order.awaiting_reference().is_empty() {
+                let row = key(UNRESOLVED_PK.to_owned(), c.order.id.to_string());
+                items.push(put(&self.table, row, None, None)?);
+            }
+        }
+        for entry in c.directory.iter().take(MAX_DIRECTORY_ITEMS) {
+            let mut row = key(format!("STORE#{}", entry.key), STORE_SK.to_owned());
+            row.insert("order_id".into(), s(entry.order_id.as_str()));
+            row.insert(DATA.into(), s(to_json(entry)?));
+            items.push(put(&self.table, row, None, None)?);
+        }
         // The open-orders index follows every change of the order.
         match crate::reconcile::OpenOrder::of(c.order) {
             Some(open) => {
@@ -472,6 +491,50 @@ impl LedgerStore for DynamoLedgerStore {
                 key: payment_pk(payment),
                 reason: e.to_string(),
             })
+    }
+
+    async fn directory(
+        &self,
+        key_: &str,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
+        match self
+            .get(key(format!("STORE#{key_}"), STORE_SK.to_owned()))
+            .await?
+        {
+            Some(item) => from_data(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
+        self.query_partition(&order_pk(order), Some("FACT#"), None, usize::MAX)
+            .await?
+            .iter()
+            .map(from_data)
+            .collect()
+    }
+
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        self.query_partition(UNRESOLVED_PK, None, None, limit)
+            .await?
+            .iter()
+            .map(|item| {
+                let sk = item
+                    .get(SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                OrderId::parse(sk).map_err(|e| StoreError::Corrupt {
+                    key: UNRESOLVED_PK.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.delete(key(UNRESOLVED_PK.to_owned(), order.to_string()))
+            .await
     }
 
     async fn pending_event(

@@ -25,6 +25,8 @@ struct State {
     settlements: BTreeMap<String, SettlementReport>,
     feed: BTreeMap<OrderId, u64>,
     watermarks: BTreeMap<String, String>,
+    directory: BTreeMap<String, crate::domain::DirectoryEntry>,
+    unresolved: std::collections::BTreeSet<OrderId>,
 }
 
 #[derive(Default)]
@@ -104,6 +106,38 @@ impl LedgerStore for MemoryLedgerStore {
                 .insert((t.acquirer, t.day.clone(), t.fact_id.clone()), t.clone());
         }
         s.feed.insert(c.order.id.clone(), c.order.version);
+        for e in &c.directory {
+            s.directory.insert(e.key.clone(), e.clone());
+        }
+        if !c.order.awaiting_reference().is_empty() {
+            s.unresolved.insert(c.order.id.clone());
+        }
+        Ok(())
+    }
+
+    async fn directory(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
+        Ok(self.lock().directory.get(key).cloned())
+    }
+
+    async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
+        Ok(self
+            .lock()
+            .facts
+            .iter()
+            .filter(|((o, _), _)| o == order)
+            .map(|(_, f)| f.clone())
+            .collect())
+    }
+
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self.lock().unresolved.iter().take(limit).cloned().collect())
+    }
+
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.lock().unresolved.remove(order);
         Ok(())
     }
 

@@ -301,6 +301,10 @@ pub struct PaymentFact {
     /// that matched no order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payer: Option<Payer>,
+    /// The acquirer's reference to the store, as received (what its order may be); kept on the line so that
+    /// money whose order is not known yet can find it later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<super::reference::StoreReference>,
 }
 
 /// The other side of a bank payment.
@@ -344,7 +348,20 @@ impl PaymentFact {
             at_ms,
             links: None,
             payer: None,
+            reference: None,
         })
+    }
+
+    /// Carry the acquirer's reference to the store (see [`super::reference`]).
+    pub fn referring(mut self, reference: super::reference::StoreReference) -> Self {
+        self.reference = Some(reference);
+        self
+    }
+
+    /// The same fact on another order (money whose reference resolved after it was recorded).
+    pub fn on_order(mut self, order_id: OrderId) -> Self {
+        self.order_id = order_id;
+        self
     }
 
     /// Mark the fact as another source's view of money already on `payment`'s line.

@@ -4,6 +4,7 @@ pub mod event;
 pub mod fact;
 pub mod money;
 pub mod order;
+pub mod reference;
 pub mod refund;
 
 pub use event::{FactSummary, OrderEvent};
@@ -11,7 +12,8 @@ pub use fact::{
     FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
 };
 pub use money::{Currency, Money, MoneyError};
-pub use order::{ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};
+pub use order::{is_acquirer, ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};
+pub use reference::{DirectoryEntry, Lookup, RefRule, StorePaymentInfo, StoreReference};
 pub use refund::{RefundProgress, RefundRequest, RefundStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -71,6 +71,9 @@ pub struct OrderDetails {
     /// Invoice numbers issued for the order (what bank payment purposes refer to).
     #[serde(default)]
     pub invoices: Vec<String>,
+    /// The store's payments of the order (`sale.order.get`), what acquirer references name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<super::reference::StorePaymentInfo>,
 }
 
 impl OrderInfo {
@@ -90,6 +93,9 @@ impl OrderInfo {
 pub enum OrderState {
     Unpaid,
     PartiallyPaid,
+    /// Money is kept but the order's total is not known (the store has not described it): never `paid`, because
+    /// nobody can say the money covers the order. 1C and the store are told the amount only.
+    PaidUnknownTotal,
     Paid,
     Overpaid,
     Refunded,
@@ -101,6 +107,7 @@ impl OrderState {
         match self {
             OrderState::Unpaid => "unpaid",
             OrderState::PartiallyPaid => "partially_paid",
+            OrderState::PaidUnknownTotal => "paid_unknown_total",
             OrderState::Paid => "paid",
             OrderState::Overpaid => "overpaid",
             OrderState::Refunded => "refunded",
@@ -151,6 +158,9 @@ pub struct PaymentLine {
     /// Who paid, when a bank reported it (the first report kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payer: Option<Payer>,
+    /// The acquirer's reference to the store (the smallest reported, so any arrival order gives the same line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<super::reference::StoreReference>,
     #[serde(default)]
     pub last_at_ms: i64,
 }
@@ -175,6 +185,7 @@ impl PaymentLine {
             settles_remainder: false,
             linked: BTreeSet::new(),
             payer: None,
+            reference: None,
         }
     }
 
@@ -197,6 +208,11 @@ impl PaymentLine {
         }
         if self.payer.is_none() {
             self.payer.clone_from(&fact.payer);
+        }
+        if let Some(r) = &fact.reference {
+            if self.reference.as_ref().is_none_or(|known| r < known) {
+                self.reference = Some(r.clone());
+            }
         }
         match &fact.kind {
             FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),
@@ -531,7 +547,7 @@ impl Order {
             }
         } else {
             match self.total() {
-                None => OrderState::Paid,
+                None => OrderState::PaidUnknownTotal,
                 Some(total) if net < total => OrderState::PartiallyPaid,
                 Some(total) if net == total => OrderState::Paid,
                 Some(_) => OrderState::Overpaid,
@@ -552,6 +568,19 @@ impl Order {
             return None;
         }
         self.lines.values().filter_map(|l| l.paid_at_ms).min()
+    }
+
+    /// Acquirer money on an `unmatched:` order whose reference to the store has not resolved yet: the lines
+    /// still counting, with what the acquirer sent.
+    pub fn awaiting_reference(&self) -> Vec<(PaymentRef, super::reference::StoreReference)> {
+        if !self.id.as_str().starts_with("unmatched:") {
+            return Vec::new();
+        }
+        self.lines
+            .iter()
+            .filter(|(p, l)| is_acquirer(p) && !l.voided)
+            .filter_map(|(p, l)| Some((p.clone(), l.reference.clone()?)))
+            .collect()
     }
 
     pub fn flags(&self) -> Vec<&'static str> {
@@ -744,8 +773,14 @@ mod tests {
             1,
         ))
         .unwrap();
-        assert_eq!(o.state(), OrderState::Paid);
+        // Issue #14, kind 7: money without a known total is not "paid"; once the total is known, it is.
+        assert_eq!(o.state(), OrderState::PaidUnknownTotal);
+        assert_eq!(o.state().as_str(), "paid_unknown_total");
         assert!(o.flags().contains(&"unknown_order"));
+        o.set_info(OrderInfo::new(None, 100, Currency::RUB));
+        assert_eq!(o.state(), OrderState::Paid);
+        o.set_info(OrderInfo::new(None, 500, Currency::RUB));
+        assert_eq!(o.state(), OrderState::PartiallyPaid);
     }
 
     #[test]

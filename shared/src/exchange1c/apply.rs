@@ -12,6 +12,7 @@
 //! - A return document (`ПризнакВозврата=true`) is a refund request for `refund-chargeback`; it moves no money
 //!   until the refund is executed and reported.
 
+use crate::domain::Lookup;
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
     PaymentRef, Source,
@@ -25,15 +26,70 @@ pub fn doc_error(doc: &Document, text: &str) -> String {
     format!("Документ с Ид - {id}. {text}")
 }
 
-/// The order a document is about: an order's own `Номер` (the site order id), a payment's `Основание`, or the
-/// parent order of a 2.10 subordinate document.
-pub fn order_of(doc: &Document, parent: Option<&Document>) -> Option<String> {
+/// The trailing number of an account number with a prefix (`ИМ-00392` → `00392`, `392`): what is left when 1C
+/// or a numbering template added one. `None` when there is no prefix to strip.
+fn without_prefix(number: &str) -> Vec<String> {
+    let digits: String = number
+        .chars()
+        .rev()
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if digits.is_empty() || digits.len() == number.len() {
+        return Vec::new();
+    }
+    let mut out = vec![digits.clone()];
+    let trimmed = digits.trim_start_matches('0');
+    if !trimmed.is_empty() && trimmed != digits {
+        out.push(trimmed.to_owned());
+    }
+    out
+}
+
+/// How 1C names an order in an order document: `Ид` (the site's order id, echoed from `query`; a GUID for
+/// documents 1C created) and `Номер` (the site's account number). Tried the way Bitrix's own CommerceML import
+/// finds an order (`sale` module, `CSaleOrderLoader`): the id, then the account number, then the number as an id,
+/// then the number without a prefix.
+fn order_doc_lookups(doc: &Document) -> Vec<Lookup> {
+    let mut out = Vec::new();
+    if let Some(id) = doc.id.as_deref().filter(|v| !v.trim().is_empty()) {
+        out.push(Lookup::OrderId(id.trim().to_owned()));
+    }
+    if let Some(n) = doc.number.as_deref().filter(|v| !v.trim().is_empty()) {
+        let n = n.trim();
+        out.push(Lookup::OrderNumber(n.to_owned()));
+        out.push(Lookup::OrderId(n.to_owned()));
+        for stripped in without_prefix(n) {
+            out.push(Lookup::OrderNumber(stripped.clone()));
+            out.push(Lookup::OrderId(stripped));
+        }
+    }
+    out
+}
+
+/// The look-ups that find the order a document is about, most certain first: an order document's own `Ид` and
+/// `Номер`; a payment's `Основание` (the order's `Номер` as 1C knows it) or the parent order of a 2.10
+/// subordinate document. Each names an order only if the store described it (`crate::resolve`).
+pub fn order_lookups(doc: &Document, parent: Option<&Document>) -> Vec<Lookup> {
     match doc.operation {
-        Operation::Order => doc.number.clone().or_else(|| doc.id.clone()),
-        _ => doc
-            .base
-            .clone()
-            .or_else(|| parent.and_then(|p| p.number.clone().or_else(|| p.id.clone()))),
+        Operation::Order => order_doc_lookups(doc),
+        _ => match doc.base.as_deref().filter(|b| !b.trim().is_empty()) {
+            Some(base) => {
+                let base = base.trim();
+                let mut out = vec![
+                    Lookup::OrderNumber(base.to_owned()),
+                    Lookup::OrderId(base.to_owned()),
+                ];
+                for stripped in without_prefix(base) {
+                    out.push(Lookup::OrderNumber(stripped.clone()));
+                    out.push(Lookup::OrderId(stripped));
+                }
+                out
+            }
+            None => parent.map(order_doc_lookups).unwrap_or_default(),
+        },
     }
 }
 

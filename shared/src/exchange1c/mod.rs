@@ -307,12 +307,26 @@ async fn query(
     let offset = deps.config.utc_offset_minutes;
     let entries = deps.store.feed_1c(MAX_QUERY_ORDERS).await?;
     let mut orders = Vec::with_capacity(entries.len());
-    for (id, _) in &entries {
-        if let Some(order) = deps.store.load_order(id).await? {
-            orders.push(query::query_order(&order, offset, now));
+    let mut sent = Vec::with_capacity(entries.len());
+    for (id, version) in &entries {
+        // Money without an order is no order of the site's: 1C never gets it as one (it waits for its
+        // order, or a person). Acknowledged with the rest, so it leaves the feed.
+        if id.as_str().starts_with("unmatched:") {
+            sent.push((id.to_string(), *version));
+            continue;
         }
+        let Some(order) = deps.store.load_order(id).await? else {
+            continue;
+        };
+        // An order the store has not described yet would reach 1C as a phantom (no number, no total, no
+        // buyer): it stays in the feed until store-sync describes it, unless configured to go as it is.
+        if order.info.is_none() && !deps.config.query_undescribed {
+            continue;
+        }
+        orders.push(query::query_order(&order, offset, now));
+        sent.push((id.to_string(), *version));
     }
-    session.sent = entries.iter().map(|(id, v)| (id.to_string(), *v)).collect();
+    session.sent = sent;
     deps.sessions.put_session(session).await?;
     info!(orders = orders.len(), "1C query answered");
     let version = SchemaVersion::parse(session.version.as_deref());
@@ -339,6 +353,31 @@ async fn success(
     Ok(text_reply("success\n"))
 }
 
+/// Where the names of the zip archives uploaded under a key are kept (one per line), so that an `import` naming a
+/// file inside one finds it. `file_name` never yields a name with `/`, so no upload can collide with it.
+pub const ARCHIVES_INDEX: &str = "paysync/archives";
+
+/// Store one piece of an upload under `key`/`name`, noting a zip archive's name the first time it is seen.
+pub async fn store_upload_piece(
+    sessions: &dyn ExchangeStore,
+    key: &str,
+    name: &str,
+    body: &[u8],
+    expires_at: i64,
+) -> Result<(), StoreError> {
+    if body.starts_with(b"PK\x03\x04") {
+        let line = format!("{name}\n");
+        sessions
+            .append_chunk(key, ARCHIVES_INDEX, line.as_bytes(), expires_at)
+            .await?;
+    }
+    // One item per piece: a chunk larger than 1C was told (file_limit) is still stored, split.
+    for piece in body.chunks(MAX_FILE_LIMIT) {
+        sessions.append_chunk(key, name, piece, expires_at).await?;
+    }
+    Ok(())
+}
+
 async fn file(
     deps: &ExchangeDeps,
     session: &ExchangeSession,
@@ -353,13 +392,71 @@ async fn file(
         return Ok(failure(READ_FAILED));
     }
     let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
-    // One item per piece: a chunk larger than 1C was told (file_limit) is still stored, split.
-    for piece in body.chunks(MAX_FILE_LIMIT) {
-        deps.sessions
-            .append_chunk(&session.id, &name, piece, expires_at)
-            .await?;
+    store_upload_piece(deps.sessions.as_ref(), &session.id, &name, body, expires_at).await?;
+    // The old protocol (no `version` at `init`) imports during `file` and never calls `import`: a piece shorter
+    // than the `file_limit` 1C was told is the file's last, so the whole file is applied now.
+    if session.version.is_none() && body.len() < deps.config.file_limit {
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            match import_upload(
+                &deps.importer(),
+                &session.id,
+                &name,
+                deps.config.import_budget_ms,
+            )
+            .await?
+            {
+                Imported::Progress if rounds < 50 => continue,
+                Imported::Progress => return Ok(finish("progress", &[])),
+                Imported::Empty => return Ok(failure(EMPTY_FILE)),
+                Imported::Refused(reason) => return Ok(failure(&reason)),
+                Imported::Done(errors) => {
+                    info!(file = %name, "old-protocol upload imported during file");
+                    return Ok(finish("success", &errors));
+                }
+            }
+        }
     }
     Ok(text_reply("success\n"))
+}
+
+/// The bytes to import for `name`: the upload of that name, else the entry of that name inside a zip archive
+/// uploaded under the same key (1C with `zip=yes` uploads `v8_3F1A_4.zip`, then imports
+/// `orders-….xml` by the name inside it).
+async fn upload_for_import(
+    uploads: &dyn ExchangeStore,
+    key: &str,
+    name: &str,
+) -> Result<Option<Vec<u8>>, ExchangeError> {
+    if let Some(bytes) = uploads.uploaded(key, name).await?.filter(|b| !b.is_empty()) {
+        return Ok(Some(bytes));
+    }
+    let Some(index) = uploads.uploaded(key, ARCHIVES_INDEX).await? else {
+        return Ok(None);
+    };
+    let archives: std::collections::BTreeSet<String> = String::from_utf8_lossy(&index)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for archive in archives {
+        let Some(bytes) = uploads.uploaded(key, &archive).await? else {
+            continue;
+        };
+        let Ok(files) = xml_files(bytes) else {
+            continue;
+        };
+        let wanted = name.to_lowercase();
+        if let Some((_, data)) = files.into_iter().find(|(entry, _)| {
+            let entry = entry.to_lowercase();
+            entry == wanted || entry.rsplit(['/', '\\']).next() == Some(wanted.as_str())
+        }) {
+            info!(file = %name, archive = %archive, "import names a file inside an uploaded archive");
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
 }
 
 /// The XML files of an upload: the upload itself, or every `.xml` entry of a zip, by name.
@@ -424,12 +521,7 @@ pub async fn import_upload(
     name: &str,
     budget_ms: u64,
 ) -> Result<Imported, ExchangeError> {
-    let Some(bytes) = ctx
-        .uploads
-        .uploaded(key, name)
-        .await?
-        .filter(|b| !b.is_empty())
-    else {
+    let Some(bytes) = upload_for_import(ctx.uploads, key, name).await? else {
         return Ok(Imported::Empty);
     };
     let mut progress = ctx.uploads.import_progress(key, name).await?;
@@ -524,15 +616,50 @@ async fn apply_document(
     doc: &Document,
     parent: Option<&Document>,
 ) -> Result<Option<String>, ExchangeError> {
-    let Some(order) = apply::order_of(doc, parent) else {
+    let lookups = apply::order_lookups(doc, parent);
+    if lookups.is_empty() {
         return Ok(Some(apply::doc_error(
             doc,
             "Заказ основание для оплаты на сайте не найден",
         )));
-    };
-    let order_id = match OrderId::parse(order) {
-        Ok(id) => id,
-        Err(e) => return Ok(Some(apply::doc_error(doc, &e.to_string()))),
+    }
+    let mut found = None;
+    for lookup in &lookups {
+        if let Some(order) = crate::resolve::described_order(ctx.store, lookup)
+            .await
+            .map_err(LedgerError::from)?
+        {
+            found = Some(order);
+            break;
+        }
+    }
+    // Never an invented order: a document that would change the money of an order the store never described is
+    // reported, as Bitrix reports a document it cannot place; one that changes nothing is left alone.
+    let Some(order_id) = found else {
+        let named = doc
+            .base
+            .as_deref()
+            .or(doc.number.as_deref())
+            .or(doc.id.as_deref())
+            .unwrap_or("?");
+        let would = OrderId::parse(named).ok().map(|id| {
+            apply::facts_for(
+                doc,
+                &id,
+                None,
+                ctx.utc_offset_minutes,
+                now_ms(),
+                ctx.refund_on_cancel,
+            )
+        });
+        return Ok(match would {
+            Some(Ok(facts)) if facts.is_empty() => None,
+            Some(Err(line)) => Some(line),
+            _ => Some(apply::doc_error(
+                doc,
+                &format!("Заказ {named} на сайте не найден"),
+            )),
+        });
     };
     let current = ctx.store.load_order(&order_id).await?;
     let facts = match apply::facts_for(

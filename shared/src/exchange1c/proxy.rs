@@ -178,8 +178,10 @@ async fn apply_tap(ctx: &super::Importer<'_>, key: &str, name: &str) -> bool {
             false
         }
         Ok(Imported::Empty) => {
-            let _ = ctx.uploads.set_tap_pending(key, name, false, 0).await;
-            true
+            // The store imported a file we never saw (nor inside an archive we saw): a payment 1C sent may be
+            // missing from the ledger. Kept pending and logged as an error on every retry, so it alarms.
+            error!(file = %name, "1C tap failed: the store imported a file the tap does not have");
+            false
         }
         Ok(Imported::Refused(reason)) => {
             // The store accepted what we cannot read: nothing to retry, but people must look.
@@ -301,15 +303,11 @@ async fn tap(
     match mode.as_str() {
         "file" if accepted && !sent.is_empty() => {
             let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
-            for piece in sent.chunks(crate::config::MAX_FILE_LIMIT) {
-                if let Err(e) = deps
-                    .sessions
-                    .append_chunk(&key, &name, piece, expires_at)
+            if let Err(e) =
+                super::store_upload_piece(deps.sessions.as_ref(), &key, &name, sent, expires_at)
                     .await
-                {
-                    error!(file = %name, error.message = %e, "1C tap failed: upload chunk not stored");
-                    return;
-                }
+            {
+                error!(file = %name, error.message = %e, "1C tap failed: upload chunk not stored");
             }
         }
         "import" if accepted => {

@@ -229,11 +229,19 @@ pub struct StorePayment {
     pub pay_system_id: Option<String>,
     pub xml_id: Option<String>,
     pub is_return: bool,
+    /// `accountNumber`: `<order account number>/<n>` (`392/1`).
+    pub account_number: Option<String>,
+    /// `psInvoiceId`: the acquirer's payment id the store's handler recorded (T-Bank `PaymentId`, Sber `mdOrder`,
+    /// YooKassa payment id).
+    pub ps_invoice_id: Option<String>,
+    /// `paySystemName` (`sale.order.get` only).
+    pub pay_system_name: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PaymentWire<'a> {
+    #[serde(default)]
     id: Value,
     #[serde(default)]
     order_id: Option<Value>,
@@ -247,6 +255,12 @@ struct PaymentWire<'a> {
     xml_id: Option<Value>,
     #[serde(default)]
     is_return: Option<Value>,
+    #[serde(default)]
+    account_number: Option<Value>,
+    #[serde(default)]
+    ps_invoice_id: Option<Value>,
+    #[serde(default)]
+    pay_system_name: Option<String>,
 }
 
 impl TryFrom<PaymentWire<'_>> for StorePayment {
@@ -261,6 +275,17 @@ impl TryFrom<PaymentWire<'_>> for StorePayment {
             pay_system_id: p.pay_system_id.as_ref().map(text).filter(|s| !s.is_empty()),
             xml_id: p.xml_id.as_ref().map(text).filter(|s| !s.is_empty()),
             is_return: flag(&p.is_return),
+            account_number: p
+                .account_number
+                .as_ref()
+                .map(text)
+                .filter(|s| !s.is_empty()),
+            ps_invoice_id: p
+                .ps_invoice_id
+                .as_ref()
+                .map(text)
+                .filter(|s| !s.trim().is_empty()),
+            pay_system_name: p.pay_system_name.filter(|s| !s.trim().is_empty()),
         })
     }
 }
@@ -343,6 +368,8 @@ pub struct StoreOrderDetails {
     /// Order property values by code (buyer name, e-mail, phone, address, INN, …); file values are left out.
     pub properties: Vec<(String, String)>,
     pub pay_system: Option<String>,
+    /// The order's payments (what acquirer references name: id, account number, pay system, `psInvoiceId`).
+    pub payments: Vec<StorePayment>,
 }
 
 #[derive(Deserialize)]
@@ -373,13 +400,6 @@ struct ShipmentWire<'a> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PayWire {
-    #[serde(default)]
-    pay_system_name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct FullOrderWire<'a> {
     #[serde(default, borrow)]
     basket_items: Vec<BasketWire<'a>>,
@@ -387,8 +407,8 @@ struct FullOrderWire<'a> {
     shipments: Vec<ShipmentWire<'a>>,
     #[serde(default)]
     property_values: Vec<PropertyValueWire>,
-    #[serde(default)]
-    payments: Vec<PayWire>,
+    #[serde(default, borrow)]
+    payments: Vec<PaymentWire<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -458,7 +478,18 @@ pub fn order_details(result: &RawValue) -> Result<StoreOrderDetails, BitrixError
                 _ => None,
             })
             .collect(),
-        pay_system: o.payments.into_iter().find_map(|p| p.pay_system_name),
+        payments: o
+            .payments
+            .into_iter()
+            .map(StorePayment::try_from)
+            .collect::<Result<Vec<_>, _>>()?,
+        pay_system: None,
+    })
+    .map(|mut d| {
+        d.pay_system = d.payments.iter().find_map(|p| p.pay_system_name.clone());
+        // A payment without an id names nothing a reference could.
+        d.payments.retain(|p| !p.id.is_empty());
+        d
     })
 }
 

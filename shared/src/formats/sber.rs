@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefundAmount, Source,
+    RefRule, RefundAmount, Source, StoreReference,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -182,9 +182,14 @@ impl Callback {
     }
 
     /// Map to a fact; `None` for operations that move no money (bindings). `gateway` fills what is missing.
+    ///
+    /// The fact is on `unmatched:sber:<mdOrder>` and carries `orderNumber` as the store reference, read as `rules`
+    /// say (Bitrix's own handler: `<payment id>_<pay system id>[_<attempt>]`; the RBS module: `<order>_<n>`),
+    /// with `mdOrder` as the invoice id; `crate::resolve` moves it to the store order it names.
     pub fn to_fact(
         &self,
         gateway: Option<&GatewayStatus>,
+        rules: &[RefRule],
         now_ms: i64,
     ) -> Result<Option<PaymentFact>, SberError> {
         let missing = |what: &str| {
@@ -231,20 +236,30 @@ impl Callback {
             None => g.currency.unwrap_or(Currency::RUB),
         };
         let payment = PaymentRef::new(Source::Sber, &self.md_order)?;
-        let order_id = match self.order_number.clone().or(g.order_number) {
-            Some(n) => OrderId::parse(n)?,
-            None => OrderId::unmatched(&payment),
+        let reference = StoreReference {
+            raw: self
+                .order_number
+                .clone()
+                .or(g.order_number)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+            rules: rules.to_vec(),
+            invoice_id: Some(self.md_order.clone()),
         };
         let external = callback_key(&self.md_order, &self.operation, self.success, key_amount);
-        Ok(Some(PaymentFact::new(
-            FactId::new(Source::Sber, &external)?,
-            order_id,
-            payment,
-            PaymentMethod::Card,
-            currency,
-            kind,
-            now_ms,
-        )?))
+        Ok(Some(
+            PaymentFact::new(
+                FactId::new(Source::Sber, &external)?,
+                OrderId::unmatched(&payment),
+                payment,
+                PaymentMethod::Card,
+                currency,
+                kind,
+                now_ms,
+            )?
+            .referring(reference),
+        ))
     }
 }
 
@@ -328,7 +343,7 @@ mod tests {
         assert_eq!(p.verify("rdte9jhiau3b2uj5nevmcl25v0"), Ok(()));
         let cb = Callback::from_params(p).unwrap();
         assert_eq!(cb.needs().unwrap(), Need::Nothing);
-        let fact = cb.to_fact(None, 1).unwrap().unwrap();
+        let fact = cb.to_fact(None, &[RefRule::Order], 1).unwrap().unwrap();
         assert!(matches!(fact.kind, FactKind::FailedAttempt { .. }));
     }
 
@@ -367,22 +382,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cb.needs().unwrap(), Need::Nothing);
-        let f = cb.to_fact(None, 1).unwrap().unwrap();
+        let f = cb.to_fact(None, &[RefRule::Order], 1).unwrap().unwrap();
         assert_eq!(f.kind, FactKind::Payment { amount: 150_000 });
         assert_eq!(f.id.as_str(), "sber#m1#deposited#1");
-        assert_eq!(f.order_id.as_str(), "7");
+        // Recorded on the payment's own `unmatched:` order, with `orderNumber` kept as the store reference.
+        assert_eq!(f.order_id.as_str(), "unmatched:sber:m1");
+        let r = f.reference.as_ref().unwrap();
+        assert_eq!((r.raw.as_str(), r.invoice_id.as_deref()), ("7", Some("m1")));
 
         let cb = Callback::from_params(
             Params::parse(b"mdOrder=m1&operation=refunded&orderNumber=7&status=1").unwrap(),
         )
         .unwrap();
         assert_eq!(cb.needs().unwrap(), Need::GatewayStatus);
-        assert!(cb.to_fact(None, 1).is_err());
+        assert!(cb.to_fact(None, &[RefRule::Order], 1).is_err());
         let g = GatewayStatus {
             refunded: Some(50_000),
             ..GatewayStatus::default()
         };
-        let f = cb.to_fact(Some(&g), 1).unwrap().unwrap();
+        let f = cb.to_fact(Some(&g), &[RefRule::Order], 1).unwrap().unwrap();
         assert_eq!(
             f.kind,
             FactKind::Refund {
@@ -395,7 +413,7 @@ mod tests {
             Params::parse(b"mdOrder=m1&operation=bindingCreated&status=1").unwrap(),
         )
         .unwrap();
-        assert_eq!(cb.to_fact(None, 1).unwrap(), None);
+        assert_eq!(cb.to_fact(None, &[RefRule::Order], 1).unwrap(), None);
         assert!(Callback::from_params(
             Params::parse(b"mdOrder=m1&operation=approved&status=2").unwrap()
         )

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefundAmount, Source,
+    RefRule, RefundAmount, Source, StoreReference,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -209,6 +209,16 @@ pub fn cancel_request(
     })
 }
 
+/// What is left of the payment after a `Cancel`, as its answer says: `NewAmount`, or 0 for `REFUNDED` (full);
+/// `None` when a partial or still-running refund does not say.
+pub fn cancel_remaining(resp: &CancelResponse) -> Option<i64> {
+    match (resp.status.as_str(), resp.new_amount) {
+        (_, Some(n)) => Some(n),
+        ("REFUNDED", None) => Some(0),
+        _ => None,
+    }
+}
+
 /// The refund a successful `Cancel` reports, as the fact its notification will also produce (same id, same
 /// "remaining" amount), so the notification that follows is a duplicate, not a second refund.
 pub fn cancel_fact(
@@ -219,7 +229,11 @@ pub fn cancel_fact(
     if !resp.success || !matches!(resp.status.as_str(), "REFUNDED" | "PARTIAL_REFUNDED") {
         return Ok(None);
     }
-    let remaining = resp.new_amount.unwrap_or(0);
+    // Only a full refund says how much is left without `NewAmount` (nothing); a partial one that does not say
+    // is not a refund we can count: the notification (or GetState) will tell.
+    let Some(remaining) = cancel_remaining(resp) else {
+        return Ok(None);
+    };
     Ok(Some(PaymentFact::new(
         FactId::new(
             Source::Tbank,
@@ -237,7 +251,15 @@ pub fn cancel_fact(
 }
 
 /// Map a verified notification to a fact; `None` for statuses that move no money (`NEW`, `FORM_SHOWED`, …).
-pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, TbankError> {
+///
+/// The fact is on the payment's `unmatched:tbank:<PaymentId>` order and carries `OrderId` as the store reference
+/// (read as `rules` say: a store's T-Bank module sends the order's account number, `IM-00392`, or a payment's,
+/// `392/1`) with `PaymentId` as the invoice id; `crate::resolve` moves it to the store order it names.
+pub fn to_fact(
+    n: &Notification,
+    rules: &[RefRule],
+    now_ms: i64,
+) -> Result<Option<PaymentFact>, TbankError> {
     let kind = if !n.success {
         FactKind::FailedAttempt {
             reason: format!("{} ErrorCode {}", n.status, n.error_code),
@@ -261,18 +283,25 @@ pub fn to_fact(n: &Notification, now_ms: i64) -> Result<Option<PaymentFact>, Tba
             _ => return Ok(None),
         }
     };
-    Ok(Some(PaymentFact::new(
-        FactId::new(
-            Source::Tbank,
-            &notification_key(&n.payment_id, &n.status, n.amount, n.success),
-        )?,
-        OrderId::parse(n.order_id.clone())?,
-        PaymentRef::new(Source::Tbank, &n.payment_id)?,
-        PaymentMethod::Card,
-        Currency::RUB,
-        kind,
-        now_ms,
-    )?))
+    Ok(Some(
+        PaymentFact::new(
+            FactId::new(
+                Source::Tbank,
+                &notification_key(&n.payment_id, &n.status, n.amount, n.success),
+            )?,
+            OrderId::unmatched(&PaymentRef::new(Source::Tbank, &n.payment_id)?),
+            PaymentRef::new(Source::Tbank, &n.payment_id)?,
+            PaymentMethod::Card,
+            Currency::RUB,
+            kind,
+            now_ms,
+        )?
+        .referring(StoreReference {
+            raw: n.order_id.trim().to_owned(),
+            rules: rules.to_vec(),
+            invoice_id: Some(n.payment_id.clone()),
+        }),
+    ))
 }
 
 #[cfg(test)]
@@ -385,11 +414,13 @@ mod tests {
 
     #[test]
     fn statuses_map_to_facts() {
-        let f = to_fact(&note("CONFIRMED", true, 500), 1).unwrap().unwrap();
+        let f = to_fact(&note("CONFIRMED", true, 500), &[RefRule::Order], 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.kind, FactKind::Payment { amount: 500 });
         assert_eq!(f.id.as_str(), "tbank#777#CONFIRMED");
         assert_eq!(f.payment.as_str(), "tbank:777");
-        let f = to_fact(&note("PARTIAL_REFUNDED", true, 300), 1)
+        let f = to_fact(&note("PARTIAL_REFUNDED", true, 300), &[RefRule::Order], 1)
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -399,22 +430,62 @@ mod tests {
             }
         );
         assert_eq!(f.id.as_str(), "tbank#777#PARTIAL_REFUNDED#300");
-        let f = to_fact(&note("REFUNDED", true, 0), 1).unwrap().unwrap();
+        let f = to_fact(&note("REFUNDED", true, 0), &[RefRule::Order], 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             f.kind,
             FactKind::Refund {
                 amount: RefundAmount::Remaining(0)
             }
         );
-        let f = to_fact(&note("REVERSED", true, 500), 1).unwrap().unwrap();
+        let f = to_fact(&note("REVERSED", true, 500), &[RefRule::Order], 1)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.kind, FactKind::Reversal { remaining_hold: 0 });
-        let f = to_fact(&note("REJECTED", true, 500), 1).unwrap().unwrap();
+        let f = to_fact(&note("REJECTED", true, 500), &[RefRule::Order], 1)
+            .unwrap()
+            .unwrap();
         assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
-        let f = to_fact(&note("AUTHORIZED", false, 500), 1)
+        let f = to_fact(&note("AUTHORIZED", false, 500), &[RefRule::Order], 1)
             .unwrap()
             .unwrap();
         assert!(matches!(f.kind, FactKind::FailedAttempt { .. }));
         assert_eq!(f.id.as_str(), "tbank#777#AUTHORIZED#failed");
-        assert_eq!(to_fact(&note("FORM_SHOWED", true, 500), 1).unwrap(), None);
+        assert_eq!(
+            to_fact(&note("FORM_SHOWED", true, 500), &[RefRule::Order], 1).unwrap(),
+            None
+        );
+    }
+
+    /// Issue #14, kind 7: a `Cancel` answer without `NewAmount` is never read as "everything refunded".
+    #[test]
+    fn a_cancel_answer_without_new_amount_counts_only_when_it_says_refunded() {
+        let answer = |status: &str, new_amount: Option<i64>| CancelResponse {
+            success: true,
+            error_code: "0".into(),
+            status: status.into(),
+            payment_id: "700".into(),
+            original_amount: Some(10_000),
+            new_amount,
+            message: None,
+            details: None,
+        };
+        let order = OrderId::parse("1").unwrap();
+        let partial = cancel_fact(&answer("PARTIAL_REFUNDED", Some(7_000)), order.clone(), 0)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            partial.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(7_000)
+            }
+        );
+        assert_eq!(
+            cancel_fact(&answer("PARTIAL_REFUNDED", None), order.clone(), 0).unwrap(),
+            None
+        );
+        assert_eq!(cancel_remaining(&answer("REFUNDING", None)), None);
+        assert_eq!(cancel_remaining(&answer("REFUNDED", None)), Some(0));
     }
 }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, Money, MoneyError, OrderId, PaymentFact,
-    PaymentMethod, PaymentRef, RefundAmount, Source,
+    PaymentMethod, PaymentRef, RefRule, RefundAmount, Source, StoreReference,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -144,28 +144,50 @@ fn time_ms(text: Option<&str>) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// The store's order id from the payment's metadata: the first configured key present. Bitrix's
-/// `BX_PAYMENT_NUMBER` is `<order number>/<payment number>`, so only the part before `/` is taken.
-pub fn order_id_from_metadata(metadata: &Map<String, Value>, keys: &[String]) -> Option<OrderId> {
-    keys.iter().find_map(|k| {
-        let value = match metadata.get(k)? {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            _ => return None,
-        };
-        let value = if k == "BX_PAYMENT_NUMBER" {
-            value.split('/').next().unwrap_or_default().to_owned()
-        } else {
-            value
-        };
-        OrderId::parse(value).ok()
-    })
+/// The metadata key Bitrix's own YooKassa handler writes: the store **payment** id (`$payment->getId()`,
+/// `handlers/paysystem/yandexcheckout/handler.php`), never an order id.
+pub const BITRIX_PAYMENT_KEY: &str = "BX_PAYMENT_NUMBER";
+
+/// The store reference a payment's metadata carries: Bitrix's `BX_PAYMENT_NUMBER` as a payment id (or a payment
+/// account number `392/1`), else the first of `order_keys` present, read as `rules` say. The YooKassa payment id
+/// is the invoice id either way (the Bitrix handler keeps it as the payment's `PS_INVOICE_ID`).
+pub fn store_reference(
+    metadata: &Map<String, Value>,
+    order_keys: &[String],
+    rules: &[RefRule],
+    payment_id: &str,
+) -> StoreReference {
+    let value = |k: &str| match metadata.get(k)? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let (raw, rules) = match value(BITRIX_PAYMENT_KEY) {
+        Some(v) => (v, vec![RefRule::Payment, RefRule::PaymentNumber]),
+        None => (
+            order_keys
+                .iter()
+                .filter(|k| k.as_str() != BITRIX_PAYMENT_KEY)
+                .find_map(|k| value(k))
+                .unwrap_or_default(),
+            rules.to_vec(),
+        ),
+    };
+    StoreReference {
+        raw,
+        rules,
+        invoice_id: Some(payment_id.to_owned()),
+    }
 }
 
 /// Map a payment (as fetched, or as notified in IP mode) to a fact; `None` while it is `pending`.
+///
+/// The fact is on `unmatched:yookassa:<id>` with the metadata's store reference ([`store_reference`]);
+/// `crate::resolve` moves it to the store order it names.
 pub fn payment_fact(
     p: &Payment,
     order_keys: &[String],
+    rules: &[RefRule],
     now_ms: i64,
 ) -> Result<Option<PaymentFact>, YooKassaError> {
     let money = p.amount.money()?;
@@ -188,18 +210,20 @@ pub fn payment_fact(
         _ => return Ok(None),
     };
     let payment = PaymentRef::new(Source::Yookassa, &p.id)?;
-    let order_id = order_id_from_metadata(&p.metadata, order_keys)
-        .unwrap_or_else(|| OrderId::unmatched(&payment));
+    let reference = store_reference(&p.metadata, order_keys, rules, &p.id);
     let at = time_ms(p.captured_at.as_deref().or(p.created_at.as_deref())).unwrap_or(now_ms);
-    Ok(Some(PaymentFact::new(
-        FactId::new(Source::Yookassa, &format!("payment#{}#{}", p.id, p.status))?,
-        order_id,
-        payment,
-        PaymentMethod::Card,
-        money.currency,
-        kind,
-        at,
-    )?))
+    Ok(Some(
+        PaymentFact::new(
+            FactId::new(Source::Yookassa, &format!("payment#{}#{}", p.id, p.status))?,
+            OrderId::unmatched(&payment),
+            payment,
+            PaymentMethod::Card,
+            money.currency,
+            kind,
+            at,
+        )?
+        .referring(reference),
+    ))
 }
 
 /// Map a succeeded refund to a fact on the order its payment belongs to; `None` unless `succeeded`.
@@ -272,25 +296,40 @@ mod tests {
             panic!("not a payment")
         };
         let keys = vec!["order_id".to_owned()];
-        let f = payment_fact(p, &keys, 0).unwrap().unwrap();
+        let f = payment_fact(p, &keys, &[RefRule::OrderNumber], 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.kind, FactKind::Payment { amount: 96 });
-        assert_eq!(f.order_id.as_str(), "1001");
+        // The order is what the reference resolves to, never the bare metadata value.
+        assert_eq!(f.order_id.as_str(), "unmatched:yookassa:p-1");
+        let r = f.reference.unwrap();
+        assert_eq!(
+            (r.raw.as_str(), r.invoice_id.as_deref()),
+            ("1001", Some("p-1"))
+        );
         assert_eq!(f.at_ms, 1_760_824_524_823);
         assert_eq!(f.id.as_str(), "yookassa#payment#p-1#succeeded");
     }
 
     #[test]
-    fn bitrix_payment_number_gives_the_order_and_missing_metadata_is_unmatched() {
+    fn bitrix_payment_number_is_a_payment_id_and_missing_metadata_leaves_the_invoice_id() {
         let keys: Vec<String> = crate::config::DEFAULT_YOOKASSA_ORDER_KEYS
             .split(',')
             .map(str::to_owned)
             .collect();
-        let meta: Map<String, Value> =
-            serde_json::from_str(r#"{"BX_PAYMENT_NUMBER":"1234/2"}"#).unwrap();
-        assert_eq!(
-            order_id_from_metadata(&meta, &keys).unwrap().as_str(),
-            "1234"
-        );
+        // What Bitrix's own handler writes (case 01): the payment id, with its pay system code and handler.
+        let meta: Map<String, Value> = serde_json::from_str(
+            r#"{"BX_PAYMENT_NUMBER":"1187","BX_PAYSYSTEM_CODE":"4","BX_HANDLER":"YANDEX_CHECKOUT","cms_name":"api_1c-bitrix","order_id":"5"}"#,
+        )
+        .unwrap();
+        let r = store_reference(&meta, &keys, &[RefRule::Order], "2f9c");
+        assert_eq!(r.raw, "1187");
+        assert_eq!(r.rules, [RefRule::Payment, RefRule::PaymentNumber]);
+        assert!(r
+            .groups()
+            .iter()
+            .flatten()
+            .all(|l| !matches!(l, crate::domain::Lookup::OrderId(_))));
         let p = Payment {
             id: "x".into(),
             status: "waiting_for_capture".into(),
@@ -303,8 +342,11 @@ mod tests {
             created_at: None,
             cancellation_details: None,
         };
-        let f = payment_fact(&p, &keys, 7).unwrap().unwrap();
+        let f = payment_fact(&p, &keys, &[RefRule::Order], 7)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.order_id.as_str(), "unmatched:yookassa:x");
+        assert_eq!(f.reference.as_ref().unwrap().raw, "");
         assert_eq!(f.kind, FactKind::Authorization { amount: 200 });
     }
 

@@ -1,0 +1,366 @@
+//! The handouts' real-world cases (`../shared/cases/`), each with its expected values, through the real handlers on
+//! moto and a fake store that answers Bitrix's REST as documented (`sale.order.list` pages from the case,
+//! `sale.payment.list` by filter). Issue #14.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use paysync_e2e::*;
+use serde_json::{json, Value};
+use shared::adapters::dynamo::DynamoLedgerStore;
+use shared::config::{Secret, YooKassaVerify};
+use shared::domain::OrderState;
+use shared::store_sync::{pull_orders, HttpBitrix, StoreDeps};
+use shared::testing::{case_file, function_url_request};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// A store whose `sale.order.list` answer is a case's page, whose orders have no further details, and whose
+/// payments are the case's `sale.payment.list` answer, filtered by what is asked.
+#[derive(Clone, Default)]
+struct CaseStore {
+    page: Arc<Mutex<Value>>,
+    payments: Arc<Mutex<Vec<Value>>>,
+    calls: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl wiremock::Respond for CaseStore {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let method = req
+            .url
+            .path()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches(".json")
+            .to_owned();
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        self.calls
+            .lock()
+            .expect("lock")
+            .push((method.clone(), body.clone()));
+        let answer = match method.as_str() {
+            "sale.order.list" => {
+                let page = self.page.lock().expect("lock").clone();
+                let filter = &body["filter"];
+                let orders: Vec<Value> = page["result"]["orders"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|o| {
+                        ["id", "accountNumber"].iter().all(|k| {
+                            filter.get(*k).is_none_or(|want| {
+                                o[*k].to_string().trim_matches('"')
+                                    == want.to_string().trim_matches('"')
+                            })
+                        })
+                    })
+                    .collect();
+                json!({"result": {"orders": orders}, "total": orders.len(), "time": {}})
+            }
+            "batch" => json!({"result": {"result": {}, "result_error": []}, "time": {}}),
+            "sale.payment.list" => {
+                let filter = body["filter"].as_object().cloned().unwrap_or_default();
+                let found: Vec<Value> = self
+                    .payments
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|p| {
+                        filter.iter().all(|(k, want)| {
+                            p[k].to_string().trim_matches('"') == want.to_string().trim_matches('"')
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                json!({"result": {"payments": found}, "total": found.len(), "time": {}})
+            }
+            other => {
+                return ResponseTemplate::new(404).set_body_json(
+                    json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": other}),
+                )
+            }
+        };
+        ResponseTemplate::new(200).set_body_json(answer)
+    }
+}
+
+struct Case {
+    env: TestEnv,
+    _bitrix: MockServer,
+    store: CaseStore,
+    deps: StoreDeps,
+}
+
+async fn case_env(verify: YooKassaVerify) -> Case {
+    let env = spawn_env_with(Endpoints::default(), verify).await;
+    let bitrix = MockServer::start().await;
+    let store = CaseStore::default();
+    Mock::given(method("POST"))
+        .respond_with(store.clone())
+        .mount(&bitrix)
+        .await;
+    let deps = StoreDeps {
+        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
+        events: env.deps.events.clone(),
+        bitrix: Arc::new(HttpBitrix {
+            client: reqwest::Client::new(),
+            webhook_url: format!("{}/rest/1/case/", bitrix.uri()),
+        }),
+        http: reqwest::Client::new(),
+        overlap_minutes: 10,
+        initial_days: 36_500,
+    };
+    Case {
+        env,
+        _bitrix: bitrix,
+        store,
+        deps,
+    }
+}
+
+impl Case {
+    fn set_page(&self, case: &str, file: &str) {
+        *self.store.page.lock().expect("lock") =
+            serde_json::from_slice(&case_file(case, file)).expect("page json");
+    }
+
+    fn add_payments(&self, case: &str, file: &str) {
+        let answer: Value = serde_json::from_slice(&case_file(case, file)).expect("payments json");
+        self.store.payments.lock().expect("lock").extend(
+            answer["result"]["payments"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+
+    async fn paid(&self, order: &str) -> (i64, Option<OrderState>) {
+        match self.env.order(order).await {
+            Some(o) => (o.totals().paid, Some(o.state())),
+            None => (0, None),
+        }
+    }
+
+    async fn pull(&self) -> shared::store_sync::PullSummary {
+        // The watermark would skip a page of older orders: each step of a case is a fresh look at the store.
+        let s = pull_orders(&self.deps).await.expect("pull");
+        assert!(s.errors.is_empty(), "{s:?}");
+        s
+    }
+}
+
+const CASE_01: &str = "01-yookassa-bitrix-payment-id-as-order";
+const CASE_02: &str = "02-sber-bitrix-ordernumber-suffix";
+
+#[tokio::test]
+async fn case_01_yookassa_payment_id_is_never_an_order_id() {
+    let c = case_env(YooKassaVerify::Ip).await;
+    // 1. The store's order 1042 (1480.50, unpaid).
+    c.set_page(CASE_01, "store-orders-before.json");
+    c.pull().await;
+    // 2. Bitrix's own YooKassa handler: BX_PAYMENT_NUMBER = payment 1187. Acknowledged with 200.
+    let body = case_file(CASE_01, "notification.json");
+    let reply = c
+        .env
+        .call(function_url_request(
+            "POST",
+            "/lambda-url/acquiring-callback/yookassa",
+            "",
+            Some("application/json"),
+            &body,
+            "185.71.76.10",
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let waiting = "unmatched:yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f";
+    assert_eq!(c.paid(waiting).await.0, 148_050, "kept, not guessed");
+    assert_eq!(c.paid("1187").await, (0, None));
+    // 3. The store creates its order 1187 (another customer); 4. the store knows payment 1187 (of order 1042).
+    c.set_page(CASE_01, "store-orders-later.json");
+    c.add_payments(CASE_01, "store-payment-1187.json");
+    let s = c.pull().await;
+    assert_eq!(s.references.resolved, 1, "{s:?}");
+    assert_eq!(c.paid("1187").await, (0, Some(OrderState::Unpaid)));
+    assert_eq!(c.paid("1042").await, (148_050, Some(OrderState::Paid)));
+    assert_eq!(c.paid(waiting).await.0, 0, "moved, not copied");
+    assert!(c
+        .env
+        .facts("1187")
+        .await
+        .iter()
+        .all(|f| !f.payment.as_str().starts_with("yookassa:")));
+    // A later refund follows the money to the same place.
+    let refund = json!({"type": "notification", "event": "refund.succeeded", "object": {
+        "id": "rf-01", "payment_id": "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f", "status": "succeeded",
+        "amount": {"value": "480.50", "currency": "RUB"}, "created_at": "2026-11-29T10:00:00.000Z"}});
+    assert_eq!(
+        c.env
+            .post_json("yookassa", &refund, "185.71.76.10")
+            .await
+            .status,
+        200
+    );
+    let order = c.env.order("1042").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.totals().refunded),
+        (148_050, 48_050)
+    );
+    assert_eq!(c.paid("1187").await.0, 0);
+    // 1C's query: order 1187 is never "paid".
+    let one_c = OneC::connect(&c.env).await;
+    let query = one_c.mode("query", "", b"").await;
+    assert!(!query.contains("unmatched:"), "{query}");
+    let doc_1187 = query
+        .split("<Документ>")
+        .find(|d| d.contains("<Ид>1187</Ид>"))
+        .unwrap_or_default();
+    let paid_flag = doc_1187
+        .split("Заказ оплачен")
+        .nth(1)
+        .map(|rest| rest.chars().take(80).collect::<String>())
+        .unwrap_or_default();
+    assert!(!paid_flag.contains("true"), "{doc_1187}");
+}
+
+#[tokio::test]
+async fn case_02_sber_order_numbers_with_suffixes_find_their_orders() {
+    let mut c = case_env(YooKassaVerify::Api).await;
+    if let Some(sber) = c.env.deps.config.sber.as_mut() {
+        // The case's (made-up) callback key; every checksum in it is signed with this.
+        sber.callback_token = Secret::new("tq3k9v0s7m2p5x8z1c4b6n");
+        sber.api_credentials = None;
+    }
+    // 1. Store orders 1042 (1480.50) and 1043 (990.00).
+    c.set_page(CASE_02, "store-orders.json");
+    c.pull().await;
+    let get = |file: &str| {
+        let q = String::from_utf8(case_file(CASE_02, file)).expect("query");
+        function_url_request(
+            "GET",
+            "/lambda-url/acquiring-callback/sber",
+            q.trim(),
+            None,
+            b"",
+            "194.54.14.1",
+        )
+    };
+    // 2. The RBS module: 1043_0 is order 1043, attempt 0.
+    let reply = c.env.call(get("callback-rbs-module.query")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(c.paid("1043").await, (99_000, Some(OrderState::Paid)));
+    assert!(c.env.order("1043_0").await.is_none());
+    // 3. Bitrix's own handler: 1187_3_1 is payment 1187 of pay system 3, second attempt.
+    let reply = c.env.call(get("callback-bitrix-core.query")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for phantom in ["1187_3_1", "1187_3", "1187"] {
+        assert!(c.env.order(phantom).await.is_none(), "{phantom}");
+    }
+    // 4. The store's order 1187 appears; the store knows payment 1187 (of order 1042, pay system 3).
+    c.set_page(CASE_02, "store-orders-later.json");
+    c.add_payments(CASE_02, "store-payment-1187.json");
+    let s = c.pull().await;
+    assert_eq!(s.references.resolved, 1, "{s:?}");
+    assert_eq!(c.paid("1042").await, (148_050, Some(OrderState::Paid)));
+    assert_eq!(c.paid("1187").await, (0, Some(OrderState::Unpaid)));
+    let one_c = OneC::connect(&c.env).await;
+    let query = one_c.mode("query", "", b"").await;
+    for phantom in ["<Ид>1043_0</Ид>", "<Ид>1187_3_1</Ид>", "unmatched:"] {
+        assert!(!query.contains(phantom), "{phantom} in {query}");
+    }
+}
+
+/// The kind of case 02 with another pay system: `1187_5` names payment 1187 only if it is of pay system 5.
+#[tokio::test]
+async fn a_pay_system_that_is_not_the_payments_does_not_resolve_it() {
+    let mut c = case_env(YooKassaVerify::Api).await;
+    if let Some(sber) = c.env.deps.config.sber.as_mut() {
+        sber.callback_token = Secret::new("k");
+        sber.api_credentials = None;
+    }
+    c.set_page(CASE_02, "store-orders.json");
+    c.add_payments(CASE_02, "store-payment-1187.json");
+    c.pull().await;
+    let sign = |params: &str| {
+        let p = shared::formats::sber::Params::parse(params.as_bytes()).expect("params");
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").expect("key");
+        mac.update(p.signed_string().as_bytes());
+        format!(
+            "{params}&checksum={}",
+            hex::encode_upper(mac.finalize().into_bytes())
+        )
+    };
+    let q = sign(
+        "mdOrder=aa-1&orderNumber=1187_5&operation=deposited&status=1&amount=148050&currency=643",
+    );
+    let reply = c
+        .env
+        .call(function_url_request(
+            "GET",
+            "/lambda-url/acquiring-callback/sber",
+            &q,
+            None,
+            b"",
+            "194.54.14.1",
+        ))
+        .await;
+    assert_eq!(reply.status, 200);
+    let s = c.pull().await;
+    assert_eq!(
+        (s.references.resolved, s.references.unresolved),
+        (0, 1),
+        "{s:?}"
+    );
+    assert_eq!(c.paid("1042").await.0, 0);
+    assert_eq!(c.paid("unmatched:sber:aa-1").await.0, 148_050);
+}
+
+const CASE_04: &str = "04-commerceml-nomer-is-account-number";
+
+/// Case 04: 1C's `Ид` is the store's order id and `Номер` its account number; order 392 is another order.
+#[tokio::test]
+async fn case_04_one_c_document_finds_its_order_by_id_before_number() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.set_page(CASE_04, "store-orders.json");
+    c.pull().await;
+    let one_c = OneC::connect(&c.env).await;
+    assert!(one_c
+        .mode("init", "&version=2.08", b"")
+        .await
+        .starts_with("zip="));
+    let name = "orders-7d0e5a64-3c1b-4f7e-9a52-0b8d6c2e1f90.xml";
+    one_c.send_file(name, &case_file(CASE_04, name)).await;
+    let answer = one_c
+        .mode("import", &format!("&filename={name}"), b"")
+        .await;
+    assert_eq!(answer, "success\n");
+    assert_eq!(c.paid("236").await, (148_050, Some(OrderState::Paid)));
+    let other = c.env.order("392").await.expect("order 392");
+    assert_eq!(
+        (other.totals().paid, other.state()),
+        (0, OrderState::Unpaid)
+    );
+    assert!(!other.cancelled());
+    assert!(other.lines.keys().all(|p| !p.as_str().starts_with("1c:")));
+}
+
+/// The kind of case 04: a document naming an order the store never described is reported as Bitrix reports it,
+/// never applied to an invented order.
+#[tokio::test]
+async fn a_one_c_document_for_an_order_nobody_described_is_reported_not_invented() {
+    let c = case_env(YooKassaVerify::Api).await;
+    let one_c = OneC::connect(&c.env).await;
+    one_c.mode("init", "&version=2.08", b"").await;
+    let name = "orders-7d0e5a64-3c1b-4f7e-9a52-0b8d6c2e1f90.xml";
+    one_c.send_file(name, &case_file(CASE_04, name)).await;
+    let answer = one_c
+        .mode("import", &format!("&filename={name}"), b"")
+        .await;
+    assert!(answer.starts_with("success\n"), "{answer}");
+    assert!(answer.contains("Документ с Ид - 236."), "{answer}");
+    assert!(c.env.order("236").await.is_none() && c.env.order("392").await.is_none());
+}
