@@ -769,6 +769,29 @@ mod tests {
         }
     }
 
+    /// Issue #14, kind 7: a 1C deletion mark must not refund money on its own; 1C's query waits for the store.
+    #[test]
+    fn money_safe_defaults() {
+        assert_eq!(env(&[]).refund_on_cancel(), Ok(false));
+        assert_eq!(
+            with(("CANCEL_REFUND_POLICY", "refund")).refund_on_cancel(),
+            Ok(true)
+        );
+        let mut pairs = base();
+        pairs.extend([("EXCHANGE_1C_USER", "u"), ("EXCHANGE_1C_PASSWORD", "p")]);
+        let x = env(&pairs).exchange_1c().unwrap();
+        assert!(!x.refund_on_cancel && !x.query_undescribed);
+        let c = with(("YOOKASSA_VERIFY", "ip")).callback().unwrap();
+        let y = c.yookassa.unwrap();
+        assert!(!y.order_keys.iter().any(|k| k == "BX_PAYMENT_NUMBER"));
+        let mut pairs = base();
+        pairs.extend([
+            ("SBER_CALLBACK_TOKEN", "t"),
+            ("SBER_REFERENCE", "order,orderid"),
+        ]);
+        assert_eq!(invalid_name(env(&pairs).callback()), "SBER_REFERENCE");
+    }
+
     #[test]
     fn a_choice_a_number_a_url_and_networks_name_the_variable() {
         assert_eq!(

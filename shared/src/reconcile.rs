@@ -207,15 +207,38 @@ impl OpenOrders {
             .collect()
     }
 
-    fn referenced(&self, reference: &str) -> Vec<&OpenOrder> {
+    /// The open orders a purpose's number names: exactly (a number or invoice), else a Bitrix payment account
+    /// number `<order number>/<n>` by its order's number, else by the trailing number when that is unique and the
+    /// order's buyer is not someone other than the payer (a zero-padded `000123` that contradicts the payer's INN
+    /// is another company's order 123).
+    fn referenced(&self, reference: &str, payer_inn: Option<&str>) -> Vec<&OpenOrder> {
         let exact = self.open(self.by_name.get(&reference.to_ascii_lowercase()));
         if !exact.is_empty() {
             return exact;
         }
+        let reference = match reference.rsplit_once('/') {
+            Some((order, n))
+                if !order.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                let exact = self.open(self.by_name.get(&order.to_ascii_lowercase()));
+                if !exact.is_empty() {
+                    return exact;
+                }
+                order
+            }
+            _ => reference,
+        };
         let Some(wanted) = trailing_number(reference) else {
             return Vec::new();
         };
-        let loose = self.open(self.by_number.get(wanted));
+        let loose: Vec<&OpenOrder> = self
+            .open(self.by_number.get(wanted))
+            .into_iter()
+            .filter(|o| match (payer_inn, o.buyer_inn.as_deref()) {
+                (Some(p), Some(b)) => p == b,
+                _ => true,
+            })
+            .collect();
         if loose.len() == 1 {
             loose
         } else {
@@ -230,7 +253,7 @@ impl OpenOrders {
                 let number = match r {
                     Reference::Invoice(n) | Reference::Order(n) => n,
                 };
-                for o in self.referenced(number) {
+                for o in self.referenced(number, credit.payer_inn) {
                     if !found.iter().any(|f| f.id == o.id) {
                         found.push(o);
                     }
@@ -483,5 +506,34 @@ mod tests {
             match_credit(credit(10, None), &[inv("7")], &dup),
             Matched::Unmatched("the purpose names no known order or invoice")
         );
+    }
+
+    /// Issue #14, kind 4 (case 07): a Bitrix payment account number names its order's number, never the order
+    /// whose number is the payment's index; a loose (zero-padded) number that contradicts the payer is no match.
+    #[test]
+    fn payment_numbers_and_contradicting_payers() {
+        let mut o392 = order("392", &[], 148_050, None);
+        o392.number = Some("392".into());
+        let mut o1 = order("1", &[], 99_000, None);
+        o1.number = Some("1".into());
+        let os = vec![o392, o1];
+        let got = match_credit(credit(196_100, Some("7799000111")), &[inv("392/1")], &os);
+        assert!(
+            matches!(&got, Matched::Order { order, overpaid: true, .. } if order.as_str() == "392"),
+            "{got:?}"
+        );
+        // `000183` loosely names 5001, whose buyer is another company than the payer: not a match.
+        let got = match_credit(
+            credit(150_000, Some("9999999999")),
+            &[inv("000183")],
+            &orders(),
+        );
+        assert!(matches!(got, Matched::Unmatched(_)), "{got:?}");
+        let got = match_credit(
+            credit(150_000, Some("7701234567")),
+            &[inv("000183")],
+            &orders(),
+        );
+        assert!(matches!(got, Matched::Order { .. }), "{got:?}");
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::{
     PaymentRef, Source,
 };
 use crate::formats::client_bank_exchange::{BankDocument, Direction};
-use crate::formats::tbank_statement::{Kind, Operation};
+use crate::formats::tbank_statement::{Kind, Operation, Party};
 use crate::reconcile::Matched;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +46,21 @@ impl BankOperation {
 }
 
 /// `05.03.2024` → `2024-03-05`; ISO dates pass (time and zone dropped).
-fn iso_date(text: &str) -> Option<String> {
+/// `YYYY-MM-DD` of a statement date: `DD.MM.YYYY` as a file writes it, or an API timestamp taken as the Moscow
+/// business date (`2026-11-28T22:30:00Z` is 29 November in Moscow), so that the same money read from the API and
+/// from a file gets one key.
+pub fn iso_date(text: &str) -> Option<String> {
     let t = text.trim();
+    if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
+        let moscow = time::UtcOffset::from_hms(3, 0, 0).ok()?;
+        let d = at.to_offset(moscow).date();
+        return Some(format!(
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        ));
+    }
     if let [d, m, y] = t.split('.').collect::<Vec<_>>().as_slice() {
         if y.len() == 4 && d.len() <= 2 && m.len() <= 2 {
             return Some(format!("{y}-{m:0>2}-{d:0>2}"));
@@ -93,19 +106,31 @@ pub fn from_file(doc: &BankDocument) -> Option<BankOperation> {
     })
 }
 
-/// A T-Bank API operation as an operation on our account.
-pub fn from_tbank(op: &Operation) -> Option<BankOperation> {
+/// A T-Bank API operation on `account` (the source's account, when the operation does not name its own) as an
+/// operation of ours; `Err` names why it cannot be used (the caller counts and logs it, never drops it silently).
+/// The other side is `payer` (credits) / `receiver` (debits), else `counterParty`.
+pub fn from_tbank(op: &Operation, account: &str) -> Result<BankOperation, &'static str> {
     let incoming = match op.kind {
         Kind::Credit => true,
         Kind::Debit => false,
-        Kind::Other => return None,
+        Kind::Other => return Err("neither a credit nor a debit"),
     };
-    let other = if incoming { &op.payer } else { &op.receiver };
-    Some(BankOperation {
-        account: op.account.clone()?,
-        date: iso_date(op.doc_date.as_deref().or(op.date.as_deref())?)?,
+    let named = if incoming { &op.payer } else { &op.receiver };
+    let other = if named == &Party::default() {
+        &op.counter_party
+    } else {
+        named
+    };
+    Ok(BankOperation {
+        account: op.account.clone().unwrap_or_else(|| account.to_owned()),
+        date: op
+            .doc_date
+            .as_deref()
+            .or(op.date.as_deref())
+            .and_then(iso_date)
+            .ok_or("no readable date")?,
         number: op.document_number.clone().unwrap_or_else(|| op.id.clone()),
-        amount: op.amount?,
+        amount: op.amount.ok_or("no readable amount")?,
         incoming,
         counterparty_account: other.account.clone(),
         counterparty_inn: other.inn.clone(),
@@ -197,7 +222,7 @@ mod tests {
         .unwrap();
         let file = "1CClientBankExchange\nВерсияФормата=1.03\nКодировка=Windows\nРасчСчет=40702810900000012345\nСекцияДокумент=Платежное поручение\nНомер=1001\nДата=05.03.2024\nСумма=1500.00\nПлательщикСчет=40702810000000000111\nПлательщикИНН=7702000001\nПолучательСчет=40702810900000012345\nНазначениеПлатежа=Оплата по счету № 1024\nКонецДокумента\nКонецФайла\n";
         let st = parse(file.as_bytes()).unwrap();
-        let a = from_tbank(&api.operations[0]).unwrap();
+        let a = from_tbank(&api.operations[0], "40702810900000012345").unwrap();
         let f = from_file(&st.documents[0]).unwrap();
         assert_eq!(a.key(), f.key());
         assert!(a.incoming && f.incoming);
@@ -271,5 +296,38 @@ mod tests {
             150_000
         );
         assert_ne!(split[0].id, split[1].id);
+    }
+
+    /// Issue #14, kind 7: the API's UTC timestamps and a file's local dates give the same Moscow business date
+    /// around midnight UTC, so one payment read both ways has one key.
+    #[test]
+    fn api_timestamps_are_moscow_business_dates() {
+        assert_eq!(
+            iso_date("2026-11-28T22:30:00Z").as_deref(),
+            Some("2026-11-29")
+        );
+        assert_eq!(
+            iso_date("2026-11-28T20:59:59Z").as_deref(),
+            Some("2026-11-28")
+        );
+        assert_eq!(
+            iso_date("2026-11-28T21:00:00Z").as_deref(),
+            Some("2026-11-29")
+        );
+        assert_eq!(
+            iso_date("2026-11-29T00:30:00+03:00").as_deref(),
+            Some("2026-11-29")
+        );
+        assert_eq!(iso_date("29.11.2026").as_deref(), Some("2026-11-29"));
+        assert_eq!(iso_date("2026-11-29").as_deref(), Some("2026-11-29"));
+        let api = crate::formats::tbank_statement::parse_page(
+            r#"{"operations":[{"operationId":"m-1","operationStatus":"Transaction","typeOfOperation":"Credit","operationDate":"2026-11-28T22:30:00Z","documentNumber":"7","accountAmount":10.0,"payPurpose":"x","counterParty":{"account":"40702810000000000111","inn":"7702000001"}}]}"#.as_bytes(),
+        )
+        .unwrap();
+        let file = "1CClientBankExchange\nВерсияФормата=1.03\nКодировка=Windows\nРасчСчет=40702810900000012345\nСекцияДокумент=Платежное поручение\nНомер=7\nДата=29.11.2026\nСумма=10.00\nПлательщикСчет=40702810000000000111\nПлательщикИНН=7702000001\nПолучательСчет=40702810900000012345\nНазначениеПлатежа=x\nКонецДокумента\nКонецФайла\n";
+        let st = parse(file.as_bytes()).unwrap();
+        let a = from_tbank(&api.operations[0], "40702810900000012345").unwrap();
+        let f = from_file(&st.documents[0]).unwrap();
+        assert_eq!(a.key(), f.key());
     }
 }

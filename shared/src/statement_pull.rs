@@ -13,6 +13,7 @@ use crate::domain::{
     Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod, PaymentRef,
     RefundAmount, Source,
 };
+use crate::formats::client_bank_exchange::Direction;
 use crate::formats::purpose::{PurposePatterns, Reference};
 use crate::formats::{client_bank_exchange, tbank_statement};
 use crate::ledger::{now_ms, Ledger, LedgerError, Recorded};
@@ -114,6 +115,9 @@ pub struct SourceSummary {
     pub refunds: usize,
     /// Outgoing or not yet final.
     pub skipped: usize,
+    /// Operations the source returned that cannot be used (no date, no amount, neither credit nor debit): each
+    /// logged with its reason, and the watermark stays before them so a fixed source is read again.
+    pub unusable: usize,
     pub errors: Vec<String>,
 }
 
@@ -168,14 +172,16 @@ async fn get_with_retry(req: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec
     Err(FetchError::Unavailable(last))
 }
 
-async fn fetch(
-    deps: &PullDeps,
-    source: &SourceConfig,
-    from: &str,
-) -> Result<Vec<BankOperation>, FetchError> {
+/// What a source returned: the operations of ours, why each unusable one cannot be used (`(id, reason)`), and
+/// how many move no money of ours (neither a credit nor a debit of the account; counted as skipped).
+type Fetched = (Vec<BankOperation>, Vec<(String, &'static str)>, usize);
+
+async fn fetch(deps: &PullDeps, source: &SourceConfig, from: &str) -> Result<Fetched, FetchError> {
     match source {
         SourceConfig::TbankApi { account, token } => {
             let mut out = Vec::new();
+            let mut unusable = Vec::new();
+            let mut other = 0;
             let mut cursor: Option<String> = None;
             for _ in 0..1000 {
                 let url = format!("{}/api/v1/statement", deps.bank_api_url);
@@ -191,10 +197,20 @@ async fn fetch(
                     get_with_retry(|| deps.http.get(&url).bearer_auth(token).query(&query)).await?;
                 let page = tbank_statement::parse_page(&body)
                     .map_err(|e| FetchError::Refused(e.to_string()))?;
-                out.extend(page.operations.iter().filter_map(from_tbank));
+                for op in &page.operations {
+                    if op.kind == tbank_statement::Kind::Other {
+                        info!(operation = %op.id, "bank operation is neither a credit nor a debit; skipped");
+                        other += 1;
+                        continue;
+                    }
+                    match from_tbank(op, account) {
+                        Ok(o) => out.push(o),
+                        Err(reason) => unusable.push((op.id.clone(), reason)),
+                    }
+                }
                 match page.next_cursor {
                     Some(next) => cursor = Some(next),
-                    None => return Ok(out),
+                    None => return Ok((out, unusable, other)),
                 }
             }
             Err(FetchError::Unavailable("too many pages".into()))
@@ -203,7 +219,23 @@ async fn fetch(
             let body = get_with_retry(|| deps.http.get(url)).await?;
             let st = client_bank_exchange::parse(&body)
                 .map_err(|e| FetchError::Refused(e.to_string()))?;
-            Ok(st.documents.iter().filter_map(from_file).collect())
+            let mut out = Vec::new();
+            let mut unusable = Vec::new();
+            let mut other = 0;
+            for doc in &st.documents {
+                match from_file(doc) {
+                    Some(o) => out.push(o),
+                    // Between our own accounts, or not ours at all: no money of an order moves.
+                    None if matches!(doc.direction, Direction::Internal | Direction::Unknown) => {
+                        other += 1;
+                    }
+                    None => unusable.push((
+                        doc.number.clone().unwrap_or_else(|| "?".into()),
+                        "no readable number, date or amount",
+                    )),
+                }
+            }
+            Ok((out, unusable, other))
         }
     }
 }
@@ -233,10 +265,32 @@ async fn refunded_order(deps: &PullDeps, op: &BankOperation) -> Result<Option<Or
     let mut found: Vec<Order> = Vec::new();
     for r in deps.patterns.references(&op.purpose) {
         let (Reference::Invoice(n) | Reference::Order(n)) = r;
-        let Ok(id) = OrderId::parse(n) else { continue };
+        // The number as the store knows it (an order or payment account number, `392/1` by its order's
+        // number), or an order id the store described; never a number taken for an id.
+        let mut lookups = vec![
+            crate::domain::Lookup::PaymentNumber(n.clone()),
+            crate::domain::Lookup::OrderNumber(n.clone()),
+        ];
+        if let Some((order_number, _)) = n.rsplit_once('/') {
+            lookups.push(crate::domain::Lookup::OrderNumber(order_number.to_owned()));
+        }
+        lookups.push(crate::domain::Lookup::OrderId(n.clone()));
+        let mut id = None;
+        for lookup in &lookups {
+            if let Some(order) =
+                crate::resolve::described_order(deps.store.as_ref(), lookup).await?
+            {
+                id = Some(order);
+                break;
+            }
+        }
+        let Some(id) = id else { continue };
         let Some(order) = deps.store.load_order(&id).await? else {
             continue;
         };
+        if found.iter().any(|f| f.id == order.id) {
+            continue;
+        }
         let buyer_inn = order
             .info
             .as_ref()
@@ -439,8 +493,8 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             None => date_days_ago(30),
         };
         let today = date_days_ago(0);
-        let ops = match fetch(deps, source, &from).await {
-            Ok(ops) => ops,
+        let (ops, unusable, other) = match fetch(deps, source, &from).await {
+            Ok(fetched) => fetched,
             Err(e) => {
                 warn!(source = %id, error.message = %e, "statement source failed; watermark kept");
                 s.errors.push(e.to_string());
@@ -448,12 +502,21 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
                 continue;
             }
         };
-        s.fetched = ops.len();
+        s.fetched = ops.len() + unusable.len() + other;
+        s.unusable = unusable.len();
+        s.skipped += other;
+        for (op, reason) in &unusable {
+            warn!(source = %id, operation = %op, reason, "bank operation cannot be used; counted, watermark kept");
+            s.errors.push(format!("operation {op}: {reason}"));
+        }
         let mut open = OpenOrders::from(deps.store.open_orders(10_000).await?);
         for op in &ops {
             apply_operation(deps, op, &mut open, &mut s).await?;
         }
-        deps.store.set_watermark(&id, &today).await?;
+        // Never past an operation that was not recorded: it is read again once the source can give it.
+        if unusable.is_empty() {
+            deps.store.set_watermark(&id, &today).await?;
+        }
         info!(source = %id, fetched = s.fetched, new = s.new, matched = s.matched, unmatched = s.unmatched, "statement pulled");
         summaries.push(s);
     }

@@ -364,3 +364,230 @@ async fn a_one_c_document_for_an_order_nobody_described_is_reported_not_invented
     assert!(answer.contains("Документ с Ид - 236."), "{answer}");
     assert!(c.env.order("236").await.is_none() && c.env.order("392").await.is_none());
 }
+
+const CASE_05: &str = "05-zip-upload-imported-by-inner-name";
+const CASE_06: &str = "06-old-protocol-import-during-file";
+
+/// Case 05: with `zip=yes`, 1C uploads an archive and imports the XML inside it by its own name.
+#[tokio::test]
+async fn case_05_a_zip_is_imported_by_the_name_of_the_file_inside() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.env.register_order("7105", 250_000).await;
+    let one_c = OneC::connect(&c.env).await;
+    assert!(one_c
+        .mode("init", "&version=2.10", b"")
+        .await
+        .starts_with("zip=yes"));
+    one_c
+        .send_file("v8_3F1A_4.zip", &case_file(CASE_05, "v8_3F1A_4.zip"))
+        .await;
+    let inner = "orders-52e1c0d4-8f3a-4b6e-a1d2-9c7b3e5f0a18.xml";
+    let mut answer = String::new();
+    for _ in 0..5 {
+        answer = one_c
+            .mode("import", &format!("&filename={inner}"), b"")
+            .await;
+        if !answer.starts_with("progress") {
+            break;
+        }
+    }
+    assert!(answer.starts_with("success"), "{answer}");
+    let order = c.env.order("7105").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (250_000, OrderState::Paid)
+    );
+    assert!(order
+        .lines
+        .keys()
+        .any(|p| p.as_str() == "1c:3a9d4c1e-5b6f-11ee-8c99-0242ac120002"));
+    // Again: nothing changes. And the archive's own name still works.
+    one_c
+        .mode("import", &format!("&filename={inner}"), b"")
+        .await;
+    one_c.mode("import", "&filename=v8_3F1A_4.zip", b"").await;
+    assert_eq!(
+        c.env.order("7105").await.expect("order").totals().paid,
+        250_000
+    );
+}
+
+/// `mode=file` in pieces of 1024 bytes (the helper's file_limit); the last answer.
+async fn send_in_pieces(one_c: &OneC, file: &[u8]) -> String {
+    let mut last = String::new();
+    for piece in file.chunks(1024) {
+        last = one_c.mode("file", "&filename=v8_8E21_c.xml", piece).await;
+    }
+    last
+}
+
+/// Case 06: the old protocol (no `version` at `init`) imports during `file` and never calls `import`.
+#[tokio::test]
+async fn case_06_the_old_protocol_imports_during_file() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.env.register_order("7106", 315_000).await;
+    let one_c = OneC::connect(&c.env).await;
+    let init = one_c.mode("init", "", b"").await;
+    assert_eq!(init.lines().count(), 2, "{init}");
+    let file = case_file(CASE_06, "v8_8E21_c.xml");
+    // In pieces of the file_limit 1C was told (1024 here), as 1C sends it: the short last piece ends the file.
+    let answer = send_in_pieces(&one_c, &file).await;
+    assert!(answer.starts_with("success"), "{answer}");
+    assert_eq!(c.paid("7106").await, (315_000, Some(OrderState::Paid)));
+    // The next exchange sends the same file again: nothing changes.
+    let next = OneC::connect(&c.env).await;
+    next.mode("init", "", b"").await;
+    let again = send_in_pieces(&next, &file).await;
+    assert!(again.starts_with("success"), "{again}");
+    assert_eq!(c.paid("7106").await.0, 315_000);
+}
+
+const CASE_07: &str = "07-statement-bitrix-payment-number-slash";
+const CASE_08: &str = "08-statement-schet-oferta-wording";
+const CASE_09: &str = "09-tbank-api-operation-counterparty-only";
+
+/// statement-pull over one source: the case's file (or API page) served by a local fake bank.
+async fn pull_statement(
+    c: &Case,
+    source: shared::statement_pull::SourceConfig,
+    body: Vec<u8>,
+) -> shared::statement_pull::SourceSummary {
+    let bank = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
+        .mount(&bank)
+        .await;
+    let source = match source {
+        shared::statement_pull::SourceConfig::ClientbankUrl { account, .. } => {
+            shared::statement_pull::SourceConfig::ClientbankUrl {
+                account,
+                url: format!("{}/kl_to_1c.txt", bank.uri()),
+            }
+        }
+        other => other,
+    };
+    let deps = shared::statement_pull::PullDeps {
+        store: c.env.deps.store.clone(),
+        events: c.env.deps.events.clone(),
+        http: shared::clients::http_client().expect("http"),
+        sources: vec![source],
+        bank_api_url: bank.uri(),
+        patterns: shared::formats::purpose::PurposePatterns::new().expect("patterns"),
+        overlap_days: 3,
+    };
+    let mut summaries = shared::statement_pull::handle(&deps).await.expect("pull");
+    summaries.pop().expect("one source")
+}
+
+fn file_source() -> shared::statement_pull::SourceConfig {
+    shared::statement_pull::SourceConfig::ClientbankUrl {
+        account: "40702810400000067890".into(),
+        url: String::new(),
+    }
+}
+
+/// Case 07: `№ 392/1` is Bitrix's payment 1 of order number 392, not order 1; the buyer's return of the
+/// overpayment is a refund on it.
+#[tokio::test]
+async fn case_07_a_payment_account_number_names_its_order() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.set_page(CASE_07, "store-orders.json");
+    c.pull().await;
+    let s = pull_statement(&c, file_source(), case_file(CASE_07, "kl_to_1c.txt")).await;
+    assert_eq!((s.matched, s.unmatched, s.refunds), (1, 0, 1), "{s:?}");
+    assert!(s.errors.is_empty(), "{s:?}");
+    let o = c.env.order("392").await.expect("order");
+    assert_eq!(
+        (o.totals().paid, o.totals().refunded, o.state()),
+        (196_100, 48_050, OrderState::Paid)
+    );
+    assert_eq!(c.paid("1").await, (0, Some(OrderState::Unpaid)));
+    let again = pull_statement(&c, file_source(), case_file(CASE_07, "kl_to_1c.txt")).await;
+    assert_eq!((again.new, again.matched), (0, 0), "{again:?}");
+}
+
+/// Case 08: `счет-оферта`, `счет-договор`, `№№ a, b`, `заказа N`.
+#[tokio::test]
+async fn case_08_invoice_wording_as_shops_print_it() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.set_page(CASE_08, "store-orders.json");
+    c.pull().await;
+    let s = pull_statement(&c, file_source(), case_file(CASE_08, "kl_to_1c.txt")).await;
+    assert_eq!((s.matched, s.partial, s.unmatched), (4, 1, 0), "{s:?}");
+    assert_eq!(
+        c.paid("4512").await,
+        (1_250_000, Some(OrderState::PartiallyPaid))
+    );
+    assert_eq!(c.paid("4513").await, (990_000, Some(OrderState::Paid)));
+    assert_eq!(c.paid("4514").await, (210_000, Some(OrderState::Paid)));
+    assert_eq!(c.paid("4515").await, (350_000, Some(OrderState::Paid)));
+    assert_eq!(c.paid("4516").await, (138_300, Some(OrderState::Paid)));
+}
+
+/// Case 09: T-Bank Business operations that name only `counterParty` and no account of their own.
+#[tokio::test]
+async fn case_09_operations_with_only_a_counterparty_are_read() {
+    let c = case_env(YooKassaVerify::Api).await;
+    c.set_page(CASE_09, "store-orders.json");
+    c.pull().await;
+    let source = shared::statement_pull::SourceConfig::TbankApi {
+        account: "40702810400000067890".into(),
+        token: "test-token".into(),
+    };
+    let s = pull_statement(&c, source, case_file(CASE_09, "statement-page.json")).await;
+    assert_eq!((s.fetched, s.new, s.matched), (2, 2, 2), "{s:?}");
+    assert!(s.errors.is_empty(), "{s:?}");
+    let o = c.env.order("392").await.expect("order");
+    assert_eq!((o.totals().paid, o.state()), (148_050, OrderState::Paid));
+    let line = o.lines.values().next().expect("line");
+    let payer = line.payer.as_ref().expect("payer");
+    assert_eq!(
+        (payer.inn.as_deref(), payer.account.as_deref()),
+        (Some("7799000111"), Some("40702810000000000111"))
+    );
+    assert_eq!(
+        o.lines.keys().next().map(|p| p.as_str().to_owned()),
+        Some("bank:40702810400000067890#2026-11-28#815#148050#40702810000000000111".to_owned())
+    );
+    assert_eq!(c.paid("1043").await, (99_000, Some(OrderState::Paid)));
+}
+
+const CASE_11: &str = "11-query-exports-unmatched-money-as-orders";
+
+/// Case 11: money without an order (a bank receipt nobody could match, a YooKassa payment without metadata) is
+/// kept where people resolve it and never goes to 1C's query as an order, whatever the schema version.
+#[tokio::test]
+async fn case_11_unmatched_money_is_never_exported_to_one_c_as_an_order() {
+    let c = case_env(YooKassaVerify::Ip).await;
+    let s = pull_statement(&c, file_source(), case_file(CASE_11, "kl_to_1c.txt")).await;
+    assert_eq!(s.unmatched, 1, "{s:?}");
+    let reply = c
+        .env
+        .call(function_url_request(
+            "POST",
+            "/lambda-url/acquiring-callback/yookassa",
+            "",
+            Some("application/json"),
+            &case_file(CASE_11, "yookassa-no-metadata.json"),
+            "185.71.76.10",
+        ))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        c.paid("unmatched:yookassa:30a1b2c3-000f-5000-8000-0a1b2c3d4e5f")
+            .await
+            .0,
+        75_000
+    );
+    for version in ["2.10", "2.08"] {
+        let one_c = OneC::connect(&c.env).await;
+        one_c
+            .mode("init", &format!("&version={version}"), b"")
+            .await;
+        let query = one_c.mode("query", "", b"").await;
+        assert!(query.contains("encoding=\"windows-1251\""), "{query}");
+        assert!(!query.contains("unmatched:"), "{version}: {query}");
+        assert!(!query.contains("<Документ>"), "{version}: {query}");
+        assert_eq!(one_c.mode("success", "", b"").await, "success\n");
+    }
+}

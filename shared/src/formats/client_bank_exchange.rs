@@ -747,9 +747,9 @@ mod snapshots {
                 let page = crate::formats::tbank_statement::parse_page(&bytes).unwrap();
                 let _ = writeln!(out, "next cursor: {:?}", page.next_cursor);
                 for raw in &page.operations {
-                    match from_tbank(raw) {
-                        Some(op) => op_line(&mut out, &op),
-                        None => {
+                    match from_tbank(raw, "40702810900000012345") {
+                        Ok(op) => op_line(&mut out, &op),
+                        Err(_) => {
                             let _ = writeln!(out, "  (no money of ours) {}", raw.id);
                         }
                     }

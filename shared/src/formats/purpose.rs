@@ -1,7 +1,8 @@
 //! Invoice and order references in a bank payment's purpose (`НазначениеПлатежа`).
 //!
 //! People write `по счету № 123`, `по сч.34`, `сч.№ 183 …, № 211 …`, `по сч 19-685`, `№ ХИМ-ММР286`, `по заказу
-//! клиента №9614`. Contract (`договор`), personal-account (`ЛС`, `лицевой счет`), settlement-account (`р/с`,
+//! клиента №9614`, `по счету-оферте № 4512`, `по счет-договору №4513`, `по счетам №№ 4514, 4515`, `Оплата заказа
+//! 4516 от …`, and Bitrix's payment account numbers `по счету № 392/1` (`<order number>/<payment>`). Contract (`договор`), personal-account (`ЛС`, `лицевой счет`), settlement-account (`р/с`,
 //! `расчетный счет`) and tax-invoice (`счет-фактура`) numbers are not invoices, and neither are 20-digit account
 //! numbers. Amounts written inside purposes are ignored: the document's `Сумма` is authoritative.
 
@@ -18,6 +19,8 @@ pub struct PurposePatterns {
     invoice: Regex,
     order: Regex,
     chained: Regex,
+    /// After `№№`: further numbers need no `№` of their own (`№№ 4514, 4515`).
+    chained_plural: Regex,
 }
 
 const TOKEN: &str = r"([\p{L}\d][\p{L}\d/\-]{0,39})";
@@ -26,15 +29,19 @@ impl PurposePatterns {
     pub fn new() -> Result<Self, regex::Error> {
         Ok(PurposePatterns {
             // `сч` at a word start: "раСЧет" never matches.
+            // `счет-оферта`, `счет-договор` are invoices (an offer or contract in the form of an invoice).
             invoice: Regex::new(&format!(
-                r"(?i)(?:^|[^\p{{L}}])(сч[её]т[\p{{L}}]*|сч-т|сч)(\s*-\s*фактур)?\s*\.?\s*(?:на\s+оплату\s*)?(?:№|N|#)?\s*{TOKEN}"
+                r"(?i)(?:^|[^\p{{L}}])(сч[её]т[\p{{L}}]*|сч-т|сч)(\s*-\s*фактур)?(?:\s*-\s*(?:оферт|договор)[\p{{L}}]*)?\s*\.?\s*(?:на\s+оплату\s*)?(№+|N|#)?\s*{TOKEN}"
             ))?,
             order: Regex::new(&format!(
-                r"(?i)(?:^|[^\p{{L}}])заказ[\p{{L}}]*\s+(?:клиента\s+|покупателя\s+)?(?:№|N|#)\s*{TOKEN}"
+                r"(?i)(?:^|[^\p{{L}}])заказ[\p{{L}}]*\s+(?:клиента\s+|покупателя\s+)?(№|N|#)?\s*{TOKEN}"
             ))?,
             // `…№ 183 от 31.05.2022 г, № 211 …`: further numbers of the same kind.
             chained: Regex::new(&format!(
                 r"(?i)^\s*(?:от\s+\d{{1,2}}[./]\d{{1,2}}[./]\d{{2,4}}\s*(?:г\.?)?)?\s*(?:,|;|и)\s*(?:№|N)\s*{TOKEN}"
+            ))?,
+            chained_plural: Regex::new(&format!(
+                r"(?i)^\s*(?:от\s+\d{{1,2}}[./]\d{{1,2}}[./]\d{{2,4}}\s*(?:г\.?)?)?\s*(?:,|;|и)\s*(?:№|N)?\s*{TOKEN}"
             ))?,
         })
     }
@@ -53,9 +60,10 @@ impl PurposePatterns {
             }
         };
         for caps in self.invoice.captures_iter(&text) {
-            let (Some(keyword), Some(token)) = (caps.get(1), caps.get(3)) else {
+            let (Some(keyword), Some(token)) = (caps.get(1), caps.get(4)) else {
                 continue;
             };
+            let plural = caps.get(3).is_some_and(|m| m.as_str().chars().count() > 1);
             if caps.get(2).is_some() {
                 continue; // счет-фактура
             }
@@ -75,7 +83,12 @@ impl PurposePatterns {
             };
             push(Reference::Invoice(number), &mut out);
             let mut rest = &text[token.end()..];
-            while let Some(next) = self.chained.captures(rest) {
+            let chained = if plural {
+                &self.chained_plural
+            } else {
+                &self.chained
+            };
+            while let Some(next) = chained.captures(rest) {
                 let (Some(whole), Some(t)) = (next.get(0), next.get(1)) else {
                     break;
                 };
@@ -86,7 +99,17 @@ impl PurposePatterns {
             }
         }
         for caps in self.order.captures_iter(&text) {
-            if let Some(n) = caps.get(1).and_then(|t| clean(t.as_str())) {
+            let Some(token) = caps.get(2) else { continue };
+            // Without `№`, only a plain number that is not the start of a date or an amount (`заказа 27.11.2026`).
+            if caps.get(1).is_none() {
+                let next: Vec<char> = text[token.end()..].chars().take(2).collect();
+                let starts_date_or_amount =
+                    matches!(next.as_slice(), ['.' | ',', d] if d.is_ascii_digit());
+                if starts_date_or_amount || !token.as_str().chars().all(|c| c.is_ascii_digit()) {
+                    continue;
+                }
+            }
+            if let Some(n) = clean(token.as_str()) {
                 push(Reference::Order(n), &mut out);
             }
         }
@@ -186,5 +209,32 @@ mod tests {
             vec![inv("00-123")]
         );
         assert_eq!(p.references("оплата счёта #A-17"), vec![inv("A-17")]);
+    }
+
+    /// Issue #14, kind 4: purposes as shops print them (cases 07, 08 and their kind).
+    #[test]
+    fn invoice_and_order_wording_as_shops_print_it() {
+        let p = PurposePatterns::new().unwrap();
+        let ord = |n: &str| Reference::Order(n.into());
+        let table: &[(&str, Vec<Reference>)] = &[
+            ("Оплата по счету № 392/1 от 28.11.2026. Сумма 1961-00 Без налога (НДС)", vec![inv("392/1")]),
+            ("Возврат излишне перечисленных средств по счету № 392/1 от 28.11.2026. Без налога (НДС)", vec![inv("392/1")]),
+            ("Оплата по счету-оферте № 4512 от 25.11.2026 (аванс 50%). НДС не облагается", vec![inv("4512")]),
+            ("Оплата по счет-оферте №4512 от 25.11.2026", vec![inv("4512")]),
+            ("Оплата по счет-договору №4513 от 26.11.2026, без НДС", vec![inv("4513")]),
+            ("Оплата по счету-договору № 77 от 26.11.2026", vec![inv("77")]),
+            ("Оплата по счетам №№ 4514, 4515 от 27.11.2026. Без НДС", vec![inv("4514"), inv("4515")]),
+            ("Оплата по счетам №№ 10, 11 и 12", vec![inv("10"), inv("11"), inv("12")]),
+            ("Оплата заказа 4516 от 27.11.2026, НДС не облагается", vec![ord("4516")]),
+            ("Оплата заказа от 27.11.2026, НДС не облагается", vec![]),
+            ("Оплата заказа 27.11.2026", vec![]),
+            ("Оплата по заказу № ИМ-4517", vec![ord("ИМ-4517")]),
+            // One № means one number: a later bare number is an amount or a date, not an invoice.
+            ("Оплата по счету № 5 от 01.01.2026, 1500 руб", vec![inv("5")]),
+            ("Оплата по счет-фактуре № 88", vec![]),
+        ];
+        for (purpose, want) in table {
+            assert_eq!(&p.references(purpose), want, "{purpose}");
+        }
     }
 }

@@ -48,6 +48,9 @@ pub struct Operation {
     pub category: Option<String>,
     pub payer: Party,
     pub receiver: Party,
+    /// `counterParty`: the other side when `payer`/`receiver` are not given (case 09: the Business API's
+    /// operations may name only this).
+    pub counter_party: Party,
     pub problems: Vec<String>,
 }
 
@@ -86,6 +89,7 @@ struct WireOperation<'a> {
     category: Option<String>,
     payer: Option<WireParty>,
     receiver: Option<WireParty>,
+    counter_party: Option<WireParty>,
 }
 
 #[derive(Deserialize)]
@@ -145,6 +149,7 @@ pub fn parse_page(body: &[u8]) -> Result<Page, PageError> {
                 category: o.category,
                 payer: party(o.payer),
                 receiver: party(o.receiver),
+                counter_party: party(o.counter_party),
                 problems,
             }
         })
