@@ -356,6 +356,7 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     )
     .await;
     env.register_order("9100", 70_000).await;
+    env.drain_queue().await;
     let store = fake_bitrix().await;
     let p = proxy(
         &env,
@@ -414,4 +415,81 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     let unused = paysync_e2e::iam::assert_granted("OutboxSweeperFunction", &env.aws_calls.take());
     // This tap was committed before the queue failed; PutItem is for a tap whose import never reached the table.
     assert_eq!(unused, ["dynamodb:PutItem".to_owned()].into());
+}
+
+/// Case 05 through the proxy: 1C uploads a zip and the store imports the XML inside by its own name; the tap
+/// applies the entry from the archive once the store says `success`.
+#[tokio::test]
+async fn a_tapped_zip_is_applied_by_the_name_inside_it() {
+    let env = spawn_env().await;
+    env.register_order("7105", 250_000).await;
+    let store = fake_bitrix().await;
+    let p = proxy(
+        &env,
+        &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+        true,
+    );
+    let sess = "&sessid=5a562c8331776182a53b39fa228c99cc";
+    let zip = shared::testing::case_file("05-zip-upload-imported-by-inner-name", "v8_3F1A_4.zip");
+    let r = call(
+        &p,
+        &format!("type=sale&mode=file&filename=v8_3F1A_4.zip{sess}"),
+        &[("cookie", COOKIE)],
+        &zip,
+    )
+    .await;
+    assert_eq!(r.body, b"success\n");
+    let inner = "orders-52e1c0d4-8f3a-4b6e-a1d2-9c7b3e5f0a18.xml";
+    for expected in [&b"progress\n"[..], b"success\n"] {
+        let r = call(
+            &p,
+            &format!("type=sale&mode=import&filename={inner}{sess}"),
+            &[("cookie", COOKIE)],
+            b"",
+        )
+        .await;
+        assert_eq!(
+            r.body, expected,
+            "1C hears the store's answers byte for byte"
+        );
+    }
+    let order = env.order("7105").await.expect("order");
+    assert_eq!(
+        (order.totals().paid, order.state()),
+        (250_000, OrderState::Paid)
+    );
+}
+
+/// Case 06 through the proxy: the old protocol's store imports during `file`; the tap applies the file once its
+/// last piece (shorter than the store's `file_limit`) was accepted.
+#[tokio::test]
+async fn an_old_protocol_upload_is_tapped_on_its_last_piece() {
+    let env = spawn_env().await;
+    env.register_order("7106", 315_000).await;
+    let store = fake_bitrix().await;
+    let p = proxy(
+        &env,
+        &format!("{}/bitrix/admin/1c_exchange.php", store.uri()),
+        true,
+    );
+    let r = call(&p, "type=sale&mode=init", &[("cookie", COOKIE)], b"").await;
+    assert!(r.body.starts_with(b"zip=no\nfile_limit=1000"));
+    let file = shared::testing::case_file("06-old-protocol-import-during-file", "v8_8E21_c.xml");
+    let pieces: Vec<&[u8]> = file.chunks(1000).collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        let r = call(
+            &p,
+            "type=sale&mode=file&filename=v8_8E21_c.xml",
+            &[("cookie", COOKIE)],
+            piece,
+        )
+        .await;
+        assert_eq!(r.body, b"success\n");
+        let paid = env.order("7106").await.expect("order").totals().paid;
+        assert_eq!(
+            paid,
+            if i + 1 == pieces.len() { 315_000 } else { 0 },
+            "after piece {i}"
+        );
+    }
 }

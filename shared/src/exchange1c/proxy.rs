@@ -160,6 +160,9 @@ pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> R
     out
 }
 
+/// Where a tap keeps the `file_limit` of an old-protocol session (see `tap`); no file name can contain `/`.
+const OLD_PROTOCOL: &str = "paysync/old-protocol";
+
 /// How long a tap the ledger owes is retried.
 const TAP_RETRY_SECS: i64 = 7 * 24 * 3600;
 
@@ -296,10 +299,31 @@ async fn tap(
     answer: &[u8],
 ) {
     let accepted = first_line(answer) == b"success";
+    let key = tap_key(req);
+    // The old protocol (no `version` at `init`): the store imports during `file` and `import` never comes. Keep
+    // the `file_limit` the store told 1C, to know a file's last piece (the first one shorter than it).
+    if params.get("mode").map(String::as_str) == Some("init")
+        && params.get("version").is_none_or(|v| v.trim().is_empty())
+    {
+        let limit = String::from_utf8_lossy(answer)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("file_limit=").map(str::to_owned));
+        if let Some(limit) = limit {
+            let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
+            let line = format!("{limit}\n");
+            if let Err(e) = deps
+                .sessions
+                .append_chunk(&key, OLD_PROTOCOL, line.as_bytes(), expires_at)
+                .await
+            {
+                error!(error.message = %e, "1C tap: old-protocol session not recorded");
+            }
+        }
+        return;
+    }
     let (Some(mode), Some(name)) = (params.get("mode"), file_name(params)) else {
         return;
     };
-    let key = tap_key(req);
     match mode.as_str() {
         "file" if accepted && !sent.is_empty() => {
             let expires_at = now_ms() / 1000 + deps.config.session_ttl_secs;
@@ -308,6 +332,26 @@ async fn tap(
                     .await
             {
                 error!(file = %name, error.message = %e, "1C tap failed: upload chunk not stored");
+                return;
+            }
+            let old_protocol_limit = match deps.sessions.uploaded(&key, OLD_PROTOCOL).await {
+                Ok(Some(bytes)) => String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .filter_map(|l| l.trim().parse::<usize>().ok())
+                    .next_back(),
+                _ => None,
+            };
+            if old_protocol_limit.is_some_and(|limit| sent.len() < limit) {
+                // The store imported this file during this call: the ledger owes it now.
+                let expires_at = now_ms() / 1000 + TAP_RETRY_SECS;
+                if let Err(e) = deps
+                    .sessions
+                    .set_tap_pending(&key, &name, true, expires_at)
+                    .await
+                {
+                    error!(file = %name, error.message = %e, "1C tap failed: could not record the pending tap");
+                }
+                apply_tap(&deps.importer(), &key, &name).await;
             }
         }
         "import" if accepted => {
