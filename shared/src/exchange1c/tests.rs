@@ -667,3 +667,24 @@ async fn sessions_cannot_be_fixed_crossed_or_used_after_they_expire() {
         .await;
     assert_eq!(expired, format!("failure\n{AUTH_FAILED}"));
 }
+
+/// Issue #14, kind 6: an order the store has not described yet waits in the feed (no phantom order without
+/// number, total or buyer in 1C); once store-sync describes it, it goes. Money without an order never goes.
+#[tokio::test]
+async fn an_undescribed_order_waits_for_the_store_and_unmatched_money_never_goes() {
+    let h = harness(20_000);
+    h.card_payment("777", "p-777", 50_000).await;
+    h.card_payment("unmatched:tbank:p-9", "p-9", 10_000).await;
+    let s = h.login().await;
+    h.mode(&s, "init", "&version=2.10", b"").await;
+    let q = h.mode(&s, "query", "", b"").await;
+    assert!(
+        !q.contains("<Ид>777</Ид>") && !q.contains("unmatched:"),
+        "{q}"
+    );
+    assert_eq!(h.mode(&s, "success", "", b"").await, "success\n");
+    h.register("777", 50_000).await;
+    let q = h.mode(&s, "query", "", b"").await;
+    assert!(q.contains("<Ид>777</Ид>"), "{q}");
+    assert!(!q.contains("unmatched:"), "{q}");
+}
