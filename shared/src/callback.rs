@@ -856,25 +856,15 @@ mod tests {
         let h = harness("T", "pw", "s", YooKassaVerify::Ip);
         // T-Bank: an account number with the store's template, and a number nobody described.
         describe(&h, "392", "IM-00392", 10_000).await;
-        let mut note = tbank_note("CONFIRMED", "91", 10_000);
-        note["OrderId"] = json!("IM-00392");
-        note.as_object_mut().unwrap().remove("Token");
-        assert_eq!(
-            send(&h, post_tbank(&crate::testing::tbank_sign(&note, "pw")))
-                .await
-                .0,
-            200
-        );
+        let pay = |order_ref: &str, payment: &str, amount: i64| {
+            let mut note = tbank_note("CONFIRMED", payment, amount);
+            note["OrderId"] = json!(order_ref);
+            note.as_object_mut().unwrap().remove("Token");
+            post_tbank(&crate::testing::tbank_sign(&note, "pw"))
+        };
+        assert_eq!(send(&h, pay("IM-00392", "91", 10_000)).await.0, 200);
         assert_eq!(h.store.order("392").unwrap().totals().paid, 10_000);
-        let mut note = tbank_note("CONFIRMED", "92", 5_000);
-        note["OrderId"] = json!("555");
-        note.as_object_mut().unwrap().remove("Token");
-        assert_eq!(
-            send(&h, post_tbank(&crate::testing::tbank_sign(&note, "pw")))
-                .await
-                .0,
-            200
-        );
+        assert_eq!(send(&h, pay("555", "92", 5_000)).await.0, 200);
         assert!(
             h.store.order("555").is_none(),
             "no order is made up from a number"

@@ -277,6 +277,29 @@ impl TestEnv {
             .expect("register order");
     }
 
+    /// store-sync's dependencies on this env's ledger (the handler's recording clients) and a store at
+    /// `webhook_url`.
+    pub fn store_deps(
+        &self,
+        webhook_url: String,
+        initial_days: i64,
+    ) -> shared::store_sync::StoreDeps {
+        shared::store_sync::StoreDeps {
+            store: Arc::new(DynamoLedgerStore::new(
+                self.handler_ddb.clone(),
+                &self.table,
+            )),
+            events: self.deps.events.clone(),
+            bitrix: Arc::new(shared::store_sync::HttpBitrix {
+                client: reqwest::Client::new(),
+                webhook_url,
+            }),
+            http: reqwest::Client::new(),
+            overlap_minutes: 10,
+            initial_days,
+        }
+    }
+
     /// [`Self::register_order`] through the handler's own clients (for a test whose handler talks to a moto of
     /// its own).
     pub async fn register_order_via_handler(&self, id: &str, total: i64) {

@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use paysync_e2e::*;
 use serde_json::{json, Value};
-use shared::adapters::dynamo::DynamoLedgerStore;
 use shared::config::{Secret, YooKassaVerify};
 use shared::domain::OrderState;
-use shared::store_sync::{pull_orders, HttpBitrix, StoreDeps};
+use shared::store_sync::{pull_orders, StoreDeps};
 use shared::testing::{case_file, function_url_request};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -103,23 +102,23 @@ async fn case_env(verify: YooKassaVerify) -> Case {
         .respond_with(store.clone())
         .mount(&bitrix)
         .await;
-    let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        events: env.deps.events.clone(),
-        bitrix: Arc::new(HttpBitrix {
-            client: reqwest::Client::new(),
-            webhook_url: format!("{}/rest/1/case/", bitrix.uri()),
-        }),
-        http: reqwest::Client::new(),
-        overlap_minutes: 10,
-        initial_days: 36_500,
-    };
+    let deps = env.store_deps(format!("{}/rest/1/case/", bitrix.uri()), 36_500);
     Case {
         env,
         _bitrix: bitrix,
         store,
         deps,
     }
+}
+
+/// A case whose Sber callbacks are signed with `key` and carry their amounts (no gateway look-up).
+async fn case_env_sber(key: &str) -> Case {
+    let mut c = case_env(YooKassaVerify::Api).await;
+    if let Some(sber) = c.env.deps.config.sber.as_mut() {
+        sber.callback_token = Secret::new(key);
+        sber.api_credentials = None;
+    }
+    c
 }
 
 impl Case {
@@ -228,12 +227,8 @@ async fn case_01_yookassa_payment_id_is_never_an_order_id() {
 
 #[tokio::test]
 async fn case_02_sber_order_numbers_with_suffixes_find_their_orders() {
-    let mut c = case_env(YooKassaVerify::Api).await;
-    if let Some(sber) = c.env.deps.config.sber.as_mut() {
-        // The case's (made-up) callback key; every checksum in it is signed with this.
-        sber.callback_token = Secret::new("tq3k9v0s7m2p5x8z1c4b6n");
-        sber.api_credentials = None;
-    }
+    // The case's (made-up) callback key; every checksum in it is signed with this.
+    let c = case_env_sber("tq3k9v0s7m2p5x8z1c4b6n").await;
     // 1. Store orders 1042 (1480.50) and 1043 (990.00).
     c.set_page(CASE_02, "store-orders.json");
     c.pull().await;
@@ -276,11 +271,7 @@ async fn case_02_sber_order_numbers_with_suffixes_find_their_orders() {
 /// The kind of case 02 with another pay system: `1187_5` names payment 1187 only if it is of pay system 5.
 #[tokio::test]
 async fn a_pay_system_that_is_not_the_payments_does_not_resolve_it() {
-    let mut c = case_env(YooKassaVerify::Api).await;
-    if let Some(sber) = c.env.deps.config.sber.as_mut() {
-        sber.callback_token = Secret::new("k");
-        sber.api_credentials = None;
-    }
+    let c = case_env_sber("k").await;
     c.set_page(CASE_02, "store-orders.json");
     c.add_payments(CASE_02, "store-payment-1187.json");
     c.pull().await;

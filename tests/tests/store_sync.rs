@@ -8,9 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use paysync_e2e::*;
 use serde_json::{json, Value};
-use shared::adapters::dynamo::DynamoLedgerStore;
 use shared::domain::OrderState;
-use shared::store_sync::{pull_orders, HttpBitrix, StoreDeps};
+use shared::store_sync::{pull_orders, StoreDeps};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -96,17 +95,7 @@ async fn store_env() -> (TestEnv, MockServer, FakeStore, StoreDeps) {
         )
         .mount(&bitrix)
         .await;
-    let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        events: env.deps.events.clone(),
-        bitrix: Arc::new(HttpBitrix {
-            client: reqwest::Client::new(),
-            webhook_url: format!("{}/rest/1/secret-code/", bitrix.uri()),
-        }),
-        http: reqwest::Client::new(),
-        overlap_minutes: 10,
-        initial_days: 36_500,
-    };
+    let deps = env.store_deps(format!("{}/rest/1/secret-code/", bitrix.uri()), 36_500);
     (env, bitrix, fake, deps)
 }
 
@@ -386,17 +375,7 @@ async fn push_env(order: &str, total: i64) -> Push {
         .mount(&bitrix)
         .await;
     env.register_order(order, total).await;
-    let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        events: env.deps.events.clone(),
-        bitrix: Arc::new(HttpBitrix {
-            client: reqwest::Client::new(),
-            webhook_url: format!("{}/rest/1/secret-code/", bitrix.uri()),
-        }),
-        http: reqwest::Client::new(),
-        overlap_minutes: 10,
-        initial_days: 30,
-    };
+    let deps = env.store_deps(format!("{}/rest/1/secret-code/", bitrix.uri()), 30);
     let config = shared::config::PushConfig {
         paid_amount_code: Some("PAID_AMOUNT".into()),
         paid_text_code: Some("PAID_TEXT".into()),
@@ -656,17 +635,7 @@ async fn a_refused_webhook_is_reported_as_such() {
         .expect(1)
         .mount(&bitrix)
         .await;
-    let deps = StoreDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        events: env.deps.events.clone(),
-        bitrix: Arc::new(HttpBitrix {
-            client: reqwest::Client::new(),
-            webhook_url: format!("{}/rest/1/wrong/", bitrix.uri()),
-        }),
-        http: reqwest::Client::new(),
-        overlap_minutes: 10,
-        initial_days: 30,
-    };
+    let deps = env.store_deps(format!("{}/rest/1/wrong/", bitrix.uri()), 30);
     let s = pull_orders(&deps).await.expect("pull");
     assert!(s.auth_failed, "{s:?}");
     assert!(s.errors[0].contains("NO_AUTH_FOUND"));

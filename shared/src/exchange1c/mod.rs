@@ -84,6 +84,17 @@ pub struct Importer<'a> {
 }
 
 impl ExchangeDeps {
+    /// One `import` step of a standalone upload, within the configured time budget.
+    async fn import_once(&self, session: &str, name: &str) -> Result<Imported, ExchangeError> {
+        import_upload(
+            &self.importer(),
+            session,
+            name,
+            self.config.import_budget_ms,
+        )
+        .await
+    }
+
     pub fn importer(&self) -> Importer<'_> {
         Importer {
             store: self.store.as_ref(),
@@ -399,14 +410,7 @@ async fn file(
         let mut rounds = 0;
         loop {
             rounds += 1;
-            match import_upload(
-                &deps.importer(),
-                &session.id,
-                &name,
-                deps.config.import_budget_ms,
-            )
-            .await?
-            {
+            match deps.import_once(&session.id, &name).await? {
                 Imported::Progress if rounds < 50 => continue,
                 Imported::Progress => return Ok(finish("progress", &[])),
                 Imported::Empty => return Ok(failure(EMPTY_FILE)),
@@ -593,21 +597,12 @@ async fn import(
     let Some(name) = file_name(p) else {
         return Ok(failure(EMPTY_FILE));
     };
-    Ok(
-        match import_upload(
-            &deps.importer(),
-            &session.id,
-            &name,
-            deps.config.import_budget_ms,
-        )
-        .await?
-        {
-            Imported::Empty => failure(EMPTY_FILE),
-            Imported::Refused(reason) => failure(&reason),
-            Imported::Progress => finish("progress", &[]),
-            Imported::Done(errors) => finish("success", &errors),
-        },
-    )
+    Ok(match deps.import_once(&session.id, &name).await? {
+        Imported::Empty => failure(EMPTY_FILE),
+        Imported::Refused(reason) => failure(&reason),
+        Imported::Progress => finish("progress", &[]),
+        Imported::Done(errors) => finish("success", &errors),
+    })
 }
 
 /// Apply one 1C document; `Some(line)` is a reason for 1C why it was not (fully) applied.
