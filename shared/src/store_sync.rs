@@ -46,8 +46,13 @@ impl crate::resolve::StoreLookup for BitrixLookup<'_> {
             Lookup::PaymentNumber(v) => ("sale.payment.list", "accountNumber", v),
             Lookup::Invoice(v) => ("sale.payment.list", "psInvoiceId", v),
         };
+        // Ids go as numbers, as Bitrix's own examples write them (`{"filter":{"id":1187}}`); numbers as strings.
+        let filter_value = match (field, value.parse::<u64>()) {
+            ("id", Ok(n)) => json!(n),
+            _ => json!(value),
+        };
         let answer =
-            call_with_backoff(self.0, method, &json!({"filter": {field: value}}), 2).await?;
+            call_with_backoff(self.0, method, &json!({"filter": {field: filter_value}}), 2).await?;
         let key = lookup.directory_key().unwrap_or_default();
         if method == "sale.order.list" {
             // An exact match only: the filter is the store's, the check is ours.
