@@ -35,7 +35,7 @@ pub enum RefRule {
     PaymentNumber,
     /// Bitrix's Sber handler: `<payment id>_<pay system id>[_<attempt>]`.
     PaymentPaySystem,
-    /// A vendor module's `<order id or number>_<attempt>` (RBS: `1043_0`).
+    /// A vendor module's `<order id or number>_<attempt>` (RBS: `1043_0`), or `<order>-x-<attempt>`.
     OrderAttempt,
 }
 
@@ -95,13 +95,16 @@ impl RefRule {
                     _ => Vec::new(),
                 }
             }
-            RefRule::OrderAttempt => match raw.rsplit_once('_') {
-                Some((order, attempt)) if !order.is_empty() && digits(attempt) => vec![
-                    Lookup::OrderNumber(order.to_owned()),
-                    Lookup::OrderId(order.to_owned()),
-                ],
-                _ => Vec::new(),
-            },
+            // `_` (the RBS module), `-x-` (an integrator convention kept in cetera-labs' Sber plugin).
+            RefRule::OrderAttempt => {
+                match raw.rsplit_once("-x-").or_else(|| raw.rsplit_once('_')) {
+                    Some((order, attempt)) if !order.is_empty() && digits(attempt) => vec![
+                        Lookup::OrderNumber(order.to_owned()),
+                        Lookup::OrderId(order.to_owned()),
+                    ],
+                    _ => Vec::new(),
+                }
+            }
             RefRule::Order | RefRule::OrderNumber | RefRule::Payment => Vec::new(),
         }
     }
@@ -367,6 +370,14 @@ mod tests {
                 ],
             ),
             ("1043", sber, vec![vec![Lookup::OrderNumber("1043".into())]]),
+            (
+                "1043-x-2",
+                "order_attempt",
+                vec![vec![
+                    Lookup::OrderNumber("1043".into()),
+                    Lookup::OrderId("1043".into()),
+                ]],
+            ),
             // T-Bank: an account number with a template, a payment account number.
             (
                 "IM-00392",
