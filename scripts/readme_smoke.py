@@ -9,7 +9,9 @@
    - a remark in parentheses after two or more spaces, `# OK   (send it again: still OK)`, is prose, not output;
    - a last expected line of only `…` allows any further lines; otherwise the line count must match;
    - a command with no such comment is only required to exit 0 (every command must).
-5. Everything `make run` started is stopped, and the smoke fails if port 9000, the sample server or moto remain.
+5. `make run` built every function before it said `ready:`: nothing compiles after that (a newcomer's first call
+   answers at once instead of looking hung).
+6. Everything `make run` started is stopped, and the smoke fails if port 9000, the sample server or moto remain.
 
 Exit status 0 only when every example answered as documented; the report ends with `N passed, N failed`.
 """
@@ -189,6 +191,10 @@ def main() -> int:
         left = stop_stack(proc)
     if left:
         failures.append("still running after make run was stopped: " + ", ".join(left))
+    after_ready = log.read_text(errors="replace").split("ready:", 1)[-1]
+    compiled = [l.strip() for l in after_ready.splitlines() if l.strip().startswith("Compiling ")]
+    if compiled:
+        failures.append("cargo lambda watch compiled after `ready:` (the first call waited): " + "; ".join(compiled[:5]))
     for f in failures:
         print(f, file=sys.stderr)
     print(f"readme smoke: {passed} passed, {len(failures)} failed")

@@ -49,9 +49,10 @@ samples_pid=$!
 # cargo lambda watch compiles a function on its first call; building here first makes that call instant
 # (a fresh clone on 2 cores: about 4 minutes once; afterwards seconds).
 echo "building the functions (${functions[*]}); on a fresh clone this takes a few minutes, once" >&2
-# One package at a time, as watch builds them: together, cargo would unify their dependencies' features and
-# build different artifacts from the ones watch then asks for.
-for f in "${functions[@]}"; do cargo build -p "$f"; done
+# Exactly as watch builds them (it runs `cargo run --manifest-path Cargo.toml --bin <function>` from here, seen
+# with ps): `-p <function>` or all of them at once would resolve dependency features differently, and watch would
+# compile again on the first call.
+for f in "${functions[@]}"; do cargo build --manifest-path Cargo.toml --bin "$f"; done
 
 echo "moto at $endpoint; sample files and the demo store at http://127.0.0.1:$samples_port/; env file $env_file"
 echo "ready: functions at http://localhost:9000/lambda-url/<function>/..."
