@@ -38,6 +38,21 @@ urls=$("$PY" scripts/create_resources.py "$endpoint" "$table" "$queue" "$refunds
 queue_url=$(sed -n 1p <<<"$urls")
 refunds_url=$(sed -n 2p <<<"$urls")
 [ -f "$env_file" ] || cp .env.example "$env_file"
+# cargo lambda watch's env-file parser says only `ParseError`: name the line and the fix instead (an `.env` made
+# from an older `.env.example` may hold a bare JSON value).
+"$PY" - "$env_file" <<'PY'
+import sys
+bad = []
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    line = line.strip()
+    if not line or line.startswith("#") or "=" not in line:
+        continue
+    name, value = line.split("=", 1)
+    if value and value[0] not in "'\"" and any(c in value for c in "\"' \t"):
+        bad.append(f"  line {n}: {name}: write the value in single quotes: {name}='{value}'")
+if bad:
+    sys.exit(f"{sys.argv[1]}: cargo lambda watch cannot read these lines:\n" + "\n".join(bad))
+PY
 sed -i -e "s#^AWS_ENDPOINT_URL=.*#AWS_ENDPOINT_URL=$endpoint#" -e "s#^EVENTS_QUEUE_URL=.*#EVENTS_QUEUE_URL=$queue_url#" \
   -e "s#^REFUNDS_QUEUE_URL=.*#REFUNDS_QUEUE_URL=$refunds_url#" -e "s#^LEDGER_TABLE=.*#LEDGER_TABLE=$table#" "$env_file"
 # scripts/show_order.py reads the table and queue from the env file this stack runs with.
