@@ -193,7 +193,7 @@ async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), Ca
         info!("notification moves no money; acknowledged");
         return Ok(());
     };
-    if fact.order_id.as_str().starts_with("unmatched:") {
+    if fact.order_id.is_unmatched() {
         if let Some(order) = crate::resolve::at_notification(deps.store.as_ref(), &fact)
             .await
             .map_err(LedgerError::from)?

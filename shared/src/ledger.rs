@@ -5,8 +5,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::{
-    ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact, PaymentLine,
-    PaymentRef,
+    link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
+    PaymentLine, PaymentRef, Source,
 };
 use crate::ports::{
     Claim, Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError,
@@ -76,7 +76,11 @@ fn claims(
             line: fact.payment.clone(),
         });
     }
-    if let Some(linked) = fact.links.as_deref().filter(|l| l.starts_with("bank:")) {
+    if let Some(linked) = fact
+        .links
+        .as_deref()
+        .filter(|l| link_source(l) == Some(Source::Bank))
+    {
         if !before.is_some_and(|b| b.linked.contains(linked)) {
             if let Ok(payment) = PaymentRef::try_from(linked.to_owned()) {
                 claims.push(Claim {
@@ -93,7 +97,7 @@ fn claims(
             after
                 .linked
                 .iter()
-                .filter(|l| l.starts_with("bank:"))
+                .filter(|l| link_source(l) == Some(Source::Bank))
                 .filter_map(|l| PaymentRef::try_from(l.clone()).ok()),
         );
     }

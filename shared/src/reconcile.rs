@@ -59,7 +59,7 @@ pub struct UnmatchedReceipt {
 impl UnmatchedReceipt {
     /// The still-unallocated bank money of an `unmatched:` order.
     pub fn of(order: &Order) -> Option<UnmatchedReceipt> {
-        if !order.id.as_str().starts_with("unmatched:bank:") {
+        if order.id.unmatched_source() != Some(crate::domain::Source::Bank) {
             return None;
         }
         let (payment, line) = order

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::clients::{ApiError, SberGateway};
 use crate::config::Secret;
 use crate::domain::money::format_minor;
-use crate::domain::{Currency, OrderId, PaymentFact, PaymentRef};
+use crate::domain::{Currency, OrderId, PaymentFact, PaymentRef, Source};
 use crate::formats::{sber, tbank, yookassa};
 
 /// One refund to execute.
@@ -336,11 +336,11 @@ pub struct Gateways {
 
 impl Gateways {
     pub fn for_payment(&self, payment: &PaymentRef) -> Result<&dyn RefundGateway, RefundError> {
-        let (name, gateway) = match payment.as_str().split_once(':').map(|(p, _)| p) {
-            Some("tbank") => ("T-Bank", &self.tbank),
-            Some("sber") => ("Sber", &self.sber),
-            Some("yookassa") => ("YooKassa", &self.yookassa),
-            _ => {
+        let (name, gateway) = match payment.source() {
+            Some(Source::Tbank) => ("T-Bank", &self.tbank),
+            Some(Source::Sber) => ("Sber", &self.sber),
+            Some(Source::Yookassa) => ("YooKassa", &self.yookassa),
+            Some(Source::Bank | Source::OneC | Source::Store | Source::Refund) | None => {
                 return Err(RefundError::Permanent(format!(
                     "{payment} was not taken by an acquirer"
                 )))

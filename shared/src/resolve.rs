@@ -54,7 +54,7 @@ async fn from_directory(
             let Ok(id) = OrderId::parse(id.clone()) else {
                 return Ok(None);
             };
-            if id.as_str().starts_with("unmatched:") {
+            if id.is_unmatched() {
                 return Ok(None);
             }
             // Only an order the store (or 1C) described: money never creates an order by naming a number.

@@ -51,12 +51,7 @@ pub fn business_day(at_ms: i64) -> String {
 }
 
 fn acquirer_of_fact(fact: &PaymentFact) -> Option<Source> {
-    match fact.id.as_str().split_once('#')?.0 {
-        "tbank" => Some(Source::Tbank),
-        "sber" => Some(Source::Sber),
-        "yookassa" => Some(Source::Yookassa),
-        _ => None,
-    }
+    Source::parse(fact.id.as_str().split_once('#')?.0).filter(|s| s.is_acquirer())
 }
 
 /// The taking a card fact adds, from its line before and after the fact (`None` when it moves no card money).

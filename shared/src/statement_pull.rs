@@ -10,8 +10,8 @@ use tracing::{info, warn};
 
 use crate::config::ConfigError;
 use crate::domain::{
-    Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefundAmount, Source,
+    link_source, Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
+    PaymentRef, RefundAmount, Source,
 };
 use crate::formats::client_bank_exchange::Direction;
 use crate::formats::purpose::{PurposePatterns, Reference};
@@ -247,11 +247,14 @@ fn booked_by_1c(order: &Order, amount: i64) -> Option<PaymentRef> {
         .lines
         .iter()
         .find(|(r, l)| {
-            r.as_str().starts_with("1c:")
+            r.source() == Some(Source::OneC)
                 && l.method == PaymentMethod::BankTransfer
                 && !l.voided
                 && l.counted() == amount
-                && !l.linked.iter().any(|x| x.starts_with("bank:"))
+                && !l
+                    .linked
+                    .iter()
+                    .any(|x| link_source(x) == Some(Source::Bank))
         })
         .map(|(r, _)| r.clone())
 }

@@ -498,8 +498,9 @@ pub fn paid_text(net: i64, total: i64, percent: Option<i64>) -> String {
     )
 }
 
-fn source_of(payment: &crate::domain::PaymentRef) -> &str {
-    payment.as_str().split(':').next().unwrap_or("")
+/// `BITRIX_PAY_SYSTEMS`' key for the money's source (`tbank`, `bank`, `1c`, …).
+fn source_of(payment: &crate::domain::PaymentRef) -> &'static str {
+    payment.source().map_or("", crate::domain::Source::as_str)
 }
 
 fn store_datetime(ms: i64) -> String {

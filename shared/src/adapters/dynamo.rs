@@ -417,7 +417,7 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(t)?));
             items.push(put(&self.table, row, None, None)?);
         }
-        if c.order.id.as_str().starts_with("unmatched:") {
+        if c.order.id.is_unmatched() {
             let row = key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
             items.push(match crate::reconcile::UnmatchedReceipt::of(c.order) {
                 Some(receipt) => {
@@ -428,7 +428,7 @@ impl LedgerStore for DynamoLedgerStore {
                 None => delete(&self.table, row)?,
             });
         }
-        if c.order.id.as_str().starts_with("unmatched:") {
+        if c.order.id.is_unmatched() {
             // Dropped only by `forget_unresolved`, after the money moved (see the port).
             if !c.order.awaiting_reference().is_empty() {
                 let row = key(UNRESOLVED_PK.to_owned(), c.order.id.to_string());

@@ -20,6 +20,13 @@ fn check_id(what: &'static str, value: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+const UNMATCHED_PREFIX: &str = "unmatched:";
+
+/// Where a document a line is linked to comes from (`1c:<Ид>`, `bank:<operation>`, `order:<id>`).
+pub fn link_source(link: &str) -> Option<Source> {
+    Source::parse(link.split_once(':')?.0)
+}
+
 /// The store's order id (what the buyer's order is known by in 1C-Bitrix), or a synthetic id for money whose
 /// order is not known yet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -35,7 +42,18 @@ impl OrderId {
 
     /// Id for money that arrived without any order reference, so it is still recorded (never dropped).
     pub fn unmatched(payment: &PaymentRef) -> Self {
-        OrderId(format!("unmatched:{}", payment.0))
+        OrderId(format!("{UNMATCHED_PREFIX}{}", payment.0))
+    }
+
+    /// Money waiting for its order (`unmatched:<payment ref>`), not an order of the store's.
+    pub fn is_unmatched(&self) -> bool {
+        self.0.starts_with(UNMATCHED_PREFIX)
+    }
+
+    /// The money an `unmatched:` order holds, and where it came from.
+    pub fn unmatched_source(&self) -> Option<Source> {
+        let payment = self.0.strip_prefix(UNMATCHED_PREFIX)?;
+        Source::parse(payment.split_once(':')?.0)
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,6 +96,41 @@ pub enum Source {
 }
 
 impl Source {
+    /// Every source, so that a new one is named everywhere a `match` must learn it.
+    pub const ALL: [Source; 7] = [
+        Source::Tbank,
+        Source::Sber,
+        Source::Yookassa,
+        Source::Bank,
+        Source::OneC,
+        Source::Store,
+        Source::Refund,
+    ];
+
+    /// The acquirers: money they took can go back through their refund API.
+    pub const ACQUIRERS: [Source; 3] = [Source::Tbank, Source::Sber, Source::Yookassa];
+
+    /// The source named by a payment ref's or fact id's prefix (`tbank`, `1c`, …).
+    pub fn parse(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    pub fn is_acquirer(self) -> bool {
+        Source::ACQUIRERS.contains(&self)
+    }
+
+    /// How a person (and 1C's `Метод оплаты`) names where the money came from; `None` for sources that take no money
+    /// themselves.
+    pub fn display_name(self) -> Option<&'static str> {
+        match self {
+            Source::Tbank => Some("T-Bank"),
+            Source::Sber => Some("Сбербанк"),
+            Source::Yookassa => Some("ЮKassa"),
+            Source::Bank => Some("Банковский перевод"),
+            Source::OneC | Source::Store | Source::Refund => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Tbank => "tbank",
@@ -151,6 +204,16 @@ impl PaymentRef {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Where the money was reported from (`tbank:8742591` → T-Bank).
+    pub fn source(&self) -> Option<Source> {
+        Source::parse(self.0.split_once(':')?.0)
+    }
+
+    /// The source's own id of the money (`tbank:8742591` → `8742591`).
+    pub fn external(&self) -> &str {
+        self.0.split_once(':').map_or("", |(_, e)| e)
     }
 }
 

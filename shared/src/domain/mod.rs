@@ -9,7 +9,8 @@ pub mod refund;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Source,
+    link_source, FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{is_acquirer, ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};

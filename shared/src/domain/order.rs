@@ -14,9 +14,7 @@ use super::DomainError;
 
 /// Money an acquirer took (and can give back through its refund API).
 pub fn is_acquirer(p: &PaymentRef) -> bool {
-    ["tbank:", "sber:", "yookassa:"]
-        .iter()
-        .any(|prefix| p.as_str().starts_with(prefix))
+    p.source().is_some_and(super::fact::Source::is_acquirer)
 }
 
 /// What the store (or 1C) says about the order itself.
@@ -573,7 +571,7 @@ impl Order {
     /// Acquirer money on an `unmatched:` order whose reference to the store has not resolved yet: the lines
     /// still counting, with what the acquirer sent.
     pub fn awaiting_reference(&self) -> Vec<(PaymentRef, super::reference::StoreReference)> {
-        if !self.id.as_str().starts_with("unmatched:") {
+        if !self.id.is_unmatched() {
             return Vec::new();
         }
         self.lines

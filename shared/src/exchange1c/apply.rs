@@ -259,7 +259,7 @@ pub fn facts_for(
                         .find(|(_, l)| l.linked.contains(&link_key))
                         .or_else(|| {
                             lines.iter().find(|(r, l)| {
-                                !r.as_str().starts_with("1c:")
+                                r.source() != Some(crate::domain::Source::OneC)
                                     && l.method == method
                                     && !l.voided
                                     && l.linked.is_empty()

@@ -322,7 +322,7 @@ async fn query(
     for (id, version) in &entries {
         // Money without an order is no order of the site's: 1C never gets it as one (it waits for its
         // order, or a person). Acknowledged with the rest, so it leaves the feed.
-        if id.as_str().starts_with("unmatched:") {
+        if id.is_unmatched() {
             sent.push((id.to_string(), *version));
             continue;
         }
@@ -697,7 +697,7 @@ async fn allocation(
     };
     if fact.method != PaymentMethod::BankTransfer
         || fact.links.is_some()
-        || !fact.payment.as_str().starts_with("1c:")
+        || fact.payment.source() != Some(Source::OneC)
         || order.and_then(|o| o.lines.get(&fact.payment)).is_some()
     {
         return Ok(None);

@@ -41,14 +41,10 @@ fn operation(method: PaymentMethod) -> Operation {
     }
 }
 
-fn provider_name(payment: &str) -> Option<&'static str> {
-    match payment.split(':').next() {
-        Some("tbank") => Some("T-Bank"),
-        Some("sber") => Some("Сбербанк"),
-        Some("yookassa") => Some("ЮKassa"),
-        Some("bank") => Some("Банковский перевод"),
-        _ => None,
-    }
+fn provider_name(payment: &crate::domain::PaymentRef) -> Option<&'static str> {
+    payment
+        .source()
+        .and_then(crate::domain::Source::display_name)
 }
 
 /// The order document for 1C: what the store told the ledger, plus the ledger's payment truth.
@@ -63,7 +59,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
     // Money 1C itself booked is not echoed back as documents; everything else is.
     let mut payments = Vec::new();
     for (payment, line) in &order.lines {
-        if payment.as_str().starts_with("1c:") || line.voided {
+        if payment.source() == Some(crate::domain::Source::OneC) || line.voided {
             continue;
         }
         let datetime = local_datetime(line.paid_at_ms.unwrap_or(line.last_at_ms), offset_minutes);
@@ -81,7 +77,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 amount: line.counted(),
                 is_return: false,
                 return_reason: None,
-                method: provider_name(payment.as_str()).map(str::to_owned),
+                method: provider_name(payment).map(str::to_owned),
                 done: true,
             });
         }
@@ -94,7 +90,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 amount: line.refunded(),
                 is_return: true,
                 return_reason: Some(refund_reason(order, payment)),
-                method: provider_name(payment.as_str()).map(str::to_owned),
+                method: provider_name(payment).map(str::to_owned),
                 done: true,
             });
         }
@@ -107,7 +103,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 amount: line.charged_back(),
                 is_return: true,
                 return_reason: Some("Chargeback: банк покупателя оспорил платеж".into()),
-                method: provider_name(payment.as_str()).map(str::to_owned),
+                method: provider_name(payment).map(str::to_owned),
                 done: true,
             });
         }
@@ -138,7 +134,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
     let payment_document = order
         .lines
         .iter()
-        .find(|(r, l)| !r.as_str().starts_with("1c:") && l.counted() > 0)
+        .find(|(r, l)| r.source() != Some(crate::domain::Source::OneC) && l.counted() > 0)
         .map(|(r, _)| r.to_string());
     QueryOrder {
         id: order.id.to_string(),
@@ -190,7 +186,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
             order
                 .lines
                 .keys()
-                .find_map(|r| provider_name(r.as_str()))
+                .find_map(|r| provider_name(r))
                 .map(str::to_owned)
         }),
         paid_amount: totals.net().max(0),
