@@ -44,45 +44,47 @@ impl RefundDeps {
     ) -> Self {
         use crate::refund_gateway::{SberRefunds, TbankRefunds, YooKassaRefunds};
         let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        let gateways = Gateways {
-            tbank: config
-                .tbank
-                .clone()
-                .map(|(terminal_key, password, api_url)| {
-                    Arc::new(TbankRefunds {
-                        client: http.clone(),
-                        api_url,
-                        terminal_key,
-                        password,
-                    }) as Arc<dyn crate::refund_gateway::RefundGateway>
+        let mut gateways = Gateways::default();
+        if let Some((terminal_key, password, api_url)) = config.tbank.clone() {
+            gateways = gateways.with(
+                Source::Tbank,
+                Arc::new(TbankRefunds {
+                    client: http.clone(),
+                    api_url,
+                    terminal_key,
+                    password,
                 }),
-            sber: config.sber.clone().map(|(username, password, api_url)| {
-                let status = Arc::new(crate::clients::HttpSberGateway::new(
-                    http.clone(),
-                    &api_url,
-                    &username,
-                    password.clone(),
-                ));
+            );
+        }
+        if let Some((username, password, api_url)) = config.sber.clone() {
+            let status = Arc::new(crate::clients::HttpSberGateway::new(
+                http.clone(),
+                &api_url,
+                &username,
+                password.clone(),
+            ));
+            gateways = gateways.with(
+                Source::Sber,
                 Arc::new(SberRefunds {
                     client: http.clone(),
                     api_url,
                     username,
                     password,
                     status,
-                }) as Arc<dyn crate::refund_gateway::RefundGateway>
-            }),
-            yookassa: config
-                .yookassa
-                .clone()
-                .map(|(shop_id, secret_key, api_url)| {
-                    Arc::new(YooKassaRefunds {
-                        client: http.clone(),
-                        api_url,
-                        shop_id,
-                        secret_key,
-                    }) as Arc<dyn crate::refund_gateway::RefundGateway>
                 }),
-        };
+            );
+        }
+        if let Some((shop_id, secret_key, api_url)) = config.yookassa.clone() {
+            gateways = gateways.with(
+                Source::Yookassa,
+                Arc::new(YooKassaRefunds {
+                    client: http.clone(),
+                    api_url,
+                    shop_id,
+                    secret_key,
+                }),
+            );
+        }
         RefundDeps {
             store,
             events,
@@ -357,10 +359,7 @@ mod tests {
         let deps = RefundDeps {
             store: store.clone(),
             events: Arc::new(MemoryPublisher::default()),
-            gateways: Gateways {
-                tbank: Some(script.clone()),
-                ..Gateways::default()
-            },
+            gateways: Gateways::default().with(Source::Tbank, script.clone()),
         };
         let e = Env {
             store,

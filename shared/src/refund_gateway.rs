@@ -327,27 +327,30 @@ impl RefundGateway for SberRefunds {
 }
 
 /// The configured gateways, chosen by the payment's acquirer.
+/// The refund API of every configured acquirer, keyed by the acquirer ([`Source`]).
 #[derive(Default, Clone)]
-pub struct Gateways {
-    pub tbank: Option<Arc<dyn RefundGateway>>,
-    pub sber: Option<Arc<dyn RefundGateway>>,
-    pub yookassa: Option<Arc<dyn RefundGateway>>,
-}
+pub struct Gateways(std::collections::BTreeMap<Source, Arc<dyn RefundGateway>>);
 
 impl Gateways {
+    /// With `gateway` as `acquirer`'s refund API.
+    pub fn with(mut self, acquirer: Source, gateway: Arc<dyn RefundGateway>) -> Self {
+        self.0.insert(acquirer, gateway);
+        self
+    }
+
+    /// The refund API of the acquirer that took `payment`.
     pub fn for_payment(&self, payment: &PaymentRef) -> Result<&dyn RefundGateway, RefundError> {
-        let (name, gateway) = match payment.source() {
-            Some(Source::Tbank) => ("T-Bank", &self.tbank),
-            Some(Source::Sber) => ("Sber", &self.sber),
-            Some(Source::Yookassa) => ("YooKassa", &self.yookassa),
-            Some(Source::Bank | Source::OneC | Source::Store | Source::Refund) | None => {
-                return Err(RefundError::Permanent(format!(
-                    "{payment} was not taken by an acquirer"
-                )))
-            }
-        };
-        gateway.as_deref().ok_or_else(|| {
-            RefundError::Permanent(format!("{name} refunds are not configured here"))
+        let acquirer = payment
+            .source()
+            .filter(|s| s.is_acquirer())
+            .ok_or_else(|| {
+                RefundError::Permanent(format!("{payment} was not taken by an acquirer"))
+            })?;
+        self.0.get(&acquirer).map(|g| g.as_ref()).ok_or_else(|| {
+            RefundError::Permanent(format!(
+                "{} refunds are not configured here",
+                acquirer.display_name().unwrap_or(acquirer.as_str())
+            ))
         })
     }
 }

@@ -68,32 +68,40 @@ async fn refunds_env(timeout: Duration) -> Refunds {
         .timeout(timeout)
         .build()
         .expect("client");
-    let gateways = Gateways {
-        tbank: Some(Arc::new(TbankRefunds {
-            client: http.clone(),
-            api_url: format!("{}/v2", tbank.uri()),
-            terminal_key: TBANK_TERMINAL.into(),
-            password: Secret::new(TBANK_PASSWORD),
-        }) as Arc<dyn RefundGateway>),
-        sber: Some(Arc::new(SberRefunds {
-            client: http.clone(),
-            api_url: format!("{}/payment/rest", env.sber_api.uri()),
-            username: "merchant-api".into(),
-            password: Secret::new("merchant-pass"),
-            status: Arc::new(shared::clients::HttpSberGateway::new(
-                http.clone(),
-                &format!("{}/payment/rest", env.sber_api.uri()),
-                "merchant-api",
-                Secret::new("merchant-pass"),
-            )),
-        })),
-        yookassa: Some(Arc::new(YooKassaRefunds {
-            client: http,
-            api_url: format!("{}/v3", env.yookassa_api.uri()),
-            shop_id: YOOKASSA_SHOP.into(),
-            secret_key: Secret::new(YOOKASSA_KEY),
-        })),
-    };
+    let gateways = Gateways::default()
+        .with(
+            Source::Tbank,
+            Arc::new(TbankRefunds {
+                client: http.clone(),
+                api_url: format!("{}/v2", tbank.uri()),
+                terminal_key: TBANK_TERMINAL.into(),
+                password: Secret::new(TBANK_PASSWORD),
+            }) as Arc<dyn RefundGateway>,
+        )
+        .with(
+            Source::Sber,
+            Arc::new(SberRefunds {
+                client: http.clone(),
+                api_url: format!("{}/payment/rest", env.sber_api.uri()),
+                username: "merchant-api".into(),
+                password: Secret::new("merchant-pass"),
+                status: Arc::new(shared::clients::HttpSberGateway::new(
+                    http.clone(),
+                    &format!("{}/payment/rest", env.sber_api.uri()),
+                    "merchant-api",
+                    Secret::new("merchant-pass"),
+                )),
+            }),
+        )
+        .with(
+            Source::Yookassa,
+            Arc::new(YooKassaRefunds {
+                client: http,
+                api_url: format!("{}/v3", env.yookassa_api.uri()),
+                shop_id: YOOKASSA_SHOP.into(),
+                secret_key: Secret::new(YOOKASSA_KEY),
+            }),
+        );
     let deps = RefundDeps {
         store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
         events: env.deps.events.clone(),

@@ -116,8 +116,9 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
     let deps = RefundDeps {
         store: env.deps.store.clone(),
         events: env.deps.events.clone(),
-        gateways: Gateways {
-            tbank: Some(Arc::new(TbankRefunds {
+        gateways: Gateways::default().with(
+            shared::domain::Source::Tbank,
+            Arc::new(TbankRefunds {
                 client: reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
                     .build()
@@ -125,9 +126,8 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
                 api_url: format!("{}/v2", tbank.uri()),
                 terminal_key: TBANK_TERMINAL.into(),
                 password: Secret::new(TBANK_PASSWORD),
-            }) as Arc<dyn RefundGateway>),
-            ..Gateways::default()
-        },
+            }) as Arc<dyn RefundGateway>,
+        ),
     };
     let ask = PaymentFact::new(
         FactId::new(Source::OneC, "ret-9901").expect("id"),
