@@ -8,7 +8,7 @@ use shared::statement::from_tbank;
 fuzz_target!(|data: &[u8]| {
     if let Ok(page) = parse_page(data) {
         for op in &page.operations {
-            if let Some(b) = from_tbank(op) {
+            if let Ok(b) = from_tbank(op, "40702810900000012345") {
                 let _ = b.key();
             }
         }

@@ -133,16 +133,54 @@ pub struct CallbackConfig {
     pub yookassa: Option<YooKassaConfig>,
 }
 
-/// Settings of `refund-chargeback`: per acquirer `(login, secret, API base URL)` (T-Bank: terminal key and password;
-/// Sber: API user and password; YooKassa: shop id and secret key). An acquirer left out cannot refund: its
-/// requests fail with that reason.
+/// An acquirer's API as `refund-chargeback` calls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquirerApi {
+    /// T-Bank: the terminal key; Sber: the API user; YooKassa: the shop id.
+    pub login: String,
+    /// T-Bank: the terminal password; Sber: the API password; YooKassa: the secret key.
+    pub secret: Secret,
+    /// The API's base URL (`*_API_URL`).
+    pub api_url: String,
+}
+
+/// Settings of `refund-chargeback`: the API of every acquirer that is configured. An acquirer left out cannot
+/// refund: its requests fail with that reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundConfig {
     pub ledger: LedgerConfig,
-    pub tbank: Option<(String, Secret, String)>,
-    pub sber: Option<(String, Secret, String)>,
-    pub yookassa: Option<(String, Secret, String)>,
+    pub tbank: Option<AcquirerApi>,
+    pub sber: Option<AcquirerApi>,
+    pub yookassa: Option<AcquirerApi>,
 }
+
+/// Settings of `statement-pull`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatementPullConfig {
+    pub ledger: LedgerConfig,
+    /// `STATEMENT_SOURCES` (default none).
+    pub sources: Vec<SourceConfig>,
+    /// `BANK_API_URL`: the T-Bank Business API base.
+    pub bank_api_url: String,
+    /// `STATEMENT_OVERLAP_DAYS` (default 3): days re-read before the watermark.
+    pub overlap_days: i64,
+}
+
+/// Settings of `outbox-sweeper` (it also applies 1C uploads the proxy tapped, so it reads 1C's settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweeperConfig {
+    pub ledger: LedgerConfig,
+    /// `EXCHANGE_1C_UTC_OFFSET_MINUTES` (default 180, Moscow).
+    pub utc_offset_minutes: i32,
+    /// `CANCEL_REFUND_POLICY`.
+    pub refund_on_cancel: bool,
+}
+
+/// Default API base URLs, written once.
+pub const TBANK_API_DEFAULT: &str = "https://securepay.tinkoff.ru/v2";
+pub const SBER_API_DEFAULT: &str = "https://securepayments.sberbank.ru/payment/rest";
+pub const YOOKASSA_API_DEFAULT: &str = "https://api.yookassa.ru/v3";
+pub const BANK_API_DEFAULT: &str = "https://business.tbank.ru/openapi";
 
 /// How `store-sync` writes payment state into the store.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -232,6 +270,70 @@ pub const PAY_SYSTEM_KEYS: &[&str] = &[
 /// Added to JSON errors: the usual cause locally is a value the env file did not quote.
 const QUOTING_HINT: &str =
     " (in an env file for `cargo lambda watch`, write a JSON value in single quotes: NAME='{\"a\":\"1\"}')";
+
+/// One configured source (`STATEMENT_SOURCES` is a JSON list of these).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// T-Bank Business API `GET /api/v1/statement` with a Bearer token.
+    TbankApi { account: String, token: Secret },
+    /// A 1CClientBankExchange file at a URL (an export endpoint or an object-storage link).
+    ClientbankUrl { account: String, url: String },
+}
+
+impl SourceConfig {
+    pub fn id(&self) -> String {
+        match self {
+            SourceConfig::TbankApi { account, .. } => format!("tbank-api:{account}"),
+            SourceConfig::ClientbankUrl { account, .. } => format!("clientbank-url:{account}"),
+        }
+    }
+}
+
+/// `STATEMENT_SOURCES`: a JSON list of sources, each with a 20-digit account, an http(s) `url` or a non-empty
+/// `token`, no source twice.
+pub fn parse_sources(json: &str) -> Result<Vec<SourceConfig>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "STATEMENT_SOURCES",
+        reason,
+    };
+    let sources: Vec<SourceConfig> = serde_json::from_str(json).map_err(|e| {
+        invalid(format!(
+            "a JSON list of {{kind, account, url|token}}: {e} (in an env file for `cargo lambda watch`, write it in \
+             single quotes: STATEMENT_SOURCES='[...]')"
+        ))
+    })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for source in &sources {
+        let (account, problem) = match source {
+            SourceConfig::TbankApi { account, token } => (
+                account,
+                token
+                    .expose()
+                    .trim()
+                    .is_empty()
+                    .then(|| "empty token".to_owned()),
+            ),
+            SourceConfig::ClientbankUrl { account, url } => (
+                account,
+                (!(url.starts_with("https://") || url.starts_with("http://")))
+                    .then(|| format!("url {url:?} is not an http(s) URL")),
+            ),
+        };
+        if account.len() != 20 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(format!(
+                "account {account:?} is not a 20-digit account number"
+            )));
+        }
+        if let Some(problem) = problem {
+            return Err(invalid(format!("{}: {problem}", source.id())));
+        }
+        if !seen.insert(source.id()) {
+            return Err(invalid(format!("{} is listed twice", source.id())));
+        }
+    }
+    Ok(sources)
+}
 
 /// A DynamoDB item holds at most 400 KB; chunks stay well below.
 pub const MAX_FILE_LIMIT: usize = 300 * 1024;
@@ -325,26 +427,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// `statement-pull`: `STATEMENT_SOURCES` (JSON list, default none), `BANK_API_URL`, `STATEMENT_OVERLAP_DAYS`.
-    pub fn statement_pull(
-        &self,
-    ) -> Result<
-        (
-            LedgerConfig,
-            Vec<crate::statement_pull::SourceConfig>,
-            String,
-            i64,
-        ),
-        ConfigError,
-    > {
-        let sources = crate::statement_pull::parse_sources(
-            &self.get("STATEMENT_SOURCES").unwrap_or_else(|| "[]".into()),
-        )?;
-        Ok((
-            self.ledger()?,
-            sources,
-            self.url("BANK_API_URL", "https://business.tbank.ru/openapi")?,
-            self.count("STATEMENT_OVERLAP_DAYS", 3)?,
-        ))
+    pub fn statement_pull(&self) -> Result<StatementPullConfig, ConfigError> {
+        Ok(StatementPullConfig {
+            ledger: self.ledger()?,
+            sources: parse_sources(&self.get("STATEMENT_SOURCES").unwrap_or_else(|| "[]".into()))?,
+            bank_api_url: self.url("BANK_API_URL", BANK_API_DEFAULT)?,
+            overlap_days: self.count("STATEMENT_OVERLAP_DAYS", 3)?,
+        })
+    }
+
+    /// `outbox-sweeper`: the ledger, and 1C's settings for the taps it applies.
+    pub fn sweeper(&self) -> Result<SweeperConfig, ConfigError> {
+        Ok(SweeperConfig {
+            ledger: self.ledger()?,
+            utc_offset_minutes: self.utc_offset_minutes()?,
+            refund_on_cancel: self.refund_on_cancel()?,
+        })
     }
 
     /// `EXCHANGE_1C_UTC_OFFSET_MINUTES` (default 180, Moscow).
@@ -497,7 +595,13 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn refund_chargeback(&self) -> Result<RefundConfig, ConfigError> {
         let api = |user: &'static str, secret: &'static str, url: &'static str, default: &str| {
             self.pair(user, secret)?
-                .map(|(u, s)| Ok::<_, ConfigError>((u, s, self.url(url, default)?)))
+                .map(|(login, secret)| {
+                    Ok::<_, ConfigError>(AcquirerApi {
+                        login,
+                        secret,
+                        api_url: self.url(url, default)?,
+                    })
+                })
                 .transpose()
         };
         Ok(RefundConfig {
@@ -506,19 +610,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "TBANK_TERMINAL_KEY",
                 "TBANK_PASSWORD",
                 "TBANK_API_URL",
-                "https://securepay.tinkoff.ru/v2",
+                TBANK_API_DEFAULT,
             )?,
             sber: api(
                 "SBER_USERNAME",
                 "SBER_PASSWORD",
                 "SBER_API_URL",
-                "https://securepayments.sberbank.ru/payment/rest",
+                SBER_API_DEFAULT,
             )?,
             yookassa: api(
                 "YOOKASSA_SHOP_ID",
                 "YOOKASSA_SECRET_KEY",
                 "YOOKASSA_API_URL",
-                "https://api.yookassa.ru/v3",
+                YOOKASSA_API_DEFAULT,
             )?,
         })
     }
@@ -530,7 +634,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 Ok(TbankConfig {
                     terminal_key,
                     password,
-                    api_url: self.url("TBANK_API_URL", "https://securepay.tinkoff.ru/v2")?,
+                    api_url: self.url("TBANK_API_URL", TBANK_API_DEFAULT)?,
                     reference: self.reference("TBANK_REFERENCE", DEFAULT_TBANK_REFERENCE)?,
                 })
             })
@@ -541,10 +645,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 Ok(SberConfig {
                     callback_token: Secret::new(token),
                     api_credentials: self.pair("SBER_USERNAME", "SBER_PASSWORD")?,
-                    api_url: self.url(
-                        "SBER_API_URL",
-                        "https://securepayments.sberbank.ru/payment/rest",
-                    )?,
+                    api_url: self.url("SBER_API_URL", SBER_API_DEFAULT)?,
                     reference: self.reference("SBER_REFERENCE", DEFAULT_SBER_REFERENCE)?,
                 })
             })
@@ -574,7 +675,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             }
             Some(YooKassaConfig {
                 credentials,
-                api_url: self.url("YOOKASSA_API_URL", "https://api.yookassa.ru/v3")?,
+                api_url: self.url("YOOKASSA_API_URL", YOOKASSA_API_DEFAULT)?,
                 verify,
                 trusted_networks,
                 order_keys: self
@@ -842,8 +943,8 @@ mod tests {
         e.refund_chargeback().unwrap();
         e.refund_on_cancel().unwrap();
         e.utc_offset_minutes().unwrap();
-        let (_, sources, _, _) = e.statement_pull().unwrap();
-        assert_eq!(sources.len(), 1);
+        assert_eq!(e.statement_pull().unwrap().sources.len(), 1);
+        e.sweeper().unwrap();
         let store = e.store_sync().unwrap();
         assert_eq!(
             store.push.pay_systems.get("default").map(String::as_str),

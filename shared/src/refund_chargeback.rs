@@ -45,43 +45,43 @@ impl RefundDeps {
         use crate::refund_gateway::{SberRefunds, TbankRefunds, YooKassaRefunds};
         let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
         let mut gateways = Gateways::default();
-        if let Some((terminal_key, password, api_url)) = config.tbank.clone() {
+        if let Some(api) = config.tbank.clone() {
             gateways = gateways.with(
                 Source::Tbank,
                 Arc::new(TbankRefunds {
                     client: http.clone(),
-                    api_url,
-                    terminal_key,
-                    password,
+                    api_url: api.api_url,
+                    terminal_key: api.login,
+                    password: api.secret,
                 }),
             );
         }
-        if let Some((username, password, api_url)) = config.sber.clone() {
+        if let Some(api) = config.sber.clone() {
             let status = Arc::new(crate::clients::HttpSberGateway::new(
                 http.clone(),
-                &api_url,
-                &username,
-                password.clone(),
+                &api.api_url,
+                &api.login,
+                api.secret.clone(),
             ));
             gateways = gateways.with(
                 Source::Sber,
                 Arc::new(SberRefunds {
                     client: http.clone(),
-                    api_url,
-                    username,
-                    password,
+                    api_url: api.api_url,
+                    username: api.login,
+                    password: api.secret,
                     status,
                 }),
             );
         }
-        if let Some((shop_id, secret_key, api_url)) = config.yookassa.clone() {
+        if let Some(api) = config.yookassa.clone() {
             gateways = gateways.with(
                 Source::Yookassa,
                 Arc::new(YooKassaRefunds {
                     client: http.clone(),
-                    api_url,
-                    shop_id,
-                    secret_key,
+                    api_url: api.api_url,
+                    shop_id: api.login,
+                    secret_key: api.secret,
                 }),
             );
         }

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::config::ConfigError;
 use crate::domain::{
     link_source, Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
     PaymentRef, RefundAmount, Source,
@@ -22,65 +21,7 @@ use crate::reconcile::{Confidence, Credit, Matched, OpenOrders};
 use crate::settlement::{self, SettlementReport};
 use crate::statement::{facts, from_file, from_tbank, BankOperation};
 
-/// One configured source (`STATEMENT_SOURCES` is a JSON list of these).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// T-Bank Business API `GET /api/v1/statement` with a Bearer token.
-    TbankApi { account: String, token: String },
-    /// A 1CClientBankExchange file at a URL (an export endpoint or an object-storage link).
-    ClientbankUrl { account: String, url: String },
-}
-
-impl SourceConfig {
-    pub fn id(&self) -> String {
-        match self {
-            SourceConfig::TbankApi { account, .. } => format!("tbank-api:{account}"),
-            SourceConfig::ClientbankUrl { account, .. } => format!("clientbank-url:{account}"),
-        }
-    }
-}
-
-/// `STATEMENT_SOURCES`: a JSON list of sources, each with a 20-digit account, an http(s) `url` or a non-empty
-/// `token`, no source twice.
-pub fn parse_sources(json: &str) -> Result<Vec<SourceConfig>, ConfigError> {
-    let invalid = |reason: String| ConfigError::Invalid {
-        name: "STATEMENT_SOURCES",
-        reason,
-    };
-    let sources: Vec<SourceConfig> = serde_json::from_str(json).map_err(|e| {
-        invalid(format!(
-            "a JSON list of {{kind, account, url|token}}: {e} (in an env file for `cargo lambda watch`, write it in \
-             single quotes: STATEMENT_SOURCES='[...]')"
-        ))
-    })?;
-    let mut seen = std::collections::BTreeSet::new();
-    for source in &sources {
-        let (account, problem) = match source {
-            SourceConfig::TbankApi { account, token } => (
-                account,
-                token.trim().is_empty().then(|| "empty token".to_owned()),
-            ),
-            SourceConfig::ClientbankUrl { account, url } => (
-                account,
-                (!(url.starts_with("https://") || url.starts_with("http://")))
-                    .then(|| format!("url {url:?} is not an http(s) URL")),
-            ),
-        };
-        if account.len() != 20 || !account.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid(format!(
-                "account {account:?} is not a 20-digit account number"
-            )));
-        }
-        if let Some(problem) = problem {
-            return Err(invalid(format!("{}: {problem}", source.id())));
-        }
-        if !seen.insert(source.id()) {
-            return Err(invalid(format!("{} is listed twice", source.id())));
-        }
-    }
-    Ok(sources)
-}
+pub use crate::config::{parse_sources, SourceConfig};
 
 pub struct PullDeps {
     pub store: Arc<dyn LedgerStore>,
@@ -193,8 +134,13 @@ async fn fetch(deps: &PullDeps, source: &SourceConfig, from: &str) -> Result<Fet
                 if let Some(c) = &cursor {
                     query.push(("cursor", c.clone()));
                 }
-                let body =
-                    get_with_retry(|| deps.http.get(&url).bearer_auth(token).query(&query)).await?;
+                let body = get_with_retry(|| {
+                    deps.http
+                        .get(&url)
+                        .bearer_auth(token.expose())
+                        .query(&query)
+                })
+                .await?;
                 let page = tbank_statement::parse_page(&body)
                     .map_err(|e| FetchError::Refused(e.to_string()))?;
                 for op in &page.operations {

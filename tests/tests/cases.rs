@@ -523,7 +523,7 @@ async fn case_09_operations_with_only_a_counterparty_are_read() {
     c.pull().await;
     let source = shared::statement_pull::SourceConfig::TbankApi {
         account: "40702810400000067890".into(),
-        token: "test-token".into(),
+        token: shared::config::Secret::new("test-token"),
     };
     let s = pull_statement(&c, source, case_file(CASE_09, "statement-page.json")).await;
     assert_eq!((s.fetched, s.new, s.matched), (2, 2, 2), "{s:?}");

@@ -31,7 +31,7 @@ fn pull_deps(env: &TestEnv, sources: Vec<SourceConfig>) -> PullDeps {
 fn tbank(token: &str) -> SourceConfig {
     SourceConfig::TbankApi {
         account: "40702810900000012345".into(),
-        token: token.into(),
+        token: shared::config::Secret::new(token),
     }
 }
 

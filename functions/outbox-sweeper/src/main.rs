@@ -7,13 +7,12 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_tracing();
-    let env = shared::config::Env::process();
-    let config = env.ledger()?;
+    let config = shared::config::Env::process().sweeper()?;
     let aws = shared::aws::sdk_config().await;
     let deps = shared::sweeper::SweeperDeps::new(
-        &config,
-        env.utc_offset_minutes()?,
-        env.refund_on_cancel()?,
+        &config.ledger,
+        config.utc_offset_minutes,
+        config.refund_on_cancel,
         &aws,
     );
     run(service_fn(|_: LambdaEvent<Value>| async {
