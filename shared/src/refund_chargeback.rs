@@ -22,8 +22,8 @@ use tracing::{info, warn};
 
 use crate::domain::order::is_acquirer;
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod,
-    RefundProgress, RefundStatus, Source,
+    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, RefundProgress,
+    RefundStatus, Source,
 };
 use crate::ledger::{now_ms, Ledger, LedgerError};
 use crate::ports::{EventPublisher, LedgerStore};
@@ -264,14 +264,6 @@ pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<Orde
         }
     }
     Ok(run)
-}
-
-/// Whether an announced change carries refund work (the publisher routes only these to the refunds queue).
-pub fn has_refund_work(event: &OrderEvent) -> bool {
-    event
-        .refunds
-        .iter()
-        .any(|r| matches!(r.status, RefundStatus::Requested | RefundStatus::Sent))
 }
 
 /// One SQS batch (FIFO per order, partial failures; see [`crate::sqs_batch`]).
@@ -527,8 +519,13 @@ mod tests {
         let e = env(vec![Err(RefundError::Transient("HTTP 503".into()))]).await;
         e.request("r1", 40_000).await;
         let order = e.store.order("5001").unwrap();
-        let body =
-            serde_json::to_string(&OrderEvent::snapshot("x".into(), &order, None, 1)).unwrap();
+        let body = serde_json::to_string(&crate::domain::OrderEvent::snapshot(
+            "x".into(),
+            &order,
+            None,
+            1,
+        ))
+        .unwrap();
         let other = body.replace("\"order_id\":\"5001\"", "\"order_id\":\"5002\"");
         let response = handle(
             &e.deps,

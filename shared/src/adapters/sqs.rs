@@ -67,7 +67,7 @@ impl EventPublisher for SqsEventPublisher {
         // Both sends share the dedup id: an outbox re-send after a partial failure adds nothing within SQS's window,
         // and consumers keep the highest version after it.
         if let Some(refunds) = &self.refunds_queue_url {
-            if crate::refund_chargeback::has_refund_work(event) {
+            if event.has_refund_work() {
                 self.send(refunds, event, &body).await?;
             }
         }

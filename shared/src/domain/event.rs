@@ -68,6 +68,14 @@ pub struct OrderEvent {
 }
 
 impl OrderEvent {
+    /// Whether the change carries refund work (requested or sent refunds): the publisher routes only these to
+    /// refund-chargeback's queue.
+    pub fn has_refund_work(&self) -> bool {
+        self.refunds
+            .iter()
+            .any(|r| matches!(r.status, RefundStatus::Requested | RefundStatus::Sent))
+    }
+
     pub fn snapshot(
         event_id: String,
         order: &Order,
