@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::money::Currency;
-use super::refund::RefundProgress;
+use super::refund_status::RefundProgress;
 use super::DomainError;
 
 const MAX_ID_LEN: usize = 256;

@@ -6,6 +6,7 @@ pub mod money;
 pub mod order;
 pub mod reference;
 pub mod refund;
+pub mod refund_status;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{

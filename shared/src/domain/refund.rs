@@ -11,59 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::fact::{PaymentFact, PaymentRef};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RefundStatus {
-    /// Admitted; waits for `refund-chargeback`.
-    Requested,
-    /// Not a card payment: the shop returns it by bank transfer (or cash); a statement line completes it.
-    AwaitingTransfer,
-    /// Handed to the acquirer; its answer is not known yet (a timeout leaves it here; the retry uses the same key).
-    Sent,
-    /// The acquirer accepted it and will confirm by notification.
-    Pending,
-    Succeeded,
-    /// The acquirer refused it for good.
-    Failed,
-    /// Not admitted: more than the order keeps, or nothing to return it from.
-    Refused,
-}
-
-impl RefundStatus {
-    /// Progress only moves forward, whatever order the facts arrive in.
-    fn rank(self) -> u8 {
-        match self {
-            RefundStatus::Requested => 0,
-            RefundStatus::AwaitingTransfer | RefundStatus::Sent => 1,
-            RefundStatus::Pending => 2,
-            RefundStatus::Succeeded | RefundStatus::Failed | RefundStatus::Refused => 3,
-        }
-    }
-
-    /// Still claims money of the order.
-    pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            RefundStatus::Requested
-                | RefundStatus::AwaitingTransfer
-                | RefundStatus::Sent
-                | RefundStatus::Pending
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Requested => "requested",
-            RefundStatus::AwaitingTransfer => "awaiting_transfer",
-            RefundStatus::Sent => "sent",
-            RefundStatus::Pending => "pending",
-            RefundStatus::Succeeded => "succeeded",
-            RefundStatus::Failed => "failed",
-            RefundStatus::Refused => "refused",
-        }
-    }
-}
+pub use super::refund_status::{RefundProgress, RefundStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundRequest {
@@ -84,20 +32,6 @@ pub struct RefundRequest {
     pub detail: Option<String>,
     #[serde(default)]
     pub at_ms: i64,
-}
-
-/// A step of a request, reported by `refund-chargeback`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundProgress {
-    /// The request's fact id.
-    pub request: String,
-    pub status: RefundStatus,
-    #[serde(default)]
-    pub provider_id: Option<String>,
-    #[serde(default)]
-    pub expect: Option<String>,
-    #[serde(default)]
-    pub detail: Option<String>,
 }
 
 impl RefundRequest {
