@@ -121,6 +121,14 @@ async fn case_env_sber(key: &str) -> Case {
     c
 }
 
+/// A case whose store has described the orders of its `page` (store-sync pulled them).
+async fn described(verify: YooKassaVerify, case: &str, page: &str) -> Case {
+    let c = case_env(verify).await;
+    c.set_page(case, page);
+    c.pull().await;
+    c
+}
+
 impl Case {
     fn set_page(&self, case: &str, file: &str) {
         *self.store.page.lock().expect("lock") =
@@ -157,10 +165,8 @@ const CASE_02: &str = "02-sber-bitrix-ordernumber-suffix";
 
 #[tokio::test]
 async fn case_01_yookassa_payment_id_is_never_an_order_id() {
-    let c = case_env(YooKassaVerify::Ip).await;
     // 1. The store's order 1042 (1480.50, unpaid).
-    c.set_page(CASE_01, "store-orders-before.json");
-    c.pull().await;
+    let c = described(YooKassaVerify::Ip, CASE_01, "store-orders-before.json").await;
     // 2. Bitrix's own YooKassa handler: BX_PAYMENT_NUMBER = payment 1187. Acknowledged with 200.
     let body = case_file(CASE_01, "notification.json");
     let reply = c
@@ -315,9 +321,7 @@ const CASE_04: &str = "04-commerceml-nomer-is-account-number";
 /// Case 04: 1C's `Ид` is the store's order id and `Номер` its account number; order 392 is another order.
 #[tokio::test]
 async fn case_04_one_c_document_finds_its_order_by_id_before_number() {
-    let c = case_env(YooKassaVerify::Api).await;
-    c.set_page(CASE_04, "store-orders.json");
-    c.pull().await;
+    let c = described(YooKassaVerify::Api, CASE_04, "store-orders.json").await;
     let one_c = OneC::connect(&c.env).await;
     assert!(one_c
         .mode("init", "&version=2.08", b"")
@@ -481,9 +485,7 @@ fn file_source() -> shared::statement_pull::SourceConfig {
 /// overpayment is a refund on it.
 #[tokio::test]
 async fn case_07_a_payment_account_number_names_its_order() {
-    let c = case_env(YooKassaVerify::Api).await;
-    c.set_page(CASE_07, "store-orders.json");
-    c.pull().await;
+    let c = described(YooKassaVerify::Api, CASE_07, "store-orders.json").await;
     let s = pull_statement(&c, file_source(), case_file(CASE_07, "kl_to_1c.txt")).await;
     assert_eq!((s.matched, s.unmatched, s.refunds), (1, 0, 1), "{s:?}");
     assert!(s.errors.is_empty(), "{s:?}");
@@ -500,9 +502,7 @@ async fn case_07_a_payment_account_number_names_its_order() {
 /// Case 08: `счет-оферта`, `счет-договор`, `№№ a, b`, `заказа N`.
 #[tokio::test]
 async fn case_08_invoice_wording_as_shops_print_it() {
-    let c = case_env(YooKassaVerify::Api).await;
-    c.set_page(CASE_08, "store-orders.json");
-    c.pull().await;
+    let c = described(YooKassaVerify::Api, CASE_08, "store-orders.json").await;
     let s = pull_statement(&c, file_source(), case_file(CASE_08, "kl_to_1c.txt")).await;
     assert_eq!((s.matched, s.partial, s.unmatched), (4, 1, 0), "{s:?}");
     assert_eq!(
@@ -518,9 +518,7 @@ async fn case_08_invoice_wording_as_shops_print_it() {
 /// Case 09: T-Bank Business operations that name only `counterParty` and no account of their own.
 #[tokio::test]
 async fn case_09_operations_with_only_a_counterparty_are_read() {
-    let c = case_env(YooKassaVerify::Api).await;
-    c.set_page(CASE_09, "store-orders.json");
-    c.pull().await;
+    let c = described(YooKassaVerify::Api, CASE_09, "store-orders.json").await;
     let source = shared::statement_pull::SourceConfig::TbankApi {
         account: "40702810400000067890".into(),
         token: shared::config::Secret::new("test-token"),
