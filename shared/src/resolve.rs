@@ -80,8 +80,11 @@ pub async fn at_notification(
         return Ok(None);
     };
     let groups = reference.groups();
-    let first_rule = usize::from(reference.invoice_id.is_some());
-    let tried = groups.iter().take(first_rule + 1);
+    // The invoice-id group (when there is one) and the first rule that applies; later rules wait for the store.
+    let has_invoice = groups
+        .first()
+        .is_some_and(|g| matches!(g.first(), Some(Lookup::Invoice(_))));
+    let tried = groups.iter().take(usize::from(has_invoice) + 1);
     for group in tried {
         for lookup in group {
             if let Some(order) = from_directory(store, lookup).await? {
@@ -240,4 +243,74 @@ pub async fn settle(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::{Currency, OrderInfo, PaymentMethod, RefRule};
+
+    fn fact(raw: &str, invoice: Option<&str>, rules: Vec<RefRule>) -> PaymentFact {
+        let payment = PaymentRef::new(Source::Tbank, "77").unwrap();
+        PaymentFact::new(
+            FactId::new(Source::Tbank, "77#CONFIRMED").unwrap(),
+            OrderId::unmatched(&payment),
+            payment,
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount: 100 },
+            1,
+        )
+        .unwrap()
+        .referring(StoreReference {
+            raw: raw.into(),
+            rules,
+            invoice_id: invoice.map(Into::into),
+        })
+    }
+
+    /// At notification time only the first rule that applies is asked of the directory (a miss proves nothing
+    /// yet), also when the acquirer sent an empty payment id; store-sync, with the store's definite answers,
+    /// tries the rest.
+    #[tokio::test]
+    async fn a_notification_tries_only_the_first_applicable_rule() {
+        let store = MemoryLedgerStore::default();
+        let events = MemoryPublisher::default();
+        let ledger = Ledger::new(&store, &events);
+        // Order 5 is numbered IM-5: `5` is its id, not its number.
+        ledger
+            .register_order(
+                &OrderId::parse("5").unwrap(),
+                OrderInfo::new(Some("IM-5".into()), 100, Currency::RUB),
+            )
+            .await
+            .unwrap();
+        let rules = vec![RefRule::OrderNumber, RefRule::Order];
+        for invoice in [None, Some(""), Some("77")] {
+            let f = fact("5", invoice, rules.clone());
+            assert_eq!(
+                at_notification(&store, &f).await.unwrap(),
+                None,
+                "{invoice:?}"
+            );
+        }
+        let found = resolve(
+            &store,
+            None,
+            fact("5", None, rules).reference.as_ref().unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(found.map(|(o, _)| o.to_string()), Some("5".to_owned()));
+        // The number names it at once.
+        let f = fact("IM-5", Some(""), vec![RefRule::OrderNumber]);
+        assert_eq!(
+            at_notification(&store, &f)
+                .await
+                .unwrap()
+                .map(|o| o.to_string()),
+            Some("5".to_owned())
+        );
+    }
 }
