@@ -65,6 +65,7 @@ fn hundred_thousand(c: &mut Criterion) {
             id: OrderId::parse(format!("o{i}")).unwrap(),
             number: Some(format!("o{i}")),
             invoices: vec![format!("ЦБ-{i:06}")],
+            payment_numbers: Vec::new(),
             open: 10_000_000,
             buyer_inn: None,
         })

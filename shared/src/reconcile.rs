@@ -19,6 +19,9 @@ pub struct OpenOrder {
     pub number: Option<String>,
     /// Invoice numbers issued for the order (from 1C or the store).
     pub invoices: Vec<String>,
+    /// The store's payment account numbers of the order (`392/1`), which shops print on invoices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payment_numbers: Vec<String>,
     /// Total minus what is already kept, minor units.
     pub open: i64,
     pub buyer_inn: Option<String>,
@@ -40,6 +43,12 @@ impl OpenOrder {
             id: order.id.clone(),
             number: info.number.clone(),
             invoices: info.details.invoices.clone(),
+            payment_numbers: info
+                .details
+                .payments
+                .iter()
+                .filter_map(|p| p.account_number.clone())
+                .collect(),
             open: info.total - order.totals().net().max(0),
             buyer_inn: info.details.buyer.as_ref().and_then(|b| b.inn.clone()),
         })
@@ -141,6 +150,7 @@ fn names(order: &OpenOrder) -> impl Iterator<Item = &str> {
         .number
         .iter()
         .chain(order.invoices.iter())
+        .chain(order.payment_numbers.iter())
         .map(String::as_str)
 }
 
@@ -321,6 +331,7 @@ mod tests {
             id: OrderId::parse(id).unwrap(),
             number: Some(id.into()),
             invoices: invoices.iter().map(|s| s.to_string()).collect(),
+            payment_numbers: Vec::new(),
             open,
             buyer_inn: inn.map(str::to_owned),
         }
@@ -517,6 +528,21 @@ mod tests {
         let mut o1 = order("1", &[], 99_000, None);
         o1.number = Some("1".into());
         let os = vec![o392, o1];
+        let got = match_credit(credit(196_100, Some("7799000111")), &[inv("392/1")], &os);
+        assert!(
+            matches!(&got, Matched::Order { order, overpaid: true, .. } if order.as_str() == "392"),
+            "{got:?}"
+        );
+        // When store-sync kept the order's payments, the payment number is one of the order's names outright.
+        // (Order 392's number is IM-392 and another order is ZZ-392, so `392` alone names no one.)
+        let mut os = os;
+        os[0].number = Some("IM-392".into());
+        os[0].payment_numbers = vec!["392/1".into()];
+        os[1].number = Some("ZZ-392".into());
+        assert!(matches!(
+            match_credit(credit(196_100, None), &[inv("392")], &os),
+            Matched::Unmatched(_)
+        ));
         let got = match_credit(credit(196_100, Some("7799000111")), &[inv("392/1")], &os);
         assert!(
             matches!(&got, Matched::Order { order, overpaid: true, .. } if order.as_str() == "392"),

@@ -29,15 +29,9 @@ pub trait StoreLookup: Send + Sync {
     async fn find(&self, lookup: &Lookup) -> Result<Option<DirectoryEntry>, BoxError>;
 }
 
-/// What the directory says, or for an order id whether the store described that order.
+/// The order a look-up names among what the store described: the directory entry (its conditions met), or for an
+/// order id, that order if the store described it.
 pub async fn described_order(
-    store: &dyn LedgerStore,
-    lookup: &Lookup,
-) -> Result<Option<OrderId>, StoreError> {
-    from_directory(store, lookup).await
-}
-
-async fn from_directory(
     store: &dyn LedgerStore,
     lookup: &Lookup,
 ) -> Result<Option<OrderId>, StoreError> {
@@ -87,7 +81,7 @@ pub async fn at_notification(
     let tried = groups.iter().take(usize::from(has_invoice) + 1);
     for group in tried {
         for lookup in group {
-            if let Some(order) = from_directory(store, lookup).await? {
+            if let Some(order) = described_order(store, lookup).await? {
                 info!(reference = %reference, by = %lookup, order = %order, "acquirer reference resolved");
                 return Ok(Some(order));
             }
@@ -105,7 +99,7 @@ pub async fn resolve(
 ) -> Result<Option<(OrderId, Lookup)>, ResolveError> {
     for group in reference.groups() {
         for lookup in group {
-            if let Some(order) = from_directory(store, &lookup).await? {
+            if let Some(order) = described_order(store, &lookup).await? {
                 return Ok(Some((order, lookup)));
             }
             if let Some(api) = lookup_in_store {

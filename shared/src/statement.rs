@@ -49,7 +49,7 @@ impl BankOperation {
 /// `YYYY-MM-DD` of a statement date: `DD.MM.YYYY` as a file writes it, or an API timestamp taken as the Moscow
 /// business date (`2026-11-28T22:30:00Z` is 29 November in Moscow), so that the same money read from the API and
 /// from a file gets one key.
-pub fn iso_date(text: &str) -> Option<String> {
+fn iso_date(text: &str) -> Option<String> {
     let t = text.trim();
     if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
         let moscow = time::UtcOffset::from_hms(3, 0, 0).ok()?;
@@ -247,6 +247,7 @@ mod tests {
             id: OrderId::parse("5001").unwrap(),
             number: Some("5001".into()),
             invoices: vec!["1024".into()],
+            payment_numbers: Vec::new(),
             open: 500_000,
             buyer_inn: Some("7702000001".into()),
         }];

@@ -171,14 +171,11 @@ async fn case_01_yookassa_payment_id_is_never_an_order_id() {
     let body = case_file(CASE_01, "notification.json");
     let reply = c
         .env
-        .call(function_url_request(
-            "POST",
-            "/lambda-url/acquiring-callback/yookassa",
-            "",
-            Some("application/json"),
-            &body,
+        .post_json(
+            "yookassa",
+            &serde_json::from_slice(&body).expect("json"),
             "185.71.76.10",
-        ))
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let waiting = "unmatched:yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f";
@@ -552,14 +549,12 @@ async fn case_11_unmatched_money_is_never_exported_to_one_c_as_an_order() {
     assert_eq!(s.unmatched, 1, "{s:?}");
     let reply = c
         .env
-        .call(function_url_request(
-            "POST",
-            "/lambda-url/acquiring-callback/yookassa",
-            "",
-            Some("application/json"),
-            &case_file(CASE_11, "yookassa-no-metadata.json"),
+        .post_json(
+            "yookassa",
+            &serde_json::from_slice(&case_file(CASE_11, "yookassa-no-metadata.json"))
+                .expect("json"),
             "185.71.76.10",
-        ))
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(
