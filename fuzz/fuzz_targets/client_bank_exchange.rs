@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use shared::formats::client_bank_exchange::{parse, parse_with};
 use shared::formats::purpose::PurposePatterns;
-use shared::statement::from_file;
+use shared::formats::client_bank_exchange::from_file;
 
 static PATTERNS: LazyLock<Option<PurposePatterns>> = LazyLock::new(|| PurposePatterns::new().ok());
 
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(p) = PATTERNS.as_ref() {
                     let _ = p.references(&op.purpose);
                 }
-                let _ = shared::settlement::recognise(&op);
+                let _ = shared::domain::settlement::recognise(&op);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::domain::OrderId;
-use shared::exchange1c::apply;
+use shared::app::exchange_1c::apply;
 use shared::formats::commerceml::read;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::formats::tbank_statement::parse_page;
-use shared::statement::from_tbank;
+use shared::formats::tbank_statement::from_tbank;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(page) = parse_page(data) {

@@ -7,11 +7,11 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use shared::domain::matching::{Credit, OpenOrder, OpenOrders};
 use shared::domain::OrderId;
+use shared::formats::client_bank_exchange::from_file;
 use shared::formats::client_bank_exchange::{parse, parse_with};
 use shared::formats::purpose::PurposePatterns;
-use shared::reconcile::{Credit, OpenOrder, OpenOrders};
-use shared::statement::from_file;
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,7 +78,7 @@ fn hundred_thousand(c: &mut Criterion) {
         b.iter(|| {
             // Streaming: one document in memory at a time.
             let mut matched = 0usize;
-            let mut each = |op: shared::statement::BankOperation| {
+            let mut each = |op: shared::domain::bank_operation::BankOperation| {
                 let refs = patterns.references(&op.purpose);
                 let m = open.match_credit(
                     Credit {
@@ -87,7 +87,8 @@ fn hundred_thousand(c: &mut Criterion) {
                     },
                     &refs,
                 );
-                matched += usize::from(matches!(m, shared::reconcile::Matched::Order { .. }));
+                matched +=
+                    usize::from(matches!(m, shared::domain::matching::Matched::Order { .. }));
             };
             parse_with(black_box(&bytes), |doc| {
                 if let Some(op) = from_file(&doc) {

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use shared::config::{parse_networks, YOOKASSA_NETWORKS};
 use shared::formats::{sber, tbank, yookassa};
+use shared::platform::config::{parse_networks, YOOKASSA_NETWORKS};
 use std::hint::black_box;
 
 const TBANK: &str = r#"{"TerminalKey":"1321054611234DEMO","OrderId":"201709","Success":true,"Status":"AUTHORIZED","PaymentId":8742591,"ErrorCode":"0","Amount":9855,"CardId":322264,"Pan":"430000******0777","ExpDate":"1122","RebillId":101709,"Token":"b906d28e76c6428e37b25fcf86c0adc52c63d503013fdd632e300593d165766b"}"#;
@@ -79,9 +79,9 @@ fn init(c: &mut Criterion) {
     c.bench_function("acquiring-callback init (config+sdk+clients)", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let config = shared::config::Env::process().callback().unwrap();
-                let aws = shared::aws::sdk_config().await;
-                shared::callback::CallbackDeps::new(config, &aws).unwrap()
+                let config = shared::platform::config::Env::process().callback().unwrap();
+                let clients = shared::wiring::Clients::from_env().await.unwrap();
+                shared::wiring::acquiring_callback(config, &clients).unwrap()
             })
         })
     });

@@ -1,27 +1,21 @@
-//! paysync's common crate: the pure payment domain, the ledger service and its ports, AWS adapters, one parser
-//! module per external format, provider API clients and the handlers the thin `functions/*` binaries run.
+//! paysync's common crate, in floors (bottom to top; each imports only the floors below it):
+//!
+//! - [`domain`]: the pure payment domain (orders, facts, money, matching, settlement); no I/O, no async.
+//! - [`formats`]: one parser module per external format, bytes in, domain types out.
+//! - [`platform`]: the Lambda/AWS shell (configuration, telemetry, HTTP responses, SQS batches, the clock).
+//! - [`ports`]: the async traits the use cases depend on, and their value types.
+//! - [`adapters`]: the ports' implementations (DynamoDB, SQS, every outbound HTTP client).
+//! - [`app`]: one use case per function, named like it, plus the ledger service they share.
+//! - [`wiring`]: the composition root the six `functions/*` mains and the end-to-end tests both build from.
+//!
+//! `ARCHITECTURE.md` draws the floors and follows one payment through them.
 
 pub mod adapters;
-pub mod aws;
-pub mod callback;
-pub mod clients;
-pub mod config;
+pub mod app;
 pub mod domain;
-pub mod exchange1c;
 pub mod formats;
-pub mod http;
-pub mod ledger;
+pub mod platform;
 pub mod ports;
-pub mod reconcile;
-pub mod refund_chargeback;
-pub mod refund_gateway;
-pub mod resolve;
-pub mod settlement;
-pub mod sqs_batch;
-pub mod statement;
-pub mod statement_pull;
-pub mod store_sync;
-pub mod sweeper;
-pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod wiring;

@@ -1,6 +1,8 @@
-//! The floors of `shared` (issue #15): the pure `domain` and `formats` know nothing of AWS, Lambda, HTTP clients or
-//! the async runtime, and no adapter reaches into a function's use case. A guard that reads the sources, so an
-//! import that breaks a floor fails `make test` with the file and the line.
+//! The floors of `shared` (issue #15), bottom to top: `domain` → `formats` → `platform`, `ports` → `adapters` →
+//! `app` → `wiring`. The pure `domain` and `formats` know nothing of AWS, Lambda, HTTP clients or the async
+//! runtime; a floor imports nothing above it; the use cases (`app`) build no adapter and touch no AWS or HTTP
+//! client (that is `wiring`'s job). A guard that reads the sources, so an import that breaks a floor fails
+//! `make test` with the file and the line.
 
 // A test of the source tree: an unreadable file should stop it loudly.
 #![allow(clippy::expect_used)]
@@ -28,6 +30,10 @@ fn offending(folder: &str, forbidden: &[&str]) -> Vec<String> {
     assert!(!files.is_empty(), "no sources under {}", root.display());
     let mut found = Vec::new();
     for file in files {
+        // A `tests.rs` is a test module as a whole.
+        if file.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
         let text = std::fs::read_to_string(&file).expect("source");
         // Test modules may use what they like (tokio::test, fixtures).
         let production = text.split("#[cfg(test)]").next().unwrap_or_default();
@@ -53,21 +59,66 @@ fn domain_and_formats_are_pure() {
     }
 }
 
-#[test]
-fn no_adapter_imports_a_use_case() {
-    let use_cases = [
-        "crate::callback",
-        "crate::exchange1c",
-        "crate::refund_chargeback",
-        "crate::statement_pull",
-        "crate::store_sync",
-        "crate::sweeper",
-        "crate::resolve",
+/// The floors above `floor`, as paths a `use` would name.
+fn above(floor: &str) -> Vec<&'static str> {
+    const ORDER: [(&str, &str); 7] = [
+        ("domain", "crate::domain"),
+        ("formats", "crate::formats"),
+        ("platform", "crate::platform"),
+        ("ports", "crate::ports"),
+        ("adapters", "crate::adapters"),
+        ("app", "crate::app"),
+        ("wiring", "crate::wiring"),
     ];
-    let found = offending("adapters", &use_cases);
+    let rank = |name: &str| match name {
+        // platform and ports stand side by side: neither imports the other's floor upwards.
+        "ports" => 2,
+        other => ORDER.iter().position(|(n, _)| *n == other).unwrap_or(0),
+    };
+    let mine = rank(floor);
+    ORDER
+        .iter()
+        .filter(|(n, _)| rank(n) > mine)
+        .map(|(_, path)| *path)
+        .collect()
+}
+
+#[test]
+fn no_floor_imports_one_above_it() {
+    for floor in ["domain", "formats", "platform", "ports", "adapters", "app"] {
+        let found = offending(floor, &above(floor));
+        assert!(
+            found.is_empty(),
+            "{floor} imports a floor above it:\n{}",
+            found.join("\n")
+        );
+    }
+}
+
+#[test]
+fn use_cases_build_no_adapter_and_touch_no_client() {
+    let found = offending(
+        "app",
+        &[
+            "reqwest",
+            "aws_sdk",
+            "aws_config",
+            "crate::adapters",
+            "crate::wiring",
+        ],
+    );
     assert!(
         found.is_empty(),
-        "adapters import use cases:\n{}",
+        "the use cases must go through ports (wiring builds the adapters):\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn the_guard_sees_a_floor_broken() {
+    // The rule itself: a use of `crate::app` is above `adapters`, one of `crate::domain` is not.
+    assert!(above("adapters").contains(&"crate::app"));
+    assert!(!above("adapters").contains(&"crate::domain"));
+    assert!(above("ports").contains(&"crate::adapters"));
+    assert!(!above("ports").contains(&"crate::platform"));
 }

@@ -50,11 +50,11 @@ async fn main() {
     }
     // The store describes its orders first (as store-sync would): a notification names an order only if the store
     // has it. Those announcements are the store's, not the load's, so they stay off the queue counted below.
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::platform::aws::sdk_config().await;
     let store = DynamoLedgerStore::new(aws_sdk_dynamodb::Client::new(&sdk), env("LEDGER_TABLE"));
     let quiet = shared::adapters::memory::MemoryPublisher::default();
     for (order, amount) in &expected {
-        shared::ledger::Ledger::new(&store, &quiet)
+        shared::app::ledger::Ledger::new(&store, &quiet)
             .register_order(
                 &OrderId::parse(order.clone()).expect("id"),
                 shared::domain::OrderInfo::new(

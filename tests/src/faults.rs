@@ -30,10 +30,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use shared::adapters::sqs::SqsEventPublisher;
-use shared::config::YooKassaVerify;
+use shared::app::ledger::Ledger;
 use shared::domain::money::format_minor;
 use shared::domain::{FactKind, Order, OrderId, PaymentFact};
-use shared::ledger::Ledger;
+use shared::platform::config::YooKassaVerify;
 use shared::ports::LedgerStore;
 use shared::testing::function_url_request;
 use tokio::sync::Semaphore;
@@ -198,7 +198,7 @@ fn tbank_delivery(order: &str, payment: u64, status: &str, amount: i64) -> Deliv
             shared::formats::tbank::to_fact(
                 &n,
                 &shared::domain::reference::parse_rules_or_default(
-                    shared::config::DEFAULT_TBANK_REFERENCE,
+                    shared::platform::config::DEFAULT_TBANK_REFERENCE,
                 ),
                 0,
             )
@@ -230,7 +230,7 @@ fn workload(
     let mut deliveries = Vec::new();
     let mut expected = BTreeMap::new();
     let mut objects = HashMap::new();
-    let now = shared::ledger::now_ms();
+    let now = shared::platform::clock::now_ms();
     for i in 0..s.orders {
         let order = format!("{run}-{i}");
         // T-Bank payment ids: numeric, unique within the run (each run has a moto of its own).

@@ -8,7 +8,6 @@ pub mod faults;
 pub mod iam;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine as _;
@@ -16,17 +15,17 @@ use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use shared::adapters::dynamo::{create_table, DynamoLedgerStore};
 use shared::adapters::sqs::SqsEventPublisher;
-use shared::callback::CallbackDeps;
-use shared::clients::{http_client, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi};
-use shared::config::{
-    parse_networks, CallbackConfig, Exchange1cConfig, LedgerConfig, SberConfig, Secret,
-    TbankConfig, YooKassaConfig, YooKassaVerify, DEFAULT_YOOKASSA_ORDER_KEYS, YOOKASSA_NETWORKS,
-};
+use shared::app::acquiring_callback::CallbackDeps;
+use shared::app::exchange_1c::{handle as exchange_handle, ExchangeDeps, COOKIE};
+use shared::app::ledger::Ledger;
 use shared::domain::{Currency, OrderEvent, OrderId, OrderInfo, PaymentFact};
-use shared::exchange1c::{handle as exchange_handle, ExchangeDeps, COOKIE};
-use shared::ledger::Ledger;
-use shared::ports::EventPublisher;
+use shared::platform::config::{
+    parse_networks, AcquirerApi, CallbackConfig, Exchange1cConfig, LedgerConfig, PushConfig,
+    SberConfig, Secret, SourceConfig, StatementPullConfig, StoreConfig, SweeperConfig, TbankConfig,
+    YooKassaConfig, YooKassaVerify, DEFAULT_YOOKASSA_ORDER_KEYS, YOOKASSA_NETWORKS,
+};
 use shared::testing::{function_url_request, request_with_headers};
+use shared::wiring::{self, Clients};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wiremock::MockServer;
@@ -81,6 +80,9 @@ pub struct TestEnv {
     pub handler_sqs: aws_sdk_sqs::Client,
     /// The IAM actions of every call the handler's clients made.
     pub aws_calls: iam::AwsCalls,
+    /// The handler's clients as `shared::wiring` takes them: every function's dependencies in these tests are
+    /// built by the same wiring the Lambdas run.
+    pub clients: Clients,
     pub yookassa_api: MockServer,
     pub sber_api: MockServer,
     pub deps: CallbackDeps,
@@ -95,7 +97,7 @@ async fn clients_recording(
     endpoints: &Endpoints,
     calls: Option<&iam::AwsCalls>,
 ) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
-    let mut sdk = shared::aws::sdk_config().await;
+    let mut sdk = shared::platform::aws::sdk_config().await;
     if let Some(calls) = calls {
         sdk = sdk.into_builder().http_client(calls.http_client()).build();
     }
@@ -153,24 +155,32 @@ pub async fn spawn_env_on(
             refunds_queue_url: None,
         },
         tbank: Some(TbankConfig {
-            terminal_key: TBANK_TERMINAL.into(),
-            password: Secret::new(TBANK_PASSWORD),
-            api_url: "http://127.0.0.1:9/v2".into(),
+            api: AcquirerApi {
+                login: TBANK_TERMINAL.into(),
+                secret: Secret::new(TBANK_PASSWORD),
+                api_url: "http://127.0.0.1:9/v2".into(),
+            },
             reference: shared::domain::reference::parse_rules_or_default(
-                shared::config::DEFAULT_TBANK_REFERENCE,
+                shared::platform::config::DEFAULT_TBANK_REFERENCE,
             ),
         }),
         sber: Some(SberConfig {
             callback_token: Secret::new(SBER_TOKEN),
-            api_credentials: Some(("merchant-api".into(), Secret::new("merchant-pass"))),
-            api_url: format!("{}/payment/rest", sber_api.uri()),
+            api: Some(AcquirerApi {
+                login: "merchant-api".into(),
+                secret: Secret::new("merchant-pass"),
+                api_url: format!("{}/payment/rest", sber_api.uri()),
+            }),
             reference: shared::domain::reference::parse_rules_or_default(
-                shared::config::DEFAULT_SBER_REFERENCE,
+                shared::platform::config::DEFAULT_SBER_REFERENCE,
             ),
         }),
         yookassa: Some(YooKassaConfig {
-            credentials: Some((YOOKASSA_SHOP.into(), Secret::new(YOOKASSA_KEY))),
-            api_url: format!("{}/v3", yookassa_api.uri()),
+            api: Some(AcquirerApi {
+                login: YOOKASSA_SHOP.into(),
+                secret: Secret::new(YOOKASSA_KEY),
+                api_url: format!("{}/v3", yookassa_api.uri()),
+            }),
             verify,
             trusted_networks: parse_networks(&YOOKASSA_NETWORKS.join(",")).expect("networks"),
             order_keys: DEFAULT_YOOKASSA_ORDER_KEYS
@@ -178,37 +188,24 @@ pub async fn spawn_env_on(
                 .map(str::to_owned)
                 .collect(),
             reference: shared::domain::reference::parse_rules_or_default(
-                shared::config::DEFAULT_YOOKASSA_REFERENCE,
+                shared::platform::config::DEFAULT_YOOKASSA_REFERENCE,
             ),
         }),
     };
     let aws_calls = iam::AwsCalls::default();
     let (h_ddb, h_sqs) = clients_recording(&endpoints, Some(&aws_calls)).await;
-    let http = http_client().expect("http client");
-    let yk: Arc<dyn YooKassaApi> = Arc::new(HttpYooKassa::new(
-        http.clone(),
-        &format!("{}/v3", yookassa_api.uri()),
-        YOOKASSA_SHOP,
-        Secret::new(YOOKASSA_KEY),
-    ));
-    let sber: Arc<dyn SberGateway> = Arc::new(HttpSberGateway::new(
-        http,
-        &format!("{}/payment/rest", sber_api.uri()),
-        "merchant-api",
-        Secret::new("merchant-pass"),
-    ));
-    let deps = CallbackDeps {
-        config,
-        store: Arc::new(DynamoLedgerStore::new(h_ddb.clone(), &table)),
-        events: Arc::new(SqsEventPublisher::new(h_sqs.clone(), &queue_url)),
-        yookassa: Some(yk),
-        sber_gateway: Some(sber),
+    let clients = Clients {
+        dynamodb: h_ddb.clone(),
+        sqs: h_sqs.clone(),
+        http: shared::adapters::http::client().expect("http client"),
     };
+    let deps = wiring::acquiring_callback(config, &clients).expect("wiring");
     TestEnv {
         store: DynamoLedgerStore::new(ddb.clone(), &table),
         handler_ddb: h_ddb,
         handler_sqs: h_sqs,
         aws_calls,
+        clients,
         table,
         queue_url,
         ddb,
@@ -226,7 +223,7 @@ pub struct Reply {
 
 impl TestEnv {
     pub async fn call(&self, req: Request) -> Reply {
-        let resp: Response<Body> = shared::callback::handle(&self.deps, req)
+        let resp: Response<Body> = shared::app::acquiring_callback::handle(&self.deps, req)
             .await
             .unwrap_or_else(|e| match e {});
         Reply {
@@ -251,18 +248,23 @@ impl TestEnv {
         self.post_json("tbank", note, "91.194.226.10").await
     }
 
-    /// outbox-sweeper's dependencies on the handler's clients (1C's offset +3 h, refunds on cancel).
-    pub fn sweeper_deps(&self) -> shared::sweeper::SweeperDeps {
-        shared::sweeper::SweeperDeps {
-            store: self.deps.store.clone(),
-            events: self.deps.events.clone(),
-            uploads: Arc::new(DynamoLedgerStore::new(
-                self.handler_ddb.clone(),
-                &self.table,
-            )),
-            utc_offset_minutes: 180,
-            refund_on_cancel: true,
-        }
+    /// The ledger this env's handlers use (its table and events queue, no refunds queue).
+    pub fn ledger_config(&self) -> LedgerConfig {
+        self.deps.config.ledger.clone()
+    }
+
+    /// outbox-sweeper's dependencies, wired on the handler's clients (1C's offset +3 h, refunds on cancel).
+    pub fn sweeper_deps(&self) -> shared::app::outbox_sweeper::SweeperDeps {
+        wiring::outbox_sweeper(
+            SweeperConfig {
+                ledger: self.ledger_config(),
+                utc_offset_minutes: 180,
+                refund_on_cancel: true,
+                session_ttl_secs: 3600,
+            },
+            &self.clients,
+        )
+        .expect("wiring")
     }
 
     /// Tell the ledger about an order, as store-sync will.
@@ -277,27 +279,43 @@ impl TestEnv {
             .expect("register order");
     }
 
-    /// store-sync's dependencies on this env's ledger (the handler's recording clients) and a store at
-    /// `webhook_url`.
+    /// store-sync's dependencies, wired on the handler's clients, with a store at `webhook_url` and nothing
+    /// pushed beyond the defaults (a test sets `deps.push`).
     pub fn store_deps(
         &self,
         webhook_url: String,
         initial_days: i64,
-    ) -> shared::store_sync::StoreDeps {
-        shared::store_sync::StoreDeps {
-            store: Arc::new(DynamoLedgerStore::new(
-                self.handler_ddb.clone(),
-                &self.table,
-            )),
-            events: self.deps.events.clone(),
-            bitrix: Arc::new(shared::store_sync::HttpBitrix {
-                client: reqwest::Client::new(),
-                webhook_url,
-            }),
-            http: reqwest::Client::new(),
-            overlap_minutes: 10,
-            initial_days,
-        }
+    ) -> shared::app::store_sync::StoreDeps {
+        wiring::store_sync(
+            StoreConfig {
+                ledger: self.ledger_config(),
+                webhook_url: Secret::new(webhook_url),
+                overlap_minutes: 10,
+                initial_days,
+                push: PushConfig::default(),
+            },
+            &self.clients,
+        )
+        .expect("wiring")
+    }
+
+    /// statement-pull's dependencies, wired on the handler's clients, reading `sources` (a T-Bank Business API
+    /// source at `bank_api_url`).
+    pub fn pull_deps(
+        &self,
+        sources: Vec<SourceConfig>,
+        bank_api_url: String,
+    ) -> shared::app::statement_pull::PullDeps {
+        wiring::statement_pull(
+            StatementPullConfig {
+                ledger: self.ledger_config(),
+                sources,
+                bank_api_url,
+                overlap_days: 3,
+            },
+            &self.clients,
+        )
+        .expect("wiring")
     }
 
     /// [`Self::register_order`] through the handler's own clients (for a test whose handler talks to a moto of
@@ -551,19 +569,19 @@ pub struct OneC {
 
 impl OneC {
     pub async fn connect(env: &TestEnv) -> OneC {
-        OneC::connect_with(env, env.deps.events.clone()).await
+        OneC::connect_with(env, env.ledger_config()).await
     }
 
-    /// With another publisher (e.g. one that also feeds the refunds queue).
-    pub async fn connect_with(env: &TestEnv, events: Arc<dyn EventPublisher>) -> OneC {
-        let store = Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table));
-        let deps = ExchangeDeps {
-            config: Exchange1cConfig {
-                ledger: env.deps.config.ledger.clone(),
+    /// With another ledger configuration (e.g. one that also feeds the refunds queue).
+    pub async fn connect_with(env: &TestEnv, ledger: LedgerConfig) -> OneC {
+        let deps = wiring::exchange_1c(
+            Exchange1cConfig {
+                ledger,
                 user: "1c".into(),
                 password: Secret::new("pw"),
                 file_limit: 1024,
                 import_budget_ms: 20_000,
+                upstream_timeout_ms: 25_000,
                 session_ttl_secs: 600,
                 utc_offset_minutes: 180,
                 refund_on_cancel: true,
@@ -571,11 +589,9 @@ impl OneC {
                 enrich_query: true,
                 query_undescribed: false,
             },
-            store: store.clone(),
-            events,
-            sessions: store,
-            upstream: None,
-        };
+            &env.clients,
+        )
+        .expect("wiring");
         let mut c = OneC {
             deps,
             cookie: String::new(),

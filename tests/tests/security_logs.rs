@@ -6,18 +6,16 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::Engine as _;
 use paysync_e2e::*;
 use serde_json::json;
-use shared::config::Secret;
+use shared::app::ledger::Ledger;
+use shared::app::refund_chargeback::execute_order;
 use shared::domain::{
     Currency, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, Source,
 };
-use shared::ledger::Ledger;
-use shared::refund_chargeback::{execute_order, RefundDeps};
-use shared::refund_gateway::{Gateways, RefundGateway, TbankRefunds};
+use shared::platform::config::Secret;
 use shared::testing::function_url_request;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -113,22 +111,20 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
             "Success": true, "ErrorCode": "0", "Status": "PARTIAL_REFUNDED", "PaymentId": "990", "NewAmount": 400_000})))
         .mount(&tbank)
         .await;
-    let deps = RefundDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        gateways: Gateways::default().with(
-            shared::domain::Source::Tbank,
-            Arc::new(TbankRefunds {
-                client: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(5))
-                    .build()
-                    .expect("client"),
+    let deps = shared::wiring::refund_chargeback(
+        shared::platform::config::RefundConfig {
+            ledger: env.ledger_config(),
+            tbank: Some(shared::platform::config::AcquirerApi {
+                login: TBANK_TERMINAL.into(),
+                secret: Secret::new(TBANK_PASSWORD),
                 api_url: format!("{}/v2", tbank.uri()),
-                terminal_key: TBANK_TERMINAL.into(),
-                password: Secret::new(TBANK_PASSWORD),
-            }) as Arc<dyn RefundGateway>,
-        ),
-    };
+            }),
+            sber: None,
+            yookassa: None,
+        },
+        &env.clients,
+    )
+    .expect("wiring");
     let ask = PaymentFact::new(
         FactId::new(Source::OneC, "ret-9901").expect("id"),
         OrderId::parse("9901").expect("id"),

@@ -1,12 +1,14 @@
-//! acquiring-callback: T-Bank, Sber and YooKassa payment notifications → ledger facts. Wiring only.
+//! acquiring-callback: T-Bank, Sber and YooKassa payment notifications → ledger facts. Wiring only; the logic is
+//! `shared::app::acquiring_callback`.
 
-use lambda_http::{run, service_fn, Error};
+use shared::app::acquiring_callback as function;
+use shared::platform::{config::Env, runtime, telemetry};
+use shared::wiring::{self, Clients};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init_tracing();
-    let config = shared::config::Env::process().callback()?;
-    let aws = shared::aws::sdk_config().await;
-    let deps = shared::callback::CallbackDeps::new(config, &aws)?;
-    run(service_fn(|req| shared::callback::handle(&deps, req))).await
+async fn main() -> Result<(), runtime::Error> {
+    telemetry::init_tracing();
+    let config = Env::process().callback()?;
+    let deps = wiring::acquiring_callback(config, &Clients::from_env().await?)?;
+    runtime::serve_http(|req| function::handle(&deps, req)).await
 }

@@ -1,13 +1,15 @@
-//! exchange-1c: the site side of 1C's CommerceML "sale" exchange. Wiring only.
+//! exchange-1c: the site side of 1C's CommerceML "sale" exchange. Wiring only; the logic is
+//! `shared::app::exchange_1c`.
 
-use lambda_http::Error;
+use shared::app::exchange_1c as function;
+use shared::platform::{config::Env, runtime, telemetry};
+use shared::wiring::{self, Clients};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init_tracing();
-    let config = shared::config::Env::process().exchange_1c()?;
-    let aws = shared::aws::sdk_config().await;
-    let deps = shared::exchange1c::ExchangeDeps::new(config, &aws)?;
+async fn main() -> Result<(), runtime::Error> {
+    telemetry::init_tracing();
+    let config = Env::process().exchange_1c()?;
+    let deps = wiring::exchange_1c(config, &Clients::from_env().await?)?;
     // Byte-exact responses: 1C expects windows-1251 bodies.
-    shared::http::run_byte_exact(|req| shared::exchange1c::respond(&deps, req)).await
+    runtime::serve_byte_exact(|req| function::respond(&deps, req)).await
 }

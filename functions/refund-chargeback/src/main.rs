@@ -1,18 +1,17 @@
 //! refund-chargeback: executes admitted refund requests through the acquirer that took the money (SQS FIFO
-//! trigger, partial batch failures). Wiring only; the logic is `shared::refund_chargeback`.
+//! trigger, partial batch failures). Wiring only; the logic is `shared::app::refund_chargeback`.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::app::refund_chargeback as function;
+use shared::platform::{config::Env, runtime, telemetry};
+use shared::wiring::{self, Clients};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init_tracing();
-    let config = shared::config::Env::process().refund_chargeback()?;
-    let aws = shared::aws::sdk_config().await;
-    let deps =
-        shared::refund_chargeback::RefundDeps::new(&config, &aws, shared::clients::http_client()?);
-    run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<SqsBatchResponse, Error>(shared::refund_chargeback::handle(&deps, event.payload).await)
-    }))
+async fn main() -> Result<(), runtime::Error> {
+    telemetry::init_tracing();
+    let config = Env::process().refund_chargeback()?;
+    let deps = wiring::refund_chargeback(config, &Clients::from_env().await?)?;
+    runtime::serve_event(|batch| async {
+        Ok::<_, runtime::Error>(function::handle(&deps, batch).await)
+    })
     .await
 }

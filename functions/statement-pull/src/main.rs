@@ -1,26 +1,14 @@
-//! statement-pull: scheduled bank statement pull and matching into the ledger. Wiring only.
+//! statement-pull: scheduled bank statement pull and matching into the ledger. Wiring only; the logic is
+//! `shared::app::statement_pull`.
 
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use serde_json::Value;
+use shared::app::statement_pull as function;
+use shared::platform::{config::Env, runtime, telemetry};
+use shared::wiring::{self, Clients};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::telemetry::init_tracing();
-    let config = shared::config::Env::process().statement_pull()?;
-    let aws = shared::aws::sdk_config().await;
-    let (store, events) = shared::adapters::aws_ledger(&config.ledger, &aws);
-    let deps = shared::statement_pull::PullDeps {
-        store,
-        events,
-        http: shared::clients::http_client()?,
-        sources: config.sources,
-        bank_api_url: config.bank_api_url,
-        patterns: shared::formats::purpose::PurposePatterns::new()?,
-        overlap_days: config.overlap_days,
-    };
-    run(service_fn(|_: LambdaEvent<Value>| async {
-        let summary = shared::statement_pull::handle(&deps).await?;
-        Ok::<_, Error>(serde_json::to_value(summary)?)
-    }))
-    .await
+async fn main() -> Result<(), runtime::Error> {
+    telemetry::init_tracing();
+    let config = Env::process().statement_pull()?;
+    let deps = wiring::statement_pull(config, &Clients::from_env().await?)?;
+    runtime::serve_event(|_: serde_json::Value| function::handle(&deps)).await
 }

@@ -34,13 +34,13 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use crate::domain::matching::UnmatchedReceipt;
+use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     BoxError, Commit, CommitError, ExchangeSession, ExchangeStore, ImportProgress, LedgerStore,
     StoreError,
 };
-use crate::reconcile::UnmatchedReceipt;
-use crate::settlement::{SettlementReport, Taking};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -419,14 +419,16 @@ impl LedgerStore for DynamoLedgerStore {
         }
         if c.order.id.is_unmatched() {
             let row = key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
-            items.push(match crate::reconcile::UnmatchedReceipt::of(c.order) {
-                Some(receipt) => {
-                    let mut row = row;
-                    row.insert(DATA.into(), s(to_json(&receipt)?));
-                    put(&self.table, row, None, None)?
-                }
-                None => delete(&self.table, row)?,
-            });
+            items.push(
+                match crate::domain::matching::UnmatchedReceipt::of(c.order) {
+                    Some(receipt) => {
+                        let mut row = row;
+                        row.insert(DATA.into(), s(to_json(&receipt)?));
+                        put(&self.table, row, None, None)?
+                    }
+                    None => delete(&self.table, row)?,
+                },
+            );
         }
         if c.order.id.is_unmatched() {
             // Dropped only by `forget_unresolved`, after the money moved (see the port).
@@ -442,7 +444,7 @@ impl LedgerStore for DynamoLedgerStore {
             items.push(put(&self.table, row, None, None)?);
         }
         // The open-orders index follows every change of the order.
-        match crate::reconcile::OpenOrder::of(c.order) {
+        match crate::domain::matching::OpenOrder::of(c.order) {
             Some(open) => {
                 let mut row = key(OPEN_PK.to_owned(), c.order.id.to_string());
                 row.insert(DATA.into(), s(to_json(&open)?));
@@ -581,7 +583,7 @@ impl LedgerStore for DynamoLedgerStore {
     async fn open_orders(
         &self,
         limit: usize,
-    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError> {
+    ) -> Result<Vec<crate::domain::matching::OpenOrder>, StoreError> {
         self.query_partition(OPEN_PK, None, None, limit)
             .await?
             .iter()
@@ -812,7 +814,7 @@ impl ExchangeStore for DynamoLedgerStore {
         let item_key = key(TAPS_PK.to_owned(), format!("{key_}#{file}"));
         if pending {
             let mut item = item_key;
-            item.insert("created_ms".into(), n(crate::ledger::now_ms()));
+            item.insert("created_ms".into(), n(crate::platform::clock::now_ms()));
             item.insert(TTL_ATTRIBUTE.into(), n(expires_at));
             self.put_plain(item).await
         } else {

@@ -6,13 +6,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::matching::UnmatchedReceipt;
+use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     Commit, CommitError, EventPublisher, ExchangeSession, ExchangeStore, ImportProgress,
     LedgerStore, PublishError, StoreError,
 };
-use crate::reconcile::UnmatchedReceipt;
-use crate::settlement::{SettlementReport, Taking};
 
 #[derive(Default)]
 struct State {
@@ -184,12 +184,12 @@ impl LedgerStore for MemoryLedgerStore {
     async fn open_orders(
         &self,
         limit: usize,
-    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError> {
+    ) -> Result<Vec<crate::domain::matching::OpenOrder>, StoreError> {
         Ok(self
             .lock()
             .orders
             .values()
-            .filter_map(crate::reconcile::OpenOrder::of)
+            .filter_map(crate::domain::matching::OpenOrder::of)
             .take(limit)
             .collect())
     }

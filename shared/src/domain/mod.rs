@@ -1,12 +1,16 @@
-//! The pure payment domain: no AWS, HTTP or async types.
+//! The pure payment domain: no AWS, HTTP or async types. Orders, facts and money; matching bank money to orders
+//! ([`matching`]); acquirer payouts ([`settlement`]); bank operations from any statement ([`bank_operation`]).
 
+pub mod bank_operation;
 pub mod event;
 pub mod fact;
+pub mod matching;
 pub mod money;
 pub mod order;
 pub mod reference;
 pub mod refund;
 pub mod refund_status;
+pub mod settlement;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{

@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use encoding_rs::{Encoding, IBM866, WINDOWS_1251};
 
+use crate::domain::bank_operation::{business_date, BankOperation};
 use crate::domain::money::parse_minor;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -605,6 +606,42 @@ pub fn parse_with(
     Ok(st)
 }
 
+/// A statement document as an operation on one of our accounts (`None` for what moves no money of ours).
+pub fn from_file(doc: &BankDocument) -> Option<BankOperation> {
+    let incoming = match doc.direction {
+        Direction::Incoming => true,
+        Direction::Outgoing => false,
+        Direction::Internal | Direction::Unknown => return None,
+    };
+    let (account, other_account, other_inn, other_name) = if incoming {
+        (
+            &doc.payee_account,
+            &doc.payer_account,
+            &doc.payer_inn,
+            &doc.payer_name,
+        )
+    } else {
+        (
+            &doc.payer_account,
+            &doc.payee_account,
+            &doc.payee_inn,
+            &doc.payee_name,
+        )
+    };
+    Some(BankOperation {
+        account: account.clone().unwrap_or_default(),
+        date: business_date(doc.date.as_deref()?)?,
+        number: doc.number.clone()?,
+        amount: doc.amount?,
+        incoming,
+        counterparty_account: other_account.clone(),
+        counterparty_inn: other_inn.clone(),
+        counterparty_name: other_name.clone(),
+        purpose: doc.purpose.clone(),
+        is_final: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,8 +747,10 @@ mod tests {
 mod snapshots {
     use std::fmt::Write as _;
 
+    use super::from_file;
+    use crate::domain::bank_operation::BankOperation;
     use crate::domain::money::format_minor;
-    use crate::statement::{from_file, from_tbank, BankOperation};
+    use crate::formats::tbank_statement::from_tbank;
     use crate::testing::fixtures_dir;
 
     fn op_line(out: &mut String, op: &BankOperation) {

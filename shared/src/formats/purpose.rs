@@ -8,11 +8,7 @@
 
 use regex::Regex;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reference {
-    Invoice(String),
-    Order(String),
-}
+pub use crate::domain::matching::Reference;
 
 /// The compiled pattern set (compile once, at init).
 pub struct PurposePatterns {

@@ -185,7 +185,7 @@ impl Callback {
     ///
     /// The fact is on `unmatched:sber:<mdOrder>` and carries `orderNumber` as the store reference, read as `rules`
     /// say (Bitrix's own handler: `<payment id>_<pay system id>[_<attempt>]`; the RBS module: `<order>_<n>`),
-    /// with `mdOrder` as the invoice id; `crate::resolve` moves it to the store order it names.
+    /// with `mdOrder` as the invoice id; `crate::app::resolve` moves it to the store order it names.
     pub fn to_fact(
         &self,
         gateway: Option<&GatewayStatus>,

@@ -254,7 +254,7 @@ pub fn cancel_fact(
 ///
 /// The fact is on the payment's `unmatched:tbank:<PaymentId>` order and carries `OrderId` as the store reference
 /// (read as `rules` say: a store's T-Bank module sends the order's account number, `IM-00392`, or a payment's,
-/// `392/1`) with `PaymentId` as the invoice id; `crate::resolve` moves it to the store order it names.
+/// `392/1`) with `PaymentId` as the invoice id; `crate::app::resolve` moves it to the store order it names.
 pub fn to_fact(
     n: &Notification,
     rules: &[RefRule],

@@ -7,6 +7,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::domain::bank_operation::{business_date, BankOperation};
 use crate::domain::money::parse_minor;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -157,6 +158,40 @@ pub fn parse_page(body: &[u8]) -> Result<Page, PageError> {
     Ok(Page {
         operations,
         next_cursor: wire.next_cursor.filter(|c| !c.is_empty()),
+    })
+}
+
+/// A T-Bank API operation on `account` (the source's account, when the operation does not name its own) as an
+/// operation of ours; `Err` names why it cannot be used (the caller counts and logs it, never drops it silently).
+/// The other side is `payer` (credits) / `receiver` (debits), else `counterParty`.
+pub fn from_tbank(op: &Operation, account: &str) -> Result<BankOperation, &'static str> {
+    let incoming = match op.kind {
+        Kind::Credit => true,
+        Kind::Debit => false,
+        Kind::Other => return Err("neither a credit nor a debit"),
+    };
+    let named = if incoming { &op.payer } else { &op.receiver };
+    let other = if named == &Party::default() {
+        &op.counter_party
+    } else {
+        named
+    };
+    Ok(BankOperation {
+        account: op.account.clone().unwrap_or_else(|| account.to_owned()),
+        date: op
+            .doc_date
+            .as_deref()
+            .or(op.date.as_deref())
+            .and_then(business_date)
+            .ok_or("no readable date")?,
+        number: op.document_number.clone().unwrap_or_else(|| op.id.clone()),
+        amount: op.amount.ok_or("no readable amount")?,
+        incoming,
+        counterparty_account: other.account.clone(),
+        counterparty_inn: other.inn.clone(),
+        counterparty_name: other.name.clone(),
+        purpose: op.purpose.clone(),
+        is_final: op.is_final,
     })
 }
 

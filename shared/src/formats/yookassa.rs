@@ -183,7 +183,7 @@ pub fn store_reference(
 /// Map a payment (as fetched, or as notified in IP mode) to a fact; `None` while it is `pending`.
 ///
 /// The fact is on `unmatched:yookassa:<id>` with the metadata's store reference ([`store_reference`]);
-/// `crate::resolve` moves it to the store order it names.
+/// `crate::app::resolve` moves it to the store order it names.
 pub fn payment_fact(
     p: &Payment,
     order_keys: &[String],
@@ -261,7 +261,7 @@ pub fn ip_trusted(ip: IpAddr, networks: &[IpNet]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{parse_networks, YOOKASSA_NETWORKS};
+    use crate::platform::config::{parse_networks, YOOKASSA_NETWORKS};
 
     #[test]
     fn published_networks_match_the_documented_ip_table() {
@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn bitrix_payment_number_is_a_payment_id_and_missing_metadata_leaves_the_invoice_id() {
-        let keys: Vec<String> = crate::config::DEFAULT_YOOKASSA_ORDER_KEYS
+        let keys: Vec<String> = crate::platform::config::DEFAULT_YOOKASSA_ORDER_KEYS
             .split(',')
             .map(str::to_owned)
             .collect();

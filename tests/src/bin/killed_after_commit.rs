@@ -25,9 +25,9 @@ impl EventPublisher for KillOnPublish {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = shared::config::Env::process().callback()?;
-    let aws = shared::aws::sdk_config().await;
-    let mut deps = shared::callback::CallbackDeps::new(config, &aws)?;
+    let config = shared::platform::config::Env::process().callback()?;
+    let clients = shared::wiring::Clients::from_env().await?;
+    let mut deps = shared::wiring::acquiring_callback(config, &clients)?;
     deps.events = Arc::new(KillOnPublish);
     let note = std::env::var("NOTE")?;
     let req = function_url_request(
@@ -38,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         note.as_bytes(),
         "91.194.226.10",
     );
-    let resp = shared::callback::handle(&deps, req)
+    let resp = shared::app::acquiring_callback::handle(&deps, req)
         .await
         .unwrap_or_else(|e| match e {});
     // Reaching this means the change was not committed (or the kill did not happen).

@@ -2,8 +2,8 @@
 
 use paysync_e2e::*;
 use serde_json::json;
-use shared::config::YooKassaVerify;
 use shared::domain::{FactKind, OrderState, RefundAmount};
+use shared::platform::config::YooKassaVerify;
 use shared::testing::function_url_request;
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, ResponseTemplate};
@@ -141,14 +141,16 @@ async fn sweeper_announces_a_change_nobody_redelivered() {
         paysync_e2e::iam::assert_granted("AcquiringCallbackFunction", &env.aws_calls.take());
     let _ = unused;
     let deps = env.sweeper_deps();
-    let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    let report = shared::app::outbox_sweeper::handle(&deps, 0)
+        .await
+        .expect("sweep");
     assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));
     let events = env.drain_queue().await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].order_id, "7005");
     assert_eq!(events[0].paid, 100);
     assert_eq!(
-        shared::sweeper::handle(&deps, 0)
+        shared::app::outbox_sweeper::handle(&deps, 0)
             .await
             .expect("sweep")
             .outbox

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use paysync_e2e::*;
 use serde_json::{json, Value};
-use shared::config::{Secret, YooKassaVerify};
+use shared::app::store_sync::{pull_orders, StoreDeps};
 use shared::domain::OrderState;
-use shared::store_sync::{pull_orders, StoreDeps};
+use shared::platform::config::{Secret, YooKassaVerify};
 use shared::testing::{case_file, function_url_request};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -116,7 +116,7 @@ async fn case_env_sber(key: &str) -> Case {
     let mut c = case_env(YooKassaVerify::Api).await;
     if let Some(sber) = c.env.deps.config.sber.as_mut() {
         sber.callback_token = Secret::new(key);
-        sber.api_credentials = None;
+        sber.api = None;
     }
     c
 }
@@ -152,7 +152,7 @@ impl Case {
         }
     }
 
-    async fn pull(&self) -> shared::store_sync::PullSummary {
+    async fn pull(&self) -> shared::app::store_sync::PullSummary {
         // The watermark would skip a page of older orders: each step of a case is a fresh look at the store.
         let s = pull_orders(&self.deps).await.expect("pull");
         assert!(s.errors.is_empty(), "{s:?}");
@@ -441,38 +441,32 @@ const CASE_09: &str = "09-tbank-api-operation-counterparty-only";
 /// statement-pull over one source: the case's file (or API page) served by a local fake bank.
 async fn pull_statement(
     c: &Case,
-    source: shared::statement_pull::SourceConfig,
+    source: shared::platform::config::SourceConfig,
     body: Vec<u8>,
-) -> shared::statement_pull::SourceSummary {
+) -> shared::app::statement_pull::SourceSummary {
     let bank = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_bytes(body))
         .mount(&bank)
         .await;
     let source = match source {
-        shared::statement_pull::SourceConfig::ClientbankUrl { account, .. } => {
-            shared::statement_pull::SourceConfig::ClientbankUrl {
+        shared::platform::config::SourceConfig::ClientbankUrl { account, .. } => {
+            shared::platform::config::SourceConfig::ClientbankUrl {
                 account,
                 url: format!("{}/kl_to_1c.txt", bank.uri()),
             }
         }
         other => other,
     };
-    let deps = shared::statement_pull::PullDeps {
-        store: c.env.deps.store.clone(),
-        events: c.env.deps.events.clone(),
-        http: shared::clients::http_client().expect("http"),
-        sources: vec![source],
-        bank_api_url: bank.uri(),
-        patterns: shared::formats::purpose::PurposePatterns::new().expect("patterns"),
-        overlap_days: 3,
-    };
-    let mut summaries = shared::statement_pull::handle(&deps).await.expect("pull");
+    let deps = c.env.pull_deps(vec![source], bank.uri());
+    let mut summaries = shared::app::statement_pull::handle(&deps)
+        .await
+        .expect("pull");
     summaries.pop().expect("one source")
 }
 
-fn file_source() -> shared::statement_pull::SourceConfig {
-    shared::statement_pull::SourceConfig::ClientbankUrl {
+fn file_source() -> shared::platform::config::SourceConfig {
+    shared::platform::config::SourceConfig::ClientbankUrl {
         account: "40702810400000067890".into(),
         url: String::new(),
     }
@@ -516,9 +510,9 @@ async fn case_08_invoice_wording_as_shops_print_it() {
 #[tokio::test]
 async fn case_09_operations_with_only_a_counterparty_are_read() {
     let c = described(YooKassaVerify::Api, CASE_09, "store-orders.json").await;
-    let source = shared::statement_pull::SourceConfig::TbankApi {
+    let source = shared::platform::config::SourceConfig::TbankApi {
         account: "40702810400000067890".into(),
-        token: shared::config::Secret::new("test-token"),
+        token: shared::platform::config::Secret::new("test-token"),
     };
     let s = pull_statement(&c, source, case_file(CASE_09, "statement-page.json")).await;
     assert_eq!((s.fetched, s.new, s.matched), (2, 2, 2), "{s:?}");

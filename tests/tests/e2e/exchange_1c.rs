@@ -110,9 +110,9 @@ async fn commerceml_fixtures_apply_against_moto() {
 
 #[tokio::test]
 async fn an_unmatched_bank_receipt_is_resolved_by_1cs_payment_document() {
+    use shared::domain::bank_operation::{facts, BankOperation};
+    use shared::domain::matching::{Confidence, Matched};
     use shared::ports::LedgerStore as _;
-    use shared::reconcile::{Confidence, Matched};
-    use shared::statement::{facts, BankOperation};
     let env = spawn_env().await;
     env.register_order("5010", 4_200_050).await;
     // statement-pull kept this credit unmatched: its purpose names no order.
@@ -128,7 +128,7 @@ async fn an_unmatched_bank_receipt_is_resolved_by_1cs_payment_document() {
         purpose: "Оплата за товар, НДС не облагается".into(),
         is_final: true,
     };
-    let ledger = shared::ledger::Ledger::new(&env.store, env.deps.events.as_ref());
+    let ledger = shared::app::ledger::Ledger::new(&env.store, env.deps.events.as_ref());
     let unmatched = facts(&op, &Matched::Unmatched("no number"), None, 1).expect("facts");
     ledger.record(&unmatched[0]).await.expect("record");
     assert_eq!(
@@ -174,7 +174,7 @@ async fn an_unmatched_bank_receipt_is_resolved_by_1cs_payment_document() {
     let again = facts(&op, &matched, None, 2).expect("facts");
     assert!(matches!(
         ledger.record(&again[0]).await.expect("record"),
-        shared::ledger::Recorded::Duplicate
+        shared::app::ledger::Recorded::Duplicate
     ));
     assert_eq!(
         env.order("5010").await.expect("order").totals().paid,

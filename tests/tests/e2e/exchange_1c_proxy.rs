@@ -3,16 +3,14 @@
 // Test helpers: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used)]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use paysync_e2e::*;
-use shared::adapters::dynamo::DynamoLedgerStore;
-use shared::config::{Exchange1cConfig, Secret};
+use shared::app::exchange_1c::proxy::{UPSTREAM_DOWN, UPSTREAM_TIMEOUT};
+use shared::app::exchange_1c::{respond, ExchangeDeps};
 use shared::domain::OrderState;
-use shared::exchange1c::proxy::{Upstream, UPSTREAM_DOWN, UPSTREAM_TIMEOUT};
-use shared::exchange1c::{respond, ExchangeDeps};
 use shared::formats::commerceml::text::to_windows_1251;
+use shared::platform::config::{Exchange1cConfig, Secret};
 use shared::testing::{fixtures_dir, request_with_headers};
 use wiremock::matchers::{header, method, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -90,14 +88,15 @@ async fn fake_bitrix() -> MockServer {
 }
 
 fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
-    let store = Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table));
-    ExchangeDeps {
-        config: Exchange1cConfig {
-            ledger: env.deps.config.ledger.clone(),
+    shared::wiring::exchange_1c(
+        Exchange1cConfig {
+            ledger: env.ledger_config(),
             user: String::new(),
             password: Secret::new(""),
             file_limit: 1000,
             import_budget_ms: 20_000,
+            // The store's slow mode answers after 3 s.
+            upstream_timeout_ms: 1_000,
             session_ttl_secs: 600,
             utc_offset_minutes: 180,
             refund_on_cancel: true,
@@ -105,11 +104,9 @@ fn proxy(env: &TestEnv, upstream: &str, enrich: bool) -> ExchangeDeps {
             enrich_query: enrich,
             query_undescribed: false,
         },
-        store: store.clone(),
-        events: env.deps.events.clone(),
-        sessions: store,
-        upstream: Some(Upstream::with_timeout(upstream, Duration::from_secs(1)).expect("client")),
-    }
+        &env.clients,
+    )
+    .expect("wiring")
 }
 
 struct Reply {
@@ -352,7 +349,7 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     let switch = Switch::start(&moto_endpoint()).await;
     let env = spawn_env_with(
         Endpoints::sqs(&switch.url),
-        shared::config::YooKassaVerify::Api,
+        shared::platform::config::YooKassaVerify::Api,
     )
     .await;
     env.register_order("9100", 70_000).await;
@@ -396,7 +393,9 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
     switch.set_up(true);
     env.aws_calls.take(); // what exchange-1c did
     let deps = env.sweeper_deps();
-    let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    let report = shared::app::outbox_sweeper::handle(&deps, 0)
+        .await
+        .expect("sweep");
     assert_eq!((report.taps_found, report.taps_applied), (1, 1));
     assert_eq!(env.facts("9100").await.len(), 1, "applied once");
     assert_eq!(
@@ -409,7 +408,9 @@ async fn a_tap_that_fails_is_retried_by_the_sweeper_and_applied_once() {
         1,
         "announced once"
     );
-    let again = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    let again = shared::app::outbox_sweeper::handle(&deps, 0)
+        .await
+        .expect("sweep");
     assert_eq!(again.taps_found, 0, "nothing owed any more");
     // Least privilege, against what the code did: every call granted.
     let unused = paysync_e2e::iam::assert_granted("OutboxSweeperFunction", &env.aws_calls.take());

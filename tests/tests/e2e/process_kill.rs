@@ -57,7 +57,9 @@ async fn a_process_killed_between_commit_and_announce_loses_nothing() {
 
     // The other provider gave up: the scheduled sweeper announces its change.
     let deps = env.sweeper_deps();
-    let report = shared::sweeper::handle(&deps, 0).await.expect("sweep");
+    let report = shared::app::outbox_sweeper::handle(&deps, 0)
+        .await
+        .expect("sweep");
     assert_eq!((report.outbox.found, report.outbox.announced), (1, 1));
 
     let events = env.drain_queue().await;

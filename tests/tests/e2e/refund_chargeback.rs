@@ -12,16 +12,15 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use paysync_e2e::*;
 use serde_json::{json, Value};
-use shared::adapters::dynamo::DynamoLedgerStore;
 use shared::adapters::sqs::SqsEventPublisher;
-use shared::config::Secret;
+use shared::app::ledger::Ledger;
+use shared::app::refund_chargeback::{execute_order, handle, RefundDeps};
 use shared::domain::{
     Currency, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundStatus,
     Source,
 };
-use shared::ledger::Ledger;
-use shared::refund_chargeback::{execute_order, handle, RefundDeps};
-use shared::refund_gateway::{Gateways, RefundGateway, SberRefunds, TbankRefunds, YooKassaRefunds};
+use shared::platform::config::{AcquirerApi, RefundConfig, Secret};
+use shared::wiring::{self, Clients};
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -64,49 +63,41 @@ struct Refunds {
 async fn refunds_env(timeout: Duration) -> Refunds {
     let env = spawn_env().await;
     let tbank = MockServer::start().await;
-    let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .build()
-        .expect("client");
-    let gateways = Gateways::default()
-        .with(
-            Source::Tbank,
-            Arc::new(TbankRefunds {
-                client: http.clone(),
-                api_url: format!("{}/v2", tbank.uri()),
-                terminal_key: TBANK_TERMINAL.into(),
-                password: Secret::new(TBANK_PASSWORD),
-            }) as Arc<dyn RefundGateway>,
-        )
-        .with(
-            Source::Sber,
-            Arc::new(SberRefunds {
-                client: http.clone(),
-                api_url: format!("{}/payment/rest", env.sber_api.uri()),
-                username: "merchant-api".into(),
-                password: Secret::new("merchant-pass"),
-                status: Arc::new(shared::clients::HttpSberGateway::new(
-                    http.clone(),
-                    &format!("{}/payment/rest", env.sber_api.uri()),
-                    "merchant-api",
-                    Secret::new("merchant-pass"),
-                )),
-            }),
-        )
-        .with(
-            Source::Yookassa,
-            Arc::new(YooKassaRefunds {
-                client: http,
-                api_url: format!("{}/v3", env.yookassa_api.uri()),
-                shop_id: YOOKASSA_SHOP.into(),
-                secret_key: Secret::new(YOOKASSA_KEY),
-            }),
-        );
-    let deps = RefundDeps {
-        store: Arc::new(DynamoLedgerStore::new(env.handler_ddb.clone(), &env.table)),
-        events: env.deps.events.clone(),
-        gateways,
+    // The shipped wiring, with an HTTP client that gives up after `timeout` (a refund whose answer is lost).
+    let clients = Clients {
+        http: reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .expect("client"),
+        ..env.clients.clone()
     };
+    let api = |login: &str, secret: &str, api_url: String| AcquirerApi {
+        login: login.into(),
+        secret: Secret::new(secret),
+        api_url,
+    };
+    let deps = wiring::refund_chargeback(
+        RefundConfig {
+            ledger: env.ledger_config(),
+            tbank: Some(api(
+                TBANK_TERMINAL,
+                TBANK_PASSWORD,
+                format!("{}/v2", tbank.uri()),
+            )),
+            sber: Some(api(
+                "merchant-api",
+                "merchant-pass",
+                format!("{}/payment/rest", env.sber_api.uri()),
+            )),
+            yookassa: Some(api(
+                YOOKASSA_SHOP,
+                YOOKASSA_KEY,
+                format!("{}/v3", env.yookassa_api.uri()),
+            )),
+        },
+        &clients,
+    )
+    .expect("wiring");
     Refunds { env, deps, tbank }
 }
 
@@ -145,7 +136,7 @@ impl Refunds {
             .refunded
     }
 
-    async fn run(&self, order: &str) -> Result<shared::refund_chargeback::OrderRun, String> {
+    async fn run(&self, order: &str) -> Result<shared::app::refund_chargeback::OrderRun, String> {
         execute_order(&self.deps, &OrderId::parse(order).expect("id"))
             .await
             .map_err(|e| e.to_string())
@@ -550,11 +541,11 @@ async fn a_return_started_in_1c_reaches_the_card_once_and_1c_sees_it_done() {
         .expect("queue")
         .queue_url
         .expect("url");
-    let events = Arc::new(
-        SqsEventPublisher::new(r.env.sqs.clone(), &r.env.queue_url)
-            .with_refunds_queue(Some(refunds_queue.clone())),
-    );
-    let one_c = OneC::connect_with(&r.env, events).await;
+    let ledger = shared::platform::config::LedgerConfig {
+        refunds_queue_url: Some(refunds_queue.clone()),
+        ..r.env.ledger_config()
+    };
+    let one_c = OneC::connect_with(&r.env, ledger).await;
     one_c.mode("init", "&version=2.10", b"").await;
     let doc = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>

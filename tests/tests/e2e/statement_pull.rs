@@ -7,31 +7,23 @@ use std::sync::Arc;
 
 use paysync_e2e::*;
 use shared::adapters::sqs::SqsEventPublisher;
+use shared::app::ledger::Ledger;
+use shared::app::statement_pull::{handle, PullDeps};
 use shared::domain::{Currency, OrderId, OrderInfo, OrderState};
-use shared::formats::purpose::PurposePatterns;
-use shared::ledger::Ledger;
-use shared::statement_pull::{handle, PullDeps, SourceConfig};
+use shared::platform::config::SourceConfig;
 use shared::testing::fixtures_dir;
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, ResponseTemplate};
 
 /// The run's dependencies: the env's ledger, the env's fake API as the bank, these sources.
 fn pull_deps(env: &TestEnv, sources: Vec<SourceConfig>) -> PullDeps {
-    PullDeps {
-        store: env.deps.store.clone(),
-        events: env.deps.events.clone(),
-        http: shared::clients::http_client().expect("http"),
-        sources,
-        bank_api_url: env.yookassa_api.uri(),
-        patterns: PurposePatterns::new().expect("patterns"),
-        overlap_days: 3,
-    }
+    env.pull_deps(sources, env.yookassa_api.uri())
 }
 
 fn tbank(token: &str) -> SourceConfig {
     SourceConfig::TbankApi {
         account: "40702810900000012345".into(),
-        token: shared::config::Secret::new(token),
+        token: shared::platform::config::Secret::new(token),
     }
 }
 

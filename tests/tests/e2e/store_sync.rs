@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use paysync_e2e::*;
 use serde_json::{json, Value};
+use shared::app::store_sync::{pull_orders, StoreDeps};
 use shared::domain::OrderState;
-use shared::store_sync::{pull_orders, StoreDeps};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -349,7 +349,6 @@ struct Push {
     env: TestEnv,
     shop: FakeShop,
     deps: StoreDeps,
-    config: shared::config::PushConfig,
     _bitrix: MockServer,
 }
 
@@ -375,8 +374,8 @@ async fn push_env(order: &str, total: i64) -> Push {
         .mount(&bitrix)
         .await;
     env.register_order(order, total).await;
-    let deps = env.store_deps(format!("{}/rest/1/secret-code/", bitrix.uri()), 30);
-    let config = shared::config::PushConfig {
+    let mut deps = env.store_deps(format!("{}/rest/1/secret-code/", bitrix.uri()), 30);
+    deps.push = shared::platform::config::PushConfig {
         paid_amount_code: Some("PAID_AMOUNT".into()),
         paid_text_code: Some("PAID_TEXT".into()),
         pay_systems: [("bank".to_owned(), "2".to_owned())].into_iter().collect(),
@@ -389,7 +388,6 @@ async fn push_env(order: &str, total: i64) -> Push {
         env,
         shop,
         deps,
-        config,
         _bitrix: bitrix,
     }
 }
@@ -406,7 +404,7 @@ impl Push {
     }
 
     async fn deliver(&self, order: &str, copies: usize) -> usize {
-        shared::store_sync::handle_events(&self.deps, &self.config, self.batch(order, copies))
+        shared::app::store_sync::handle_events(&self.deps, self.batch(order, copies))
             .await
             .batch_item_failures
             .len()
@@ -576,7 +574,7 @@ async fn an_outbound_hook_is_signed_retried_after_a_500_and_sent_once_per_event(
         .with_priority(2)
         .mount(&receiver)
         .await;
-    p.config.hooks = vec![serde_json::from_value(json!({
+    p.deps.push.hooks = vec![serde_json::from_value(json!({
         "url": format!("{}/hs/reserve", receiver.uri()), "on": ["paid"], "secret": "hook-secret"
     }))
     .expect("hook")];
@@ -615,7 +613,10 @@ async fn an_outbound_hook_is_signed_retried_after_a_500_and_sent_once_per_event(
             .and_then(|x| x.parse().ok())
             .expect("timestamp");
         let body = String::from_utf8(r.body.clone()).expect("utf-8");
-        assert_eq!(signature, shared::store_sync::sign("hook-secret", t, &body));
+        assert_eq!(
+            signature,
+            shared::adapters::http::hooks::sign("hook-secret", t, &body)
+        );
         let event: Value = serde_json::from_str(&body).expect("json");
         assert_eq!(
             (event["type"].clone(), event["paid"].clone()),

@@ -20,77 +20,20 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::order::is_acquirer;
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, RefundProgress,
     RefundStatus, Source,
 };
-use crate::ledger::{now_ms, Ledger, LedgerError};
+use crate::platform::clock::now_ms;
+use crate::ports::acquirers::{Gateways, RefundCall, RefundError, RefundOutcome};
 use crate::ports::{EventPublisher, LedgerStore};
-use crate::refund_gateway::{Gateways, RefundCall, RefundError, RefundOutcome};
 
 pub struct RefundDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub gateways: Gateways,
-}
-
-impl RefundDeps {
-    /// The real adapters: DynamoDB, SQS and the configured acquirers' refund APIs.
-    pub fn new(
-        config: &crate::config::RefundConfig,
-        aws: &aws_config::SdkConfig,
-        http: reqwest::Client,
-    ) -> Self {
-        use crate::refund_gateway::{SberRefunds, TbankRefunds, YooKassaRefunds};
-        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        let mut gateways = Gateways::default();
-        if let Some(api) = config.tbank.clone() {
-            gateways = gateways.with(
-                Source::Tbank,
-                Arc::new(TbankRefunds {
-                    client: http.clone(),
-                    api_url: api.api_url,
-                    terminal_key: api.login,
-                    password: api.secret,
-                }),
-            );
-        }
-        if let Some(api) = config.sber.clone() {
-            let status = Arc::new(crate::clients::HttpSberGateway::new(
-                http.clone(),
-                &api.api_url,
-                &api.login,
-                api.secret.clone(),
-            ));
-            gateways = gateways.with(
-                Source::Sber,
-                Arc::new(SberRefunds {
-                    client: http.clone(),
-                    api_url: api.api_url,
-                    username: api.login,
-                    password: api.secret,
-                    status,
-                }),
-            );
-        }
-        if let Some(api) = config.yookassa.clone() {
-            gateways = gateways.with(
-                Source::Yookassa,
-                Arc::new(YooKassaRefunds {
-                    client: http.clone(),
-                    api_url: api.api_url,
-                    shop_id: api.login,
-                    secret_key: api.secret,
-                }),
-            );
-        }
-        RefundDeps {
-            store,
-            events,
-            gateways,
-        }
-    }
 }
 
 /// What one order's run did.
@@ -266,9 +209,9 @@ pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<Orde
     Ok(run)
 }
 
-/// One SQS batch (FIFO per order, partial failures; see [`crate::sqs_batch`]).
+/// One SQS batch (FIFO per order, partial failures; see [`crate::platform::sqs_batch`]).
 pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
-    crate::sqs_batch::for_each_order(event, |order| async move {
+    crate::platform::sqs_batch::for_each_order(event, |order| async move {
         let run = execute_order(deps, &order).await?;
         info!(order_id = %order, succeeded = run.succeeded, pending = run.pending, failed = run.failed, "refund work done");
         Ok::<(), RunError>(())
@@ -285,7 +228,7 @@ mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
     use crate::domain::{OrderInfo, OrderState, PaymentRef, RefundAmount};
-    use crate::refund_gateway::{idempotency_key, RefundGateway};
+    use crate::ports::acquirers::{idempotency_key, RefundGateway};
 
     /// A fake acquirer: answers from a script, remembers every call's key and whether it was a retry.
     #[derive(Default)]
@@ -431,7 +374,7 @@ mod tests {
         // The same refund as T-Bank notifies it.
         assert!(matches!(
             e.ledger().record(&tbank_refund(60_000)).await.unwrap(),
-            crate::ledger::Recorded::Duplicate
+            crate::app::ledger::Recorded::Duplicate
         ));
         // Nothing left to do.
         assert_eq!(e.run().await.unwrap(), OrderRun::default());

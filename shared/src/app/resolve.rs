@@ -15,11 +15,11 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::{
     is_acquirer, DirectoryEntry, FactId, FactKind, Lookup, OrderId, PaymentFact, PaymentRef,
     Source, StoreReference,
 };
-use crate::ledger::{Ledger, LedgerError};
 use crate::ports::{BoxError, LedgerStore, StoreError};
 
 /// The store's own definite answer to a look-up (store-sync asks it through the REST API).
@@ -206,7 +206,7 @@ pub async fn settle(
                             &target,
                             &by.to_string(),
                             line.currency,
-                            crate::ledger::now_ms(),
+                            crate::platform::clock::now_ms(),
                         )?;
                         ledger.record(&void).await?;
                         info!(payment = %payment, reference = %reference, by = %by, order = %target, "waiting money moved to its order");

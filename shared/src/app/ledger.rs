@@ -8,6 +8,8 @@ use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
     PaymentLine, PaymentRef, Source,
 };
+use crate::platform::clock::now_ms;
+use crate::platform::retry::Backoff;
 use crate::ports::{
     Claim, Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError,
 };
@@ -45,19 +47,17 @@ pub struct SweepReport {
     pub failed: usize,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+/// Pauses between optimistic-lock conflicts: 5 ms doubling to 200 ms, with jitter, [`MAX_ATTEMPTS`] in all.
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(5),
+    max: Duration::from_millis(200),
+    attempts: MAX_ATTEMPTS as usize,
+};
 
-/// Exponential backoff with jitter for optimistic-lock conflicts.
 async fn backoff(attempt: u32) {
-    let base = 5u64.saturating_mul(1 << attempt.min(6)).min(200);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::from(d.subsec_nanos()));
-    tokio::time::sleep(Duration::from_millis(base + nanos % (base + 1))).await;
+    if let Some(pause) = CONFLICT_BACKOFF.pause(attempt as usize) {
+        tokio::time::sleep(pause).await;
+    }
 }
 
 /// Money a fact makes its line hold (a new line's own ref; a bank payment it links) and money a void lets go of.
@@ -143,7 +143,7 @@ impl<'a> Ledger<'a> {
                 event: &event,
                 claims,
                 releases,
-                taking: crate::settlement::taking(fact, before.as_ref(), after),
+                taking: crate::domain::settlement::taking(fact, before.as_ref(), after),
                 directory: Vec::new(),
             };
             match self.store.commit(commit).await {

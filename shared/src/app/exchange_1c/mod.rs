@@ -18,12 +18,14 @@ use lambda_http::{Body, Request, Response};
 use subtle::ConstantTimeEq;
 use tracing::{error, info, warn};
 
-use crate::config::{Exchange1cConfig, MAX_FILE_LIMIT};
+use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::{FactId, FactKind, OrderId, PaymentFact, PaymentMethod, Source};
 use crate::formats::commerceml::text::to_windows_1251;
 use crate::formats::commerceml::write::write_query;
 use crate::formats::commerceml::{read, Document, SchemaVersion};
-use crate::ledger::{now_ms, Ledger, LedgerError};
+use crate::platform::clock::now_ms;
+use crate::platform::config::{Exchange1cConfig, MAX_FILE_LIMIT};
+use crate::ports::store_api::ExchangeUpstream;
 use crate::ports::{EventPublisher, ExchangeSession, ExchangeStore, LedgerStore, StoreError};
 
 /// Cookie name announced on `checkauth` line 2 (1C echoes `<name>=<value>` on every later call).
@@ -49,28 +51,7 @@ pub struct ExchangeDeps {
     pub events: Arc<dyn EventPublisher>,
     pub sessions: Arc<dyn ExchangeStore>,
     /// Proxy mode: the store's own exchange endpoint.
-    pub upstream: Option<proxy::Upstream>,
-}
-
-impl ExchangeDeps {
-    pub fn new(
-        config: Exchange1cConfig,
-        aws: &aws_config::SdkConfig,
-    ) -> Result<Self, reqwest::Error> {
-        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        let upstream = config
-            .upstream
-            .as_deref()
-            .map(proxy::Upstream::new)
-            .transpose()?;
-        Ok(ExchangeDeps {
-            config,
-            store: store.clone(),
-            events,
-            sessions: store,
-            upstream,
-        })
-    }
+    pub upstream: Option<Arc<dyn ExchangeUpstream>>,
 }
 
 /// What applying an uploaded file needs (the exchange handler, the proxy tap and the scheduled tap retry).
@@ -208,7 +189,7 @@ pub async fn handle(deps: &ExchangeDeps, req: Request) -> Result<Response<Body>,
 /// Every outcome is a protocol answer; storage trouble is `503 failure`.
 pub async fn respond(deps: &ExchangeDeps, req: Request) -> Response<Body> {
     if let Some(upstream) = &deps.upstream {
-        return proxy::relay(deps, upstream, &req).await;
+        return proxy::relay(deps, upstream.as_ref(), &req).await;
     }
     match route(deps, &req).await {
         Ok(resp) => resp,
@@ -620,7 +601,7 @@ async fn apply_document(
     }
     let mut found = None;
     for lookup in &lookups {
-        if let Some(order) = crate::resolve::described_order(ctx.store, lookup)
+        if let Some(order) = crate::app::resolve::described_order(ctx.store, lookup)
             .await
             .map_err(LedgerError::from)?
         {
@@ -707,7 +688,7 @@ async fn allocation(
         .and_then(|i| i.details.buyer.as_ref())
         .and_then(|b| b.inn.as_deref());
     let receipts = ctx.store.unmatched_receipts(1000).await?;
-    let Some(receipt) = crate::reconcile::allocated(amount, buyer_inn, &receipts) else {
+    let Some(receipt) = crate::domain::matching::allocated(amount, buyer_inn, &receipts) else {
         return Ok(None);
     };
     let external = fact

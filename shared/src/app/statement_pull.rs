@@ -3,33 +3,28 @@
 //! are keyed by the payment itself); a watermark per source keeps each run short.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::app::ledger::{Ledger, LedgerError, Recorded};
+use crate::domain::bank_operation::{facts, BankOperation};
+use crate::domain::matching::{Confidence, Credit, Matched, OpenOrders};
+use crate::domain::settlement::{self, SettlementReport};
 use crate::domain::{
     link_source, Currency, FactId, FactKind, Order, OrderId, PaymentFact, PaymentMethod,
     PaymentRef, RefundAmount, Source,
 };
-use crate::formats::client_bank_exchange::Direction;
 use crate::formats::purpose::{PurposePatterns, Reference};
-use crate::formats::{client_bank_exchange, tbank_statement};
-use crate::ledger::{now_ms, Ledger, LedgerError, Recorded};
+use crate::platform::clock::now_ms;
+use crate::ports::bank::{Fetched, StatementSource};
 use crate::ports::{EventPublisher, LedgerStore};
-use crate::reconcile::{Confidence, Credit, Matched, OpenOrders};
-use crate::settlement::{self, SettlementReport};
-use crate::statement::{facts, from_file, from_tbank, BankOperation};
-
-pub use crate::config::{parse_sources, SourceConfig};
 
 pub struct PullDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
-    pub http: reqwest::Client,
-    pub sources: Vec<SourceConfig>,
-    /// `BANK_API_URL`: T-Bank Business API base (default `https://business.tbank.ru/openapi`).
-    pub bank_api_url: String,
+    /// `STATEMENT_SOURCES`, in order.
+    pub sources: Vec<Arc<dyn StatementSource>>,
     pub patterns: PurposePatterns,
     /// Days re-read before the watermark on every run.
     pub overlap_days: i64,
@@ -62,128 +57,8 @@ pub struct SourceSummary {
     pub errors: Vec<String>,
 }
 
-/// A statement or API page larger than this is refused (a 100 000-operation file is about 57 MB).
-const MAX_STATEMENT_BYTES: usize = 128 * 1024 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("{0}")]
-    Refused(String),
-    #[error("{0}")]
-    Unavailable(String),
-}
-
 fn date_days_ago(days: i64) -> String {
     settlement::iso((time::OffsetDateTime::now_utc() - time::Duration::days(days)).date())
-}
-
-async fn get_with_retry(req: impl Fn() -> reqwest::RequestBuilder) -> Result<Vec<u8>, FetchError> {
-    let mut last = String::new();
-    for attempt in 0..4u32 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
-        }
-        match req().send().await {
-            Ok(r) if r.status().is_success() => {
-                return crate::http::read_capped(r, MAX_STATEMENT_BYTES)
-                    .await
-                    .map_err(|e| match e {
-                        crate::http::ReadError::TooLarge(_) => FetchError::Refused(e.to_string()),
-                        crate::http::ReadError::Broken(_) => FetchError::Unavailable(e.to_string()),
-                    })
-            }
-            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                last = format!("HTTP {}", r.status().as_u16());
-            }
-            Ok(r) => {
-                return Err(FetchError::Refused(format!(
-                    "HTTP {} (check the token or URL)",
-                    r.status().as_u16()
-                )))
-            }
-            Err(e) => {
-                last = if e.is_timeout() {
-                    "timeout".into()
-                } else {
-                    "connection failed".into()
-                }
-            }
-        }
-    }
-    Err(FetchError::Unavailable(last))
-}
-
-/// What a source returned: the operations of ours, why each unusable one cannot be used (`(id, reason)`), and
-/// how many move no money of ours (neither a credit nor a debit of the account; counted as skipped).
-type Fetched = (Vec<BankOperation>, Vec<(String, &'static str)>, usize);
-
-async fn fetch(deps: &PullDeps, source: &SourceConfig, from: &str) -> Result<Fetched, FetchError> {
-    match source {
-        SourceConfig::TbankApi { account, token } => {
-            let mut out = Vec::new();
-            let mut unusable = Vec::new();
-            let mut other = 0;
-            let mut cursor: Option<String> = None;
-            for _ in 0..1000 {
-                let url = format!("{}/api/v1/statement", deps.bank_api_url);
-                let mut query = vec![
-                    ("accountNumber", account.clone()),
-                    ("from", format!("{from}T00:00:00Z")),
-                    ("operationStatus", "Transaction".to_owned()),
-                ];
-                if let Some(c) = &cursor {
-                    query.push(("cursor", c.clone()));
-                }
-                let body = get_with_retry(|| {
-                    deps.http
-                        .get(&url)
-                        .bearer_auth(token.expose())
-                        .query(&query)
-                })
-                .await?;
-                let page = tbank_statement::parse_page(&body)
-                    .map_err(|e| FetchError::Refused(e.to_string()))?;
-                for op in &page.operations {
-                    if op.kind == tbank_statement::Kind::Other {
-                        info!(operation = %op.id, "bank operation is neither a credit nor a debit; skipped");
-                        other += 1;
-                        continue;
-                    }
-                    match from_tbank(op, account) {
-                        Ok(o) => out.push(o),
-                        Err(reason) => unusable.push((op.id.clone(), reason)),
-                    }
-                }
-                match page.next_cursor {
-                    Some(next) => cursor = Some(next),
-                    None => return Ok((out, unusable, other)),
-                }
-            }
-            Err(FetchError::Unavailable("too many pages".into()))
-        }
-        SourceConfig::ClientbankUrl { url, .. } => {
-            let body = get_with_retry(|| deps.http.get(url)).await?;
-            let st = client_bank_exchange::parse(&body)
-                .map_err(|e| FetchError::Refused(e.to_string()))?;
-            let mut out = Vec::new();
-            let mut unusable = Vec::new();
-            let mut other = 0;
-            for doc in &st.documents {
-                match from_file(doc) {
-                    Some(o) => out.push(o),
-                    // Between our own accounts, or not ours at all: no money of an order moves.
-                    None if matches!(doc.direction, Direction::Internal | Direction::Unknown) => {
-                        other += 1;
-                    }
-                    None => unusable.push((
-                        doc.number.clone().unwrap_or_else(|| "?".into()),
-                        "no readable number, date or amount",
-                    )),
-                }
-            }
-            Ok((out, unusable, other))
-        }
-    }
 }
 
 /// The line of `order` where 1C booked exactly this bank money before the statement brought it (1C's payment
@@ -227,7 +102,7 @@ async fn refunded_order(deps: &PullDeps, op: &BankOperation) -> Result<Option<Or
         let mut id = None;
         for lookup in &lookups {
             if let Some(order) =
-                crate::resolve::described_order(deps.store.as_ref(), lookup).await?
+                crate::app::resolve::described_order(deps.store.as_ref(), lookup).await?
             {
                 id = Some(order);
                 break;
@@ -442,7 +317,11 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             None => date_days_ago(30),
         };
         let today = date_days_ago(0);
-        let (ops, unusable, other) = match fetch(deps, source, &from).await {
+        let Fetched {
+            operations: ops,
+            unusable,
+            other,
+        } = match source.fetch(&from).await {
             Ok(fetched) => fetched,
             Err(e) => {
                 warn!(source = %id, error.message = %e, "statement source failed; watermark kept");
@@ -489,9 +368,7 @@ mod tests {
         let deps = PullDeps {
             store: store.clone(),
             events: Arc::new(MemoryPublisher::default()),
-            http: reqwest::Client::new(),
             sources: Vec::new(),
-            bank_api_url: String::new(),
             patterns: PurposePatterns::new().unwrap(),
             overlap_days: 3,
         };
@@ -748,13 +625,15 @@ mod tests {
 
     #[test]
     fn sources_are_configured_as_json() {
-        let s = parse_sources(
+        let s = crate::platform::config::parse_sources(
             r#"[{"kind":"tbank-api","account":"40702810900000012345","token":"t"},
                 {"kind":"clientbank-url","account":"40702810200000000001","url":"https://bank.example/kl_to_1c.txt"}]"#,
         )
         .unwrap();
         assert_eq!(s[0].id(), "tbank-api:40702810900000012345");
         assert_eq!(s[1].id(), "clientbank-url:40702810200000000001");
-        assert!(parse_sources(r#"[{"kind":"ftp","account":"1"}]"#).is_err());
+        assert!(
+            crate::platform::config::parse_sources(r#"[{"kind":"ftp","account":"1"}]"#).is_err()
+        );
     }
 }

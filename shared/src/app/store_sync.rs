@@ -16,24 +16,20 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
+use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::{Currency, OrderId, OrderInfo};
 use crate::formats::bitrix::{self, Answer, BitrixError, StoreOrder};
-use crate::ledger::{Ledger, LedgerError};
+use crate::platform::retry::{retry, Backoff};
+use crate::ports::store_api::{BitrixApi, Hook, HookError, HookSender};
 use crate::ports::{EventPublisher, LedgerStore};
 
-/// The store's REST API (an inbound webhook URL), one call at a time.
-#[async_trait]
-pub trait BitrixApi: Send + Sync {
-    async fn call(&self, method: &str, params: &Value) -> Result<Answer, BitrixError>;
-}
-
-/// The store's own answer to a reference look-up (`crate::resolve`): `sale.order.list` by `id` or `accountNumber`,
+/// The store's own answer to a reference look-up (`crate::app::resolve`): `sale.order.list` by `id` or `accountNumber`,
 /// `sale.payment.list` by `id`, `accountNumber` or `psInvoiceId` (filters on the REST fields documented for
 /// `sale.order.list` / `sale.payment.list`; see `shared/reference/bitrix-rest.md`).
 pub struct BitrixLookup<'a>(pub &'a dyn BitrixApi);
 
 #[async_trait]
-impl crate::resolve::StoreLookup for BitrixLookup<'_> {
+impl crate::app::resolve::StoreLookup for BitrixLookup<'_> {
     async fn find(
         &self,
         lookup: &crate::domain::Lookup,
@@ -85,40 +81,6 @@ impl crate::resolve::StoreLookup for BitrixLookup<'_> {
     }
 }
 
-/// `BITRIX_WEBHOOK_URL` = `https://<portal>/rest/<user id>/<webhook code>/`.
-pub struct HttpBitrix {
-    pub client: reqwest::Client,
-    pub webhook_url: String,
-}
-
-#[async_trait]
-impl BitrixApi for HttpBitrix {
-    async fn call(&self, method: &str, params: &Value) -> Result<Answer, BitrixError> {
-        let url = format!("{}/{method}.json", self.webhook_url.trim_end_matches('/'));
-        let resp = self
-            .client
-            .post(url)
-            .json(params)
-            .send()
-            .await
-            .map_err(|e| {
-                BitrixError::Busy(if e.is_timeout() {
-                    "timeout".into()
-                } else {
-                    "connection failed".into()
-                })
-            })?;
-        let status = resp.status().as_u16();
-        let body = crate::http::read_capped(resp, 16 * 1024 * 1024)
-            .await
-            .map_err(|e| match e {
-                crate::http::ReadError::TooLarge(_) => BitrixError::Malformed(e.to_string()),
-                crate::http::ReadError::Broken(_) => BitrixError::Busy("answer cut off".into()),
-            })?;
-        bitrix::answer(method, status, &body)
-    }
-}
-
 /// Retry a busy store (rate limit, 5xx, timeout) with growing pauses, then give up for this run.
 pub async fn call_with_backoff(
     api: &dyn BitrixApi,
@@ -126,51 +88,31 @@ pub async fn call_with_backoff(
     params: &Value,
     attempts: u32,
 ) -> Result<Answer, BitrixError> {
-    let mut last = BitrixError::Busy("not tried".into());
-    for attempt in 0..attempts.max(1) {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(250 * (1 << attempt.min(5)))).await;
-        }
-        match api.call(method, params).await {
-            Err(e @ BitrixError::Busy(_)) => last = e,
-            other => return other,
-        }
-    }
-    Err(last)
+    let policy = Backoff {
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(8),
+        attempts: attempts.max(1) as usize,
+    };
+    retry(
+        policy,
+        || api.call(method, params),
+        |e| matches!(e, BitrixError::Busy(_)),
+    )
+    .await
 }
 
 pub struct StoreDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub bitrix: Arc<dyn BitrixApi>,
-    /// For outbound hooks.
-    pub http: reqwest::Client,
+    /// The shop's outbound hooks.
+    pub hooks: Arc<dyn HookSender>,
     /// `STORE_PULL_OVERLAP_MINUTES`: re-read before the watermark (late commits land with earlier `dateUpdate`).
     pub overlap_minutes: i64,
     /// `STORE_PULL_INITIAL_DAYS`: how far back the very first run looks.
     pub initial_days: i64,
-}
-
-impl StoreDeps {
-    /// The real adapters: DynamoDB, SQS and the store's webhook.
-    pub fn new(
-        config: &crate::config::StoreConfig,
-        aws: &aws_config::SdkConfig,
-        http: reqwest::Client,
-    ) -> Self {
-        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        StoreDeps {
-            store,
-            events,
-            bitrix: Arc::new(HttpBitrix {
-                client: http.clone(),
-                webhook_url: config.webhook_url.expose().to_owned(),
-            }),
-            http,
-            overlap_minutes: config.overlap_minutes,
-            initial_days: config.initial_days,
-        }
-    }
+    /// How payment state is written into the store.
+    pub push: PushConfig,
 }
 
 /// What one pull did (the function's JSON answer).
@@ -188,8 +130,8 @@ pub struct PullSummary {
     pub errors: Vec<String>,
     /// The store refused the webhook: nothing will work until someone fixes it (the function fails, so it alarms).
     pub auth_failed: bool,
-    /// Acquirer money waiting for its reference to name a store order (`crate::resolve::settle`).
-    pub references: crate::resolve::SettleReport,
+    /// Acquirer money waiting for its reference to name a store order (`crate::app::resolve::settle`).
+    pub references: crate::app::resolve::SettleReport,
 }
 
 const WATERMARK: &str = "bitrix-orders";
@@ -443,7 +385,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         s.watermark = Some(w);
     }
     // What the store now says may name waiting acquirer money's order.
-    s.references = crate::resolve::settle(
+    s.references = crate::app::resolve::settle(
         &ledger,
         deps.store.as_ref(),
         Some(&BitrixLookup(deps.bitrix.as_ref())),
@@ -460,7 +402,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     Ok(s)
 }
 
-pub use crate::config::PushConfig;
+pub use crate::platform::config::PushConfig;
 
 /// What one push changed in the store.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -749,24 +691,12 @@ async fn note_on_order(deps: &StoreDeps, order: &OrderId, e: &PushError) {
         .await;
 }
 
-/// `X-Paysync-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
-    use hmac::Mac;
-    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(format!("{timestamp}.{body}").as_bytes());
-    format!(
-        "t={timestamp},v1={}",
-        hex::encode(mac.finalize().into_bytes())
-    )
-}
-
 /// Fire the hooks configured for the order's state, once per (hook, order, state): the event id is
 /// `<order id>#<state>`, the same on every retry, so a receiver deduplicates on it. A failed POST fails the message
 /// (SQS retries it); a delivered one is remembered in the ledger table and not sent again.
 pub async fn fire_hooks(
     store: &dyn LedgerStore,
-    http: &reqwest::Client,
+    hooks: &dyn HookSender,
     config: &PushConfig,
     order: &crate::domain::Order,
 ) -> Result<usize, PushError> {
@@ -798,25 +728,15 @@ pub async fn fire_hooks(
             "currency": order.currency().as_str(),
         })
         .to_string();
+        hooks
+            .send(Hook {
+                url: &hook.url,
+                secret: &hook.secret,
+                event_id: &event_id,
+                body: &body,
+            })
+            .await?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let resp = http
-            .post(&hook.url)
-            .header("content-type", "application/json")
-            .header("x-paysync-event-id", &event_id)
-            .header(
-                "x-paysync-signature",
-                sign(hook.secret.expose(), now, &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(|_| PushError::Hook(format!("{event_id}: receiver unreachable")))?;
-        if !resp.status().is_success() {
-            return Err(PushError::Hook(format!(
-                "{event_id}: receiver answered HTTP {}",
-                resp.status().as_u16()
-            )));
-        }
         store.set_watermark(&marker, &now.to_string()).await?;
         sent += 1;
     }
@@ -826,7 +746,7 @@ pub async fn fire_hooks(
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error("outbound hook failed: {0}")]
-    Hook(String),
+    Hook(#[from] HookError),
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
@@ -835,13 +755,13 @@ pub enum PushError {
     Config(String),
 }
 
-/// One batch of the events queue: push each changed order (FIFO per order; see [`crate::sqs_batch`]).
+/// One batch of the events queue: push each changed order (FIFO per order; see [`crate::platform::sqs_batch`]).
 pub async fn handle_events(
     deps: &StoreDeps,
-    config: &PushConfig,
     event: aws_lambda_events::event::sqs::SqsEvent,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
-    crate::sqs_batch::for_each_order(event, |order| async move {
+    let config = &deps.push;
+    crate::platform::sqs_batch::for_each_order(event, |order| async move {
         // Read once: the push and the hooks see the same version of the order.
         let Some(ledger_order) = deps.store.load_order(&order).await? else {
             return Ok(());
@@ -857,9 +777,35 @@ pub async fn handle_events(
         };
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
         if !config.hooks.is_empty() {
-            fire_hooks(deps.store.as_ref(), &deps.http, config, &ledger_order).await?;
+            fire_hooks(deps.store.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
         }
         Ok::<(), PushError>(())
     })
     .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreSyncError {
+    #[error("the events queue's batch is unreadable: {0}")]
+    Batch(#[from] serde_json::Error),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The store refused the webhook: the invocation fails, so the errors alarm tells someone to fix it.
+    #[error("the store refused the webhook: {0}")]
+    Auth(String),
+}
+
+/// One invocation: the events queue sends `Records` (push each changed order; the answer is the partial batch
+/// response), the schedule sends an EventBridge event (pull the changed orders; the answer is the
+/// [`PullSummary`]).
+pub async fn handle(deps: &StoreDeps, payload: Value) -> Result<Value, StoreSyncError> {
+    if payload.get("Records").is_some() {
+        let batch = serde_json::from_value(payload)?;
+        return Ok(serde_json::to_value(handle_events(deps, batch).await)?);
+    }
+    let summary = pull_orders(deps).await?;
+    if summary.auth_failed {
+        return Err(StoreSyncError::Auth(summary.errors.join("; ")));
+    }
+    Ok(serde_json::to_value(summary)?)
 }

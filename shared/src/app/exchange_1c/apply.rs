@@ -71,7 +71,7 @@ fn order_doc_lookups(doc: &Document) -> Vec<Lookup> {
 
 /// The look-ups that find the order a document is about, most certain first: an order document's own `Ид` and
 /// `Номер`; a payment's `Основание` (the order's `Номер` as 1C knows it) or the parent order of a 2.10
-/// subordinate document. Each names an order only if the store described it (`crate::resolve`).
+/// subordinate document. Each names an order only if the store described it (`crate::app::resolve`).
 pub fn order_lookups(doc: &Document, parent: Option<&Document>) -> Vec<Lookup> {
     match doc.operation {
         Operation::Order => order_doc_lookups(doc),

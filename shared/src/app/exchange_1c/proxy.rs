@@ -4,9 +4,8 @@
 //! `success` to the import, applied to the ledger. A tap failure never changes what 1C is told.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use lambda_http::http::{header, HeaderName, StatusCode};
+use lambda_http::http::{header, HeaderMap, HeaderName, StatusCode};
 use lambda_http::{Body, Request, Response};
 use sha2::{Digest, Sha256};
 use tracing::{error, info, warn};
@@ -20,7 +19,8 @@ use crate::formats::commerceml::enrich::{enrich, order_numbers, Enrichment};
 use crate::formats::commerceml::text::decode;
 use crate::formats::commerceml::write::{payment_doc, site_datetime};
 use crate::formats::commerceml::SchemaVersion;
-use crate::ledger::now_ms;
+use crate::platform::clock::now_ms;
+use crate::ports::store_api::{ExchangeUpstream, Relayed, UpstreamCall, UpstreamError};
 
 /// A Lambda response (base64) must stay under 6 MB.
 pub const MAX_RELAYED_BYTES: usize = 4 * 1024 * 1024;
@@ -31,32 +31,6 @@ pub const UPSTREAM_DOWN: &str =
     "Сайт недоступен: не удалось связаться с обменом магазина, повторите обмен позже.";
 pub const UPSTREAM_TIMEOUT: &str = "Сайт не ответил вовремя, повторите обмен позже.";
 pub const TOO_LARGE_REPLY: &str = "Ответ сайта слишком большой для передачи через прокси.";
-
-/// The store's endpoint and the HTTP client used to reach it (certificates are checked).
-pub struct Upstream {
-    client: reqwest::Client,
-    url: String,
-}
-
-impl Upstream {
-    /// Answers within the function's 30 s, so 1C gets a clean `failure` instead of a hang.
-    pub fn new(url: &str) -> Result<Self, reqwest::Error> {
-        Self::with_timeout(url, Duration::from_secs(25))
-    }
-
-    pub fn with_timeout(url: &str, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5).min(timeout))
-            .timeout(timeout)
-            // 1C must see the store's own redirects, not their targets.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(Upstream {
-            client,
-            url: url.to_owned(),
-        })
-    }
-}
 
 /// Request headers 1C's exchange depends on; the rest (hop-by-hop, encodings) is not relayed.
 const FORWARDED: [HeaderName; 4] = [
@@ -91,57 +65,51 @@ fn first_line(body: &[u8]) -> &[u8] {
 }
 
 /// Relay one call to the store and tap it.
-pub async fn relay(deps: &ExchangeDeps, upstream: &Upstream, req: &Request) -> Response<Body> {
-    let url = match req.uri().query() {
-        Some(q) => format!("{}?{q}", upstream.url),
-        None => upstream.url.clone(),
-    };
-    let mut call = upstream.client.request(req.method().clone(), url);
+pub async fn relay(
+    deps: &ExchangeDeps,
+    upstream: &dyn ExchangeUpstream,
+    req: &Request,
+) -> Response<Body> {
+    let mut forwarded = HeaderMap::new();
     for name in FORWARDED {
         for value in req.headers().get_all(&name) {
-            call = call.header(&name, value);
+            forwarded.append(name.clone(), value.clone());
         }
     }
     let body = req.body().as_ref().to_vec();
-    let answer = match call.body(body.clone()).send().await {
-        Ok(r) => r,
+    let answer = upstream
+        .relay(UpstreamCall {
+            method: req.method(),
+            query: req.uri().query(),
+            headers: &forwarded,
+            body: &body,
+            max_body: MAX_RELAYED_BYTES,
+        })
+        .await;
+    let Relayed {
+        status,
+        headers,
+        body: bytes,
+    } = match answer {
+        Ok(a) => a,
+        Err(e @ UpstreamError::TooLarge) => {
+            error!(error.message = %e, limit = MAX_RELAYED_BYTES, "store's answer not relayed");
+            return failure(TOO_LARGE_REPLY);
+        }
         Err(e) => {
-            warn!(
-                timeout = e.is_timeout(),
-                "store's exchange endpoint unreachable"
-            );
-            return failure(if e.is_timeout() {
+            warn!(error.message = %e, "store's exchange endpoint failed");
+            return failure(if e == UpstreamError::Timeout {
                 UPSTREAM_TIMEOUT
             } else {
                 UPSTREAM_DOWN
             });
         }
     };
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let bytes = match answer.bytes().await {
-        Ok(b) => b,
-        Err(e) => {
-            warn!(timeout = e.is_timeout(), "store's answer broke off");
-            return failure(if e.is_timeout() {
-                UPSTREAM_TIMEOUT
-            } else {
-                UPSTREAM_DOWN
-            });
-        }
-    };
-    if bytes.len() > MAX_RELAYED_BYTES {
-        error!(
-            size = bytes.len(),
-            "store's answer exceeds what a Lambda response can carry"
-        );
-        return failure(TOO_LARGE_REPLY);
-    }
     let params: BTreeMap<String, String> =
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-    let mut bytes = bytes.to_vec();
+    let mut bytes = bytes;
     if status == StatusCode::OK && params.get("type").map(String::as_str) == Some("sale") {
         tap(deps, req, &params, &body, &bytes).await;
         if deps.config.enrich_query && params.get("mode").map(String::as_str) == Some("query") {

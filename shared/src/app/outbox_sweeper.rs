@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::config::LedgerConfig;
-use crate::exchange1c::proxy::retry_pending_taps;
-use crate::exchange1c::Importer;
-use crate::ledger::{Ledger, LedgerError, SweepReport};
+use crate::app::exchange_1c::proxy::retry_pending_taps;
+use crate::app::exchange_1c::Importer;
+use crate::app::ledger::{Ledger, LedgerError, SweepReport};
 use crate::ports::{EventPublisher, ExchangeStore, LedgerStore, StoreError};
 
 /// Rows younger than this may still be announced by the request that wrote them.
@@ -24,24 +23,8 @@ pub struct SweeperDeps {
     pub utc_offset_minutes: i32,
     /// `CANCEL_REFUND_POLICY`, as exchange-1c applies it.
     pub refund_on_cancel: bool,
-}
-
-impl SweeperDeps {
-    pub fn new(
-        config: &LedgerConfig,
-        utc_offset_minutes: i32,
-        refund_on_cancel: bool,
-        aws: &aws_config::SdkConfig,
-    ) -> Self {
-        let (store, events) = crate::adapters::aws_ledger(config, aws);
-        SweeperDeps {
-            store: store.clone(),
-            events,
-            uploads: store,
-            utc_offset_minutes,
-            refund_on_cancel,
-        }
-    }
+    /// `EXCHANGE_1C_SESSION_TTL`, as exchange-1c keeps its uploads.
+    pub session_ttl_secs: i64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -62,7 +45,7 @@ pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweeperReport, 
         store: deps.store.as_ref(),
         events: deps.events.as_ref(),
         uploads: deps.uploads.as_ref(),
-        ttl_secs: 3600,
+        ttl_secs: deps.session_ttl_secs,
         utc_offset_minutes: deps.utc_offset_minutes,
         refund_on_cancel: deps.refund_on_cancel,
     };

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::adapters::memory::{MemoryExchangeStore, MemoryLedgerStore, MemoryPublisher};
-use crate::config::{LedgerConfig, Secret};
 use crate::domain::{
     Currency, FactKind, OrderInfo, OrderState, PaymentFact, PaymentMethod, PaymentRef, Source,
 };
+use crate::platform::config::{LedgerConfig, Secret};
 use crate::testing::{fixtures_dir, request_with_headers};
 use std::io::Write as _;
 
@@ -31,6 +31,7 @@ pub fn harness(budget_ms: u64) -> Harness {
             utc_offset_minutes: 180,
             refund_on_cancel: true,
             upstream: None,
+            upstream_timeout_ms: 25_000,
             enrich_query: true,
             query_undescribed: false,
         },
@@ -534,7 +535,7 @@ async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order(
     let h = harness(20_000);
     h.register("5002", 500_000).await;
     // statement-pull kept a 5 000.00 credit that named no order.
-    let op = crate::statement::BankOperation {
+    let op = crate::domain::bank_operation::BankOperation {
         account: "40702810900000012345".into(),
         date: "2026-11-26".into(),
         number: "88".into(),
@@ -547,8 +548,13 @@ async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order(
         is_final: true,
     };
     let ledger = Ledger::new(h.store.as_ref(), h.deps.events.as_ref());
-    for f in
-        crate::statement::facts(&op, &crate::reconcile::Matched::Unmatched("x"), None, 1).unwrap()
+    for f in crate::domain::bank_operation::facts(
+        &op,
+        &crate::domain::matching::Matched::Unmatched("x"),
+        None,
+        1,
+    )
+    .unwrap()
     {
         ledger.record(&f).await.unwrap();
     }
@@ -592,18 +598,23 @@ async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order(
     assert!(h.store.unmatched_receipts(10).await.unwrap().is_empty());
 
     // The statement re-read later: the same money, still one fact on one order.
-    let again =
-        crate::statement::facts(&op, &crate::reconcile::Matched::Unmatched("x"), None, 1).unwrap();
+    let again = crate::domain::bank_operation::facts(
+        &op,
+        &crate::domain::matching::Matched::Unmatched("x"),
+        None,
+        1,
+    )
+    .unwrap();
     assert!(matches!(
         ledger.record(&again[0]).await.unwrap(),
-        crate::ledger::Recorded::Duplicate
+        crate::app::ledger::Recorded::Duplicate
     ));
-    let claimed_by_5002 = crate::statement::facts(
+    let claimed_by_5002 = crate::domain::bank_operation::facts(
         &op,
-        &crate::reconcile::Matched::Order {
+        &crate::domain::matching::Matched::Order {
             order: OrderId::parse("5002").unwrap(),
             amount: 500_000,
-            confidence: crate::reconcile::Confidence::Reference,
+            confidence: crate::domain::matching::Confidence::Reference,
             partial: false,
             overpaid: false,
             inn_mismatch: false,
@@ -614,7 +625,7 @@ async fn an_unmatched_bank_receipt_allocated_in_1c_is_counted_once_on_its_order(
     .unwrap();
     assert!(matches!(
         ledger.record(&claimed_by_5002[0]).await.unwrap(),
-        crate::ledger::Recorded::Duplicate
+        crate::app::ledger::Recorded::Duplicate
     ));
     assert_eq!(h.store.order("5002").unwrap().totals().paid, 500_000);
 }

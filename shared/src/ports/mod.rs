@@ -1,10 +1,14 @@
 //! Ports: the small async traits the handlers depend on. Adapters for DynamoDB/SQS and in-memory fakes implement them.
 
+pub mod acquirers;
+pub mod bank;
+pub mod store_api;
+
 use async_trait::async_trait;
 
+use crate::domain::matching::UnmatchedReceipt;
+use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
-use crate::reconcile::UnmatchedReceipt;
-use crate::settlement::{SettlementReport, Taking};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
@@ -93,7 +97,7 @@ pub trait LedgerStore: Send + Sync {
     async fn open_orders(
         &self,
         limit: usize,
-    ) -> Result<Vec<crate::reconcile::OpenOrder>, StoreError>;
+    ) -> Result<Vec<crate::domain::matching::OpenOrder>, StoreError>;
     /// Bank money that matched no order and is not allocated yet.
     async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError>;
     /// Card takings of an acquirer on a business day (`YYYY-MM-DD`, Moscow).

@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::bank_operation::BankOperation;
 use crate::domain::money::parse_minor;
 use crate::domain::{FactKind, PaymentFact, PaymentLine, Source};
-use crate::statement::BankOperation;
 
 /// Russian acquirers close their business day on Moscow time (UTC+3, no DST).
 const MOSCOW_OFFSET_MS: i64 = 3 * 3600 * 1000;

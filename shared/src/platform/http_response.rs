@@ -1,48 +1,11 @@
 //! HTTP response helpers shared by the HTTP functions. Error bodies are stable JSON and never echo internals.
 
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Response};
 
 /// Largest request body any function accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error("answer larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("answer broke off")]
-    Broken(#[source] reqwest::Error),
-}
-
-/// What went wrong with a request to a peer, in words safe for logs and errors (no URL, no credentials).
-pub fn failure_kind(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    }
-}
-
-/// Read a peer's answer, refusing one larger than `max` (announced or actual) before it is all in memory: a
-/// misbehaving bank, store or acquirer cannot exhaust the function's memory.
-pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, ReadError> {
-    if resp
-        .content_length()
-        .is_some_and(|l| l > u64::try_from(max).unwrap_or(u64::MAX))
-    {
-        return Err(ReadError::TooLarge(max));
-    }
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(ReadError::Broken)? {
-        if out.len() + chunk.len() > max {
-            return Err(ReadError::TooLarge(max));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
-}
 
 fn build(status: StatusCode, content_type: &str, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
@@ -67,10 +30,6 @@ pub fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     build(status, "application/json", Body::Text(body))
 }
 
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use lambda_http::request::LambdaRequest;
-use lambda_http::{lambda_runtime, LambdaEvent, Request};
-
 /// A response for a Function URL / HTTP API (payload 2.0) with the body passed through byte for byte.
 ///
 /// `lambda_http` re-decodes `text/*` and `application/xml` bodies into UTF-8 using their `charset`, so a
@@ -93,22 +52,6 @@ pub fn to_function_url_response(resp: Response<Body>) -> ApiGatewayV2httpRespons
     out.body = Some(Body::Binary(body.as_ref().to_vec()));
     out.is_base64_encoded = true;
     out
-}
-
-/// Serve an HTTP handler whose bodies must stay byte-exact (see [`to_function_url_response`]).
-pub async fn run_byte_exact<F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
-where
-    F: Fn(Request) -> Fut + Send + Sync,
-    Fut: std::future::Future<Output = Response<Body>> + Send,
-{
-    let handler = &handler;
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            let req: Request = LambdaRequest::ApiGatewayV2(event.payload).into();
-            Ok::<_, lambda_runtime::Error>(to_function_url_response(handler(req).await))
-        },
-    ))
-    .await
 }
 
 #[cfg(test)]
@@ -136,26 +79,5 @@ mod tests {
             json["headers"]["content-type"],
             "text/html; charset=windows-1251"
         );
-    }
-}
-
-#[cfg(test)]
-mod capped_tests {
-    use super::*;
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    #[tokio::test]
-    async fn answers_beyond_the_cap_are_refused() {
-        let server = MockServer::start().await;
-        Mock::given(wiremock::matchers::any())
-            .respond_with(ResponseTemplate::new(200).set_body_bytes(vec![b'x'; 2048]))
-            .mount(&server)
-            .await;
-        let get = || async { reqwest::get(server.uri()).await.unwrap() };
-        assert_eq!(read_capped(get().await, 4096).await.unwrap().len(), 2048);
-        assert!(matches!(
-            read_capped(get().await, 1024).await,
-            Err(ReadError::TooLarge(1024))
-        ));
     }
 }

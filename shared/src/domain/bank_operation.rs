@@ -5,13 +5,11 @@
 //! side's account), not from a source's own operation id, so the same money seen through the API and in a file,
 //! or in overlapping windows, is one fact.
 
+use crate::domain::matching::Matched;
 use crate::domain::{
     Currency, DomainError, FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod,
     PaymentRef, Source,
 };
-use crate::formats::client_bank_exchange::{BankDocument, Direction};
-use crate::formats::tbank_statement::{Kind, Operation, Party};
-use crate::reconcile::Matched;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankOperation {
@@ -45,11 +43,10 @@ impl BankOperation {
     }
 }
 
-/// `05.03.2024` → `2024-03-05`; ISO dates pass (time and zone dropped).
 /// `YYYY-MM-DD` of a statement date: `DD.MM.YYYY` as a file writes it, or an API timestamp taken as the Moscow
 /// business date (`2026-11-28T22:30:00Z` is 29 November in Moscow), so that the same money read from the API and
 /// from a file gets one key.
-fn iso_date(text: &str) -> Option<String> {
+pub fn business_date(text: &str) -> Option<String> {
     let t = text.trim();
     if let Ok(at) = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339) {
         let moscow = time::UtcOffset::from_hms(3, 0, 0).ok()?;
@@ -68,76 +65,6 @@ fn iso_date(text: &str) -> Option<String> {
     }
     let date = t.get(..10)?;
     (date.as_bytes().get(4) == Some(&b'-')).then(|| date.to_owned())
-}
-
-/// A statement document as an operation on one of our accounts (`None` for what moves no money of ours).
-pub fn from_file(doc: &BankDocument) -> Option<BankOperation> {
-    let incoming = match doc.direction {
-        Direction::Incoming => true,
-        Direction::Outgoing => false,
-        Direction::Internal | Direction::Unknown => return None,
-    };
-    let (account, other_account, other_inn, other_name) = if incoming {
-        (
-            &doc.payee_account,
-            &doc.payer_account,
-            &doc.payer_inn,
-            &doc.payer_name,
-        )
-    } else {
-        (
-            &doc.payer_account,
-            &doc.payee_account,
-            &doc.payee_inn,
-            &doc.payee_name,
-        )
-    };
-    Some(BankOperation {
-        account: account.clone().unwrap_or_default(),
-        date: iso_date(doc.date.as_deref()?)?,
-        number: doc.number.clone()?,
-        amount: doc.amount?,
-        incoming,
-        counterparty_account: other_account.clone(),
-        counterparty_inn: other_inn.clone(),
-        counterparty_name: other_name.clone(),
-        purpose: doc.purpose.clone(),
-        is_final: true,
-    })
-}
-
-/// A T-Bank API operation on `account` (the source's account, when the operation does not name its own) as an
-/// operation of ours; `Err` names why it cannot be used (the caller counts and logs it, never drops it silently).
-/// The other side is `payer` (credits) / `receiver` (debits), else `counterParty`.
-pub fn from_tbank(op: &Operation, account: &str) -> Result<BankOperation, &'static str> {
-    let incoming = match op.kind {
-        Kind::Credit => true,
-        Kind::Debit => false,
-        Kind::Other => return Err("neither a credit nor a debit"),
-    };
-    let named = if incoming { &op.payer } else { &op.receiver };
-    let other = if named == &Party::default() {
-        &op.counter_party
-    } else {
-        named
-    };
-    Ok(BankOperation {
-        account: op.account.clone().unwrap_or_else(|| account.to_owned()),
-        date: op
-            .doc_date
-            .as_deref()
-            .or(op.date.as_deref())
-            .and_then(iso_date)
-            .ok_or("no readable date")?,
-        number: op.document_number.clone().unwrap_or_else(|| op.id.clone()),
-        amount: op.amount.ok_or("no readable amount")?,
-        incoming,
-        counterparty_account: other.account.clone(),
-        counterparty_inn: other.inn.clone(),
-        counterparty_name: other.name.clone(),
-        purpose: op.purpose.clone(),
-        is_final: op.is_final,
-    })
 }
 
 impl BankOperation {
@@ -210,9 +137,9 @@ pub fn facts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::formats::client_bank_exchange::parse;
-    use crate::formats::tbank_statement::parse_page;
-    use crate::reconcile::{match_credit, Confidence, Credit, OpenOrder};
+    use crate::domain::matching::{match_credit, Confidence, Credit, OpenOrder};
+    use crate::formats::client_bank_exchange::{from_file, parse};
+    use crate::formats::tbank_statement::{from_tbank, parse_page};
 
     #[test]
     fn the_same_money_through_the_api_and_a_file_has_one_key() {
@@ -304,23 +231,23 @@ mod tests {
     #[test]
     fn api_timestamps_are_moscow_business_dates() {
         assert_eq!(
-            iso_date("2026-11-28T22:30:00Z").as_deref(),
+            business_date("2026-11-28T22:30:00Z").as_deref(),
             Some("2026-11-29")
         );
         assert_eq!(
-            iso_date("2026-11-28T20:59:59Z").as_deref(),
+            business_date("2026-11-28T20:59:59Z").as_deref(),
             Some("2026-11-28")
         );
         assert_eq!(
-            iso_date("2026-11-28T21:00:00Z").as_deref(),
+            business_date("2026-11-28T21:00:00Z").as_deref(),
             Some("2026-11-29")
         );
         assert_eq!(
-            iso_date("2026-11-29T00:30:00+03:00").as_deref(),
+            business_date("2026-11-29T00:30:00+03:00").as_deref(),
             Some("2026-11-29")
         );
-        assert_eq!(iso_date("29.11.2026").as_deref(), Some("2026-11-29"));
-        assert_eq!(iso_date("2026-11-29").as_deref(), Some("2026-11-29"));
+        assert_eq!(business_date("29.11.2026").as_deref(), Some("2026-11-29"));
+        assert_eq!(business_date("2026-11-29").as_deref(), Some("2026-11-29"));
         let api = crate::formats::tbank_statement::parse_page(
             r#"{"operations":[{"operationId":"m-1","operationStatus":"Transaction","typeOfOperation":"Credit","operationDate":"2026-11-28T22:30:00Z","documentNumber":"7","accountAmount":10.0,"payPurpose":"x","counterParty":{"account":"40702810000000000111","inn":"7702000001"}}]}"#.as_bytes(),
         )

@@ -10,7 +10,13 @@
 use std::collections::HashMap;
 
 use crate::domain::{Order, OrderId, OrderState, Payer, PaymentMethod, PaymentRef};
-use crate::formats::purpose::Reference;
+
+/// A number a payment purpose names (read by `formats::purpose`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Invoice(String),
+    Order(String),
+}
 
 /// An order that can still receive money.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,16 +13,15 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::{error, info, warn};
 
-use crate::clients::{
-    http_client, ApiError, HttpSberGateway, HttpYooKassa, SberGateway, YooKassaApi,
-};
-use crate::config::{CallbackConfig, YooKassaVerify};
+use crate::app::ledger::{Ledger, LedgerError, Recorded};
 use crate::domain::{OrderId, PaymentFact, PaymentRef, Source};
 use crate::formats::sber::{Callback, Need, Params, SberError};
 use crate::formats::tbank::{self, TbankError};
 use crate::formats::yookassa::{self, Subject, YooKassaError};
-use crate::http::{error as error_response, text, MAX_BODY_BYTES};
-use crate::ledger::{now_ms, Ledger, LedgerError, Recorded};
+use crate::platform::clock::now_ms;
+use crate::platform::config::{CallbackConfig, YooKassaVerify};
+use crate::platform::http_response::{error as error_response, text, MAX_BODY_BYTES};
+use crate::ports::acquirers::{ProviderError, SberGateway, YooKassaApi};
 use crate::ports::{EventPublisher, LedgerStore};
 
 pub struct CallbackDeps {
@@ -31,44 +30,6 @@ pub struct CallbackDeps {
     pub events: Arc<dyn EventPublisher>,
     pub yookassa: Option<Arc<dyn YooKassaApi>>,
     pub sber_gateway: Option<Arc<dyn SberGateway>>,
-}
-
-impl CallbackDeps {
-    /// Real adapters: DynamoDB, SQS and the providers' HTTP APIs.
-    pub fn new(
-        config: CallbackConfig,
-        aws: &aws_config::SdkConfig,
-    ) -> Result<Self, reqwest::Error> {
-        let http = http_client()?;
-        let (store, events) = crate::adapters::aws_ledger(&config.ledger, aws);
-        let yookassa = config.yookassa.as_ref().and_then(|y| {
-            y.credentials.as_ref().map(|(shop, key)| {
-                Arc::new(HttpYooKassa::new(
-                    http.clone(),
-                    &y.api_url,
-                    shop,
-                    key.clone(),
-                )) as Arc<dyn YooKassaApi>
-            })
-        });
-        let sber_gateway = config.sber.as_ref().and_then(|s| {
-            s.api_credentials.as_ref().map(|(user, pass)| {
-                Arc::new(HttpSberGateway::new(
-                    http.clone(),
-                    &s.api_url,
-                    user,
-                    pass.clone(),
-                )) as Arc<dyn SberGateway>
-            })
-        });
-        Ok(CallbackDeps {
-            config,
-            store,
-            events,
-            yookassa,
-            sber_gateway,
-        })
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +52,7 @@ pub enum CallbackError {
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Api(#[from] ProviderError),
 }
 
 impl From<TbankError> for CallbackError {
@@ -187,14 +148,14 @@ async fn route(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, Cal
 }
 
 /// Record a fact on the order its money belongs to: where the payment already is, else the store order its
-/// reference names (`crate::resolve`), else its `unmatched:` order, where it waits for store-sync to resolve it.
+/// reference names (`crate::app::resolve`), else its `unmatched:` order, where it waits for store-sync to resolve it.
 async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), CallbackError> {
     let Some(mut fact) = fact else {
         info!("notification moves no money; acknowledged");
         return Ok(());
     };
     if fact.order_id.is_unmatched() {
-        if let Some(order) = crate::resolve::at_notification(deps.store.as_ref(), &fact)
+        if let Some(order) = crate::app::resolve::at_notification(deps.store.as_ref(), &fact)
             .await
             .map_err(LedgerError::from)?
         {
@@ -225,11 +186,7 @@ async fn tbank_callback(
         .tbank
         .as_ref()
         .ok_or(CallbackError::Disabled("tbank"))?;
-    let note = tbank::verify(
-        req.body().as_ref(),
-        &cfg.terminal_key,
-        cfg.password.expose(),
-    )?;
+    let note = tbank::verify(req.body().as_ref(), &cfg.api.login, cfg.api.secret.expose())?;
     record(deps, tbank::to_fact(&note, &cfg.reference, now_ms())?).await?;
     // T-Bank wants exactly `OK`, and only once the fact is safe.
     Ok(text(StatusCode::OK, "OK"))
@@ -362,12 +319,13 @@ async fn yookassa_callback(
 mod tests {
     use super::*;
     use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
-    use crate::config::{
-        LedgerConfig, SberConfig, Secret, TbankConfig, YooKassaConfig, DEFAULT_YOOKASSA_ORDER_KEYS,
-    };
     use crate::domain::{FactKind, OrderInfo, OrderState, RefundAmount};
     use crate::formats::sber::GatewayStatus;
     use crate::formats::yookassa::{Payment, Refund};
+    use crate::platform::config::{
+        AcquirerApi, LedgerConfig, SberConfig, Secret, TbankConfig, YooKassaConfig,
+        DEFAULT_YOOKASSA_ORDER_KEYS,
+    };
     use crate::testing::{acquiring_vector, acquiring_vectors, function_url_request, tbank_sign};
     use async_trait::async_trait;
     use serde_json::{json, Value};
@@ -380,13 +338,13 @@ mod tests {
 
     #[async_trait]
     impl YooKassaApi for FakeYooKassa {
-        async fn payment(&self, id: &str) -> Result<Option<Payment>, ApiError> {
+        async fn payment(&self, id: &str) -> Result<Option<Payment>, ProviderError> {
             Ok(self
                 .payments
                 .get(id)
                 .map(|v| serde_json::from_value(v.clone()).unwrap()))
         }
-        async fn refund(&self, id: &str) -> Result<Option<Refund>, ApiError> {
+        async fn refund(&self, id: &str) -> Result<Option<Refund>, ProviderError> {
             Ok(self
                 .refunds
                 .get(id)
@@ -398,7 +356,7 @@ mod tests {
 
     #[async_trait]
     impl SberGateway for FakeGateway {
-        async fn order_status(&self, _md_order: &str) -> Result<GatewayStatus, ApiError> {
+        async fn order_status(&self, _md_order: &str) -> Result<GatewayStatus, ProviderError> {
             Ok(self.0.clone())
         }
     }
@@ -436,27 +394,31 @@ mod tests {
                 refunds_queue_url: None,
             },
             tbank: Some(TbankConfig {
-                terminal_key: tbank_key.into(),
-                password: Secret::new(tbank_password),
-                api_url: "http://127.0.0.1:1".into(),
+                api: AcquirerApi {
+                    login: tbank_key.into(),
+                    secret: Secret::new(tbank_password),
+                    api_url: "http://127.0.0.1:1".into(),
+                },
                 reference: crate::domain::reference::parse_rules_or_default(
-                    crate::config::DEFAULT_TBANK_REFERENCE,
+                    crate::platform::config::DEFAULT_TBANK_REFERENCE,
                 ),
             }),
             sber: Some(SberConfig {
                 callback_token: Secret::new(sber_token),
-                api_credentials: None,
-                api_url: "http://127.0.0.1:1".into(),
+                api: None,
                 reference: crate::domain::reference::parse_rules_or_default(
-                    crate::config::DEFAULT_SBER_REFERENCE,
+                    crate::platform::config::DEFAULT_SBER_REFERENCE,
                 ),
             }),
             yookassa: Some(YooKassaConfig {
-                credentials: Some(("shop".into(), Secret::new("key"))),
-                api_url: "http://127.0.0.1:1".into(),
+                api: Some(AcquirerApi {
+                    login: "shop".into(),
+                    secret: Secret::new("key"),
+                    api_url: "http://127.0.0.1:1".into(),
+                }),
                 verify,
-                trusted_networks: crate::config::parse_networks(
-                    &crate::config::YOOKASSA_NETWORKS.join(","),
+                trusted_networks: crate::platform::config::parse_networks(
+                    &crate::platform::config::YOOKASSA_NETWORKS.join(","),
                 )
                 .unwrap(),
                 order_keys: DEFAULT_YOOKASSA_ORDER_KEYS
@@ -464,7 +426,7 @@ mod tests {
                     .map(str::to_owned)
                     .collect(),
                 reference: crate::domain::reference::parse_rules_or_default(
-                    crate::config::DEFAULT_YOOKASSA_REFERENCE,
+                    crate::platform::config::DEFAULT_YOOKASSA_REFERENCE,
                 ),
             }),
         };

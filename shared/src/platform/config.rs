@@ -8,7 +8,7 @@ use std::fmt;
 
 use ipnet::IpNet;
 
-use crate::domain::RefRule;
+use crate::domain::{RefRule, Source};
 
 #[derive(thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -66,9 +66,8 @@ pub struct LedgerConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TbankConfig {
-    pub terminal_key: String,
-    pub password: Secret,
-    pub api_url: String,
+    /// `TBANK_TERMINAL_KEY`, `TBANK_PASSWORD` (the notification's `Token` is signed with it), `TBANK_API_URL`.
+    pub api: AcquirerApi,
     /// `TBANK_REFERENCE`: what `OrderId` may name in the store.
     pub reference: Vec<RefRule>,
 }
@@ -76,9 +75,9 @@ pub struct TbankConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SberConfig {
     pub callback_token: Secret,
-    /// API credentials for `getOrderStatusExtended.do` (asked when a callback lacks an amount).
-    pub api_credentials: Option<(String, Secret)>,
-    pub api_url: String,
+    /// `SBER_USERNAME`, `SBER_PASSWORD`, `SBER_API_URL`: `getOrderStatusExtended.do` (asked when a callback lacks
+    /// an amount); `None` when the API user is not configured.
+    pub api: Option<AcquirerApi>,
     /// `SBER_REFERENCE`: what `orderNumber` may name in the store.
     pub reference: Vec<RefRule>,
 }
@@ -93,8 +92,8 @@ pub enum YooKassaVerify {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct YooKassaConfig {
-    pub credentials: Option<(String, Secret)>,
-    pub api_url: String,
+    /// `YOOKASSA_SHOP_ID`, `YOOKASSA_SECRET_KEY`, `YOOKASSA_API_URL`; `None` only with `YOOKASSA_VERIFY=ip`.
+    pub api: Option<AcquirerApi>,
     pub verify: YooKassaVerify,
     pub trusted_networks: Vec<IpNet>,
     /// Metadata keys that may carry the store's order reference, tried in order.
@@ -174,7 +173,12 @@ pub struct SweeperConfig {
     pub utc_offset_minutes: i32,
     /// `CANCEL_REFUND_POLICY`.
     pub refund_on_cancel: bool,
+    /// `EXCHANGE_1C_SESSION_TTL` (s): how long a tapped upload's pieces are kept.
+    pub session_ttl_secs: i64,
 }
+
+/// `EXCHANGE_1C_SESSION_TTL`'s default: an hour.
+pub const SESSION_TTL_DEFAULT: i64 = 3_600;
 
 /// Default API base URLs, written once.
 pub const TBANK_API_DEFAULT: &str = "https://securepay.tinkoff.ru/v2";
@@ -243,6 +247,9 @@ pub struct Exchange1cConfig {
     /// `EXCHANGE_1C_UPSTREAM_URL`: the store's own exchange endpoint (e.g. `https://shop/bitrix/admin/1c_exchange.php`).
     /// Set → proxy mode: 1C's whole conversation is relayed there and tapped.
     pub upstream: Option<String>,
+    /// `EXCHANGE_1C_UPSTREAM_TIMEOUT_MS` (default 25 000): how long the store's endpoint may take to answer, inside
+    /// the function's 30 s, so 1C gets a clean `failure` instead of a hang.
+    pub upstream_timeout_ms: u64,
     /// `EXCHANGE_1C_ENRICH` (proxy mode, default on): write the ledger's payment state into the store's `query`.
     pub enrich_query: bool,
     /// `EXCHANGE_1C_QUERY_UNDESCRIBED` (`wait`, default | `send`): whether an order the store has not described
@@ -442,6 +449,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             ledger: self.ledger()?,
             utc_offset_minutes: self.utc_offset_minutes()?,
             refund_on_cancel: self.refund_on_cancel()?,
+            session_ttl_secs: self.count("EXCHANGE_1C_SESSION_TTL", SESSION_TTL_DEFAULT)?,
         })
     }
 
@@ -474,7 +482,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             password: Secret::new(credential("EXCHANGE_1C_PASSWORD")?),
             file_limit,
             import_budget_ms: self.number("EXCHANGE_1C_IMPORT_BUDGET_MS", 20_000)?,
-            session_ttl_secs: self.count("EXCHANGE_1C_SESSION_TTL", 3_600)?,
+            upstream_timeout_ms: self.number("EXCHANGE_1C_UPSTREAM_TIMEOUT_MS", 25_000)?,
+            session_ttl_secs: self.count("EXCHANGE_1C_SESSION_TTL", SESSION_TTL_DEFAULT)?,
             utc_offset_minutes: self.number("EXCHANGE_1C_UTC_OFFSET_MINUTES", 180)?,
             upstream,
             enrich_query: !matches!(
@@ -593,48 +602,55 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.
     pub fn refund_chargeback(&self) -> Result<RefundConfig, ConfigError> {
-        let api = |user: &'static str, secret: &'static str, url: &'static str, default: &str| {
-            self.pair(user, secret)?
-                .map(|(login, secret)| {
-                    Ok::<_, ConfigError>(AcquirerApi {
-                        login,
-                        secret,
-                        api_url: self.url(url, default)?,
-                    })
-                })
-                .transpose()
-        };
         Ok(RefundConfig {
             ledger: self.ledger()?,
-            tbank: api(
+            tbank: self.acquirer_api(Source::Tbank)?,
+            sber: self.acquirer_api(Source::Sber)?,
+            yookassa: self.acquirer_api(Source::Yookassa)?,
+        })
+    }
+
+    /// An acquirer's API from its three variables (login, secret, base URL with its default), written once here;
+    /// `None` when neither login nor secret is set, an error when only one is.
+    pub fn acquirer_api(&self, acquirer: Source) -> Result<Option<AcquirerApi>, ConfigError> {
+        let (login, secret, url, default) = match acquirer {
+            Source::Tbank => (
                 "TBANK_TERMINAL_KEY",
                 "TBANK_PASSWORD",
                 "TBANK_API_URL",
                 TBANK_API_DEFAULT,
-            )?,
-            sber: api(
+            ),
+            Source::Sber => (
                 "SBER_USERNAME",
                 "SBER_PASSWORD",
                 "SBER_API_URL",
                 SBER_API_DEFAULT,
-            )?,
-            yookassa: api(
+            ),
+            Source::Yookassa => (
                 "YOOKASSA_SHOP_ID",
                 "YOOKASSA_SECRET_KEY",
                 "YOOKASSA_API_URL",
                 YOOKASSA_API_DEFAULT,
-            )?,
-        })
+            ),
+            Source::Bank | Source::OneC | Source::Store | Source::Refund => return Ok(None),
+        };
+        self.pair(login, secret)?
+            .map(|(login, secret)| {
+                Ok(AcquirerApi {
+                    login,
+                    secret,
+                    api_url: self.url(url, default)?,
+                })
+            })
+            .transpose()
     }
 
     pub fn callback(&self) -> Result<CallbackConfig, ConfigError> {
         let tbank = self
-            .pair("TBANK_TERMINAL_KEY", "TBANK_PASSWORD")?
-            .map(|(terminal_key, password)| -> Result<_, ConfigError> {
+            .acquirer_api(Source::Tbank)?
+            .map(|api| -> Result<_, ConfigError> {
                 Ok(TbankConfig {
-                    terminal_key,
-                    password,
-                    api_url: self.url("TBANK_API_URL", TBANK_API_DEFAULT)?,
+                    api,
                     reference: self.reference("TBANK_REFERENCE", DEFAULT_TBANK_REFERENCE)?,
                 })
             })
@@ -644,8 +660,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             .map(|token| -> Result<_, ConfigError> {
                 Ok(SberConfig {
                     callback_token: Secret::new(token),
-                    api_credentials: self.pair("SBER_USERNAME", "SBER_PASSWORD")?,
-                    api_url: self.url("SBER_API_URL", SBER_API_DEFAULT)?,
+                    api: self.acquirer_api(Source::Sber)?,
                     reference: self.reference("SBER_REFERENCE", DEFAULT_SBER_REFERENCE)?,
                 })
             })
@@ -660,8 +675,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 })
             }
         };
-        let credentials = self.pair("YOOKASSA_SHOP_ID", "YOOKASSA_SECRET_KEY")?;
-        let yookassa = if credentials.is_some() || verify == YooKassaVerify::Ip {
+        let api = self.acquirer_api(Source::Yookassa)?;
+        let yookassa = if api.is_some() || verify == YooKassaVerify::Ip {
             let networks = self
                 .get("YOOKASSA_TRUSTED_NETWORKS")
                 .unwrap_or_else(|| YOOKASSA_NETWORKS.join(","));
@@ -670,12 +685,11 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                     name: "YOOKASSA_TRUSTED_NETWORKS",
                     reason,
                 })?;
-            if verify == YooKassaVerify::Api && credentials.is_none() {
+            if verify == YooKassaVerify::Api && api.is_none() {
                 return Err(ConfigError::Missing("YOOKASSA_SHOP_ID"));
             }
             Some(YooKassaConfig {
-                credentials,
-                api_url: self.url("YOOKASSA_API_URL", YOOKASSA_API_DEFAULT)?,
+                api,
                 verify,
                 trusted_networks,
                 order_keys: self
