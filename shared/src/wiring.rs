@@ -120,6 +120,7 @@ pub fn acquiring_callback(
         .map(|api| sber(api, http) as Arc<dyn SberGateway>);
     Ok(CallbackDeps {
         config,
+        directory: store.clone(),
         store,
         events,
         yookassa,
@@ -144,7 +145,10 @@ pub fn exchange_1c(
         config,
         store: store.clone(),
         events,
-        sessions: store,
+        sessions: store.clone(),
+        views: store.clone(),
+        feed: store.clone(),
+        directory: store,
         upstream,
     })
 }
@@ -176,6 +180,10 @@ pub fn statement_pull(
         })
         .collect();
     Ok(PullDeps {
+        views: store.clone(),
+        takings: store.clone(),
+        cursors: store.clone(),
+        directory: store.clone(),
         store,
         events,
         sources,
@@ -189,6 +197,9 @@ pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, W
     let (store, events) = ledger(&config.ledger, clients);
     let http = clients.http.clone();
     Ok(StoreDeps {
+        directory: store.clone(),
+        cursors: store.clone(),
+        markers: store.clone(),
         store,
         events,
         bitrix: Arc::new(HttpBitrix {
@@ -261,7 +272,9 @@ pub fn outbox_sweeper(
     Ok(SweeperDeps {
         store: store.clone(),
         events,
-        uploads: store,
+        uploads: store.clone(),
+        views: store.clone(),
+        directory: store,
         utc_offset_minutes: config.utc_offset_minutes,
         refund_on_cancel: config.refund_on_cancel,
         session_ttl_secs: config.session_ttl_secs,

@@ -38,8 +38,9 @@ use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    BoxError, Commit, CommitError, ExchangeSession, ExchangeStore, ImportProgress, LedgerStore,
-    StoreError,
+    BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c, ImportProgress,
+    LedgerStore, MarkerKind, Markers, OrderViews, StoreDirectory, StoreError, Takings,
+    UnmatchedRow,
 };
 
 pub const PK: &str = "pk";
@@ -417,25 +418,20 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(t)?));
             items.push(put(&self.table, row, None, None)?);
         }
-        if c.order.id.is_unmatched() {
-            let row = key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
-            items.push(
-                match crate::domain::matching::UnmatchedReceipt::of(c.order) {
-                    Some(receipt) => {
-                        let mut row = row;
-                        row.insert(DATA.into(), s(to_json(&receipt)?));
-                        put(&self.table, row, None, None)?
-                    }
-                    None => delete(&self.table, row)?,
-                },
-            );
-        }
-        if c.order.id.is_unmatched() {
-            // Dropped only by `forget_unresolved`, after the money moved (see the port).
-            if !c.order.awaiting_reference().is_empty() {
-                let row = key(UNRESOLVED_PK.to_owned(), c.order.id.to_string());
+        let row = || key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
+        match &c.projections.unmatched {
+            UnmatchedRow::NotUnmatched => {}
+            UnmatchedRow::Keep(receipt) => {
+                let mut row = row();
+                row.insert(DATA.into(), s(to_json(receipt)?));
                 items.push(put(&self.table, row, None, None)?);
             }
+            UnmatchedRow::Drop => items.push(delete(&self.table, row())?),
+        }
+        // Dropped only by `forget_unresolved`, after the money moved (see the port).
+        if c.projections.awaiting_reference {
+            let row = key(UNRESOLVED_PK.to_owned(), c.order.id.to_string());
+            items.push(put(&self.table, row, None, None)?);
         }
         for entry in c.directory.iter().take(MAX_DIRECTORY_ITEMS) {
             let mut row = key(format!("STORE#{}", entry.key), STORE_SK.to_owned());
@@ -444,10 +440,10 @@ impl LedgerStore for DynamoLedgerStore {
             items.push(put(&self.table, row, None, None)?);
         }
         // The open-orders index follows every change of the order.
-        match crate::domain::matching::OpenOrder::of(c.order) {
+        match &c.projections.open {
             Some(open) => {
                 let mut row = key(OPEN_PK.to_owned(), c.order.id.to_string());
-                row.insert(DATA.into(), s(to_json(&open)?));
+                row.insert(DATA.into(), s(to_json(open)?));
                 items.push(put(&self.table, row, None, None)?);
             }
             None => {
@@ -495,48 +491,12 @@ impl LedgerStore for DynamoLedgerStore {
             })
     }
 
-    async fn directory(
-        &self,
-        key_: &str,
-    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
-        match self
-            .get(key(format!("STORE#{key_}"), STORE_SK.to_owned()))
-            .await?
-        {
-            Some(item) => from_data(&item).map(Some),
-            None => Ok(None),
-        }
-    }
-
     async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
         self.query_partition(&order_pk(order), Some("FACT#"), None, usize::MAX)
             .await?
             .iter()
             .map(from_data)
             .collect()
-    }
-
-    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
-        self.query_partition(UNRESOLVED_PK, None, None, limit)
-            .await?
-            .iter()
-            .map(|item| {
-                let sk = item
-                    .get(SK)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                OrderId::parse(sk).map_err(|e| StoreError::Corrupt {
-                    key: UNRESOLVED_PK.into(),
-                    reason: e.to_string(),
-                })
-            })
-            .collect()
-    }
-
-    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
-        self.delete(key(UNRESOLVED_PK.to_owned(), order.to_string()))
-            .await
     }
 
     async fn pending_event(
@@ -579,7 +539,49 @@ impl LedgerStore for DynamoLedgerStore {
         events.truncate(limit);
         Ok(events)
     }
+}
 
+#[async_trait]
+impl StoreDirectory for DynamoLedgerStore {
+    async fn directory(
+        &self,
+        key_: &str,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
+        match self
+            .get(key(format!("STORE#{key_}"), STORE_SK.to_owned()))
+            .await?
+        {
+            Some(item) => from_data(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        self.query_partition(UNRESOLVED_PK, None, None, limit)
+            .await?
+            .iter()
+            .map(|item| {
+                let sk = item
+                    .get(SK)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                OrderId::parse(sk).map_err(|e| StoreError::Corrupt {
+                    key: UNRESOLVED_PK.into(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.delete(key(UNRESOLVED_PK.to_owned(), order.to_string()))
+            .await
+    }
+}
+
+#[async_trait]
+impl OrderViews for DynamoLedgerStore {
     async fn open_orders(
         &self,
         limit: usize,
@@ -598,7 +600,10 @@ impl LedgerStore for DynamoLedgerStore {
             .map(from_data)
             .collect()
     }
+}
 
+#[async_trait]
+impl Takings for DynamoLedgerStore {
     async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError> {
         self.query_partition(&takings_pk(acquirer, day), None, None, usize::MAX)
             .await?
@@ -633,7 +638,10 @@ impl LedgerStore for DynamoLedgerStore {
             }
         }
     }
+}
 
+#[async_trait]
+impl Cursors for DynamoLedgerStore {
     async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {
         let item = self
             .get(key(format!("WATERMARK#{source}"), WATERMARK_SK.to_owned()))
@@ -646,7 +654,23 @@ impl LedgerStore for DynamoLedgerStore {
         item.insert("value".into(), s(value));
         self.put_plain(item).await
     }
+}
 
+/// Markers live beside the cursors, under `WATERMARK#<kind>#<key>` (the keys they always had).
+#[async_trait]
+impl Markers for DynamoLedgerStore {
+    async fn marker(&self, kind: MarkerKind, key: &str) -> Result<Option<String>, StoreError> {
+        self.watermark(&format!("{}#{key}", kind.as_str())).await
+    }
+
+    async fn set_marker(&self, kind: MarkerKind, key: &str, value: &str) -> Result<(), StoreError> {
+        self.set_watermark(&format!("{}#{key}", kind.as_str()), value)
+            .await
+    }
+}
+
+#[async_trait]
+impl Feed1c for DynamoLedgerStore {
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {
         let items = self.query_partition(FEED_1C_PK, None, None, limit).await?;
         Ok(items

@@ -6,12 +6,13 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::domain::matching::UnmatchedReceipt;
+use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    Commit, CommitError, EventPublisher, ExchangeSession, ExchangeStore, ImportProgress,
-    LedgerStore, PublishError, StoreError,
+    Commit, CommitError, Cursors, EventPublisher, ExchangeSession, ExchangeStore, Feed1c,
+    ImportProgress, LedgerStore, MarkerKind, Markers, OrderViews, PublishError, StoreDirectory,
+    StoreError, Takings, UnmatchedRow,
 };
 
 #[derive(Default)]
@@ -27,6 +28,10 @@ struct State {
     watermarks: BTreeMap<String, String>,
     directory: BTreeMap<String, crate::domain::DirectoryEntry>,
     unresolved: std::collections::BTreeSet<OrderId>,
+    /// The read models, as the commits left them (like the table's rows).
+    open: BTreeMap<OrderId, OpenOrder>,
+    unmatched: BTreeMap<OrderId, UnmatchedReceipt>,
+    markers: BTreeMap<(&'static str, String), String>,
 }
 
 #[derive(Default)]
@@ -109,17 +114,28 @@ impl LedgerStore for MemoryLedgerStore {
         for e in &c.directory {
             s.directory.insert(e.key.clone(), e.clone());
         }
-        if !c.order.awaiting_reference().is_empty() {
-            s.unresolved.insert(c.order.id.clone());
+        let id = c.order.id.clone();
+        match &c.projections.open {
+            Some(open) => s.open.insert(id.clone(), open.clone()),
+            None => s.open.remove(&id),
+        };
+        match &c.projections.unmatched {
+            UnmatchedRow::NotUnmatched => {}
+            UnmatchedRow::Keep(receipt) => {
+                s.unmatched.insert(id.clone(), receipt.clone());
+            }
+            UnmatchedRow::Drop => {
+                s.unmatched.remove(&id);
+            }
+        }
+        if c.projections.awaiting_reference {
+            s.unresolved.insert(id);
         }
         Ok(())
     }
 
-    async fn directory(
-        &self,
-        key: &str,
-    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
-        Ok(self.lock().directory.get(key).cloned())
+    async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
+        Ok(self.lock().payments.get(payment).map(|(o, _)| o.clone()))
     }
 
     async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
@@ -130,19 +146,6 @@ impl LedgerStore for MemoryLedgerStore {
             .filter(|((o, _), _)| o == order)
             .map(|(_, f)| f.clone())
             .collect())
-    }
-
-    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
-        Ok(self.lock().unresolved.iter().take(limit).cloned().collect())
-    }
-
-    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
-        self.lock().unresolved.remove(order);
-        Ok(())
-    }
-
-    async fn order_for_payment(&self, payment: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
-        Ok(self.lock().payments.get(payment).map(|(o, _)| o.clone()))
     }
 
     async fn pending_event(
@@ -180,30 +183,46 @@ impl LedgerStore for MemoryLedgerStore {
         rows.truncate(limit);
         Ok(rows)
     }
+}
 
-    async fn open_orders(
+#[async_trait]
+impl StoreDirectory for MemoryLedgerStore {
+    async fn directory(
         &self,
-        limit: usize,
-    ) -> Result<Vec<crate::domain::matching::OpenOrder>, StoreError> {
-        Ok(self
-            .lock()
-            .orders
-            .values()
-            .filter_map(crate::domain::matching::OpenOrder::of)
-            .take(limit)
-            .collect())
+        key: &str,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, StoreError> {
+        Ok(self.lock().directory.get(key).cloned())
+    }
+
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError> {
+        Ok(self.lock().unresolved.iter().take(limit).cloned().collect())
+    }
+
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError> {
+        self.lock().unresolved.remove(order);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OrderViews for MemoryLedgerStore {
+    async fn open_orders(&self, limit: usize) -> Result<Vec<OpenOrder>, StoreError> {
+        Ok(self.lock().open.values().take(limit).cloned().collect())
     }
 
     async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError> {
         Ok(self
             .lock()
-            .orders
+            .unmatched
             .values()
-            .filter_map(UnmatchedReceipt::of)
             .take(limit)
+            .cloned()
             .collect())
     }
+}
 
+#[async_trait]
+impl Takings for MemoryLedgerStore {
     async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError> {
         Ok(self
             .lock()
@@ -222,7 +241,10 @@ impl LedgerStore for MemoryLedgerStore {
         s.settlements.insert(report.key.clone(), report.clone());
         Ok(true)
     }
+}
 
+#[async_trait]
+impl Cursors for MemoryLedgerStore {
     async fn watermark(&self, source: &str) -> Result<Option<String>, StoreError> {
         Ok(self.lock().watermarks.get(source).cloned())
     }
@@ -233,7 +255,28 @@ impl LedgerStore for MemoryLedgerStore {
             .insert(source.to_owned(), value.to_owned());
         Ok(())
     }
+}
 
+#[async_trait]
+impl Markers for MemoryLedgerStore {
+    async fn marker(&self, kind: MarkerKind, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .markers
+            .get(&(kind.as_str(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn set_marker(&self, kind: MarkerKind, key: &str, value: &str) -> Result<(), StoreError> {
+        self.lock()
+            .markers
+            .insert((kind.as_str(), key.to_owned()), value.to_owned());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Feed1c for MemoryLedgerStore {
     async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError> {
         Ok(self
             .lock()

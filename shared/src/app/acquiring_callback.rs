@@ -22,11 +22,13 @@ use crate::platform::clock::now_ms;
 use crate::platform::config::{CallbackConfig, YooKassaVerify};
 use crate::platform::http_response::{error as error_response, text, MAX_BODY_BYTES};
 use crate::ports::acquirers::{ProviderError, SberGateway, YooKassaApi};
-use crate::ports::{EventPublisher, LedgerStore};
+use crate::ports::{EventPublisher, LedgerStore, StoreDirectory};
 
 pub struct CallbackDeps {
     pub config: CallbackConfig,
     pub store: Arc<dyn LedgerStore>,
+    /// What the store described (acquirer references resolve against it).
+    pub directory: Arc<dyn StoreDirectory>,
     pub events: Arc<dyn EventPublisher>,
     pub yookassa: Option<Arc<dyn YooKassaApi>>,
     pub sber_gateway: Option<Arc<dyn SberGateway>>,
@@ -155,9 +157,13 @@ async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), Ca
         return Ok(());
     };
     if fact.order_id.is_unmatched() {
-        if let Some(order) = crate::app::resolve::at_notification(deps.store.as_ref(), &fact)
-            .await
-            .map_err(LedgerError::from)?
+        if let Some(order) = crate::app::resolve::at_notification(
+            deps.store.as_ref(),
+            deps.directory.as_ref(),
+            &fact,
+        )
+        .await
+        .map_err(LedgerError::from)?
         {
             fact = fact.on_order(order);
         } else if let Some(r) = &fact.reference {
@@ -434,6 +440,7 @@ mod tests {
             deps: CallbackDeps {
                 config,
                 store: store.clone(),
+                directory: store.clone(),
                 events: events.clone(),
                 yookassa: Some(Arc::new(FakeYooKassa {
                     payments,

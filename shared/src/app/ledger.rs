@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
     PaymentLine, PaymentRef, Source,
@@ -11,7 +12,8 @@ use crate::domain::{
 use crate::platform::clock::now_ms;
 use crate::platform::retry::Backoff;
 use crate::ports::{
-    Claim, Commit, CommitError, EventPublisher, LedgerStore, PublishError, StoreError,
+    Claim, Commit, CommitError, EventPublisher, LedgerStore, Projections, PublishError, StoreError,
+    UnmatchedRow,
 };
 
 const MAX_ATTEMPTS: u32 = 12;
@@ -57,6 +59,22 @@ const CONFLICT_BACKOFF: Backoff = Backoff {
 async fn backoff(attempt: u32) {
     if let Some(pause) = CONFLICT_BACKOFF.pause(attempt as usize) {
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// The read models after a change of `order` (written by the store in the change's transaction): its open-orders
+/// row, its unmatched-receipt row when it is an `unmatched:` order, and whether its acquirer money still waits for
+/// its reference.
+pub fn projections(order: &Order) -> Projections {
+    let unmatched = order.id.is_unmatched();
+    Projections {
+        open: OpenOrder::of(order),
+        unmatched: match (unmatched, UnmatchedReceipt::of(order)) {
+            (false, _) => UnmatchedRow::NotUnmatched,
+            (true, Some(receipt)) => UnmatchedRow::Keep(receipt),
+            (true, None) => UnmatchedRow::Drop,
+        },
+        awaiting_reference: unmatched && !order.awaiting_reference().is_empty(),
     }
 }
 
@@ -145,6 +163,7 @@ impl<'a> Ledger<'a> {
                 releases,
                 taking: crate::domain::settlement::taking(fact, before.as_ref(), after),
                 directory: Vec::new(),
+                projections: projections(&order),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -210,6 +229,7 @@ impl<'a> Ledger<'a> {
                 releases: Vec::new(),
                 taking: None,
                 directory,
+                projections: projections(&order),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -272,5 +292,202 @@ impl<'a> Ledger<'a> {
             self.announce(&event).await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::{Currency, FactId, FactKind, PaymentMethod};
+
+    /// A store whose first `conflicts` commits lose the optimistic lock (another writer got there first).
+    struct Contended {
+        inner: Arc<MemoryLedgerStore>,
+        conflicts: AtomicUsize,
+        commits: AtomicUsize,
+    }
+
+    impl Contended {
+        fn new(conflicts: usize) -> Self {
+            Contended {
+                inner: Arc::new(MemoryLedgerStore::default()),
+                conflicts: AtomicUsize::new(conflicts),
+                commits: AtomicUsize::new(0),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl LedgerStore for Contended {
+        async fn load_order(&self, id: &OrderId) -> Result<Option<Order>, StoreError> {
+            self.inner.load_order(id).await
+        }
+        async fn commit(&self, commit: Commit<'_>) -> Result<(), CommitError> {
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            let left = self.conflicts.load(Ordering::SeqCst);
+            if left > 0 {
+                self.conflicts.store(left - 1, Ordering::SeqCst);
+                return Err(CommitError::Conflict);
+            }
+            self.inner.commit(commit).await
+        }
+        async fn order_for_payment(&self, p: &PaymentRef) -> Result<Option<OrderId>, StoreError> {
+            self.inner.order_for_payment(p).await
+        }
+        async fn order_facts(&self, order: &OrderId) -> Result<Vec<PaymentFact>, StoreError> {
+            self.inner.order_facts(order).await
+        }
+        async fn pending_event(
+            &self,
+            order: &OrderId,
+            event_id: &str,
+        ) -> Result<Option<OrderEvent>, StoreError> {
+            self.inner.pending_event(order, event_id).await
+        }
+        async fn clear_pending(&self, order: &OrderId, event_id: &str) -> Result<(), StoreError> {
+            self.inner.clear_pending(order, event_id).await
+        }
+        async fn list_pending(
+            &self,
+            before: i64,
+            limit: usize,
+        ) -> Result<Vec<OrderEvent>, StoreError> {
+            self.inner.list_pending(before, limit).await
+        }
+    }
+
+    fn paid(id: &str, order: &str, payment: PaymentRef, amount: i64) -> PaymentFact {
+        PaymentFact::new(
+            FactId::new(Source::Tbank, id).unwrap(),
+            OrderId::parse(order).unwrap(),
+            payment,
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount },
+            1,
+        )
+        .unwrap()
+    }
+
+    fn card(id: &str) -> PaymentRef {
+        PaymentRef::new(Source::Tbank, id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_conflict_is_retried_on_the_order_read_again_and_committed_once() {
+        let store = Contended::new(3);
+        let events = MemoryPublisher::default();
+        let ledger = Ledger::new(&store, &events);
+        let out = ledger
+            .record(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
+            .await
+            .unwrap();
+        assert!(matches!(out, Recorded::Applied(_)));
+        assert_eq!(
+            store.commits.load(Ordering::SeqCst),
+            4,
+            "3 conflicts, then the commit"
+        );
+        assert_eq!(events.events().len(), 1, "announced once");
+        let order = store.inner.order("7001").unwrap();
+        assert_eq!((order.version, order.totals().paid), (1, 150_000));
+    }
+
+    #[tokio::test]
+    async fn contention_beyond_the_attempts_is_an_error_and_nothing_is_announced() {
+        let store = Contended::new(usize::MAX);
+        let events = MemoryPublisher::default();
+        let err = Ledger::new(&store, &events)
+            .record(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LedgerError::Contention {
+                    attempts: MAX_ATTEMPTS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.commits.load(Ordering::SeqCst), MAX_ATTEMPTS as usize);
+        assert!(events.events().is_empty());
+        assert!(store.inner.order("7001").is_none());
+    }
+
+    #[tokio::test]
+    async fn money_another_order_holds_is_not_counted_again() {
+        let store = MemoryLedgerStore::default();
+        let events = MemoryPublisher::default();
+        let ledger = Ledger::new(&store, &events);
+        ledger
+            .record(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
+            .await
+            .unwrap();
+        // The same acquirer payment booked again under another order (a misdirected notification).
+        let again = ledger
+            .record(&paid("p1#CONFIRMED-elsewhere", "7002", card("p1"), 150_000))
+            .await
+            .unwrap();
+        assert!(matches!(again, Recorded::Duplicate));
+        assert!(
+            store.order("7002").is_none(),
+            "the second order holds nothing"
+        );
+        assert_eq!(store.order("7001").unwrap().totals().paid, 150_000);
+        assert_eq!(events.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_fact_announces_what_the_first_delivery_still_owed() {
+        let store = MemoryLedgerStore::default();
+        let events = MemoryPublisher::default();
+        let ledger = Ledger::new(&store, &events);
+        let fact = paid("p1#CONFIRMED", "7001", card("p1"), 150_000);
+        events.set_failing(true);
+        assert!(matches!(
+            ledger.record(&fact).await,
+            Err(LedgerError::Publish { .. })
+        ));
+        assert_eq!(store.outbox_len(), 1, "committed, announcement owed");
+        events.set_failing(false);
+        assert!(matches!(
+            ledger.record(&fact).await.unwrap(),
+            Recorded::Duplicate
+        ));
+        assert_eq!(events.events().len(), 1, "the owed event, once");
+        assert_eq!(store.outbox_len(), 0);
+        // A third delivery owes nothing.
+        ledger.record(&fact).await.unwrap();
+        assert_eq!(events.events().len(), 1);
+        assert_eq!(
+            store.order("7001").unwrap().totals().paid,
+            150_000,
+            "counted once"
+        );
+    }
+
+    #[test]
+    fn projections_follow_the_order() {
+        let mut order = Order::new(OrderId::parse("7001").unwrap());
+        order.set_info(OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB));
+        let p = projections(&order);
+        assert!(p.open.is_some(), "an unpaid order can receive money");
+        assert_eq!(p.unmatched, UnmatchedRow::NotUnmatched);
+        assert!(!p.awaiting_reference);
+        order
+            .apply(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
+            .unwrap();
+        assert!(
+            projections(&order).open.is_none(),
+            "a paid order takes no more"
+        );
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use crate::app::exchange_1c::proxy::retry_pending_taps;
 use crate::app::exchange_1c::Importer;
 use crate::app::ledger::{Ledger, LedgerError, SweepReport};
-use crate::ports::{EventPublisher, ExchangeStore, LedgerStore, StoreError};
+use crate::ports::{
+    EventPublisher, ExchangeStore, LedgerStore, OrderViews, StoreDirectory, StoreError,
+};
 
 /// Rows younger than this may still be announced by the request that wrote them.
 pub const GRACE_MS: i64 = 60_000;
@@ -19,6 +21,8 @@ pub struct SweeperDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub uploads: Arc<dyn ExchangeStore>,
+    pub views: Arc<dyn OrderViews>,
+    pub directory: Arc<dyn StoreDirectory>,
     /// The offset 1C's local dates are in (`EXCHANGE_1C_UTC_OFFSET_MINUTES`).
     pub utc_offset_minutes: i32,
     /// `CANCEL_REFUND_POLICY`, as exchange-1c applies it.
@@ -45,6 +49,8 @@ pub async fn handle(deps: &SweeperDeps, grace_ms: i64) -> Result<SweeperReport, 
         store: deps.store.as_ref(),
         events: deps.events.as_ref(),
         uploads: deps.uploads.as_ref(),
+        views: deps.views.as_ref(),
+        directory: deps.directory.as_ref(),
         ttl_secs: deps.session_ttl_secs,
         utc_offset_minutes: deps.utc_offset_minutes,
         refund_on_cancel: deps.refund_on_cancel,

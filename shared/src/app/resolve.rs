@@ -17,10 +17,10 @@ use tracing::{info, warn};
 
 use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::{
-    is_acquirer, DirectoryEntry, FactId, FactKind, Lookup, OrderId, PaymentFact, PaymentRef,
-    Source, StoreReference,
+    is_acquirer, moved_to, moved_to_link, DirectoryEntry, FactId, FactKind, Lookup, OrderId,
+    PaymentFact, PaymentRef, Source, StoreReference,
 };
-use crate::ports::{BoxError, LedgerStore, StoreError};
+use crate::ports::{BoxError, LedgerStore, StoreDirectory, StoreError};
 
 /// The store's own definite answer to a look-up (store-sync asks it through the REST API).
 #[async_trait]
@@ -33,10 +33,11 @@ pub trait StoreLookup: Send + Sync {
 /// order id, that order if the store described it.
 pub async fn described_order(
     store: &dyn LedgerStore,
+    directory: &dyn StoreDirectory,
     lookup: &Lookup,
 ) -> Result<Option<OrderId>, StoreError> {
     match lookup.directory_key() {
-        Some(key) => Ok(store
+        Some(key) => Ok(directory
             .directory(&key)
             .await?
             .filter(|e| lookup.accepts(e))
@@ -65,6 +66,7 @@ pub async fn described_order(
 /// the directory (the invoice id, then the first applicable rule). `None`: it waits on its `unmatched:` order.
 pub async fn at_notification(
     store: &dyn LedgerStore,
+    directory: &dyn StoreDirectory,
     fact: &PaymentFact,
 ) -> Result<Option<OrderId>, StoreError> {
     if let Some(holder) = store.order_for_payment(&fact.payment).await? {
@@ -81,7 +83,7 @@ pub async fn at_notification(
     let tried = groups.iter().take(usize::from(has_invoice) + 1);
     for group in tried {
         for lookup in group {
-            if let Some(order) = described_order(store, lookup).await? {
+            if let Some(order) = described_order(store, directory, lookup).await? {
                 info!(reference = %reference, by = %lookup, order = %order, "acquirer reference resolved");
                 return Ok(Some(order));
             }
@@ -94,12 +96,13 @@ pub async fn at_notification(
 /// `Err` when the store could not be asked (the reference keeps waiting).
 pub async fn resolve(
     store: &dyn LedgerStore,
+    directory: &dyn StoreDirectory,
     lookup_in_store: Option<&dyn StoreLookup>,
     reference: &StoreReference,
 ) -> Result<Option<(OrderId, Lookup)>, ResolveError> {
     for group in reference.groups() {
         for lookup in group {
-            if let Some(order) = described_order(store, &lookup).await? {
+            if let Some(order) = described_order(store, directory, &lookup).await? {
                 return Ok(Some((order, lookup)));
             }
             if let Some(api) = lookup_in_store {
@@ -162,7 +165,7 @@ fn moved_fact(
         },
         at_ms,
     )?;
-    Ok(fact.linking(format!("order:{target}")))
+    Ok(fact.linking(moved_to_link(target)))
 }
 
 /// Move every waiting piece of acquirer money whose reference now resolves to its order, exactly once: the
@@ -172,13 +175,14 @@ fn moved_fact(
 pub async fn settle(
     ledger: &Ledger<'_>,
     store: &dyn LedgerStore,
+    directory: &dyn StoreDirectory,
     lookup_in_store: Option<&dyn StoreLookup>,
     limit: usize,
 ) -> Result<SettleReport, LedgerError> {
     let mut report = SettleReport::default();
-    for id in store.unresolved(limit).await? {
+    for id in directory.unresolved(limit).await? {
         let Some(order) = store.load_order(&id).await? else {
-            store.forget_unresolved(&id).await?;
+            directory.forget_unresolved(&id).await?;
             continue;
         };
         let mut pending = 0;
@@ -190,15 +194,10 @@ pub async fn settle(
                 continue;
             };
             report.waiting += 1;
-            let moved_to = line
-                .linked
-                .iter()
-                .find_map(|l| l.strip_prefix("order:"))
-                .and_then(|t| OrderId::parse(t.to_owned()).ok());
-            let target = match moved_to {
+            let target = match line.linked.iter().find_map(|l| moved_to(l)) {
                 Some(t) => t,
                 None if line.voided => continue,
-                None => match resolve(store, lookup_in_store, reference).await {
+                None => match resolve(store, directory, lookup_in_store, reference).await {
                     Ok(Some((target, by))) => {
                         let void = moved_fact(
                             &id,
@@ -233,7 +232,7 @@ pub async fn settle(
             report.resolved += 1;
         }
         if pending == 0 {
-            store.forget_unresolved(&id).await?;
+            directory.forget_unresolved(&id).await?;
         }
     }
     Ok(report)
@@ -284,12 +283,13 @@ mod tests {
         for invoice in [None, Some(""), Some("77")] {
             let f = fact("5", invoice, rules.clone());
             assert_eq!(
-                at_notification(&store, &f).await.unwrap(),
+                at_notification(&store, &store, &f).await.unwrap(),
                 None,
                 "{invoice:?}"
             );
         }
         let found = resolve(
+            &store,
             &store,
             None,
             fact("5", None, rules).reference.as_ref().unwrap(),
@@ -300,7 +300,7 @@ mod tests {
         // The number names it at once.
         let f = fact("IM-5", Some(""), vec![RefRule::OrderNumber]);
         assert_eq!(
-            at_notification(&store, &f)
+            at_notification(&store, &store, &f)
                 .await
                 .unwrap()
                 .map(|o| o.to_string()),

@@ -18,10 +18,18 @@ use crate::domain::{
 use crate::formats::purpose::{PurposePatterns, Reference};
 use crate::platform::clock::now_ms;
 use crate::ports::bank::{Fetched, StatementSource};
-use crate::ports::{EventPublisher, LedgerStore};
+use crate::ports::{Cursors, EventPublisher, LedgerStore, OrderViews, StoreDirectory, Takings};
 
 pub struct PullDeps {
     pub store: Arc<dyn LedgerStore>,
+    /// Open orders to match, and the unmatched money.
+    pub views: Arc<dyn OrderViews>,
+    /// The acquirers' card takings settlements are reconciled against.
+    pub takings: Arc<dyn Takings>,
+    /// Where each source stopped.
+    pub cursors: Arc<dyn Cursors>,
+    /// What the store described (a purpose's payment number names an order only there).
+    pub directory: Arc<dyn StoreDirectory>,
     pub events: Arc<dyn EventPublisher>,
     /// `STATEMENT_SOURCES`, in order.
     pub sources: Vec<Arc<dyn StatementSource>>,
@@ -101,8 +109,12 @@ async fn refunded_order(deps: &PullDeps, op: &BankOperation) -> Result<Option<Or
         lookups.push(crate::domain::Lookup::OrderId(n.clone()));
         let mut id = None;
         for lookup in &lookups {
-            if let Some(order) =
-                crate::app::resolve::described_order(deps.store.as_ref(), lookup).await?
+            if let Some(order) = crate::app::resolve::described_order(
+                deps.store.as_ref(),
+                deps.directory.as_ref(),
+                lookup,
+            )
+            .await?
             {
                 id = Some(order);
                 break;
@@ -148,10 +160,10 @@ async fn apply_operation(
     if let Some(settlement) = settlement::recognise(op) {
         let mut takings = Vec::new();
         for day in &settlement.days {
-            takings.extend(deps.store.card_takings(settlement.acquirer, day).await?);
+            takings.extend(deps.takings.card_takings(settlement.acquirer, day).await?);
         }
         let report = settlement::reconcile(&settlement, &takings);
-        if deps.store.record_settlement(&report).await? {
+        if deps.takings.record_settlement(&report).await? {
             s.settlements += 1;
             if !report.reconciled {
                 s.settlement_mismatches += 1;
@@ -306,7 +318,7 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             source: id.clone(),
             ..SourceSummary::default()
         };
-        let from = match deps.store.watermark(&id).await? {
+        let from = match deps.cursors.watermark(&id).await? {
             // Re-read a safety overlap: late postings land with earlier dates.
             Some(w) => {
                 let back =
@@ -337,13 +349,13 @@ pub async fn handle(deps: &PullDeps) -> Result<Vec<SourceSummary>, LedgerError> 
             warn!(source = %id, operation = %op, reason, "bank operation cannot be used; counted, watermark kept");
             s.errors.push(format!("operation {op}: {reason}"));
         }
-        let mut open = OpenOrders::from(deps.store.open_orders(10_000).await?);
+        let mut open = OpenOrders::from(deps.views.open_orders(10_000).await?);
         for op in &ops {
             apply_operation(deps, op, &mut open, &mut s).await?;
         }
         // Never past an operation that was not recorded: it is read again once the source can give it.
         if unusable.is_empty() {
-            deps.store.set_watermark(&id, &today).await?;
+            deps.cursors.set_watermark(&id, &today).await?;
         }
         info!(source = %id, fetched = s.fetched, new = s.new, matched = s.matched, unmatched = s.unmatched, "statement pulled");
         summaries.push(s);
@@ -367,6 +379,10 @@ mod tests {
         let store = Arc::new(MemoryLedgerStore::default());
         let deps = PullDeps {
             store: store.clone(),
+            views: store.clone(),
+            takings: store.clone(),
+            cursors: store.clone(),
+            directory: store.clone(),
             events: Arc::new(MemoryPublisher::default()),
             sources: Vec::new(),
             patterns: PurposePatterns::new().unwrap(),
@@ -416,7 +432,7 @@ mod tests {
 
         async fn run(&self, ops: &[BankOperation]) -> SourceSummary {
             let mut s = SourceSummary::default();
-            let mut open = OpenOrders::from(self.deps.store.open_orders(100).await.unwrap());
+            let mut open = OpenOrders::from(self.deps.views.open_orders(100).await.unwrap());
             for op in ops {
                 apply_operation(&self.deps, op, &mut open, &mut s)
                     .await

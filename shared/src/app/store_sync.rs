@@ -21,7 +21,7 @@ use crate::domain::{Currency, OrderId, OrderInfo};
 use crate::formats::bitrix::{self, Answer, BitrixError, StoreOrder};
 use crate::platform::retry::{retry, Backoff};
 use crate::ports::store_api::{BitrixApi, Hook, HookError, HookSender};
-use crate::ports::{EventPublisher, LedgerStore};
+use crate::ports::{Cursors, EventPublisher, LedgerStore, MarkerKind, Markers, StoreDirectory};
 
 /// The store's own answer to a reference look-up (`crate::app::resolve`): `sale.order.list` by `id` or `accountNumber`,
 /// `sale.payment.list` by `id`, `accountNumber` or `psInvoiceId` (filters on the REST fields documented for
@@ -103,6 +103,12 @@ pub async fn call_with_backoff(
 
 pub struct StoreDeps {
     pub store: Arc<dyn LedgerStore>,
+    /// What the store described, and the acquirer money waiting for its reference.
+    pub directory: Arc<dyn StoreDirectory>,
+    /// Where the order pull stopped.
+    pub cursors: Arc<dyn Cursors>,
+    /// Hooks delivered, refusals noted.
+    pub markers: Arc<dyn Markers>,
     pub events: Arc<dyn EventPublisher>,
     pub bitrix: Arc<dyn BitrixApi>,
     /// The shop's outbound hooks.
@@ -298,7 +304,7 @@ async fn page_details(
 pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     let mut s = PullSummary::default();
     let now = OffsetDateTime::now_utc();
-    let from = match deps.store.watermark(WATERMARK).await? {
+    let from = match deps.cursors.watermark(WATERMARK).await? {
         Some(w) => OffsetDateTime::parse(&w, &Rfc3339)
             .map(|t| t - time::Duration::minutes(deps.overlap_minutes))
             .unwrap_or(now - time::Duration::days(deps.initial_days)),
@@ -381,13 +387,14 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     }
     if let Some(t) = newest {
         let w = rfc3339(t);
-        deps.store.set_watermark(WATERMARK, &w).await?;
+        deps.cursors.set_watermark(WATERMARK, &w).await?;
         s.watermark = Some(w);
     }
     // What the store now says may name waiting acquirer money's order.
     s.references = crate::app::resolve::settle(
         &ledger,
         deps.store.as_ref(),
+        deps.directory.as_ref(),
         Some(&BitrixLookup(deps.bitrix.as_ref())),
         SETTLE_PER_RUN,
     )
@@ -484,7 +491,7 @@ pub async fn push_order(
         }
         let want = (line.counted() - line.refunded() - line.charged_back()).max(0);
         let xml_id = format!("paysync:{payment}");
-        let external = payment.as_str().split_once(':').map_or("", |(_, e)| e);
+        let external = payment.external();
         let system = config
             .pay_systems
             .get(source_of(payment))
@@ -678,24 +685,31 @@ async fn push_properties(
 async fn note_on_order(deps: &StoreDeps, order: &OrderId, e: &PushError) {
     warn!(order_id = %order, error.message = %e, "the store refused a payment change");
     let text = format!("paysync: the store refused a payment change: {e}");
-    let _ = deps
-        .store
-        .set_watermark(&format!("store-error#{order}"), &text)
-        .await;
-    let _ = deps
+    // Best effort, both: the message fails anyway and is retried; a note that could not be kept is logged.
+    if let Err(e) = deps
+        .markers
+        .set_marker(MarkerKind::StoreError, order.as_str(), &text)
+        .await
+    {
+        warn!(order_id = %order, error.message = %e, "the store's refusal was not kept in the ledger");
+    }
+    if let Err(e) = deps
         .bitrix
         .call(
             "sale.order.update",
             &json!({"id": order.as_str(), "fields": {"comments": text}}),
         )
-        .await;
+        .await
+    {
+        warn!(order_id = %order, error.message = %e, "the store's refusal was not written on the order");
+    }
 }
 
 /// Fire the hooks configured for the order's state, once per (hook, order, state): the event id is
 /// `<order id>#<state>`, the same on every retry, so a receiver deduplicates on it. A failed POST fails the message
 /// (SQS retries it); a delivered one is remembered in the ledger table and not sent again.
 pub async fn fire_hooks(
-    store: &dyn LedgerStore,
+    markers: &dyn Markers,
     hooks: &dyn HookSender,
     config: &PushConfig,
     order: &crate::domain::Order,
@@ -709,10 +723,14 @@ pub async fn fire_hooks(
     {
         let event_id = format!("{}#{state}", order.id);
         let marker = format!(
-            "hook#{}#{event_id}",
+            "{}#{event_id}",
             &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(hook.url.as_bytes()))[..16]
         );
-        if store.watermark(&marker).await?.is_some() {
+        if markers
+            .marker(MarkerKind::HookDelivered, &marker)
+            .await?
+            .is_some()
+        {
             continue;
         }
         let t = order.totals();
@@ -737,7 +755,9 @@ pub async fn fire_hooks(
             })
             .await?;
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        store.set_watermark(&marker, &now.to_string()).await?;
+        markers
+            .set_marker(MarkerKind::HookDelivered, &marker, &now.to_string())
+            .await?;
         sent += 1;
     }
     Ok(sent)
@@ -777,7 +797,7 @@ pub async fn handle_events(
         };
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
         if !config.hooks.is_empty() {
-            fire_hooks(deps.store.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
+            fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
         }
         Ok::<(), PushError>(())
     })

@@ -22,9 +22,27 @@ fn check_id(what: &'static str, value: &str) -> Result<(), DomainError> {
 
 const UNMATCHED_PREFIX: &str = "unmatched:";
 
-/// Where a document a line is linked to comes from (`1c:<Ид>`, `bank:<operation>`, `order:<id>`).
+/// Where a document a line is linked to comes from (`1c:<Ид>`, `bank:<operation>`; see [`link`]).
 pub fn link_source(link: &str) -> Option<Source> {
     Source::parse(link.split_once(':')?.0)
+}
+
+/// A line's link to a document of `source` (`1c:<Ид>`, `bank:<operation key>`), as [`link_source`] reads it.
+pub fn link(source: Source, document: &str) -> String {
+    format!("{}:{document}", source.as_str())
+}
+
+const MOVED_PREFIX: &str = "order:";
+
+/// The link money leaves on its `unmatched:` line when it moves to the order its reference named
+/// (`order:<id>`), so an interrupted move is finished, never repeated.
+pub fn moved_to_link(order: &OrderId) -> String {
+    format!("{MOVED_PREFIX}{order}")
+}
+
+/// The order a [`moved_to_link`] names.
+pub fn moved_to(link: &str) -> Option<OrderId> {
+    OrderId::parse(link.strip_prefix(MOVED_PREFIX)?.to_owned()).ok()
 }
 
 /// The store's order id (what the buyer's order is known by in 1C-Bitrix), or a synthetic id for money whose

@@ -14,8 +14,8 @@ pub mod settlement;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    link_source, FactId, FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef,
-    RefundAmount, Source,
+    link, link_source, moved_to, moved_to_link, FactId, FactKind, OrderId, Payer, PaymentFact,
+    PaymentMethod, PaymentRef, RefundAmount, Source,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{is_acquirer, ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};

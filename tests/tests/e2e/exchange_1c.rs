@@ -112,7 +112,7 @@ async fn commerceml_fixtures_apply_against_moto() {
 async fn an_unmatched_bank_receipt_is_resolved_by_1cs_payment_document() {
     use shared::domain::bank_operation::{facts, BankOperation};
     use shared::domain::matching::{Confidence, Matched};
-    use shared::ports::LedgerStore as _;
+    use shared::ports::OrderViews as _;
     let env = spawn_env().await;
     env.register_order("5010", 4_200_050).await;
     // statement-pull kept this credit unmatched: its purpose names no order.

@@ -113,8 +113,7 @@ async fn a_refused_token_leaves_the_watermark_and_reports_the_error() {
     assert_eq!(s[0].errors.len(), 1);
     assert!(s[0].errors[0].contains("401"));
     assert_eq!(
-        env.deps
-            .store
+        deps.cursors
             .watermark("tbank-api:40702810900000012345")
             .await
             .expect("read"),
@@ -204,7 +203,7 @@ async fn two_overlapping_runs_do_not_double_count() {
 #[tokio::test]
 async fn the_acquirer_payout_reconciles_with_the_card_payments_of_its_registry_day() {
     use shared::domain::{FactId, FactKind, PaymentFact, PaymentMethod, PaymentRef, Source};
-    use shared::ports::LedgerStore as _;
+    use shared::ports::Takings as _;
     let env = spawn_env().await;
     register(&env, "7001", 6_000_000, "7001").await;
     register(&env, "7002", 4_075_308, "7002").await;

@@ -248,7 +248,7 @@ pub fn facts_for(
                 }
                 return Ok(out);
             }
-            let link_key = format!("1c:{doc_id}");
+            let link_key = crate::domain::link(Source::OneC, doc_id);
             let lines = current.map(|o| &o.lines);
             if doc.paid_per_1c() && !doc.cancelled() {
                 // Money we already hold from another source: the line this document was linked to before, or an

@@ -26,7 +26,10 @@ use crate::formats::commerceml::{read, Document, SchemaVersion};
 use crate::platform::clock::now_ms;
 use crate::platform::config::{Exchange1cConfig, MAX_FILE_LIMIT};
 use crate::ports::store_api::ExchangeUpstream;
-use crate::ports::{EventPublisher, ExchangeSession, ExchangeStore, LedgerStore, StoreError};
+use crate::ports::{
+    EventPublisher, ExchangeSession, ExchangeStore, Feed1c, LedgerStore, OrderViews,
+    StoreDirectory, StoreError,
+};
 
 /// Cookie name announced on `checkauth` line 2 (1C echoes `<name>=<value>` on every later call).
 pub const COOKIE: &str = "PAYSYNC1C";
@@ -50,6 +53,12 @@ pub struct ExchangeDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub sessions: Arc<dyn ExchangeStore>,
+    /// Unmatched bank money 1C's payment documents may allocate.
+    pub views: Arc<dyn OrderViews>,
+    /// What changed since 1C's last `success`.
+    pub feed: Arc<dyn Feed1c>,
+    /// What the store described (1C documents name orders only among these).
+    pub directory: Arc<dyn StoreDirectory>,
     /// Proxy mode: the store's own exchange endpoint.
     pub upstream: Option<Arc<dyn ExchangeUpstream>>,
 }
@@ -59,6 +68,8 @@ pub struct Importer<'a> {
     pub store: &'a dyn LedgerStore,
     pub events: &'a dyn EventPublisher,
     pub uploads: &'a dyn ExchangeStore,
+    pub views: &'a dyn OrderViews,
+    pub directory: &'a dyn StoreDirectory,
     pub ttl_secs: i64,
     pub utc_offset_minutes: i32,
     pub refund_on_cancel: bool,
@@ -81,6 +92,8 @@ impl ExchangeDeps {
             store: self.store.as_ref(),
             events: self.events.as_ref(),
             uploads: self.sessions.as_ref(),
+            views: self.views.as_ref(),
+            directory: self.directory.as_ref(),
             ttl_secs: self.config.session_ttl_secs,
             utc_offset_minutes: self.config.utc_offset_minutes,
             refund_on_cancel: self.config.refund_on_cancel,
@@ -297,7 +310,7 @@ async fn query(
 ) -> Result<Response<Body>, ExchangeError> {
     let now = now_ms();
     let offset = deps.config.utc_offset_minutes;
-    let entries = deps.store.feed_1c(MAX_QUERY_ORDERS).await?;
+    let entries = deps.feed.feed_1c(MAX_QUERY_ORDERS).await?;
     let mut orders = Vec::with_capacity(entries.len());
     let mut sent = Vec::with_capacity(entries.len());
     for (id, version) in &entries {
@@ -339,7 +352,7 @@ async fn success(
         .filter_map(|(id, v)| OrderId::parse(id.clone()).ok().map(|id| (id, *v)))
         .collect();
     // Only what the last query sent; changes since then stay in the feed.
-    deps.store.ack_feed_1c(&sent).await?;
+    deps.feed.ack_feed_1c(&sent).await?;
     session.sent.clear();
     deps.sessions.put_session(session).await?;
     Ok(text_reply("success\n"))
@@ -601,7 +614,7 @@ async fn apply_document(
     }
     let mut found = None;
     for lookup in &lookups {
-        if let Some(order) = crate::app::resolve::described_order(ctx.store, lookup)
+        if let Some(order) = crate::app::resolve::described_order(ctx.store, ctx.directory, lookup)
             .await
             .map_err(LedgerError::from)?
         {
@@ -687,7 +700,7 @@ async fn allocation(
         .and_then(|o| o.info.as_ref())
         .and_then(|i| i.details.buyer.as_ref())
         .and_then(|b| b.inn.as_deref());
-    let receipts = ctx.store.unmatched_receipts(1000).await?;
+    let receipts = ctx.views.unmatched_receipts(1000).await?;
     let Some(receipt) = crate::domain::matching::allocated(amount, buyer_inn, &receipts) else {
         return Ok(None);
     };

@@ -63,11 +63,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
             continue;
         }
         let datetime = local_datetime(line.paid_at_ms.unwrap_or(line.last_at_ms), offset_minutes);
-        let number = payment
-            .as_str()
-            .split_once(':')
-            .map_or(payment.as_str(), |(_, n)| n)
-            .to_owned();
+        let number = payment.external().to_owned();
         if line.counted() > 0 {
             payments.push(QueryPayment {
                 id: payment.to_string(),

@@ -38,6 +38,9 @@ pub fn harness(budget_ms: u64) -> Harness {
         store: store.clone(),
         events: Arc::new(MemoryPublisher::default()),
         sessions: Arc::new(MemoryExchangeStore::default()),
+        views: store.clone(),
+        feed: store.clone(),
+        directory: store.clone(),
         upstream: None,
     };
     Harness { deps, store }

@@ -1,0 +1,51 @@
+//! Read models the ledger keeps in the same transaction as every change ([`super::Projections`]), each read by the
+//! use case it exists for: statement matching and 1C allocation ([`OrderViews`]), acquirer payout reconciliation
+//! ([`Takings`]), 1C's `query` feed ([`Feed1c`]) and the store's directory of orders and payments
+//! ([`StoreDirectory`]).
+
+use async_trait::async_trait;
+
+use super::StoreError;
+use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
+use crate::domain::settlement::{SettlementReport, Taking};
+use crate::domain::{DirectoryEntry, OrderId, Source};
+
+/// What bank money can be matched to, and the money that matched nothing.
+#[async_trait]
+pub trait OrderViews: Send + Sync {
+    /// Orders that can still receive money.
+    async fn open_orders(&self, limit: usize) -> Result<Vec<OpenOrder>, StoreError>;
+    /// Bank money that matched no order and is not allocated yet.
+    async fn unmatched_receipts(&self, limit: usize) -> Result<Vec<UnmatchedReceipt>, StoreError>;
+}
+
+/// Acquirers' card takings per business day, and the settlements reconciled against them.
+#[async_trait]
+pub trait Takings: Send + Sync {
+    /// Card takings of an acquirer on a business day (`YYYY-MM-DD`, Moscow).
+    async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError>;
+    /// Keep a settlement's reconciliation; `false` when it was kept before (a re-read statement).
+    async fn record_settlement(&self, report: &SettlementReport) -> Result<bool, StoreError>;
+}
+
+/// The orders 1C has not acknowledged since they changed.
+#[async_trait]
+pub trait Feed1c: Send + Sync {
+    /// Orders changed since 1C last acknowledged them (`mode=success`), with the version that changed.
+    async fn feed_1c(&self, limit: usize) -> Result<Vec<(OrderId, u64)>, StoreError>;
+    /// Acknowledge feed entries; an entry whose order changed again since (another version) stays.
+    async fn ack_feed_1c(&self, sent: &[(OrderId, u64)]) -> Result<(), StoreError>;
+}
+
+/// What the store said about its orders and payments, and the acquirer money still waiting to find its order.
+#[async_trait]
+pub trait StoreDirectory: Send + Sync {
+    /// The store directory entry under `key` (`order-number:IM-00392`, `payment:1187`, …), as store-sync last
+    /// learned it from the store.
+    async fn directory(&self, key: &str) -> Result<Option<DirectoryEntry>, StoreError>;
+    /// `unmatched:` orders holding acquirer money whose reference has not resolved yet.
+    /// Kept by every commit of such an order; dropped only here, once its money moved, so a move interrupted
+    /// half-way is finished by the next run.
+    async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError>;
+    async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError>;
+}
