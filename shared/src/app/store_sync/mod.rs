@@ -1,0 +1,217 @@
+//! `store-sync`: the 1C-Bitrix store's side of every order. On a schedule it pulls the store's changed orders into
+//! the ledger ([`pull`]); on the events queue it writes every payment change into the store ([`push`]) and fires the
+//! shop's outbound hooks ([`hooks`]). The store is reached only through the `BitrixApi` and `HookSender` ports.
+
+mod hooks;
+mod pull;
+mod push;
+
+pub use crate::platform::config::PushConfig;
+pub use hooks::fire_hooks;
+pub use pull::{pull_orders, PullSummary};
+pub use push::{paid_text, push_order, PushReport};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use crate::app::ledger::LedgerError;
+use crate::domain::OrderId;
+use crate::formats::bitrix::{self, Answer, BitrixError};
+use crate::platform::retry::{retry, Backoff};
+use crate::ports::store_api::{BitrixApi, HookError, HookSender};
+use crate::ports::{Cursors, EventPublisher, LedgerStore, MarkerKind, Markers, StoreDirectory};
+
+pub struct StoreDeps {
+    pub store: Arc<dyn LedgerStore>,
+    /// What the store described, and the acquirer money waiting for its reference.
+    pub directory: Arc<dyn StoreDirectory>,
+    /// Where the order pull stopped.
+    pub cursors: Arc<dyn Cursors>,
+    /// Hooks delivered, refusals noted.
+    pub markers: Arc<dyn Markers>,
+    pub events: Arc<dyn EventPublisher>,
+    pub bitrix: Arc<dyn BitrixApi>,
+    /// The shop's outbound hooks.
+    pub hooks: Arc<dyn HookSender>,
+    /// `STORE_PULL_OVERLAP_MINUTES`: re-read before the watermark (late commits land with earlier `dateUpdate`).
+    pub overlap_minutes: i64,
+    /// `STORE_PULL_INITIAL_DAYS`: how far back the very first run looks.
+    pub initial_days: i64,
+    /// How payment state is written into the store.
+    pub push: PushConfig,
+}
+
+/// The store's own answer to a reference look-up (`crate::app::resolve`): `sale.order.list` by `id` or `accountNumber`,
+/// `sale.payment.list` by `id`, `accountNumber` or `psInvoiceId` (filters on the REST fields documented for
+/// `sale.order.list` / `sale.payment.list`; see `shared/reference/bitrix-rest.md`).
+pub struct BitrixLookup<'a>(pub &'a dyn BitrixApi);
+
+#[async_trait]
+impl crate::app::resolve::StoreLookup for BitrixLookup<'_> {
+    async fn find(
+        &self,
+        lookup: &crate::domain::Lookup,
+    ) -> Result<Option<crate::domain::DirectoryEntry>, crate::ports::BoxError> {
+        use crate::domain::{DirectoryEntry, Lookup};
+        let (method, field, value) = match lookup {
+            Lookup::OrderId(v) => ("sale.order.list", "id", v),
+            Lookup::OrderNumber(v) => ("sale.order.list", "accountNumber", v),
+            Lookup::Payment { id, .. } => ("sale.payment.list", "id", id),
+            Lookup::PaymentNumber(v) => ("sale.payment.list", "accountNumber", v),
+            Lookup::Invoice(v) => ("sale.payment.list", "psInvoiceId", v),
+        };
+        // Ids go as numbers, as Bitrix's own examples write them (`{"filter":{"id":1187}}`); numbers as strings.
+        let filter_value = match (field, value.parse::<u64>()) {
+            ("id", Ok(n)) => json!(n),
+            _ => json!(value),
+        };
+        let answer =
+            call_with_backoff(self.0, method, &json!({"filter": {field: filter_value}}), 2).await?;
+        let key = lookup.directory_key().unwrap_or_default();
+        if method == "sale.order.list" {
+            // An exact match only: the filter is the store's, the check is ours.
+            let found = bitrix::orders(&answer.result)?
+                .into_iter()
+                .find(|o| match lookup {
+                    Lookup::OrderId(v) => &o.id == v,
+                    _ => o.account_number.as_deref() == Some(value.as_str()),
+                });
+            return Ok(found.map(|o| DirectoryEntry {
+                key,
+                order_id: o.id,
+                pay_system: None,
+            }));
+        }
+        let found = bitrix::payments(&answer.result)?
+            .into_iter()
+            .find(|p| match lookup {
+                Lookup::Payment { id, .. } => &p.id == id,
+                Lookup::PaymentNumber(v) => p.account_number.as_deref() == Some(v.as_str()),
+                _ => p.ps_invoice_id.as_deref() == Some(value.as_str()),
+            });
+        Ok(found
+            .filter(|p| !p.order_id.is_empty())
+            .map(|p| DirectoryEntry {
+                key,
+                order_id: p.order_id,
+                pay_system: p.pay_system_id,
+            }))
+    }
+}
+
+/// Retry a busy store (rate limit, 5xx, timeout) with growing pauses, then give up for this run.
+pub async fn call_with_backoff(
+    api: &dyn BitrixApi,
+    method: &str,
+    params: &Value,
+    attempts: u32,
+) -> Result<Answer, BitrixError> {
+    let policy = Backoff {
+        first: Duration::from_millis(500),
+        max: Duration::from_secs(8),
+        attempts: attempts.max(1) as usize,
+    };
+    retry(
+        policy,
+        || api.call(method, params),
+        |e| matches!(e, BitrixError::Busy(_)),
+    )
+    .await
+}
+
+/// A change the store refused (after the documented workarounds): said on the order itself, where the shop's
+/// manager looks, and kept in the ledger table (`WATERMARK#store-error#<order>`). The message still fails, so SQS
+/// retries it and, after `maxReceiveCount`, parks it in the DLQ (alarmed).
+async fn note_on_order(deps: &StoreDeps, order: &OrderId, e: &PushError) {
+    warn!(order_id = %order, error.message = %e, "the store refused a payment change");
+    let text = format!("paysync: the store refused a payment change: {e}");
+    // Best effort, both: the message fails anyway and is retried; a note that could not be kept is logged.
+    if let Err(e) = deps
+        .markers
+        .set_marker(MarkerKind::StoreError, order.as_str(), &text)
+        .await
+    {
+        warn!(order_id = %order, error.message = %e, "the store's refusal was not kept in the ledger");
+    }
+    if let Err(e) = deps
+        .bitrix
+        .call(
+            "sale.order.update",
+            &json!({"id": order.as_str(), "fields": {"comments": text}}),
+        )
+        .await
+    {
+        warn!(order_id = %order, error.message = %e, "the store's refusal was not written on the order");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("outbound hook failed: {0}")]
+    Hook(#[from] HookError),
+    #[error(transparent)]
+    Store(#[from] crate::ports::StoreError),
+    #[error(transparent)]
+    Bitrix(#[from] BitrixError),
+    #[error("store-sync is not configured for this: {0}")]
+    Config(String),
+}
+
+/// One batch of the events queue: push each changed order (FIFO per order; see [`crate::platform::sqs_batch`]).
+pub async fn handle_events(
+    deps: &StoreDeps,
+    event: aws_lambda_events::event::sqs::SqsEvent,
+) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let config = &deps.push;
+    crate::platform::sqs_batch::for_each_order(event, |order| async move {
+        // Read once: the push and the hooks see the same version of the order.
+        let Some(ledger_order) = deps.store.load_order(&order).await? else {
+            return Ok(());
+        };
+        let report = match push_order(deps.bitrix.as_ref(), config, &ledger_order).await {
+            Ok(r) => r,
+            Err(e) => {
+                if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {
+                    note_on_order(deps, &order, &e).await;
+                }
+                return Err(e);
+            }
+        };
+        info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
+        if !config.hooks.is_empty() {
+            fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
+        }
+        Ok::<(), PushError>(())
+    })
+    .await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreSyncError {
+    #[error("the events queue's batch is unreadable: {0}")]
+    Batch(#[from] serde_json::Error),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The store refused the webhook: the invocation fails, so the errors alarm tells someone to fix it.
+    #[error("the store refused the webhook: {0}")]
+    Auth(String),
+}
+
+/// One invocation: the events queue sends `Records` (push each changed order; the answer is the partial batch
+/// response), the schedule sends an EventBridge event (pull the changed orders; the answer is the
+/// [`PullSummary`]).
+pub async fn handle(deps: &StoreDeps, payload: Value) -> Result<Value, StoreSyncError> {
+    if payload.get("Records").is_some() {
+        let batch = serde_json::from_value(payload)?;
+        return Ok(serde_json::to_value(handle_events(deps, batch).await)?);
+    }
+    let summary = pull_orders(deps).await?;
+    if summary.auth_failed {
+        return Err(StoreSyncError::Auth(summary.errors.join("; ")));
+    }
+    Ok(serde_json::to_value(summary)?)
+}
