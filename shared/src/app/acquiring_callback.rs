@@ -180,18 +180,28 @@ async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), Ca
     Ok(())
 }
 
+/// The acquirer's settings, or 404 when it is not configured here.
+fn enabled<T>(config: Option<&T>, acquirer: Source) -> Result<&T, CallbackError> {
+    config.ok_or(CallbackError::Disabled(acquirer.as_str()))
+}
+
+/// [`enabled`], for an acquirer that only POSTs.
+fn posted_to<'a, T>(
+    req: &Request,
+    config: Option<&'a T>,
+    acquirer: Source,
+) -> Result<&'a T, CallbackError> {
+    if req.method() != Method::POST {
+        return Err(CallbackError::Method);
+    }
+    enabled(config, acquirer)
+}
+
 async fn tbank_callback(
     deps: &CallbackDeps,
     req: &Request,
 ) -> Result<Response<Body>, CallbackError> {
-    if req.method() != Method::POST {
-        return Err(CallbackError::Method);
-    }
-    let cfg = deps
-        .config
-        .tbank
-        .as_ref()
-        .ok_or(CallbackError::Disabled("tbank"))?;
+    let cfg = posted_to(req, deps.config.tbank.as_ref(), Source::Tbank)?;
     let note = tbank::verify(req.body().as_ref(), &cfg.api.login, cfg.api.secret.expose())?;
     record(deps, tbank::to_fact(&note, &cfg.reference, now_ms())?).await?;
     // T-Bank wants exactly `OK`, and only once the fact is safe.
@@ -208,11 +218,7 @@ async fn sber_callback(
         Method::POST => req.uri().query().unwrap_or_default().as_bytes(),
         _ => return Err(CallbackError::Method),
     };
-    let cfg = deps
-        .config
-        .sber
-        .as_ref()
-        .ok_or(CallbackError::Disabled("sber"))?;
+    let cfg = enabled(deps.config.sber.as_ref(), Source::Sber)?;
     let params = Params::parse(raw)?;
     if params.is_empty() {
         return Err(CallbackError::Malformed("no callback parameters".into()));
@@ -250,14 +256,7 @@ async fn yookassa_callback(
     deps: &CallbackDeps,
     req: &Request,
 ) -> Result<Response<Body>, CallbackError> {
-    if req.method() != Method::POST {
-        return Err(CallbackError::Method);
-    }
-    let cfg = deps
-        .config
-        .yookassa
-        .as_ref()
-        .ok_or(CallbackError::Disabled("yookassa"))?;
+    let cfg = posted_to(req, deps.config.yookassa.as_ref(), Source::Yookassa)?;
     let note = yookassa::parse_notification(req.body().as_ref())?;
     let api = match cfg.verify {
         YooKassaVerify::Ip => {

@@ -45,7 +45,7 @@ pub struct OrderRun {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum RunError {
+pub enum RefundRunError {
     #[error(transparent)]
     Store(#[from] crate::ports::StoreError),
     #[error(transparent)]
@@ -88,7 +88,7 @@ async fn fail(
     order: &OrderId,
     request: &str,
     reason: String,
-) -> Result<(), RunError> {
+) -> Result<(), RefundRunError> {
     let fact = progress(
         order,
         request,
@@ -102,7 +102,10 @@ async fn fail(
 }
 
 /// Execute every admitted card refund of one order (in request order).
-pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<OrderRun, RunError> {
+pub async fn execute_order(
+    deps: &RefundDeps,
+    order_id: &OrderId,
+) -> Result<OrderRun, RefundRunError> {
     let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
     let mut run = OrderRun::default();
     let Some(order) = deps.store.load_order(order_id).await? else {
@@ -203,7 +206,7 @@ pub async fn execute_order(deps: &RefundDeps, order_id: &OrderId) -> Result<Orde
                 fail(&ledger, order_id, &id, reason).await?;
                 run.failed += 1;
             }
-            Err(RefundError::Transient(reason)) => return Err(RunError::Transient(reason)),
+            Err(RefundError::Transient(reason)) => return Err(RefundRunError::Transient(reason)),
         }
     }
     Ok(run)
@@ -214,7 +217,7 @@ pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
     crate::platform::sqs_batch::for_each_order(event, |order| async move {
         let run = execute_order(deps, &order).await?;
         info!(order_id = %order, succeeded = run.succeeded, pending = run.pending, failed = run.failed, "refund work done");
-        Ok::<(), RunError>(())
+        Ok::<(), RefundRunError>(())
     })
     .await
 }
@@ -340,7 +343,7 @@ mod tests {
             self.ledger().record(&f).await.unwrap();
         }
 
-        async fn run(&self) -> Result<OrderRun, RunError> {
+        async fn run(&self) -> Result<OrderRun, RefundRunError> {
             execute_order(&self.deps, &OrderId::parse("5001").unwrap()).await
         }
 
@@ -389,7 +392,7 @@ mod tests {
         ])
         .await;
         e.request("r1", 40_000).await;
-        assert!(matches!(e.run().await, Err(RunError::Transient(_))));
+        assert!(matches!(e.run().await, Err(RefundRunError::Transient(_))));
         assert_eq!(e.status("1c#r1"), RefundStatus::Sent);
         assert_eq!(e.run().await.unwrap().succeeded, 1);
         let calls = e.calls();

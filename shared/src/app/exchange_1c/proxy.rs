@@ -134,6 +134,20 @@ const OLD_PROTOCOL: &str = "paysync/old-protocol";
 /// How long a tap the ledger owes is retried.
 const TAP_RETRY_SECS: i64 = 7 * 24 * 3600;
 
+/// The store imported `name`: the ledger owes it until applied (recorded first, so the schedule retries what
+/// fails here), then it is applied.
+async fn owe_and_apply(deps: &ExchangeDeps, key: &str, name: &str) {
+    let expires_at = now_ms() / 1000 + TAP_RETRY_SECS;
+    if let Err(e) = deps
+        .sessions
+        .set_tap_pending(key, name, true, expires_at)
+        .await
+    {
+        error!(file = %name, error.message = %e, "1C tap failed: could not record the pending tap");
+    }
+    apply_tap(&deps.importer(), key, name).await;
+}
+
 /// Apply a tapped upload; on success it is no longer owed. Returns whether it is done.
 async fn apply_tap(ctx: &super::Importer<'_>, key: &str, name: &str) -> bool {
     match import_upload(ctx, key, name, TAP_BUDGET_MS).await {
@@ -311,29 +325,10 @@ async fn tap(
             };
             if old_protocol_limit.is_some_and(|limit| sent.len() < limit) {
                 // The store imported this file during this call: the ledger owes it now.
-                let expires_at = now_ms() / 1000 + TAP_RETRY_SECS;
-                if let Err(e) = deps
-                    .sessions
-                    .set_tap_pending(&key, &name, true, expires_at)
-                    .await
-                {
-                    error!(file = %name, error.message = %e, "1C tap failed: could not record the pending tap");
-                }
-                apply_tap(&deps.importer(), &key, &name).await;
+                owe_and_apply(deps, &key, &name).await;
             }
         }
-        "import" if accepted => {
-            // The store imported it: the ledger owes it until applied (a schedule retries what fails here).
-            let expires_at = now_ms() / 1000 + TAP_RETRY_SECS;
-            if let Err(e) = deps
-                .sessions
-                .set_tap_pending(&key, &name, true, expires_at)
-                .await
-            {
-                error!(file = %name, error.message = %e, "1C tap failed: could not record the pending tap");
-            }
-            apply_tap(&deps.importer(), &key, &name).await;
-        }
+        "import" if accepted => owe_and_apply(deps, &key, &name).await,
         _ => {}
     }
 }

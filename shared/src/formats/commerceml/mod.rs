@@ -8,7 +8,7 @@ pub mod synthetic;
 pub mod text;
 pub mod write;
 
-pub use read::{read, ReadError};
+pub use read::{read, CommerceMlError};
 
 /// What `ХозОперация` says a document is. Bitrix understands these five; everything else is ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]

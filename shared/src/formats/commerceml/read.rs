@@ -11,7 +11,7 @@ use super::text::{decode, normalize_datetime, parse_price, parse_sum, TextError}
 use super::{Counterparty, Document, Exchange, Item};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
+pub enum CommerceMlError {
     #[error(transparent)]
     Encoding(#[from] TextError),
     #[error("malformed XML at byte {position}: {reason}")]
@@ -157,7 +157,7 @@ fn set(slot: &mut Option<String>, text: &str) {
 }
 
 /// Parse a whole file (any encoding 1C or Bitrix writes).
-pub fn read(bytes: &[u8]) -> Result<Exchange, ReadError> {
+pub fn read(bytes: &[u8]) -> Result<Exchange, CommerceMlError> {
     let (text, _) = decode(bytes)?;
     read_str(&text)
 }
@@ -172,7 +172,7 @@ struct State {
     containers: usize,
 }
 
-pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
+pub fn read_str(text: &str) -> Result<Exchange, CommerceMlError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_end_names = true;
     let mut st = State {
@@ -188,10 +188,12 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
     let mut buf = String::with_capacity(256);
     let mut seen_root = false;
     loop {
-        let event = reader.read_event().map_err(|e| ReadError::Malformed {
-            position: reader.error_position(),
-            reason: e.to_string(),
-        })?;
+        let event = reader
+            .read_event()
+            .map_err(|e| CommerceMlError::Malformed {
+                position: reader.error_position(),
+                reason: e.to_string(),
+            })?;
         match event {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let is_empty = matches!(event, Event::Empty(_));
@@ -205,7 +207,7 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                 let name = if tag == Tag::Other { local(raw) } else { raw };
                 if !seen_root {
                     if name != "КоммерческаяИнформация" {
-                        return Err(ReadError::NotCommerceMl(name.to_owned()));
+                        return Err(CommerceMlError::NotCommerceMl(name.to_owned()));
                     }
                     seen_root = true;
                     for attr in e.attributes().flatten() {
@@ -267,7 +269,7 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
                 } else if let Some(s) = resolve_predefined_entity(&r) {
                     buf.push_str(s);
                 } else {
-                    return Err(ReadError::Malformed {
+                    return Err(CommerceMlError::Malformed {
                         position: reader.buffer_position(),
                         reason: format!("unknown entity &{};", &*r),
                     });
@@ -285,10 +287,10 @@ pub fn read_str(text: &str) -> Result<Exchange, ReadError> {
             .rev()
             .find_map(|t| t.name())
             .map_or_else(|| st.last_name.clone(), str::to_owned);
-        return Err(ReadError::Truncated(name));
+        return Err(CommerceMlError::Truncated(name));
     }
     if !seen_root {
-        return Err(ReadError::Empty);
+        return Err(CommerceMlError::Empty);
     }
     Ok(st.exchange)
 }
@@ -566,20 +568,23 @@ mod tests {
         let cut = ok.replace("</Документ></КоммерческаяИнформация>", "");
         assert_eq!(
             read(cut.as_bytes()),
-            Err(ReadError::Truncated("Документ".into()))
+            Err(CommerceMlError::Truncated("Документ".into()))
         );
         assert!(matches!(
             read(b"<a><b></a>"),
-            Err(ReadError::NotCommerceMl(_) | ReadError::Malformed { .. })
+            Err(CommerceMlError::NotCommerceMl(_) | CommerceMlError::Malformed { .. })
         ));
         let mismatched =
             "<КоммерческаяИнформация><Документ></Ид></Документ></КоммерческаяИнформация>";
         assert!(matches!(
             read(mismatched.as_bytes()),
-            Err(ReadError::Malformed { .. })
+            Err(CommerceMlError::Malformed { .. })
         ));
-        assert_eq!(read(b""), Err(ReadError::Empty));
-        assert!(matches!(read(b"\xff\xfe\x00"), Err(ReadError::Encoding(_))));
+        assert_eq!(read(b""), Err(CommerceMlError::Empty));
+        assert!(matches!(
+            read(b"\xff\xfe\x00"),
+            Err(CommerceMlError::Encoding(_))
+        ));
     }
 
     #[test]
