@@ -50,3 +50,105 @@ impl HookSender for HttpHooks {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hmac::Mac;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::platform::config::Secret;
+
+    const BODY: &str = r#"{"id":"7001#paid","type":"order.paid","order_id":"7001","paid":500000}"#;
+
+    async fn receiver(status: u16) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hs/reserve"))
+            .respond_with(ResponseTemplate::new(status))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    async fn send(url: &str) -> Result<(), HookError> {
+        HttpHooks {
+            client: crate::adapters::http::client().unwrap(),
+        }
+        .send(Hook {
+            url,
+            secret: &Secret::new("hook-secret"),
+            event_id: "7001#paid",
+            body: BODY,
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn the_receiver_gets_the_body_the_event_id_and_a_signature_that_verifies() {
+        let server = receiver(200).await;
+        let before = OffsetDateTime::now_utc().unix_timestamp();
+        send(&format!("{}/hs/reserve", server.uri())).await.unwrap();
+        let after = OffsetDateTime::now_utc().unix_timestamp();
+        let received = server.received_requests().await.unwrap();
+        assert_eq!(received.len(), 1);
+        let r = &received[0];
+        assert_eq!(r.body, BODY.as_bytes());
+        let h = |name: &str| r.headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(h("x-paysync-event-id"), Some("7001#paid"));
+        assert_eq!(h("content-type"), Some("application/json"));
+        let signature = h("x-paysync-signature").unwrap();
+        let (t, v1) = signature
+            .strip_prefix("t=")
+            .and_then(|s| s.split_once(",v1="))
+            .unwrap();
+        let t: i64 = t.parse().unwrap();
+        assert!(
+            (before..=after).contains(&t),
+            "{t} not in {before}..={after}"
+        );
+        assert_eq!(signature, sign("hook-secret", t, BODY));
+        // What a receiver would do: HMAC-SHA256 over "<t>.<body>" with the shared secret.
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(b"hook-secret").unwrap();
+        mac.update(format!("{t}.{BODY}").as_bytes());
+        mac.verify_slice(&hex::decode(v1).unwrap()).unwrap();
+        assert_ne!(signature, sign("another-secret", t, BODY));
+        assert_ne!(signature, sign("hook-secret", t + 1, BODY));
+    }
+
+    #[tokio::test]
+    async fn a_non_2xx_answer_is_refused_with_its_status() {
+        for status in [301, 404, 500] {
+            let server = receiver(status).await;
+            assert_eq!(
+                send(&format!("{}/hs/reserve", server.uri())).await,
+                Err(HookError::Refused {
+                    event_id: "7001#paid".into(),
+                    status
+                })
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_receiver_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert_eq!(
+            send(&format!("http://127.0.0.1:{port}/hs/reserve")).await,
+            Err(HookError::Unreachable {
+                event_id: "7001#paid".into()
+            })
+        );
+        assert_eq!(
+            send("not a url").await,
+            Err(HookError::Unreachable {
+                event_id: "7001#paid".into()
+            })
+        );
+    }
+}

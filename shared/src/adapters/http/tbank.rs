@@ -98,3 +98,216 @@ impl RefundGateway for TbankRefunds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+    use sha2::{Digest, Sha256};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::domain::{Currency, FactKind, OrderId, PaymentRef, RefundAmount, Source};
+
+    const TERMINAL: &str = "1700000000000DEMO";
+    const PASSWORD: &str = "tbank-password";
+
+    async fn gateway(answer: ResponseTemplate) -> (MockServer, TbankRefunds) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/Cancel"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let gateway = TbankRefunds {
+            client: crate::adapters::http::client().unwrap(),
+            api_url: format!("{}/v2/", server.uri()),
+            terminal_key: TERMINAL.into(),
+            password: Secret::new(PASSWORD),
+        };
+        (server, gateway)
+    }
+
+    /// Refund `amount` of payment 13660 (captured 1 500,00, `refunded_before` already returned).
+    async fn refund(
+        answer: ResponseTemplate,
+        amount: i64,
+        refunded_before: i64,
+    ) -> (
+        Result<RefundOutcome, RefundError>,
+        Option<String>,
+        Vec<Value>,
+    ) {
+        let (server, gateway) = gateway(answer).await;
+        let order = OrderId::parse("7001").unwrap();
+        let payment = PaymentRef::new(Source::Tbank, "13660").unwrap();
+        let call = RefundCall {
+            order: &order,
+            request_id: "refund#7001#1",
+            payment: &payment,
+            amount,
+            currency: Currency::RUB,
+            refunded_before,
+            captured: 150_000,
+            reason: "returned goods",
+            retry: false,
+        };
+        let out = gateway.refund(&call).await;
+        let expected = gateway.expected_fact(&call);
+        let bodies = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        (out, expected, bodies)
+    }
+
+    fn cancel_answer(status: &str, new_amount: Option<i64>) -> ResponseTemplate {
+        let mut body = json!({
+            "Success": true, "ErrorCode": "0", "TerminalKey": TERMINAL, "Status": status,
+            "PaymentId": "13660", "OrderId": "7001", "OriginalAmount": 150_000,
+        });
+        if let Some(n) = new_amount {
+            body["NewAmount"] = json!(n);
+        }
+        ResponseTemplate::new(200).set_body_json(body)
+    }
+
+    #[tokio::test]
+    async fn the_cancel_request_carries_the_terminal_payment_kopecks_idempotency_key_and_a_valid_token(
+    ) {
+        let (_, _, bodies) = refund(cancel_answer("REFUNDED", Some(0)), 150_000, 0).await;
+        assert_eq!(bodies.len(), 1, "one Cancel");
+        let body = &bodies[0];
+        let key = idempotency_key("refund#7001#1");
+        assert_eq!(key.len(), 32);
+        assert_eq!(body["TerminalKey"], TERMINAL);
+        assert_eq!(body["PaymentId"], "13660");
+        assert_eq!(body["Amount"], json!(150_000), "kopecks, as a number");
+        assert_eq!(body["ExternalRequestId"], json!(key));
+        // The Token, computed by hand as T-Bank does: the values of the root fields and Password, sorted by key
+        // (Amount, ExternalRequestId, Password, PaymentId, TerminalKey), concatenated, SHA-256 in lowercase hex.
+        let by_hand = hex::encode(Sha256::digest(
+            format!("150000{key}{PASSWORD}13660{TERMINAL}").as_bytes(),
+        ));
+        assert_eq!(body["Token"], json!(by_hand));
+        // And the bank's own check of the request as sent accepts it.
+        let fields = tbank::canonical_fields(body.to_string().as_bytes()).unwrap();
+        assert_eq!(tbank::token(&fields, PASSWORD), by_hand);
+        assert_ne!(tbank::token(&fields, "another-password"), by_hand);
+    }
+
+    #[tokio::test]
+    async fn a_full_refund_is_done_with_the_fact_the_notification_will_also_produce() {
+        let (out, expected, _) = refund(cancel_answer("REFUNDED", Some(0)), 150_000, 0).await;
+        let RefundOutcome::Done { fact, provider_id } = out.unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!(provider_id, None);
+        assert_eq!(fact.id.as_str(), "tbank#13660#REFUNDED");
+        assert_eq!(expected.as_deref(), Some(fact.id.as_str()));
+        assert_eq!(fact.order_id.as_str(), "7001");
+        assert_eq!(fact.payment.to_string(), "tbank:13660");
+        assert_eq!(
+            fact.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(0)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partial_refund_is_done_with_what_is_left_of_the_payment() {
+        let (out, expected, _) =
+            refund(cancel_answer("PARTIAL_REFUNDED", Some(100_000)), 50_000, 0).await;
+        let RefundOutcome::Done { fact, .. } = out.unwrap() else {
+            panic!("not done")
+        };
+        assert_eq!(fact.id.as_str(), "tbank#13660#PARTIAL_REFUNDED#100000");
+        assert_eq!(expected.as_deref(), Some(fact.id.as_str()));
+        assert_eq!(
+            fact.kind,
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(100_000)
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_partial_refund_whose_answer_does_not_say_what_is_left_stays_pending() {
+        let (out, _, _) = refund(cancel_answer("PARTIAL_REFUNDED", None), 50_000, 0).await;
+        assert_eq!(
+            out.unwrap(),
+            RefundOutcome::Pending {
+                provider_id: None,
+                expect: None
+            }
+        );
+        let (out, _, _) = refund(cancel_answer("ASYNC_REFUNDING", Some(100_000)), 50_000, 0).await;
+        assert_eq!(
+            out.unwrap(),
+            RefundOutcome::Pending {
+                provider_id: None,
+                expect: Some("tbank#13660#PARTIAL_REFUNDED#100000".into())
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_busy_or_failing_bank_is_transient() {
+        for status in [500, 502, 503, 429] {
+            let (out, _, bodies) = refund(
+                ResponseTemplate::new(status).set_body_string("try later"),
+                50_000,
+                0,
+            )
+            .await;
+            match out {
+                Err(RefundError::Transient(reason)) => {
+                    assert!(reason.contains(&format!("HTTP {status}")), "{reason}")
+                }
+                other => panic!("HTTP {status}: {other:?}"),
+            }
+            assert_eq!(bodies.len(), 1, "no retry inside the adapter");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_or_an_unsuccessful_answer_is_permanent() {
+        let (out, _, _) = refund(
+            ResponseTemplate::new(400).set_body_string("bad request"),
+            50_000,
+            0,
+        )
+        .await;
+        match out {
+            Err(RefundError::Permanent(reason)) => {
+                assert!(reason.contains("HTTP 400 bad request"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let (out, _, _) = refund(
+            ResponseTemplate::new(200).set_body_json(json!({
+                "Success": false, "ErrorCode": "9999", "Message": "Неверные параметры",
+                "Details": "Сумма возврата больше суммы платежа", "Status": "CONFIRMED", "PaymentId": "13660"
+            })),
+            500_000,
+            0,
+        )
+        .await;
+        match out {
+            Err(RefundError::Permanent(reason)) => {
+                assert!(reason.contains("ErrorCode 9999"), "{reason}");
+                assert!(reason.contains("Сумма возврата больше"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let (out, _, _) = refund(cancel_answer("CONFIRMED", None), 50_000, 0).await;
+        assert!(
+            matches!(&out, Err(RefundError::Permanent(r)) if r.contains("status CONFIRMED")),
+            "{out:?}"
+        );
+    }
+}

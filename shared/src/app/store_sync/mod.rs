@@ -5,6 +5,8 @@
 mod hooks;
 mod pull;
 mod push;
+#[cfg(test)]
+mod tests;
 
 pub use crate::platform::config::PushConfig;
 pub use hooks::fire_hooks;

@@ -1,0 +1,932 @@
+//! store-sync's use case with fakes of its ports: the ledger in memory and a 1C-Bitrix store that keeps its
+//! payments, property values, status and comments, records every REST call, and answers through the real
+//! `formats::bitrix::answer` parser.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::*;
+use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+use crate::app::ledger::Ledger;
+use crate::domain::{
+    Currency, FactId, FactKind, OrderInfo, OrderState, PaymentFact, PaymentMethod, PaymentRef,
+    RefundAmount, Source,
+};
+use crate::platform::config::{Hook as HookConfig, Secret};
+use crate::ports::store_api::Hook;
+
+/// 2026-11-28T10:00:00+03:00.
+const PAID_AT_MS: i64 = 1_795_849_200_000;
+/// The REST methods that change the store.
+const WRITES: &[&str] = &[
+    "sale.payment.add",
+    "sale.payment.update",
+    "sale.propertyvalue.modify",
+    "sale.order.update",
+];
+
+fn as_text(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// The store's side: what `sale.*` calls read and change.
+#[derive(Default)]
+struct Shop {
+    /// What `sale.order.list` answers.
+    orders: Vec<Value>,
+    /// `sale.order.get`'s `result` by order id (answered inside `batch`).
+    details: BTreeMap<String, Value>,
+    payments: Vec<Value>,
+    /// `(code, orderPropsId, value)` of the order's property values.
+    properties: Vec<(String, String, Value)>,
+    /// The order properties the store defines: `(code, id)`.
+    definitions: Vec<(String, String)>,
+    status: Option<String>,
+    comments: Vec<String>,
+    /// Every call: method and parameters.
+    calls: Vec<(String, Value)>,
+    /// Answer 503 `QUERY_LIMIT_EXCEEDED` to this many calls first.
+    busy: u32,
+    /// Refuse the webhook itself (401 `NO_AUTH_FOUND`) on every call.
+    no_auth: bool,
+    /// Refuse every payment, property and status write with this `(error, error_description)`.
+    refuse_writes: Option<(&'static str, &'static str)>,
+    next_id: u64,
+}
+
+impl Shop {
+    fn respond(&mut self, method: &str, params: &Value) -> (u16, Value) {
+        let ok = |result: Value| (200, json!({"result": result, "time": {"start": 0}}));
+        let refusal = |code: &str, description: &str| {
+            (
+                400,
+                json!({"error": code, "error_description": description}),
+            )
+        };
+        let writes_status =
+            method == "sale.order.update" && params["fields"].get("comments").is_none();
+        if let Some((code, description)) = self.refuse_writes {
+            if matches!(
+                method,
+                "sale.payment.add" | "sale.payment.update" | "sale.propertyvalue.modify"
+            ) || writes_status
+            {
+                return refusal(code, description);
+            }
+        }
+        match method {
+            "sale.order.list" => {
+                let total = self.orders.len();
+                (
+                    200,
+                    json!({"result": {"orders": self.orders}, "total": total, "time": {}}),
+                )
+            }
+            "batch" => {
+                let mut results = serde_json::Map::new();
+                for (key, command) in params["cmd"].as_object().cloned().unwrap_or_default() {
+                    let id = command
+                        .as_str()
+                        .and_then(|c| c.strip_prefix("sale.order.get?id="))
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Some(d) = self.details.get(&id) {
+                        results.insert(key, d.clone());
+                    }
+                }
+                ok(json!({"result": results, "result_error": []}))
+            }
+            "sale.payment.list" => {
+                let order = as_text(&params["filter"]["orderId"]);
+                let mine: Vec<&Value> = self
+                    .payments
+                    .iter()
+                    .filter(|p| as_text(&p["orderId"]) == order)
+                    .collect();
+                ok(json!({ "payments": mine }))
+            }
+            "sale.payment.add" => {
+                self.next_id += 1;
+                let mut p = params["fields"].clone();
+                p["id"] = json!(1000 + self.next_id);
+                self.payments.push(p.clone());
+                ok(json!({ "payment": p }))
+            }
+            "sale.payment.update" => {
+                let id = as_text(&params["id"]);
+                let fields = params["fields"].as_object().cloned().unwrap_or_default();
+                if !fields.contains_key("paySystemId") {
+                    return refusal("ERROR_CORE", "paySystemId is required");
+                }
+                let Some(p) = self.payments.iter_mut().find(|p| as_text(&p["id"]) == id) else {
+                    return refusal("ERROR_PAYMENT_NOT_FOUND", "payment does not exist");
+                };
+                let sum_changes = fields
+                    .get("sum")
+                    .is_some_and(|v| as_text(v) != as_text(&p["sum"]));
+                if p["paid"] == "Y" && sum_changes {
+                    return refusal("ERROR_CORE", "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM");
+                }
+                for (k, v) in fields {
+                    p[k] = v;
+                }
+                let p = p.clone();
+                ok(json!({ "payment": p }))
+            }
+            "sale.propertyvalue.list" => ok(json!({"propertyValues": self
+                .properties
+                .iter()
+                .map(|(code, id, value)| json!({"orderPropsId": id.parse::<u64>().unwrap(), "code": code, "value": value}))
+                .collect::<Vec<_>>()})),
+            "sale.property.list" => {
+                let code = params["filter"]["code"].as_str().unwrap_or("");
+                let found: Vec<Value> = self
+                    .definitions
+                    .iter()
+                    .filter(|(c, _)| c == code)
+                    .map(|(c, id)| json!({"id": id.parse::<u64>().unwrap(), "code": c}))
+                    .collect();
+                ok(json!({ "properties": found }))
+            }
+            "sale.propertyvalue.modify" => {
+                let given = params["fields"]["order"]["propertyValues"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                // Bitrix deletes whatever it is not given.
+                self.properties = given
+                    .iter()
+                    .map(|g| {
+                        let id = as_text(&g["orderPropsId"]);
+                        let code = self
+                            .definitions
+                            .iter()
+                            .find(|(_, d)| *d == id)
+                            .map(|(c, _)| c.clone())
+                            .unwrap_or_else(|| id.clone());
+                        (code, id, g["value"].clone())
+                    })
+                    .collect();
+                ok(json!({ "propertyValues": given }))
+            }
+            "sale.order.update" => {
+                if let Some(c) = params["fields"]["comments"].as_str() {
+                    self.comments.push(c.to_owned());
+                } else {
+                    self.status = Some(as_text(&params["fields"]["statusId"]));
+                }
+                ok(json!({"order": {"id": params["id"]}}))
+            }
+            other => refusal("ERROR_METHOD_NOT_FOUND", other),
+        }
+    }
+}
+
+#[derive(Default)]
+struct FakeBitrix {
+    shop: Mutex<Shop>,
+}
+
+impl FakeBitrix {
+    fn shop(&self) -> std::sync::MutexGuard<'_, Shop> {
+        self.shop.lock().unwrap()
+    }
+
+    /// The methods called so far, in order.
+    fn methods(&self) -> Vec<String> {
+        self.shop().calls.iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    fn count(&self, method: &str) -> usize {
+        self.methods().iter().filter(|m| *m == method).count()
+    }
+
+    fn payment(&self, id: &str) -> Value {
+        self.shop()
+            .payments
+            .iter()
+            .find(|p| as_text(&p["id"]) == id)
+            .cloned()
+            .unwrap()
+    }
+
+    fn property(&self, code: &str) -> Option<Value> {
+        self.shop()
+            .properties
+            .iter()
+            .find(|(c, _, _)| c == code)
+            .map(|(_, _, v)| v.clone())
+    }
+}
+
+#[async_trait]
+impl BitrixApi for FakeBitrix {
+    async fn call(&self, method: &str, params: &Value) -> Result<Answer, BitrixError> {
+        let (status, body) = {
+            let mut shop = self.shop();
+            shop.calls.push((method.to_owned(), params.clone()));
+            if shop.no_auth {
+                (
+                    401,
+                    json!({"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"}),
+                )
+            } else if shop.busy > 0 {
+                shop.busy -= 1;
+                (
+                    503,
+                    json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}),
+                )
+            } else {
+                shop.respond(method, params)
+            }
+        };
+        bitrix::answer(method, status, &serde_json::to_vec(&body).unwrap())
+    }
+}
+
+/// The shop's hook receivers: what was delivered, and whether they fail.
+#[derive(Default)]
+struct FakeHooks {
+    attempts: Mutex<usize>,
+    delivered: Mutex<Vec<(String, String, Value)>>,
+    failing: AtomicBool,
+}
+
+impl FakeHooks {
+    fn delivered(&self) -> Vec<(String, String, Value)> {
+        self.delivered.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl HookSender for FakeHooks {
+    async fn send(&self, hook: Hook<'_>) -> Result<(), HookError> {
+        *self.attempts.lock().unwrap() += 1;
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(HookError::Refused {
+                event_id: hook.event_id.to_owned(),
+                status: 500,
+            });
+        }
+        self.delivered.lock().unwrap().push((
+            hook.url.to_owned(),
+            hook.event_id.to_owned(),
+            serde_json::from_str(hook.body).unwrap(),
+        ));
+        Ok(())
+    }
+}
+
+struct Env {
+    ledger: Arc<MemoryLedgerStore>,
+    events: Arc<MemoryPublisher>,
+    shop: Arc<FakeBitrix>,
+    hooks: Arc<FakeHooks>,
+    deps: StoreDeps,
+}
+
+fn env(push: PushConfig) -> Env {
+    let ledger = Arc::new(MemoryLedgerStore::default());
+    let events = Arc::new(MemoryPublisher::default());
+    let shop = Arc::new(FakeBitrix::default());
+    let hooks = Arc::new(FakeHooks::default());
+    let deps = StoreDeps {
+        store: ledger.clone(),
+        directory: ledger.clone(),
+        cursors: ledger.clone(),
+        markers: ledger.clone(),
+        events: events.clone(),
+        bitrix: shop.clone(),
+        hooks: hooks.clone(),
+        overlap_minutes: 10,
+        initial_days: 30,
+        push,
+    };
+    Env {
+        ledger,
+        events,
+        shop,
+        hooks,
+        deps,
+    }
+}
+
+/// Paid amount and paid text properties, card money on pay system 5.
+fn push_config() -> PushConfig {
+    PushConfig {
+        paid_amount_code: Some("PAID_AMOUNT".into()),
+        paid_text_code: Some("PAID_TEXT".into()),
+        pay_systems: [("tbank".to_owned(), "5".to_owned())].into_iter().collect(),
+        status_map: BTreeMap::new(),
+        hooks: Vec::new(),
+    }
+}
+
+impl Env {
+    fn ledger(&self) -> Ledger<'_> {
+        Ledger::new(self.deps.store.as_ref(), self.deps.events.as_ref())
+    }
+
+    /// Order 7001 of 5 000,00, as the store registered it.
+    async fn register(&self, info: OrderInfo) {
+        self.ledger()
+            .register_order(&OrderId::parse("7001").unwrap(), info)
+            .await
+            .unwrap();
+    }
+
+    /// A T-Bank card payment (or refund) of order 7001 recorded in the ledger.
+    async fn record(&self, fact_id: &str, payment: &str, kind: FactKind) {
+        let fact = PaymentFact::new(
+            FactId::new(Source::Tbank, fact_id).unwrap(),
+            OrderId::parse("7001").unwrap(),
+            PaymentRef::new(Source::Tbank, payment).unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            kind,
+            PAID_AT_MS,
+        )
+        .unwrap();
+        self.ledger().record(&fact).await.unwrap();
+    }
+
+    /// Order 7001 of 5 000,00 paid 1 500,00 by card (T-Bank payment 61).
+    async fn partially_paid(&self) -> crate::domain::Order {
+        self.register(OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB))
+            .await;
+        self.record("61#CONFIRMED", "61", FactKind::Payment { amount: 150_000 })
+            .await;
+        self.order()
+    }
+
+    fn order(&self) -> crate::domain::Order {
+        self.ledger.order("7001").unwrap()
+    }
+
+    /// What checkout left in the store: one unpaid card payment for the whole order, the buyer's e-mail, and
+    /// the paysync properties defined (but not set on the order).
+    fn checkout(&self) {
+        let mut s = self.shop.shop();
+        s.payments.push(
+            json!({"id": 900, "orderId": 7001, "paid": "N", "sum": "5000.00",
+                               "paySystemId": 5, "isReturn": "N", "accountNumber": "7001/1"}),
+        );
+        s.properties
+            .push(("EMAIL".into(), "1".into(), json!("buyer@example.ru")));
+        s.definitions = vec![
+            ("EMAIL".into(), "1".into()),
+            ("PAID_AMOUNT".into(), "20".into()),
+            ("PAID_TEXT".into(), "21".into()),
+        ];
+    }
+}
+
+fn batch(order: &str, messages: &[&str]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|id| {
+            json!({"messageId": id, "body": json!({"order_id": order}).to_string(),
+                   "attributes": {"MessageGroupId": order}})
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).unwrap()
+}
+
+fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+const PAID_TEXT: &str = "Оплачено: 1\u{a0}500 из 5\u{a0}000 (30%)";
+
+#[tokio::test]
+async fn a_partial_card_payment_marks_the_stores_own_payment_paid_and_writes_the_paid_properties_once(
+) {
+    let e = env(push_config());
+    e.checkout();
+    let order = e.partially_paid().await;
+    assert_eq!(order.state(), OrderState::PartiallyPaid);
+
+    let report = push_order(e.shop.as_ref(), &e.deps.push, &order)
+        .await
+        .unwrap();
+    assert_eq!(
+        report,
+        PushReport {
+            added: 0,
+            updated: 1,
+            unchanged: 0,
+            properties: true,
+            status: None
+        }
+    );
+    // Checkout's payment took the money: nothing added, its sum and paid flag changed, marked as ours.
+    let p = e.shop.payment("900");
+    assert_eq!(e.shop.shop().payments.len(), 1);
+    assert_eq!(
+        (
+            as_text(&p["paid"]),
+            as_text(&p["sum"]),
+            as_text(&p["xmlId"]),
+            as_text(&p["psInvoiceId"]),
+            as_text(&p["paySystemId"]),
+        ),
+        (
+            "Y".into(),
+            "1500.00".into(),
+            "paysync:tbank:61".into(),
+            "61".into(),
+            "5".into()
+        )
+    );
+    assert_eq!(as_text(&p["datePaid"]), "2026-11-28T10:00:00+03:00");
+    assert_eq!(e.shop.property("PAID_AMOUNT"), Some(json!("1500.00")));
+    assert_eq!(paid_text(150_000, 500_000, Some(30)), PAID_TEXT);
+    assert_eq!(e.shop.property("PAID_TEXT"), Some(json!(PAID_TEXT)));
+    assert_eq!(
+        e.shop.property("EMAIL"),
+        Some(json!("buyer@example.ru")),
+        "the buyer's property is sent back, not deleted"
+    );
+    assert_eq!(
+        e.shop.methods(),
+        [
+            "sale.payment.list",
+            "sale.payment.update",
+            "sale.propertyvalue.list",
+            "sale.property.list",
+            "sale.property.list",
+            "sale.propertyvalue.modify"
+        ]
+    );
+
+    // The same order pushed again (a redelivered message): the store already shows it; only reads.
+    let before = e.shop.methods().len();
+    let again = push_order(e.shop.as_ref(), &e.deps.push, &order)
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        PushReport {
+            unchanged: 1,
+            ..PushReport::default()
+        }
+    );
+    assert_eq!(
+        e.shop.methods()[before..],
+        ["sale.payment.list", "sale.propertyvalue.list"]
+    );
+}
+
+#[tokio::test]
+async fn money_with_no_free_store_payment_is_added_as_a_paid_payment_of_its_pay_system() {
+    let e = env(push_config());
+    e.checkout();
+    // The store's only payment is no longer free (the manager marked it paid by another way).
+    e.shop.shop().payments[0]["paid"] = json!("Y");
+    let order = e.partially_paid().await;
+    let report = push_order(e.shop.as_ref(), &e.deps.push, &order)
+        .await
+        .unwrap();
+    assert_eq!((report.added, report.updated), (1, 0));
+    let added = e.shop.shop().calls[1].clone();
+    assert_eq!(added.0, "sale.payment.add");
+    assert_eq!(
+        added.1["fields"],
+        json!({
+            "orderId": "7001", "paySystemId": "5", "sum": "1500.00", "currency": "RUB", "paid": "Y",
+            "datePaid": "2026-11-28T10:00:00+03:00", "payVoucherNum": "61", "psInvoiceId": "61",
+            "xmlId": "paysync:tbank:61",
+        })
+    );
+    assert_eq!(
+        e.shop.payment("900")["sum"],
+        "5000.00",
+        "the other payment is left alone"
+    );
+    assert_eq!(e.shop.property("PAID_AMOUNT"), Some(json!("1500.00")));
+
+    // Found again by its xmlId: not added twice, nothing written.
+    let before = e.shop.methods().len();
+    let again = push_order(e.shop.as_ref(), &e.deps.push, &order)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.unchanged), (0, 1));
+    assert_eq!(
+        e.shop.methods()[before..],
+        ["sale.payment.list", "sale.propertyvalue.list"]
+    );
+    assert_eq!(e.shop.shop().payments.len(), 2);
+}
+
+#[tokio::test]
+async fn a_paid_property_the_store_does_not_define_is_a_configuration_error() {
+    let e = env(push_config());
+    let order = e.partially_paid().await;
+    assert!(matches!(
+        push_order(e.shop.as_ref(), &e.deps.push, &order).await,
+        Err(PushError::Config(c)) if c.contains("PAID_AMOUNT")
+    ));
+    assert_eq!(
+        e.shop.methods(),
+        [
+            "sale.payment.list",
+            "sale.payment.add",
+            "sale.propertyvalue.list",
+            "sale.property.list"
+        ]
+    );
+    assert!(e.shop.property("PAID_AMOUNT").is_none());
+}
+
+#[tokio::test]
+async fn money_of_a_source_without_a_pay_system_is_not_written() {
+    let mut config = push_config();
+    config.pay_systems.clear();
+    let e = env(config);
+    let order = e.partially_paid().await;
+    assert!(matches!(
+        push_order(e.shop.as_ref(), &e.deps.push, &order).await,
+        Err(PushError::Config(_))
+    ));
+    assert_eq!(e.shop.methods(), ["sale.payment.list"]);
+}
+
+#[tokio::test]
+async fn the_mapped_status_is_written_when_the_store_shows_another_and_not_when_it_shows_it() {
+    let mut config = push_config();
+    config.paid_amount_code = None;
+    config.paid_text_code = None;
+    config.status_map = [("partially_paid".to_owned(), "PP".to_owned())]
+        .into_iter()
+        .collect();
+    let e = env(config);
+    e.checkout();
+    let mut info = OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB);
+    info.details.status = Some(("N".into(), "Принят".into()));
+    e.register(info.clone()).await;
+    e.record("61#CONFIRMED", "61", FactKind::Payment { amount: 150_000 })
+        .await;
+    let report = push_order(e.shop.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap();
+    assert_eq!(report.status.as_deref(), Some("PP"));
+    assert_eq!(e.shop.shop().status.as_deref(), Some("PP"));
+
+    // Once the ledger knows the store shows PP (the pull brought it), it is not written again.
+    info.details.status = Some(("PP".into(), "Частично оплачен".into()));
+    e.register(info).await;
+    let before = e.shop.methods().len();
+    let again = push_order(e.shop.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap();
+    assert_eq!(again.status, None);
+    assert!(e.shop.methods()[before..]
+        .iter()
+        .all(|m| !WRITES.contains(&m.as_str())));
+}
+
+#[tokio::test]
+async fn a_change_the_store_refuses_fails_the_message_and_is_said_on_the_order_and_in_the_ledger() {
+    let e = env(push_config());
+    e.checkout();
+    e.partially_paid().await;
+    e.shop.shop().refuse_writes = Some(("SALE_ORDER_LOCKED", "the order is being edited"));
+
+    let out = handle_events(&e.deps, batch("7001", &["m1", "m2"])).await;
+    assert_eq!(
+        failures(&out),
+        ["m1", "m2"],
+        "failed, and the rest of its group held back"
+    );
+    assert_eq!(
+        e.shop.count("sale.payment.update"),
+        1,
+        "a refusal is not retried"
+    );
+    assert_eq!(e.shop.payment("900")["paid"], "N");
+    let comments = e.shop.shop().comments.clone();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        comments[0].starts_with("paysync: the store refused a payment change")
+            && comments[0].contains("SALE_ORDER_LOCKED")
+            && comments[0].contains("the order is being edited"),
+        "{comments:?}"
+    );
+    let kept = e
+        .deps
+        .markers
+        .marker(MarkerKind::StoreError, "7001")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some(comments[0].as_str()));
+}
+
+#[tokio::test]
+async fn a_busy_store_fails_the_message_without_a_note_and_the_retry_lands_it() {
+    let e = env(push_config());
+    e.checkout();
+    e.partially_paid().await;
+    e.shop.shop().busy = 2;
+    let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
+    assert_eq!(failures(&out), ["m1"]);
+    assert_eq!(e.shop.methods(), ["sale.payment.list", "sale.payment.list"]);
+    assert!(e.shop.shop().comments.is_empty());
+    assert_eq!(
+        e.deps
+            .markers
+            .marker(MarkerKind::StoreError, "7001")
+            .await
+            .unwrap(),
+        None
+    );
+
+    let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
+    assert!(failures(&out).is_empty());
+    assert_eq!(e.shop.payment("900")["paid"], "Y");
+}
+
+#[tokio::test]
+async fn an_order_the_store_never_described_is_not_pushed() {
+    let e = env(push_config());
+    e.record("61#CONFIRMED", "61", FactKind::Payment { amount: 150_000 })
+        .await;
+    let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
+    assert!(failures(&out).is_empty());
+    assert!(e.shop.methods().is_empty());
+}
+
+fn hook(url: &str, on: &str) -> HookConfig {
+    HookConfig {
+        url: url.into(),
+        on: vec![on.into()],
+        secret: Secret::new("hook-secret"),
+    }
+}
+
+const RESERVE: &str = "https://erp.example/hs/reserve";
+const RETURN: &str = "https://erp.example/hs/return";
+
+#[tokio::test]
+async fn a_hook_is_sent_once_per_hook_order_and_state() {
+    let mut config = push_config();
+    config.hooks = vec![hook(RESERVE, "paid"), hook(RETURN, "refunded")];
+    let e = env(config);
+    e.register(OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB))
+        .await;
+    e.record("61#CONFIRMED", "61", FactKind::Payment { amount: 500_000 })
+        .await;
+    let markers = e.deps.markers.as_ref();
+    let sent = fire_hooks(markers, e.hooks.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap();
+    assert_eq!(sent, 1, "only the hook of the paid state");
+    let delivered = e.hooks.delivered();
+    assert_eq!(
+        (delivered[0].0.as_str(), delivered[0].1.as_str()),
+        (RESERVE, "7001#paid")
+    );
+    assert_eq!(
+        delivered[0].2,
+        json!({
+            "id": "7001#paid", "type": "order.paid", "order_id": "7001", "number": "7001", "state": "paid",
+            "total": 500_000, "paid": 500_000, "paid_percent": 100, "currency": "RUB",
+        })
+    );
+
+    // Again in the same state: nothing.
+    let sent = fire_hooks(markers, e.hooks.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap();
+    assert_eq!(sent, 0);
+    assert_eq!(e.hooks.delivered().len(), 1);
+
+    // Another state fires its own hook, once.
+    e.record(
+        "61#REFUNDED",
+        "61",
+        FactKind::Refund {
+            amount: RefundAmount::Delta(500_000),
+        },
+    )
+    .await;
+    assert_eq!(e.order().state(), OrderState::Refunded);
+    for expected in [1, 0] {
+        let sent = fire_hooks(markers, e.hooks.as_ref(), &e.deps.push, &e.order())
+            .await
+            .unwrap();
+        assert_eq!(sent, expected);
+    }
+    let delivered = e.hooks.delivered();
+    assert_eq!(delivered.len(), 2);
+    assert_eq!(
+        (delivered[1].0.as_str(), delivered[1].1.as_str()),
+        (RETURN, "7001#refunded")
+    );
+    assert_eq!(delivered[1].2["paid"], json!(0));
+}
+
+#[tokio::test]
+async fn a_hook_that_failed_is_not_remembered_and_is_sent_on_the_next_call() {
+    let mut config = push_config();
+    config.hooks = vec![hook(RESERVE, "paid")];
+    let e = env(config);
+    e.register(OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB))
+        .await;
+    e.record("61#CONFIRMED", "61", FactKind::Payment { amount: 500_000 })
+        .await;
+    let markers = e.deps.markers.as_ref();
+    e.hooks.failing.store(true, Ordering::SeqCst);
+    let err = fire_hooks(markers, e.hooks.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PushError::Hook(HookError::Refused { event_id, status: 500 }) if event_id == "7001#paid"
+        ),
+        "{err}"
+    );
+    assert!(e.hooks.delivered().is_empty());
+
+    e.hooks.failing.store(false, Ordering::SeqCst);
+    let sent = fire_hooks(markers, e.hooks.as_ref(), &e.deps.push, &e.order())
+        .await
+        .unwrap();
+    assert_eq!(sent, 1);
+    assert_eq!(*e.hooks.attempts.lock().unwrap(), 2);
+    assert_eq!(e.hooks.delivered().len(), 1);
+}
+
+#[tokio::test]
+async fn a_busy_store_is_retried_and_a_refusal_is_not() {
+    let shop = FakeBitrix::default();
+    shop.shop().busy = 2;
+    let params = json!({"filter": {"orderId": "7001"}});
+    let answer = call_with_backoff(&shop, "sale.payment.list", &params, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        bitrix::payments(&answer.result).unwrap(),
+        [],
+        "the store's answer"
+    );
+    assert_eq!(
+        shop.shop().calls,
+        vec![
+            ("sale.payment.list".to_owned(), params.clone()),
+            ("sale.payment.list".to_owned(), params.clone()),
+            ("sale.payment.list".to_owned(), params.clone()),
+        ],
+        "busy twice, then answered: the same call 3 times"
+    );
+
+    // Busy for longer than the attempts: the last Busy after exactly that many calls.
+    let shop = FakeBitrix::default();
+    shop.shop().busy = 5;
+    let err = call_with_backoff(&shop, "sale.payment.list", &params, 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BitrixError::Busy(_)), "{err}");
+    assert_eq!(shop.methods().len(), 2);
+
+    // A refusal is returned at once.
+    let shop = FakeBitrix::default();
+    let err = call_with_backoff(&shop, "sale.no.such", &params, 4)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        BitrixError::Refused {
+            method: "sale.no.such".into(),
+            code: "ERROR_METHOD_NOT_FOUND".into(),
+            description: "sale.no.such".into()
+        }
+    );
+    assert_eq!(shop.methods().len(), 1);
+}
+
+/// Two orders changed in the store, with what `sale.order.get` adds.
+fn two_orders(shop: &FakeBitrix) {
+    let mut s = shop.shop();
+    s.orders = vec![
+        json!({"id": 7001, "accountNumber": "7001", "price": "5000.00", "currency": "RUB", "statusId": "N",
+               "canceled": "N", "payed": "N", "dateInsert": "2026-11-27T09:00:00+03:00",
+               "dateUpdate": "2026-11-28T10:00:00+03:00", "personTypeId": 1, "userId": 7}),
+        json!({"id": 7002, "accountNumber": "7002", "price": 1480.5, "currency": "RUB", "statusId": "N",
+               "canceled": "N", "payed": "N", "dateInsert": "2026-11-28T10:30:00+03:00",
+               "dateUpdate": "2026-11-28T11:00:00+03:00", "personTypeId": 1, "userId": 8}),
+    ];
+    s.details.insert(
+        "7001".into(),
+        json!({"order": {"id": 7001,
+            "basketItems": [{"id": 1, "name": "Бумага A4", "price": "250.00", "quantity": "20"}],
+            "shipments": [],
+            "propertyValues": [{"code": "EMAIL", "value": "buyer@example.ru", "orderPropsId": 1}],
+            "payments": [{"id": 900, "orderId": 7001, "paid": "N", "sum": "5000.00", "paySystemId": 5,
+                          "accountNumber": "7001/1", "paySystemName": "Банковская карта"}]}}),
+    );
+    s.details.insert(
+        "7002".into(),
+        json!({"order": {"id": 7002,
+            "basketItems": [{"id": 2, "name": "Кабель", "price": "1480.50", "quantity": "1"}],
+            "shipments": [], "propertyValues": [], "payments": []}}),
+    );
+}
+
+#[tokio::test]
+async fn a_page_of_orders_is_registered_in_the_ledger_and_sets_the_watermark_and_a_rerun_changes_nothing(
+) {
+    let e = env(push_config());
+    two_orders(&e.shop);
+    let s = pull_orders(&e.deps).await.unwrap();
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    assert_eq!((s.pages, s.fetched, s.changed, s.unchanged), (1, 2, 2, 0));
+    assert_eq!(s.watermark.as_deref(), Some("2026-11-28T11:00:00+03:00"));
+    assert_eq!(
+        e.deps.cursors.watermark("bitrix-orders").await.unwrap(),
+        Some("2026-11-28T11:00:00+03:00".to_owned())
+    );
+    assert_eq!(
+        e.shop.shop().calls[1].1,
+        json!({"halt": 0, "cmd": {"o7001": "sale.order.get?id=7001", "o7002": "sale.order.get?id=7002"}}),
+        "one batch of sale.order.get for the page"
+    );
+    let first = e.ledger.order("7001").unwrap();
+    let info = first.info.as_ref().unwrap();
+    assert_eq!(
+        (info.total, info.number.as_deref(), info.currency),
+        (500_000, Some("7001"), Currency::RUB)
+    );
+    assert_eq!(info.details.lines.len(), 1);
+    assert_eq!(
+        (
+            info.details.lines[0].name.as_str(),
+            info.details.lines[0].amount
+        ),
+        ("Бумага A4", 500_000)
+    );
+    assert_eq!(
+        info.details.buyer.as_ref().and_then(|b| b.email.as_deref()),
+        Some("buyer@example.ru")
+    );
+    assert_eq!(info.details.payments[0].id, "900");
+    assert_eq!(
+        e.ledger.order("7002").unwrap().total(),
+        Some(148_050),
+        "money from its literal"
+    );
+    let versions = (first.version, e.ledger.order("7002").unwrap().version);
+    assert_eq!(e.events.events().len(), 2, "each change announced");
+
+    // The same answers again: nothing changes, nothing is announced, the watermark stays.
+    let again = pull_orders(&e.deps).await.unwrap();
+    assert_eq!((again.fetched, again.changed, again.unchanged), (2, 0, 2));
+    assert_eq!(
+        again.from, "2026-11-28T10:50:00+03:00",
+        "from the watermark minus the overlap"
+    );
+    assert_eq!(
+        again.watermark.as_deref(),
+        Some("2026-11-28T11:00:00+03:00")
+    );
+    assert_eq!(
+        (
+            e.ledger.order("7001").unwrap().version,
+            e.ledger.order("7002").unwrap().version
+        ),
+        versions
+    );
+    assert_eq!(e.events.events().len(), 2);
+    assert_eq!(
+        e.shop.methods(),
+        ["sale.order.list", "batch", "sale.order.list", "batch"]
+    );
+    let list = &e.shop.shop().calls[2].1;
+    assert_eq!(list["filter"][">=dateUpdate"], "2026-11-28T10:50:00+03:00");
+}
+
+#[tokio::test]
+async fn a_refused_webhook_stops_the_pull_and_keeps_the_watermark() {
+    let e = env(push_config());
+    two_orders(&e.shop);
+    e.deps
+        .cursors
+        .set_watermark("bitrix-orders", "2026-11-28T09:00:00+03:00")
+        .await
+        .unwrap();
+    e.shop.shop().no_auth = true;
+    let s = pull_orders(&e.deps).await.unwrap();
+    assert!(s.auth_failed, "{s:?}");
+    assert!(s.errors[0].contains("NO_AUTH_FOUND"), "{s:?}");
+    assert_eq!((s.pages, s.changed, s.watermark), (0, 0, None));
+    assert_eq!(e.shop.methods(), ["sale.order.list"], "not retried");
+    assert!(e.ledger.order("7001").is_none());
+    assert_eq!(
+        e.deps.cursors.watermark("bitrix-orders").await.unwrap(),
+        Some("2026-11-28T09:00:00+03:00".to_owned())
+    );
+}
