@@ -37,7 +37,7 @@ $(DENY):
 ## run: moto + table + queues + the sample-file server, builds the functions, then `cargo lambda watch` on :9000 with
 ## ENV_FILE (default .env, created from .env.example on first run). `make smoke` runs this with a fresh copy.
 ENV_FILE ?= .env
-FUNCTIONS := acquiring-callback exchange-1c outbox-sweeper refund-chargeback statement-pull store-sync
+FUNCTIONS := acquiring-callback exchange-1c outbox-sweeper refund-chargeback statement-pull status-sync store-sync
 SAMPLES_PORT ?= 9002
 run: venv
 	scripts/run.sh "$(ENV_FILE)" $(TABLE) $(QUEUE) $(REFUNDS_QUEUE) $(SAMPLES_PORT) $(FUNCTIONS)

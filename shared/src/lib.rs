@@ -6,7 +6,7 @@
 //! - [`ports`]: the async traits the use cases depend on, and their value types.
 //! - [`adapters`]: the ports' implementations (DynamoDB, SQS, every outbound HTTP client).
 //! - [`app`]: one use case per function, named like it, plus the ledger service they share.
-//! - [`wiring`]: the composition root the six `functions/*` mains and the end-to-end tests both build from.
+//! - [`wiring`]: the composition root the seven `functions/*` mains and the end-to-end tests both build from.
 //!
 //! `ARCHITECTURE.md` draws the floors and follows one payment through them.
 

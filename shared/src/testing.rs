@@ -138,3 +138,19 @@ pub fn tbank_sign(body: &serde_json::Value, password: &str) -> serde_json::Value
     body["Token"] = crate::formats::tbank::token(&fields, password).into();
     body
 }
+
+/// A Sber callback's parameters with their `checksum` (symmetric scheme: uppercase hex HMAC-SHA256 of the signed
+/// string under the callback token), as the gateway sends them.
+pub fn sber_sign(params: &str, token: &str) -> String {
+    use hmac::Mac;
+    let signed = crate::formats::sber::Params::parse(params.as_bytes())
+        .map(|p| p.signed_string())
+        .unwrap_or_default();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(signed.as_bytes());
+    format!(
+        "{params}&checksum={}",
+        hex::encode_upper(mac.finalize().into_bytes())
+    )
+}

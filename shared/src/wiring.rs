@@ -1,5 +1,5 @@
 //! The composition root: every function's dependencies are built here, from its configuration and the clients,
-//! and nowhere else. The six `functions/*` mains call these with the AWS SDK's clients; the end-to-end tests call
+//! and nowhere else. The seven `functions/*` mains call these with the AWS SDK's clients; the end-to-end tests call
 //! the same functions with clients pointed at moto (and recording their calls for the IAM check), so the wiring the
 //! Lambdas run is the wiring the tests exercise.
 //!
@@ -14,7 +14,7 @@ use crate::adapters::http::bitrix::HttpBitrix;
 use crate::adapters::http::exchange_upstream::HttpExchangeUpstream;
 use crate::adapters::http::hooks::HttpHooks;
 use crate::adapters::http::sber::{HttpSberGateway, SberRefunds};
-use crate::adapters::http::tbank::TbankRefunds;
+use crate::adapters::http::tbank::{HttpTbank, TbankRefunds};
 use crate::adapters::http::yookassa::{HttpYooKassa, YooKassaRefunds};
 use crate::adapters::sqs::SqsEventPublisher;
 use crate::app::acquiring_callback::CallbackDeps;
@@ -22,14 +22,15 @@ use crate::app::exchange_1c::ExchangeDeps;
 use crate::app::outbox_sweeper::SweeperDeps;
 use crate::app::refund_chargeback::RefundDeps;
 use crate::app::statement_pull::PullDeps;
+use crate::app::status_sync::StatusSyncDeps;
 use crate::app::store_sync::StoreDeps;
 use crate::domain::Source;
 use crate::formats::purpose::PurposePatterns;
 use crate::platform::config::{
     AcquirerApi, CallbackConfig, Exchange1cConfig, LedgerConfig, RefundConfig, SourceConfig,
-    StatementPullConfig, StoreConfig, SweeperConfig,
+    StatementPullConfig, StatusSyncConfig, StoreConfig, SweeperConfig,
 };
-use crate::ports::acquirers::{Gateways, SberGateway, YooKassaApi};
+use crate::ports::acquirers::{Gateways, SberGateway, TbankApi, YooKassaApi};
 use crate::ports::bank::StatementSource;
 
 /// Why a function could not be wired (at start-up, before any request).
@@ -121,6 +122,7 @@ pub fn acquiring_callback(
     Ok(CallbackDeps {
         config,
         directory: store.clone(),
+        watchlist: store.clone(),
         store,
         events,
         yookassa,
@@ -206,7 +208,7 @@ pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, W
             client: http.clone(),
             webhook_url: config.webhook_url.expose().to_owned(),
         }),
-        hooks: Arc::new(HttpHooks { client: http }),
+        hooks: Arc::new(HttpHooks::new()?),
         overlap_minutes: config.overlap_minutes,
         initial_days: config.initial_days,
         push: config.push,
@@ -260,6 +262,41 @@ pub fn refund_chargeback(
         store,
         events,
         gateways,
+    })
+}
+
+/// `status-sync`: the ledger, its questions, and every configured acquirer's status API.
+pub fn status_sync(
+    config: StatusSyncConfig,
+    clients: &Clients,
+) -> Result<StatusSyncDeps, WiringError> {
+    let http = &clients.http;
+    let (store, events) = ledger(&config.ledger, clients);
+    let tbank = config.tbank.as_ref().map(|t| {
+        Arc::new(HttpTbank::new(
+            http.clone(),
+            &t.api.api_url,
+            &t.api.login,
+            t.api.secret.clone(),
+        )) as Arc<dyn TbankApi>
+    });
+    let sber = config
+        .sber
+        .as_ref()
+        .map(|s| sber(&s.api, http) as Arc<dyn SberGateway>);
+    let yookassa = config
+        .yookassa
+        .as_ref()
+        .map(|y| yookassa(&y.api, http) as Arc<dyn YooKassaApi>);
+    Ok(StatusSyncDeps {
+        directory: store.clone(),
+        watchlist: store.clone(),
+        store,
+        events,
+        tbank,
+        sber,
+        yookassa,
+        config,
     })
 }
 

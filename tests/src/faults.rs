@@ -14,7 +14,12 @@
 //! - `sqs-down`: SQS refuses connections for 1.5 s out of every 2 s, so commits succeed and announcements fail;
 //! - `duplicate-storm`: every notification 25 times at once;
 //! - `clock-skew`: YooKassa stamps its payments up to 6 hours off our clock and its refunds before the
-//!   payments they return, arriving in any order; a sweeper whose clock runs 5 minutes ahead races the writers.
+//!   payments they return, arriving in any order; a sweeper whose clock runs 5 minutes ahead races the writers;
+//! - `lost-notifications`: the orders' payments were started at T-Bank and paid, and every notification is lost;
+//!   status-sync asks T-Bank (`GetState`, a fake that checks the Token as T-Bank does) and records what they
+//!   would have said;
+//! - `late-notifications`: half the notifications come before status-sync runs and half after it (each a
+//!   duplicate of what status-sync recorded, or a status it never saw).
 //!
 //! The outbox sweeper runs on its schedule throughout (scaled down, see [`scheduled_sweeper`]).
 //!
@@ -34,7 +39,7 @@ use shared::app::ledger::Ledger;
 use shared::domain::money::format_minor;
 use shared::domain::{FactKind, Order, OrderId, PaymentFact};
 use shared::platform::config::YooKassaVerify;
-use shared::ports::LedgerStore;
+use shared::ports::{LedgerStore, Watchlist};
 use shared::testing::function_url_request;
 use tokio::sync::Semaphore;
 use wiremock::{Mock, Request as MockRequest, Respond, ResponseTemplate};
@@ -53,10 +58,12 @@ pub enum Fault {
     SqsDown,
     DuplicateStorm,
     ClockSkew,
+    LostNotifications,
+    LateNotifications,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 9] = [
         Fault::Baseline,
         Fault::Kill,
         Fault::MotoRestart,
@@ -64,6 +71,8 @@ impl Fault {
         Fault::SqsDown,
         Fault::DuplicateStorm,
         Fault::ClockSkew,
+        Fault::LostNotifications,
+        Fault::LateNotifications,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +84,8 @@ impl Fault {
             Fault::SqsDown => "sqs-down",
             Fault::DuplicateStorm => "duplicate-storm",
             Fault::ClockSkew => "clock-skew",
+            Fault::LostNotifications => "lost-notifications",
+            Fault::LateNotifications => "late-notifications",
         }
     }
 
@@ -93,6 +104,11 @@ impl Fault {
     /// Providers that may give up after a failure (and deliver again much later).
     fn gives_up(self) -> bool {
         matches!(self, Fault::Kill | Fault::SqsDown)
+    }
+
+    /// The orders' payments were started at T-Bank, so status-sync has questions about them and runs.
+    fn polls(self) -> bool {
+        matches!(self, Fault::LostNotifications | Fault::LateNotifications)
     }
 }
 
@@ -113,6 +129,10 @@ pub struct Outcome {
     pub killed_after_commit: usize,
     pub abandoned: usize,
     pub swept: usize,
+    /// Facts status-sync recorded (the notification had not brought them).
+    pub polled: usize,
+    /// How long status-sync took to ask about every question of the run.
+    pub status_sync: Duration,
     pub facts: usize,
     pub events: usize,
     pub wall: Duration,
@@ -124,7 +144,7 @@ pub struct Outcome {
 impl Outcome {
     pub fn row(&self, fault: Fault) -> String {
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.0} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {:.0} | {:.0} | {:.0} | {} |",
             fault.name(),
             self.deliveries,
             self.attempts,
@@ -133,6 +153,7 @@ impl Outcome {
             self.killed_after_commit,
             self.abandoned,
             self.swept,
+            self.polled,
             self.facts,
             self.events,
             self.attempts as f64 / self.wall.as_secs_f64().max(1e-9),
@@ -146,7 +167,80 @@ impl Outcome {
         )
     }
 
-    pub const HEADER: &'static str = "| fault | deliveries | attempts | failed | kills | killed after commit | abandoned | swept | facts / events | attempts/s | p50 ms | p99 ms | invariants |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+    pub const HEADER: &'static str = "| fault | deliveries | attempts | failed | kills | killed after commit | abandoned | swept | polled | facts / events | attempts/s | p50 ms | p99 ms | invariants |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+}
+
+/// A T-Bank payment of the workload, as T-Bank's `GetState` reports it once paid.
+#[derive(Debug, Clone)]
+pub struct TbankPayment {
+    pub order: String,
+    pub payment: String,
+    pub amount: i64,
+}
+
+/// The fake T-Bank `POST /v2/GetState` (EACQ protocol v1.8 §2.11): a request whose `Token` does not verify, or
+/// a `PaymentId` T-Bank does not know, gets `Success: false` with an error code, as T-Bank answers; a known
+/// payment is `CONFIRMED` with its current amount.
+pub struct TbankStates(pub HashMap<String, TbankPayment>);
+
+impl Respond for TbankStates {
+    fn respond(&self, request: &MockRequest) -> ResponseTemplate {
+        let refused = |code: &str, message: &str| {
+            ResponseTemplate::new(200).set_body_json(json!({
+                "Success": false, "ErrorCode": code, "Message": message, "TerminalKey": TBANK_TERMINAL
+            }))
+        };
+        let Ok(fields) = shared::formats::tbank::canonical_fields(&request.body) else {
+            return refused("9999", "Неверные параметры");
+        };
+        let given = fields.get("Token").cloned().unwrap_or_default();
+        if given != shared::formats::tbank::token(&fields, TBANK_PASSWORD)
+            || fields.get("TerminalKey").map(String::as_str) != Some(TBANK_TERMINAL)
+        {
+            return refused(
+                "204",
+                "Неверный токен. Проверьте пару TerminalKey/SecretKey.",
+            );
+        }
+        let id = fields.get("PaymentId").cloned().unwrap_or_default();
+        match self.0.get(&id) {
+            Some(p) => ResponseTemplate::new(200).set_body_json(json!({
+                "TerminalKey": TBANK_TERMINAL, "OrderId": p.order, "Success": true, "Status": "CONFIRMED",
+                "PaymentId": id, "ErrorCode": "0", "Amount": p.amount
+            })),
+            None => refused("7", "Неверный статус транзакции"),
+        }
+    }
+}
+
+/// status-sync, run as its schedule would until no question is due; what it recorded and how long it took.
+pub async fn run_status_sync(
+    env: &TestEnv,
+    tbank_api: &str,
+    violations: &mut Vec<String>,
+) -> (usize, Duration) {
+    let deps = env.status_sync_deps(format!("{tbank_api}/v2"));
+    let started = Instant::now();
+    let mut recorded = 0;
+    // Runs on its schedule until nothing is due. A question whose answer could not be recorded (moto too slow to
+    // answer in time) stays due and the next run asks again, as in AWS: what must hold is the end state.
+    for _ in 0..10 {
+        match shared::app::status_sync::handle(&deps).await {
+            Ok(run) => {
+                println!(
+                    "status-sync run: {}",
+                    serde_json::to_string(&run).unwrap_or_default()
+                );
+                recorded += run.providers.values().map(|p| p.recorded).sum::<usize>();
+                if run.due == 0 {
+                    return (recorded, started.elapsed());
+                }
+            }
+            Err(e) => println!("status-sync run failed (the next run asks again): {e}"),
+        }
+    }
+    violations.push("status-sync: questions still due after 10 runs".into());
+    (recorded, started.elapsed())
 }
 
 /// One notification as a provider sends it.
@@ -215,18 +309,20 @@ fn tbank_delivery(order: &str, payment: u64, status: &str, amount: i64) -> Deliv
     }
 }
 
-/// The workload: per order a 30 % advance and the 70 % balance, each authorized and captured (T-Bank); in the
-/// clock-skew run the balance is a YooKassa payment stamped hours off, and a tenth of it is refunded with a
-/// refund stamped before the payment.
-fn workload(
-    s: &Scenario,
-    run: &str,
-    rng: &mut Rng,
-) -> (
+/// What a run delivers and expects: the notifications (copies shuffled), each order's expected totals and facts,
+/// the YooKassa objects its API serves, and the T-Bank payments its `GetState` knows.
+type Workload = (
     Vec<Delivery>,
     BTreeMap<String, Expected>,
     HashMap<String, Value>,
-) {
+    Vec<TbankPayment>,
+);
+
+/// The workload: per order a 30 % advance and the 70 % balance, each authorized and captured (T-Bank); in the
+/// clock-skew run the balance is a YooKassa payment stamped hours off, and a tenth of it is refunded with a
+/// refund stamped before the payment.
+fn workload(s: &Scenario, run: &str, rng: &mut Rng) -> Workload {
+    let mut tbank = Vec::new();
     let mut deliveries = Vec::new();
     let mut expected = BTreeMap::new();
     let mut objects = HashMap::new();
@@ -247,6 +343,11 @@ fn workload(
         for status in ["AUTHORIZED", "CONFIRMED"] {
             mine.push(tbank_delivery(&order, n * 2, status, advance));
         }
+        tbank.push(TbankPayment {
+            order: order.clone(),
+            payment: (n * 2).to_string(),
+            amount: advance,
+        });
         if s.fault == Fault::ClockSkew {
             let skew_h = i64::try_from(rng.below(13)).unwrap_or(0) - 6;
             let captured = now + skew_h * 3_600_000;
@@ -285,6 +386,20 @@ fn workload(
             for status in ["AUTHORIZED", "CONFIRMED"] {
                 mine.push(tbank_delivery(&order, n * 2 + 1, status, balance));
             }
+            tbank.push(TbankPayment {
+                order: order.clone(),
+                payment: (n * 2 + 1).to_string(),
+                amount: balance,
+            });
+        }
+        if s.fault == Fault::LostNotifications {
+            // Every notification lost: what status-sync reads is each payment's final status.
+            mine.retain(|d| d.fact.contains("#CONFIRMED"));
+            for d in &mine {
+                e.facts.insert(d.fact.clone());
+            }
+            expected.insert(order, e);
+            continue;
         }
         for d in &mine {
             e.facts.insert(d.fact.clone());
@@ -305,7 +420,7 @@ fn workload(
         }
         rng.shuffle(&mut all);
     }
-    (all, expected, objects)
+    (all, expected, objects, tbank)
 }
 
 fn request(d: &Delivery) -> lambda_http::Request {
@@ -442,7 +557,11 @@ async fn chaos(
                 }
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
-            Fault::Baseline | Fault::Kill | Fault::DuplicateStorm => return 0,
+            Fault::Baseline
+            | Fault::Kill
+            | Fault::DuplicateStorm
+            | Fault::LostNotifications
+            | Fault::LateNotifications => return 0,
         }
     }
     swept
@@ -497,12 +616,37 @@ pub async fn run(s: Scenario) -> Outcome {
     );
     let run_id = format!("{}{}", s.fault.name().replace('-', ""), s.seed % 1000);
     let mut rng = Rng(s.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-    let (deliveries, expected, objects) = workload(&s, &run_id, &mut rng);
+    let (deliveries, expected, objects, tbank) = workload(&s, &run_id, &mut rng);
     // The store describes its orders before their money comes (store-sync's pull): a notification's reference
-    // resolves only against an order the store has.
+    // resolves only against an order the store has. Where the payments were started at T-Bank, the store says so
+    // (pay system, psInvoiceId), and status-sync has its questions.
     for (order, e) in &expected {
-        env.register_order(order, e.paid).await;
+        if s.fault.polls() {
+            let started: Vec<(String, i64)> = tbank
+                .iter()
+                .filter(|p| &p.order == order)
+                .map(|p| (p.payment.clone(), p.amount))
+                .collect();
+            env.register_started_at_tbank(order, e.paid, &started).await;
+        } else {
+            env.register_order(order, e.paid).await;
+        }
     }
+    let tbank_api = wiremock::MockServer::start().await;
+    Mock::given(wiremock::matchers::path("/v2/GetState"))
+        .respond_with(TbankStates(
+            tbank.into_iter().map(|p| (p.payment.clone(), p)).collect(),
+        ))
+        .mount(&tbank_api)
+        .await;
+    // Late notifications: half before status-sync runs, the rest after it.
+    let (deliveries, late) = if s.fault == Fault::LateNotifications {
+        let mut early = deliveries;
+        let late = early.split_off(early.len() / 2);
+        (early, late)
+    } else {
+        (deliveries, Vec::new())
+    };
     // Those announcements are the store's, not the workload's: the invariants count one per payment fact.
     env.drain_queue().await;
     Mock::given(wiremock::matchers::method("GET"))
@@ -554,6 +698,28 @@ pub async fn run(s: Scenario) -> Outcome {
 
     // What is committed so far must be consistent, whatever was abandoned.
     let _ = check_consistent(&env, &expected, &mut out.violations).await;
+
+    if s.fault.polls() {
+        let (polled, took) = run_status_sync(&env, &tbank_api.uri(), &mut out.violations).await;
+        out.polled = polled;
+        out.status_sync = took;
+        let (mut late_latencies, abandoned, never) =
+            deliver_all(&env, late, None, s.concurrency, &mut rng, &counters).await;
+        latencies.append(&mut late_latencies);
+        for d in abandoned.iter().chain(&never) {
+            out.violations
+                .push(format!("{}: a late notification was not accepted", d.fact));
+        }
+        match env.store.due(i64::MAX, 10_000).await {
+            Ok(open) if open.is_empty() => {}
+            Ok(open) => out.violations.push(format!(
+                "{} questions left open, e.g. {}",
+                open.len(),
+                open[0].key()
+            )),
+            Err(e) => out.violations.push(format!("questions unreadable: {e}")),
+        }
+    }
 
     // The scheduled sweeper, then the providers that gave up deliver again (their next retry, days later).
     let sweep = |env: Arc<TestEnv>| async move {

@@ -279,6 +279,61 @@ impl TestEnv {
             .expect("register order");
     }
 
+    /// Tell the ledger about an order whose store payments were started at T-Bank (`psInvoiceId` = T-Bank's
+    /// `PaymentId`, pay system T-Bank's), as store-sync registers it: status-sync then has a question per payment.
+    pub async fn register_started_at_tbank(
+        &self,
+        id: &str,
+        total: i64,
+        payments: &[(String, i64)],
+    ) {
+        let events = SqsEventPublisher::new(self.sqs.clone(), &self.queue_url);
+        let mut info = OrderInfo::new(Some(id.into()), total, Currency::RUB);
+        info.details.payments = payments
+            .iter()
+            .enumerate()
+            .map(|(n, (invoice, sum))| shared::domain::StorePaymentInfo {
+                id: format!("{id}-{n}"),
+                account_number: Some(format!("{id}/{}", n + 1)),
+                sum: *sum,
+                pay_system_id: Some("5".into()),
+                ps_invoice_id: Some(invoice.clone()),
+                paid: false,
+                acquirer: Some(shared::domain::Source::Tbank),
+            })
+            .collect();
+        Ledger::new(&self.store, &events)
+            .register_order(&OrderId::parse(id).expect("order id"), info)
+            .await
+            .expect("register order");
+    }
+
+    /// status-sync's dependencies, wired on the handler's clients, asking T-Bank at `tbank_api` (`…/v2`).
+    pub fn status_sync_deps(&self, tbank_api: String) -> shared::app::status_sync::StatusSyncDeps {
+        wiring::status_sync(
+            shared::platform::config::StatusSyncConfig {
+                ledger: self.ledger_config(),
+                tbank: Some(shared::platform::config::AcquirerStatus {
+                    api: AcquirerApi {
+                        login: TBANK_TERMINAL.into(),
+                        secret: Secret::new(TBANK_PASSWORD),
+                        api_url: tbank_api,
+                    },
+                    reference: shared::domain::reference::parse_rules_or_default(
+                        shared::platform::config::DEFAULT_TBANK_REFERENCE,
+                    ),
+                    order_keys: Vec::new(),
+                }),
+                sber: None,
+                yookassa: None,
+                calls_per_run: 10_000,
+                give_up_days: 30,
+            },
+            &self.clients,
+        )
+        .expect("wiring")
+    }
+
     /// store-sync's dependencies, wired on the handler's clients, with a store at `webhook_url` and nothing
     /// pushed beyond the defaults (a test sets `deps.push`).
     pub fn store_deps(

@@ -19,6 +19,8 @@
 //! | acquirer settlement and its reconciliation | `SETTLEMENT#<operation key>` | `#SETTLEMENT` |
 //! | store directory: an order number, store payment id/number or `psInvoiceId` → order | `STORE#<key>` | `#STORE` |
 //! | acquirer money whose reference to the store has not resolved yet | `UNRESOLVED` | `<unmatched order id>` |
+//! | a question status-sync asks an acquirer (`data`: the watch, `due_ms`, `checks`) | `WATCH` | `<watch key>` |
+//! | a question given up, for a person | `STATUS_UNKNOWN` | `<watch key>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -36,11 +38,12 @@ use aws_sdk_dynamodb::Client;
 
 use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::settlement::{SettlementReport, Taking};
+use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c, ImportProgress,
     LedgerStore, MarkerKind, Markers, OrderViews, StoreDirectory, StoreError, Takings,
-    UnmatchedRow,
+    UnmatchedRow, Watchlist,
 };
 
 pub const PK: &str = "pk";
@@ -61,6 +64,10 @@ const UNMATCHED_PK: &str = "UNMATCHED";
 const SETTLEMENT_SK: &str = "#SETTLEMENT";
 const STORE_SK: &str = "#STORE";
 const UNRESOLVED_PK: &str = "UNRESOLVED";
+const WATCH_PK: &str = "WATCH";
+const STATUS_UNKNOWN_PK: &str = "STATUS_UNKNOWN";
+const DUE: &str = "due_ms";
+const CHECKS: &str = "checks";
 /// A transaction holds at most 100 items; an order's own items take a handful.
 const MAX_DIRECTORY_ITEMS: usize = 80;
 
@@ -193,6 +200,44 @@ fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
         .build()
         .map_err(unavailable)?;
     Ok(TransactWriteItem::builder().delete(delete).build())
+}
+
+/// A conditional write whose condition failed left things as they should be (the row was there, or was gone):
+/// that is not an error. Anything else is.
+fn unless_condition_failed<E>(out: Result<(), E>) -> Result<(), StoreError>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match out {
+        Err(e) if e.code() != Some("ConditionalCheckFailedException") => Err(unavailable(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A watch row: the entry in `data`, its schedule also as numbers (the due filter reads `due_ms`).
+fn watch_item(pk: &str, entry: &WatchEntry) -> Result<Item, StoreError> {
+    let mut row = key(pk.to_owned(), entry.key());
+    row.insert(DATA.into(), s(to_json(entry)?));
+    row.insert(DUE.into(), n(entry.due_ms));
+    row.insert(CHECKS.into(), n(entry.checks));
+    Ok(row)
+}
+
+/// The entry of a watch row, with the schedule status-sync last wrote.
+fn watch_entry(item: &Item) -> Result<WatchEntry, StoreError> {
+    let mut entry: WatchEntry = from_data(item)?;
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    if let Some(due) = number(DUE) {
+        entry.due_ms = due;
+    }
+    if let Some(checks) = number(CHECKS) {
+        entry.checks = u32::try_from(checks).unwrap_or(u32::MAX);
+    }
+    Ok(entry)
 }
 
 fn takings_pk(acquirer: Source, day: &str) -> String {
@@ -439,6 +484,16 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(entry)?));
             items.push(put(&self.table, row, None, None)?);
         }
+        // The questions status-sync asks follow the order's money.
+        for entry in &c.projections.watch_opened {
+            items.push(put(&self.table, watch_item(WATCH_PK, entry)?, None, None)?);
+        }
+        for closed in &c.projections.watch_closed {
+            items.push(delete(
+                &self.table,
+                key(WATCH_PK.to_owned(), closed.clone()),
+            )?);
+        }
         // The open-orders index follows every change of the order.
         match &c.projections.open {
             Some(open) => {
@@ -653,6 +708,76 @@ impl Cursors for DynamoLedgerStore {
         let mut item = key(format!("WATERMARK#{source}"), WATERMARK_SK.to_owned());
         item.insert("value".into(), s(value));
         self.put_plain(item).await
+    }
+}
+
+#[async_trait]
+impl Watchlist for DynamoLedgerStore {
+    async fn watch(&self, entry: &WatchEntry) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(watch_item(WATCH_PK, entry)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        // Already open: its schedule stays.
+        unless_condition_failed(out.map(drop).map_err(SdkError::into_service_error))
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<WatchEntry>, StoreError> {
+        let mut due: Vec<WatchEntry> = self
+            .query_partition(
+                WATCH_PK,
+                None,
+                Some(("due_ms <= :v", n(now_ms))),
+                usize::MAX,
+            )
+            .await?
+            .iter()
+            .map(watch_entry)
+            .collect::<Result<_, _>>()?;
+        due.sort_by_key(|e| (e.due_ms, e.since_ms));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn reschedule(&self, key_: &str, due_ms: i64, checks: u32) -> Result<(), StoreError> {
+        // Only a question still open: one a commit closed meanwhile stays closed.
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(WATCH_PK.to_owned(), key_.to_owned())))
+            .update_expression("SET #due = :due, #checks = :checks")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#due", DUE)
+            .expression_attribute_names("#checks", CHECKS)
+            .expression_attribute_values(":due", n(due_ms))
+            .expression_attribute_values(":checks", n(checks))
+            .send()
+            .await;
+        unless_condition_failed(out.map(drop).map_err(SdkError::into_service_error))
+    }
+
+    async fn close(&self, key_: &str) -> Result<(), StoreError> {
+        self.delete(key(WATCH_PK.to_owned(), key_.to_owned())).await
+    }
+
+    async fn give_up(&self, entry: &WatchEntry) -> Result<(), StoreError> {
+        // Kept for a person first: a crash in between asks once more rather than losing the question.
+        self.put_plain(watch_item(STATUS_UNKNOWN_PK, entry)?)
+            .await?;
+        self.close(&entry.key()).await
+    }
+
+    async fn status_unknown(&self, limit: usize) -> Result<Vec<WatchEntry>, StoreError> {
+        self.query_partition(STATUS_UNKNOWN_PK, None, None, limit)
+            .await?
+            .iter()
+            .map(watch_entry)
+            .collect()
     }
 }
 

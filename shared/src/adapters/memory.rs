@@ -8,11 +8,12 @@ use async_trait::async_trait;
 
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
+use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     Commit, CommitError, Cursors, EventPublisher, ExchangeSession, ExchangeStore, Feed1c,
     ImportProgress, LedgerStore, MarkerKind, Markers, OrderViews, PublishError, StoreDirectory,
-    StoreError, Takings, UnmatchedRow,
+    StoreError, Takings, UnmatchedRow, Watchlist,
 };
 
 #[derive(Default)]
@@ -32,6 +33,8 @@ struct State {
     open: BTreeMap<OrderId, OpenOrder>,
     unmatched: BTreeMap<OrderId, UnmatchedReceipt>,
     markers: BTreeMap<(&'static str, String), String>,
+    watch: BTreeMap<String, WatchEntry>,
+    status_unknown: BTreeMap<String, WatchEntry>,
 }
 
 #[derive(Default)]
@@ -130,6 +133,12 @@ impl LedgerStore for MemoryLedgerStore {
         }
         if c.projections.awaiting_reference {
             s.unresolved.insert(id);
+        }
+        for entry in &c.projections.watch_opened {
+            s.watch.insert(entry.key(), entry.clone());
+        }
+        for closed in &c.projections.watch_closed {
+            s.watch.remove(closed);
         }
         Ok(())
     }
@@ -254,6 +263,60 @@ impl Cursors for MemoryLedgerStore {
             .watermarks
             .insert(source.to_owned(), value.to_owned());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Watchlist for MemoryLedgerStore {
+    async fn watch(&self, entry: &WatchEntry) -> Result<(), StoreError> {
+        self.lock()
+            .watch
+            .entry(entry.key())
+            .or_insert_with(|| entry.clone());
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<WatchEntry>, StoreError> {
+        let mut due: Vec<WatchEntry> = self
+            .lock()
+            .watch
+            .values()
+            .filter(|e| e.due_ms <= now_ms)
+            .cloned()
+            .collect();
+        due.sort_by_key(|e| (e.due_ms, e.since_ms));
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn reschedule(&self, key: &str, due_ms: i64, checks: u32) -> Result<(), StoreError> {
+        if let Some(e) = self.lock().watch.get_mut(key) {
+            e.due_ms = due_ms;
+            e.checks = checks;
+        }
+        Ok(())
+    }
+
+    async fn close(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().watch.remove(key);
+        Ok(())
+    }
+
+    async fn give_up(&self, entry: &WatchEntry) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.status_unknown.insert(entry.key(), entry.clone());
+        s.watch.remove(&entry.key());
+        Ok(())
+    }
+
+    async fn status_unknown(&self, limit: usize) -> Result<Vec<WatchEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .status_unknown
+            .values()
+            .take(limit)
+            .cloned()
+            .collect())
     }
 }
 

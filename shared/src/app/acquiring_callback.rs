@@ -14,6 +14,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::{error, info, warn};
 
 use crate::app::ledger::{Ledger, LedgerError, Recorded};
+use crate::domain::watch::{Question, Watch, WatchEntry};
 use crate::domain::{OrderId, PaymentFact, PaymentRef, Source};
 use crate::formats::sber::{Callback, Need, Params, SberError};
 use crate::formats::tbank::{self, TbankError};
@@ -22,13 +23,15 @@ use crate::platform::clock::now_ms;
 use crate::platform::config::{CallbackConfig, YooKassaVerify};
 use crate::platform::http_response::{error as error_response, text, MAX_BODY_BYTES};
 use crate::ports::acquirers::{ProviderError, SberGateway, YooKassaApi};
-use crate::ports::{EventPublisher, LedgerStore, StoreDirectory};
+use crate::ports::{EventPublisher, LedgerStore, StoreDirectory, Watchlist};
 
 pub struct CallbackDeps {
     pub config: CallbackConfig,
     pub store: Arc<dyn LedgerStore>,
     /// What the store described (acquirer references resolve against it).
     pub directory: Arc<dyn StoreDirectory>,
+    /// Look-ups owed to status-sync (a callback whose amount could not be learned now).
+    pub watchlist: Arc<dyn Watchlist>,
     pub events: Arc<dyn EventPublisher>,
     pub yookassa: Option<Arc<dyn YooKassaApi>>,
     pub sber_gateway: Option<Arc<dyn SberGateway>>,
@@ -48,9 +51,6 @@ pub enum CallbackError {
     Malformed(String),
     #[error("{0}")]
     Forbidden(String),
-    /// A needed amount could not be learned (gateway credentials missing); the provider should retry.
-    #[error("{0}")]
-    Unresolved(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -99,11 +99,6 @@ impl CallbackError {
             }
             CallbackError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed", self.to_string()),
             CallbackError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", self.to_string()),
-            CallbackError::Unresolved(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unresolved",
-                self.to_string(),
-            ),
             CallbackError::Ledger(LedgerError::Domain(_)) => {
                 (StatusCode::BAD_REQUEST, "malformed", self.to_string())
             }
@@ -136,46 +131,38 @@ async fn route(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, Cal
         .rsplit('/')
         .find(|s| !s.is_empty())
         .unwrap_or_default();
-    if !matches!(provider, "tbank" | "sber" | "yookassa") {
-        return Err(CallbackError::NotFound);
-    }
+    let acquirer = Source::parse(provider)
+        .filter(|s| s.is_acquirer())
+        .ok_or(CallbackError::NotFound)?;
     if req.body().len() > MAX_BODY_BYTES {
         return Err(CallbackError::TooLarge);
     }
-    match provider {
-        "tbank" => tbank_callback(deps, req).await,
-        "sber" => sber_callback(deps, req).await,
-        _ => yookassa_callback(deps, req).await,
+    match acquirer {
+        Source::Tbank => tbank_callback(deps, req).await,
+        Source::Sber => sber_callback(deps, req).await,
+        Source::Yookassa => yookassa_callback(deps, req).await,
+        Source::Bank | Source::OneC | Source::Store | Source::Refund => {
+            Err(CallbackError::NotFound)
+        }
     }
 }
 
-/// Record a fact on the order its money belongs to: where the payment already is, else the store order its
-/// reference names (`crate::app::resolve`), else its `unmatched:` order, where it waits for store-sync to resolve it.
+/// Record a notification's fact on the order its money belongs to (`crate::app::resolve::record_acquirer_fact`).
 async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), CallbackError> {
-    let Some(mut fact) = fact else {
+    let Some(fact) = fact else {
         info!("notification moves no money; acknowledged");
         return Ok(());
     };
-    if fact.order_id.is_unmatched() {
-        if let Some(order) = crate::app::resolve::at_notification(
-            deps.store.as_ref(),
-            deps.directory.as_ref(),
-            &fact,
-        )
-        .await
-        .map_err(LedgerError::from)?
-        {
-            fact = fact.on_order(order);
-        } else if let Some(r) = &fact.reference {
-            info!(reference = %r, order = %fact.order_id, "reference names no known store order yet; the money waits for store-sync");
-        }
-    }
-    match Ledger::new(deps.store.as_ref(), deps.events.as_ref())
-        .record(&fact)
-        .await?
-    {
-        Recorded::Applied(_) => {}
-        Recorded::Duplicate => info!(fact_id = %fact.id, "duplicate notification acknowledged"),
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let recorded = crate::app::resolve::record_acquirer_fact(
+        &ledger,
+        deps.store.as_ref(),
+        deps.directory.as_ref(),
+        fact,
+    )
+    .await?;
+    if let Recorded::Duplicate = recorded {
+        info!("duplicate notification acknowledged");
     }
     Ok(())
 }
@@ -227,20 +214,60 @@ async fn sber_callback(
     let callback = Callback::from_params(params)?;
     let gateway = match callback.needs()? {
         Need::Nothing => None,
-        Need::GatewayStatus => match &deps.sber_gateway {
-            Some(g) => Some(g.order_status(&callback.md_order).await?),
-            None => {
-                return Err(CallbackError::Unresolved(
-                    "callback lacks the amount and SBER_USERNAME/SBER_PASSWORD are not set to ask the gateway".into(),
-                ))
+        Need::GatewayStatus => {
+            let asked = match &deps.sber_gateway {
+                Some(g) => g
+                    .order_status(&callback.md_order)
+                    .await
+                    .map_err(|e| e.to_string()),
+                None => Err("SBER_USERNAME/SBER_PASSWORD are not set to ask the gateway".into()),
+            };
+            match asked {
+                Ok(status) => Some(status),
+                Err(reason) => return owe_amount(deps, &callback.md_order, &reason).await,
             }
-        },
+        }
     };
     record(
         deps,
         callback.to_fact(gateway.as_ref(), &cfg.reference, now_ms())?,
     )
     .await?;
+    Ok(text(StatusCode::OK, "OK"))
+}
+
+/// A signed Sber callback whose amount could not be learned now: the look-up is recorded as owed (status-sync asks
+/// `getOrderStatusExtended.do` and records what the callback would have), then the callback is acknowledged, so
+/// the gateway does not give up on a callback we cannot use yet. The amount is never guessed. Only when the owed
+/// look-up cannot be recorded does the gateway get a 5xx and call again.
+async fn owe_amount(
+    deps: &CallbackDeps,
+    md_order: &str,
+    reason: &str,
+) -> Result<Response<Body>, CallbackError> {
+    let payment = PaymentRef::new(Source::Sber, md_order).map_err(LedgerError::from)?;
+    let order = match deps
+        .store
+        .order_for_payment(&payment)
+        .await
+        .map_err(LedgerError::from)?
+    {
+        Some(order) => order,
+        None => OrderId::unmatched(&payment),
+    };
+    let watch = Watch {
+        order,
+        payment,
+        question: Question::Payment,
+    };
+    deps.watchlist
+        .watch(&WatchEntry::new(watch, now_ms()))
+        .await
+        .map_err(LedgerError::from)?;
+    info!(
+        md_order,
+        reason, "callback without its amount acknowledged; status-sync asks the gateway"
+    );
     Ok(text(StatusCode::OK, "OK"))
 }
 
@@ -440,6 +467,7 @@ mod tests {
                 config,
                 store: store.clone(),
                 directory: store.clone(),
+                watchlist: store.clone(),
                 events: events.clone(),
                 yookassa: Some(Arc::new(FakeYooKassa {
                     payments,
@@ -816,6 +844,33 @@ mod tests {
             (250_000, 50_000)
         );
         assert!(!order.flags().contains(&"unknown_order"));
+    }
+
+    /// Issue #16: a signed Sber callback whose amount cannot be learned now is acknowledged once the look-up is
+    /// owed to status-sync; nothing is recorded with a guessed amount.
+    #[tokio::test]
+    async fn a_sber_callback_without_its_amount_is_acknowledged_and_the_look_up_owed() {
+        let mut h = harness("T", "pw", "sekret", YooKassaVerify::Api);
+        h.deps.sber_gateway = None;
+        let params = "mdOrder=md-9&orderNumber=77&operation=deposited&status=1";
+        let p = Params::parse(params.as_bytes()).unwrap();
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"sekret").unwrap();
+        mac.update(p.signed_string().as_bytes());
+        let q = format!(
+            "{params}&checksum={}",
+            hex::encode_upper(mac.finalize().into_bytes())
+        );
+        let req = function_url_request("GET", "/sber", &q, None, b"", "1.1.1.1");
+        assert_eq!(send(&h, req).await, (200, "OK".to_owned()));
+        assert!(h.store.facts().is_empty(), "no amount guessed");
+        let owed = crate::ports::Watchlist::due(h.store.as_ref(), i64::MAX, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            owed.iter().map(WatchEntry::key).collect::<Vec<_>>(),
+            ["sber:md-9#payment"]
+        );
     }
 
     /// Kind 1 of issue #14: a reference only names an order the store described, by the provider's rules.

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use std::collections::BTreeMap;
+
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
+use crate::domain::watch::{self, Watch, WatchEntry};
 use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
     PaymentLine, PaymentRef, Source,
@@ -65,9 +68,18 @@ async fn backoff(attempt: u32) {
 /// The read models after a change of `order` (written by the store in the change's transaction): its open-orders
 /// row, its unmatched-receipt row when it is an `unmatched:` order, and whether its acquirer money still waits for
 /// its reference.
-pub fn projections(order: &Order) -> Projections {
+///
+/// `watched` are the questions the order had before the change (`domain::watch::watches`); the ones the change
+/// opens are kept from `now_ms`, the ones it closes are dropped.
+pub fn projections(order: &Order, watched: &BTreeMap<String, Watch>, now_ms: i64) -> Projections {
     let unmatched = order.id.is_unmatched();
+    let (opened, closed) = watch::changed_since(watched, order);
     Projections {
+        watch_opened: opened
+            .into_iter()
+            .map(|w| WatchEntry::new(w, now_ms))
+            .collect(),
+        watch_closed: closed,
         open: OpenOrder::of(order),
         unmatched: match (unmatched, UnmatchedReceipt::of(order)) {
             (false, _) => UnmatchedRow::NotUnmatched,
@@ -146,6 +158,7 @@ impl<'a> Ledger<'a> {
                 .unwrap_or_else(|| Order::new(fact.order_id.clone()));
             let expected_version = order.version;
             let before = order.lines.get(&fact.payment).cloned();
+            let watched = watch::watches(&order);
             if order.apply(fact)? == ApplyOutcome::Duplicate {
                 self.announce_owed(&fact.order_id, fact.id.as_str()).await?;
                 return Ok(Recorded::Duplicate);
@@ -163,7 +176,7 @@ impl<'a> Ledger<'a> {
                 releases,
                 taking: crate::domain::settlement::taking(fact, before.as_ref(), after),
                 directory: Vec::new(),
-                projections: projections(&order),
+                projections: projections(&order, &watched, now_ms()),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -207,6 +220,7 @@ impl<'a> Ledger<'a> {
                 .await?
                 .unwrap_or_else(|| Order::new(id.clone()));
             let expected_version = order.version;
+            let watched = watch::watches(&order);
             if !order.set_info(info.clone()) {
                 return Ok(None);
             }
@@ -229,7 +243,7 @@ impl<'a> Ledger<'a> {
                 releases: Vec::new(),
                 taking: None,
                 directory,
-                projections: projections(&order),
+                projections: projections(&order, &watched, now_ms()),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -478,7 +492,7 @@ mod tests {
     fn projections_follow_the_order() {
         let mut order = Order::new(OrderId::parse("7001").unwrap());
         order.set_info(OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB));
-        let p = projections(&order);
+        let p = projections(&order, &BTreeMap::new(), 1);
         assert!(p.open.is_some(), "an unpaid order can receive money");
         assert_eq!(p.unmatched, UnmatchedRow::NotUnmatched);
         assert!(!p.awaiting_reference);
@@ -486,7 +500,7 @@ mod tests {
             .apply(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
             .unwrap();
         assert!(
-            projections(&order).open.is_none(),
+            projections(&order, &BTreeMap::new(), 1).open.is_none(),
             "a paid order takes no more"
         );
     }

@@ -9,4 +9,5 @@ pub mod outbox_sweeper;
 pub mod refund_chargeback;
 pub mod resolve;
 pub mod statement_pull;
+pub mod status_sync;
 pub mod store_sync;

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::app::ledger::{Ledger, LedgerError};
+use crate::app::ledger::{Ledger, LedgerError, Recorded};
 use crate::domain::{
     is_acquirer, moved_to, moved_to_link, DirectoryEntry, FactId, FactKind, Lookup, OrderId,
     PaymentFact, PaymentRef, Source, StoreReference,
@@ -60,6 +60,29 @@ pub async fn described_order(
                 .map(|o| o.id))
         }
     }
+}
+
+/// Record an acquirer's fact (a notification, or the same fact read from its status API) on the order its money
+/// belongs to: where the payment already is, else the store order its reference names ([`at_notification`]), else
+/// its `unmatched:` order, where it waits for store-sync to resolve it.
+pub async fn record_acquirer_fact(
+    ledger: &Ledger<'_>,
+    store: &dyn LedgerStore,
+    directory: &dyn StoreDirectory,
+    mut fact: PaymentFact,
+) -> Result<Recorded, LedgerError> {
+    if fact.order_id.is_unmatched() {
+        if let Some(order) = at_notification(store, directory, &fact).await? {
+            fact = fact.on_order(order);
+        } else if let Some(r) = &fact.reference {
+            info!(reference = %r, order = %fact.order_id, "reference names no known store order yet; the money waits for store-sync");
+        }
+    }
+    let recorded = ledger.record(&fact).await?;
+    if let Recorded::Duplicate = recorded {
+        info!(fact_id = %fact.id, "already recorded");
+    }
+    Ok(recorded)
 }
 
 /// Where a notification's money goes when it arrives: its current holder, or the order its reference names in

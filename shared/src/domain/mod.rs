@@ -11,6 +11,7 @@ pub mod reference;
 pub mod refund;
 pub mod refund_status;
 pub mod settlement;
+pub mod watch;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{

@@ -272,6 +272,10 @@ pub struct StorePaymentInfo {
     pub ps_invoice_id: Option<String>,
     #[serde(default)]
     pub paid: bool,
+    /// The acquirer the payment was started at, when its pay system is an acquirer's entry of
+    /// `BITRIX_PAY_SYSTEMS` (status-sync asks it about `ps_invoice_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquirer: Option<super::fact::Source>,
 }
 
 /// The directory entries an order the store described answers: its number, and per payment its id, account
@@ -445,6 +449,7 @@ mod tests {
             pay_system_id: Some("3".into()),
             ps_invoice_id: Some("7c1f".into()),
             paid: false,
+            acquirer: None,
         };
         let keys: Vec<String> = directory_entries("1042", Some("1042"), &[p])
             .into_iter()

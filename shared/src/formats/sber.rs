@@ -109,6 +109,9 @@ impl Params {
 /// Amounts from the gateway's `getOrderStatusExtended.do`, asked when a callback does not carry them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GatewayStatus {
+    /// `orderStatus`: `0` registered, not paid; `1` pre-authorised (held); `2` paid; `3` authorisation cancelled;
+    /// `4` refunded; `5` ACS authentication started; `6` declined (reference §2.3).
+    pub order_status: Option<i64>,
     pub order_number: Option<String>,
     pub currency: Option<Currency>,
     pub amount: Option<i64>,
@@ -261,6 +264,49 @@ impl Callback {
             .referring(reference),
         ))
     }
+}
+
+/// The facts the gateway's callbacks would have brought for an order in the state `getOrderStatusExtended.do`
+/// reports, with the same fact ids (each is built as that callback, its amounts filled from `status`), and whether
+/// the order is settled (nothing more happens by itself):
+///
+/// | `orderStatus` | facts | settled |
+/// |---|---|---|
+/// | `1` held | `approved` | no (captured or released later) |
+/// | `2` paid | `deposited`, and `refunded` with the cumulative total when `refundedAmount` > 0 | yes |
+/// | `3` released | `reversed` | yes |
+/// | `4` refunded | `deposited`, `refunded` (total) | yes |
+/// | `6` declined | `declinedByTimeout` (a failed attempt) | yes |
+/// | `0`, `5`, absent | none | no |
+pub fn status_facts(
+    md_order: &str,
+    status: &GatewayStatus,
+    rules: &[RefRule],
+    now_ms: i64,
+) -> Result<(Vec<PaymentFact>, bool), SberError> {
+    let (operations, settled): (&[&str], bool) = match status.order_status {
+        Some(1) => (&["approved"], false),
+        Some(2) if status.refunded.is_some_and(|r| r > 0) => (&["deposited", "refunded"], true),
+        Some(2) => (&["deposited"], true),
+        Some(3) => (&["reversed"], true),
+        Some(4) => (&["deposited", "refunded"], true),
+        Some(6) => (&["declinedByTimeout"], true),
+        _ => (&[], false),
+    };
+    let mut facts = Vec::new();
+    for operation in operations {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query
+            .append_pair("mdOrder", md_order)
+            .append_pair("operation", operation)
+            .append_pair("status", "1");
+        if let Some(number) = &status.order_number {
+            query.append_pair("orderNumber", number);
+        }
+        let callback = Callback::from_params(Params::parse(query.finish().as_bytes())?)?;
+        facts.extend(callback.to_fact(Some(status), rules, now_ms)?);
+    }
+    Ok((facts, settled))
 }
 
 /// What identifies a callback: `(mdOrder, operation, status)`, plus the cumulative refunded total for refunds (one
@@ -418,5 +464,60 @@ mod tests {
             Params::parse(b"mdOrder=m1&operation=approved&status=2").unwrap()
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_gateway_status_gives_the_facts_its_callbacks_would_have() {
+        let rules = [RefRule::Order];
+        let status = |order_status: i64, refunded: Option<i64>| GatewayStatus {
+            order_status: Some(order_status),
+            order_number: Some("2003".into()),
+            currency: Some(Currency::RUB),
+            amount: Some(500_000),
+            approved: Some(500_000),
+            deposited: Some(500_000),
+            refunded,
+        };
+        let md = "06cf5599-3f17-7c86-bdbc-bd7d00a8b38b";
+        let (paid, settled) = status_facts(md, &status(2, None), &rules, 1).unwrap();
+        assert!(settled);
+        let callback = Callback::from_params(
+            Params::parse(
+                format!("mdOrder={md}&operation=deposited&orderNumber=2003&status=1&amount=500000")
+                    .as_bytes(),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .to_fact(None, &rules, 2)
+        .unwrap()
+        .unwrap();
+        assert_eq!(paid.len(), 1);
+        assert_eq!((&paid[0].id, &paid[0].kind), (&callback.id, &callback.kind));
+        assert_eq!(paid[0].reference, callback.reference);
+        let (refunded, _) = status_facts(md, &status(2, Some(150_000)), &rules, 1).unwrap();
+        assert_eq!(
+            refunded
+                .iter()
+                .map(|f| f.id.as_str().to_owned())
+                .collect::<Vec<_>>(),
+            [
+                format!("sber#{md}#deposited#1"),
+                format!("sber#{md}#refunded#1#150000")
+            ]
+        );
+        let (held, settled) = status_facts(md, &status(1, None), &rules, 1).unwrap();
+        assert_eq!(
+            (held[0].kind.clone(), settled),
+            (FactKind::Authorization { amount: 500_000 }, false)
+        );
+        for waiting in [0, 5] {
+            assert_eq!(
+                status_facts(md, &status(waiting, None), &rules, 1).unwrap(),
+                (Vec::new(), false)
+            );
+        }
+        let (declined, settled) = status_facts(md, &status(6, None), &rules, 1).unwrap();
+        assert!(settled && matches!(declined[0].kind, FactKind::FailedAttempt { .. }));
     }
 }

@@ -191,22 +191,22 @@ pub fn cancel_request(
     amount: i64,
     external_request_id: &str,
 ) -> serde_json::Value {
-    let fields: BTreeMap<String, String> = [
-        ("TerminalKey", terminal_key.to_owned()),
-        ("PaymentId", payment_id.to_owned()),
-        ("Amount", amount.to_string()),
-        ("ExternalRequestId", external_request_id.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    serde_json::json!({
-        "TerminalKey": terminal_key,
-        "PaymentId": payment_id,
-        "Amount": amount,
-        "ExternalRequestId": external_request_id,
-        "Token": token(&fields, password),
-    })
+    signed(
+        serde_json::json!({
+            "TerminalKey": terminal_key,
+            "PaymentId": payment_id,
+            "Amount": amount,
+            "ExternalRequestId": external_request_id,
+        }),
+        password,
+    )
+}
+
+/// A request body with its `Token`, computed over its root scalars exactly as a notification's (§4.2).
+fn signed(mut body: serde_json::Value, password: &str) -> serde_json::Value {
+    let fields = canonical_fields(body.to_string().as_bytes()).unwrap_or_default();
+    body["Token"] = token(&fields, password).into();
+    body
 }
 
 /// What is left of the payment after a `Cancel`, as its answer says: `NewAmount`, or 0 for `REFUNDED` (full);
@@ -248,6 +248,95 @@ pub fn cancel_fact(
         },
         now_ms,
     )?))
+}
+
+/// The signed body of `POST /v2/GetState` (EACQ protocol v1.8 §2.11: `TerminalKey`, `PaymentId`, `Token`).
+pub fn get_state_request(
+    terminal_key: &str,
+    password: &str,
+    payment_id: &str,
+) -> serde_json::Value {
+    signed(
+        serde_json::json!({"TerminalKey": terminal_key, "PaymentId": payment_id}),
+        password,
+    )
+}
+
+/// The answer of `POST /v2/GetState` (§2.11, table 2.11.2). `Success` is the request's, not the payment's.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StateResponse {
+    pub success: bool,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub error_code: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub payment_id: String,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub order_id: String,
+    /// "Сумма операции в копейках": the payment's current amount, as in notifications.
+    #[serde(default)]
+    pub amount: Option<i64>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Statuses after which nothing more happens to the payment by itself (table 2.11.3 and §2.2): paid, released,
+/// refunded, or failed. `AUTHORIZED` is not among them: a held payment is still captured or released.
+pub fn is_final_status(status: &str) -> bool {
+    matches!(
+        status,
+        "CONFIRMED"
+            | "REVERSED"
+            | "PARTIAL_REVERSED"
+            | "REFUNDED"
+            | "PARTIAL_REFUNDED"
+            | "REJECTED"
+            | "AUTH_FAIL"
+            | "DEADLINE_EXPIRED"
+            | "CANCELED"
+    )
+}
+
+/// Statuses T-Bank notifies with `Success: false` (the operation failed), so a status read by `GetState` gets the
+/// same fact id as its notification (`<PaymentId>#<Status>#failed`).
+fn failed_status(status: &str) -> bool {
+    matches!(status, "REJECTED" | "AUTH_FAIL" | "DEADLINE_EXPIRED")
+}
+
+/// The fact `GetState`'s answer is, the same fact (same id) the payment's notification of that status would be;
+/// `None` while the payment is in an intermediate or not-yet-paid status (`NEW`, `FORM_SHOWED`, `AUTHORIZING`,
+/// `CONFIRMING`, `REFUNDING`, `ASYNC_REFUNDING`, …). A refused request (`Success: false`) is an error.
+pub fn state_fact(
+    resp: &StateResponse,
+    terminal_key: &str,
+    rules: &[RefRule],
+    now_ms: i64,
+) -> Result<Option<PaymentFact>, TbankError> {
+    if !resp.success {
+        return Err(TbankError::Malformed(format!(
+            "GetState refused: ErrorCode {} {}",
+            resp.error_code,
+            resp.message.as_deref().unwrap_or("")
+        )));
+    }
+    if !(is_final_status(&resp.status) || resp.status == "AUTHORIZED") {
+        return Ok(None);
+    }
+    let amount = resp
+        .amount
+        .ok_or_else(|| TbankError::Malformed("GetState answered without Amount".into()))?;
+    let note = Notification {
+        terminal_key: terminal_key.to_owned(),
+        order_id: resp.order_id.clone(),
+        success: !failed_status(&resp.status),
+        status: resp.status.clone(),
+        payment_id: resp.payment_id.clone(),
+        error_code: resp.error_code.clone(),
+        amount,
+    };
+    to_fact(&note, rules, now_ms)
 }
 
 /// Map a verified notification to a fact; `None` for statuses that move no money (`NEW`, `FORM_SHOWED`, …).
@@ -487,5 +576,74 @@ mod tests {
         );
         assert_eq!(cancel_remaining(&answer("REFUNDING", None)), None);
         assert_eq!(cancel_remaining(&answer("REFUNDED", None)), Some(0));
+    }
+
+    #[test]
+    fn get_state_gives_the_notifications_fact_and_waits_on_intermediate_statuses() {
+        let answer = |status: &str, amount: i64| StateResponse {
+            success: true,
+            error_code: "0".into(),
+            status: status.into(),
+            payment_id: "8742591".into(),
+            order_id: "IM-00392".into(),
+            amount: Some(amount),
+            message: None,
+        };
+        let rules = [RefRule::OrderNumber];
+        let polled = state_fact(&answer("CONFIRMED", 150_000), "T", &rules, 1)
+            .unwrap()
+            .unwrap();
+        let notified = to_fact(
+            &Notification {
+                terminal_key: "T".into(),
+                order_id: "IM-00392".into(),
+                success: true,
+                status: "CONFIRMED".into(),
+                payment_id: "8742591".into(),
+                error_code: "0".into(),
+                amount: 150_000,
+            },
+            &rules,
+            2,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (polled.id.as_str(), &polled.kind),
+            (notified.id.as_str(), &notified.kind)
+        );
+        assert_eq!(polled.reference, notified.reference);
+        for waiting in [
+            "NEW",
+            "FORM_SHOWED",
+            "AUTHORIZING",
+            "CONFIRMING",
+            "ASYNC_REFUNDING",
+        ] {
+            assert_eq!(
+                state_fact(&answer(waiting, 150_000), "T", &rules, 1).unwrap(),
+                None
+            );
+        }
+        let rejected = state_fact(&answer("REJECTED", 150_000), "T", &rules, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rejected.id.as_str(), "tbank#8742591#REJECTED#failed");
+        let partial = state_fact(&answer("PARTIAL_REFUNDED", 100_000), "T", &rules, 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(partial.id.as_str(), "tbank#8742591#PARTIAL_REFUNDED#100000");
+        let mut refused = answer("NEW", 0);
+        refused.success = false;
+        refused.error_code = "7".into();
+        assert!(state_fact(&refused, "T", &rules, 1).is_err());
+    }
+
+    #[test]
+    fn get_state_requests_are_signed_like_every_request() {
+        let body = get_state_request("TinkoffBankTest", "secret", "10063");
+        let fields = canonical_fields(body.to_string().as_bytes()).unwrap();
+        assert_eq!(body["Token"], token(&fields, "secret"));
+        assert_eq!(body["PaymentId"], "10063");
     }
 }

@@ -153,6 +153,32 @@ pub struct RefundConfig {
     pub yookassa: Option<AcquirerApi>,
 }
 
+/// An acquirer as status-sync asks it: its API, and how its references name store orders (the same rules the
+/// acquirer's notifications are read with, so a status read gives the notification's fact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquirerStatus {
+    pub api: AcquirerApi,
+    /// `*_REFERENCE`.
+    pub reference: Vec<RefRule>,
+    /// YooKassa only: `YOOKASSA_ORDER_KEYS`.
+    pub order_keys: Vec<String>,
+}
+
+/// Settings of `status-sync`. An acquirer whose API is not configured is not asked; its questions wait and are
+/// given up like unanswered ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSyncConfig {
+    pub ledger: LedgerConfig,
+    pub tbank: Option<AcquirerStatus>,
+    pub sber: Option<AcquirerStatus>,
+    pub yookassa: Option<AcquirerStatus>,
+    /// `STATUS_SYNC_CALLS_PER_RUN` (default 60): status calls per acquirer per run, inside the acquirers' rate
+    /// limits; what is left waits for the next run.
+    pub calls_per_run: usize,
+    /// `STATUS_SYNC_GIVE_UP_DAYS` (default 30): after this a question is given up and flagged `status_unknown`.
+    pub give_up_days: i64,
+}
+
 /// Settings of `statement-pull`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementPullConfig {
@@ -201,6 +227,16 @@ pub struct PushConfig {
     pub status_map: std::collections::BTreeMap<String, String>,
     /// `STORE_HOOKS`: signed POSTs on order state transitions (e.g. reserve stock in 1C when an order is paid).
     pub hooks: Vec<Hook>,
+}
+
+impl PushConfig {
+    /// The acquirer whose entry of `BITRIX_PAY_SYSTEMS` is `pay_system_id` (the store's payment was started there).
+    pub fn acquirer_of(&self, pay_system_id: &str) -> Option<Source> {
+        self.pay_systems
+            .iter()
+            .filter(|(_, id)| id.as_str() == pay_system_id)
+            .find_map(|(name, _)| Source::parse(name).filter(|s| s.is_acquirer()))
+    }
 }
 
 /// An outbound hook: `{"url":"https://…","on":["paid"],"secret":"…"}`.
@@ -601,6 +637,47 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.
+    pub fn status_sync(&self) -> Result<StatusSyncConfig, ConfigError> {
+        let status = |acquirer: Source, reference: &'static str, default: &str| {
+            self.acquirer_api(acquirer)?
+                .map(|api| {
+                    Ok::<_, ConfigError>(AcquirerStatus {
+                        api,
+                        reference: self.reference(reference, default)?,
+                        order_keys: Vec::new(),
+                    })
+                })
+                .transpose()
+        };
+        let mut yookassa = status(
+            Source::Yookassa,
+            "YOOKASSA_REFERENCE",
+            DEFAULT_YOOKASSA_REFERENCE,
+        )?;
+        if let Some(y) = yookassa.as_mut() {
+            y.order_keys = self.order_keys();
+        }
+        let calls_per_run = self.count("STATUS_SYNC_CALLS_PER_RUN", 60)?;
+        Ok(StatusSyncConfig {
+            ledger: self.ledger()?,
+            tbank: status(Source::Tbank, "TBANK_REFERENCE", DEFAULT_TBANK_REFERENCE)?,
+            sber: status(Source::Sber, "SBER_REFERENCE", DEFAULT_SBER_REFERENCE)?,
+            yookassa,
+            calls_per_run: usize::try_from(calls_per_run).unwrap_or(usize::MAX),
+            give_up_days: self.count("STATUS_SYNC_GIVE_UP_DAYS", 30)?,
+        })
+    }
+
+    /// `YOOKASSA_ORDER_KEYS`: metadata keys that may carry the store's order, tried in order.
+    fn order_keys(&self) -> Vec<String> {
+        self.get("YOOKASSA_ORDER_KEYS")
+            .unwrap_or_else(|| DEFAULT_YOOKASSA_ORDER_KEYS.to_owned())
+            .split(',')
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect()
+    }
+
     pub fn refund_chargeback(&self) -> Result<RefundConfig, ConfigError> {
         Ok(RefundConfig {
             ledger: self.ledger()?,
@@ -692,13 +769,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 api,
                 verify,
                 trusted_networks,
-                order_keys: self
-                    .get("YOOKASSA_ORDER_KEYS")
-                    .unwrap_or_else(|| DEFAULT_YOOKASSA_ORDER_KEYS.to_owned())
-                    .split(',')
-                    .map(|k| k.trim().to_owned())
-                    .filter(|k| !k.is_empty())
-                    .collect(),
+                order_keys: self.order_keys(),
                 reference: self.reference("YOOKASSA_REFERENCE", DEFAULT_YOOKASSA_REFERENCE)?,
             })
         } else {
@@ -959,6 +1030,7 @@ mod tests {
         e.utc_offset_minutes().unwrap();
         assert_eq!(e.statement_pull().unwrap().sources.len(), 1);
         e.sweeper().unwrap();
+        e.status_sync().unwrap();
         let store = e.store_sync().unwrap();
         assert_eq!(
             store.push.pay_systems.get("default").map(String::as_str),

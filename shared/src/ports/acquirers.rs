@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::{Currency, OrderId, PaymentFact, PaymentRef, Source};
 use crate::formats::sber::GatewayStatus;
+use crate::formats::tbank::StateResponse;
 use crate::formats::yookassa::{Payment, Refund};
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,13 @@ pub trait YooKassaApi: Send + Sync {
     async fn payment(&self, id: &str) -> Result<Option<Payment>, ProviderError>;
     /// `GET /refunds/{id}`; `None` when YooKassa does not know the id.
     async fn refund(&self, id: &str) -> Result<Option<Refund>, ProviderError>;
+}
+
+/// T-Bank's acquiring API as status-sync asks it.
+#[async_trait]
+pub trait TbankApi: Send + Sync {
+    /// `POST /v2/GetState` for a payment (`PaymentId`); the answer as T-Bank gave it (`Success: false` included).
+    async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError>;
 }
 
 #[async_trait]

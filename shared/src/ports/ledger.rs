@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use super::StoreError;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::Taking;
+use crate::domain::watch::WatchEntry;
 use crate::domain::{DirectoryEntry, Order, OrderEvent, OrderId, PaymentFact, PaymentRef};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,10 @@ pub struct Projections {
     /// An `unmatched:` order whose acquirer money still waits for its reference: kept in the waiting list until
     /// [`super::StoreDirectory::forget_unresolved`] drops it.
     pub awaiting_reference: bool,
+    /// Questions for status-sync this change opens (kept with their schedule) …
+    pub watch_opened: Vec<WatchEntry>,
+    /// … and the keys of the ones it closes (the money settled; see `domain::watch`).
+    pub watch_closed: Vec<String>,
 }
 
 /// An order's row among the unmatched receipts.

@@ -18,7 +18,7 @@ pub use cursors::{Cursors, MarkerKind, Markers};
 pub use events::{EventPublisher, PublishError};
 pub use exchange::{ExchangeSession, ExchangeStore, ImportProgress};
 pub use ledger::{Claim, Commit, CommitError, LedgerStore, Projections, UnmatchedRow};
-pub use read_models::{Feed1c, OrderViews, StoreDirectory, Takings};
+pub use read_models::{Feed1c, OrderViews, StoreDirectory, Takings, Watchlist};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

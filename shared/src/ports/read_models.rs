@@ -1,13 +1,14 @@
 //! Read models the ledger keeps in the same transaction as every change ([`super::Projections`]), each read by the
 //! use case it exists for: statement matching and 1C allocation ([`OrderViews`]), acquirer payout reconciliation
-//! ([`Takings`]), 1C's `query` feed ([`Feed1c`]) and the store's directory of orders and payments
-//! ([`StoreDirectory`]).
+//! ([`Takings`]), 1C's `query` feed ([`Feed1c`]), the store's directory of orders and payments
+//! ([`StoreDirectory`]) and the questions status-sync asks the acquirers ([`Watchlist`]).
 
 use async_trait::async_trait;
 
 use super::StoreError;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
+use crate::domain::watch::WatchEntry;
 use crate::domain::{DirectoryEntry, OrderId, Source};
 
 /// What bank money can be matched to, and the money that matched nothing.
@@ -48,4 +49,23 @@ pub trait StoreDirectory: Send + Sync {
     /// half-way is finished by the next run.
     async fn unresolved(&self, limit: usize) -> Result<Vec<OrderId>, StoreError>;
     async fn forget_unresolved(&self, order: &OrderId) -> Result<(), StoreError>;
+}
+
+/// The questions status-sync asks the acquirers (`domain::watch`): opened and closed by the ledger's commits
+/// ([`super::Projections`]), scheduled and settled by status-sync.
+#[async_trait]
+pub trait Watchlist: Send + Sync {
+    /// Open a question outside an order change (a callback whose amount is owed); one already open keeps its
+    /// schedule.
+    async fn watch(&self, entry: &WatchEntry) -> Result<(), StoreError>;
+    /// Questions due at `now_ms` (ms since the epoch), at most `limit`, the longest waiting first.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<WatchEntry>, StoreError>;
+    /// Asked again at `due_ms`; `checks` answers so far.
+    async fn reschedule(&self, key: &str, due_ms: i64, checks: u32) -> Result<(), StoreError>;
+    /// The answer settled it (or the ledger already knows).
+    async fn close(&self, key: &str) -> Result<(), StoreError>;
+    /// Nobody could learn the outcome in time: closed here and kept for a person as `status_unknown`.
+    async fn give_up(&self, entry: &WatchEntry) -> Result<(), StoreError>;
+    /// The questions given up, for a person.
+    async fn status_unknown(&self, limit: usize) -> Result<Vec<WatchEntry>, StoreError>;
 }

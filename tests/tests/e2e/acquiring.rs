@@ -282,18 +282,10 @@ async fn sber_asks_the_gateway_when_the_callback_has_no_amount() {
         .mount(&env.sber_api)
         .await;
     let params = "mdOrder=12b59da8-f68f-7c8d-12b5-9da8000826ea&operation=deposited&orderNumber=7008&status=1";
-    let checksum = {
-        use hmac::Mac;
-        let p = shared::formats::sber::Params::parse(params.as_bytes()).expect("params");
-        let mut mac =
-            hmac::Hmac::<sha2::Sha256>::new_from_slice(SBER_TOKEN.as_bytes()).expect("key");
-        mac.update(p.signed_string().as_bytes());
-        hex::encode_upper(mac.finalize().into_bytes())
-    };
     let req = function_url_request(
         "GET",
         "/sber",
-        &format!("{params}&checksum={checksum}"),
+        &shared::testing::sber_sign(params, SBER_TOKEN),
         None,
         b"",
         "194.54.14.1",

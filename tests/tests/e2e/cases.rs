@@ -278,16 +278,7 @@ async fn a_pay_system_that_is_not_the_payments_does_not_resolve_it() {
     c.set_page(CASE_02, "store-orders.json");
     c.add_payments(CASE_02, "store-payment-1187.json");
     c.pull().await;
-    let sign = |params: &str| {
-        let p = shared::formats::sber::Params::parse(params.as_bytes()).expect("params");
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"k").expect("key");
-        mac.update(p.signed_string().as_bytes());
-        format!(
-            "{params}&checksum={}",
-            hex::encode_upper(mac.finalize().into_bytes())
-        )
-    };
+    let sign = |params: &str| shared::testing::sber_sign(params, "k");
     let q = sign(
         "mdOrder=aa-1&orderNumber=1187_5&operation=deposited&status=1&amount=148050&currency=643",
     );

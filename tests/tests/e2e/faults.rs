@@ -5,9 +5,13 @@ use paysync_e2e::faults::{report, run, Fault, Outcome, Scenario};
 
 /// Run `fault` on a small load; the invariants must hold. Returns the outcome for fault-specific checks.
 async fn holds(fault: Fault, seed: u64) -> Outcome {
+    holds_with(fault, seed, 12).await
+}
+
+async fn holds_with(fault: Fault, seed: u64, orders: usize) -> Outcome {
     let out = run(Scenario {
         fault,
-        orders: 12,
+        orders,
         concurrency: 16,
         seed,
     })
@@ -56,4 +60,27 @@ async fn invariants_hold_under_a_duplicate_storm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invariants_hold_with_skewed_clocks_and_reordered_sources() {
     holds(Fault::ClockSkew, 7).await;
+}
+
+/// Issue #16: 100 orders paid at T-Bank, every notification lost; status-sync asks and each is paid exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invariants_hold_when_every_notification_is_lost() {
+    let out = holds_with(Fault::LostNotifications, 7, 100).await;
+    assert_eq!(
+        (out.deliveries, out.polled),
+        (0, 200),
+        "every payment learned from GetState"
+    );
+    println!(
+        "status-sync asked about 200 payments and recorded them in {:?}",
+        out.status_sync
+    );
+}
+
+/// Issue #16: half the notifications come before status-sync runs, half after: each a duplicate or a status
+/// status-sync never saw, nothing counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invariants_hold_when_half_the_notifications_come_late() {
+    let out = holds_with(Fault::LateNotifications, 9, 20).await;
+    assert!(out.polled > 0, "status-sync recorded what had not come yet");
 }

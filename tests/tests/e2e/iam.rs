@@ -3,13 +3,14 @@
 
 use paysync_e2e::iam::{actions_of, assert_granted, granted};
 
-const FUNCTIONS: [&str; 6] = [
+const FUNCTIONS: [&str; 7] = [
     "AcquiringCallbackFunction",
     "Exchange1cFunction",
     "StatementPullFunction",
     "RefundChargebackFunction",
     "StoreSyncFunction",
     "OutboxSweeperFunction",
+    "StatusSyncFunction",
 ];
 
 #[test]

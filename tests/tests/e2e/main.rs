@@ -11,4 +11,5 @@ mod iam;
 mod process_kill;
 mod refund_chargeback;
 mod statement_pull;
+mod status_sync;
 mod store_sync;

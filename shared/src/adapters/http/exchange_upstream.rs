@@ -36,7 +36,9 @@ fn failed(e: &reqwest::Error) -> UpstreamError {
 #[async_trait]
 impl ExchangeUpstream for HttpExchangeUpstream {
     async fn relay(&self, call: UpstreamCall<'_>) -> Result<Relayed, UpstreamError> {
+        // 1C's query joins one the configured URL may already have.
         let url = match call.query {
+            Some(q) if self.url.contains('?') => format!("{}&{q}", self.url),
             Some(q) => format!("{}?{q}", self.url),
             None => self.url.clone(),
         };

@@ -19,7 +19,17 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 pub struct HttpHooks {
-    pub client: reqwest::Client,
+    client: reqwest::Client,
+}
+
+impl HttpHooks {
+    /// Redirects are not followed: a receiver that redirects did not take the hook (a followed 302 would turn the
+    /// POST into an empty GET whose 200 looks like delivery), so it is refused and sent again.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        Ok(HttpHooks {
+            client: super::client_with(std::time::Duration::from_secs(6), false)?,
+        })
+    }
 }
 
 #[async_trait]
@@ -73,16 +83,15 @@ mod tests {
     }
 
     async fn send(url: &str) -> Result<(), HookError> {
-        HttpHooks {
-            client: crate::adapters::http::client().unwrap(),
-        }
-        .send(Hook {
-            url,
-            secret: &Secret::new("hook-secret"),
-            event_id: "7001#paid",
-            body: BODY,
-        })
-        .await
+        HttpHooks::new()
+            .unwrap()
+            .send(Hook {
+                url,
+                secret: &Secret::new("hook-secret"),
+                event_id: "7001#paid",
+                body: BODY,
+            })
+            .await
     }
 
     #[tokio::test]
@@ -129,6 +138,37 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_receiver_that_redirects_did_not_take_the_hook() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(302)
+                    .insert_header("location", format!("{}/moved", server.uri())),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        assert_eq!(
+            send(&format!("{}/hs/reserve", server.uri())).await,
+            Err(HookError::Refused {
+                event_id: "7001#paid".into(),
+                status: 302
+            })
+        );
+        let gets = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.method.as_str() == "GET")
+            .count();
+        assert_eq!(gets, 0, "the redirect was not followed");
     }
 
     #[tokio::test]

@@ -125,6 +125,23 @@ pub(crate) async fn body(
         })
 }
 
+/// A provider's JSON answer: refused or unavailable by its status ([`by_status`]), else its body read (capped)
+/// and parsed.
+pub(crate) async fn json_answer<T: serde::de::DeserializeOwned>(
+    provider: &'static str,
+    resp: reqwest::Response,
+) -> Result<T, ProviderError> {
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(by_status(provider, status));
+    }
+    let bytes = body(provider, resp).await?;
+    serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed {
+        provider,
+        reason: e.to_string(),
+    })
+}
+
 pub(crate) fn by_status(provider: &'static str, status: StatusCode) -> ProviderError {
     match classify(status) {
         Verdict::Transient => ProviderError::Unavailable {

@@ -9,7 +9,7 @@ use super::{refund_answer, refund_error, refund_transport};
 use crate::platform::config::Secret;
 use crate::ports::acquirers::{RefundCall, RefundError, RefundGateway, RefundOutcome};
 
-use super::{body, by_status, transport};
+use super::{json_answer, transport};
 use crate::domain::Currency;
 use crate::formats::sber::{self, GatewayStatus};
 use crate::ports::acquirers::{ProviderError, SberGateway};
@@ -37,6 +37,8 @@ impl HttpSberGateway {
 struct StatusExtended {
     #[serde(default)]
     error_code: Option<String>,
+    #[serde(default)]
+    order_status: Option<i64>,
     #[serde(default)]
     order_number: Option<String>,
     #[serde(default)]
@@ -73,16 +75,7 @@ impl SberGateway for HttpSberGateway {
             .send()
             .await
             .map_err(|e| transport(P, &e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(by_status(P, status));
-        }
-        let bytes = body(P, resp).await?;
-        let body: StatusExtended =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Malformed {
-                provider: P,
-                reason: e.to_string(),
-            })?;
+        let body: StatusExtended = json_answer(P, resp).await?;
         if let Some(code) = body.error_code.as_deref().filter(|c| *c != "0") {
             return Err(ProviderError::Malformed {
                 provider: P,
@@ -91,6 +84,7 @@ impl SberGateway for HttpSberGateway {
         }
         let info = body.payment_amount_info;
         Ok(GatewayStatus {
+            order_status: body.order_status,
             order_number: body.order_number,
             currency: body
                 .currency
@@ -249,6 +243,7 @@ mod tests {
         assert_eq!(
             status,
             GatewayStatus {
+                order_status: Some(4),
                 order_number: Some("7001_1".into()),
                 currency: Some(Currency::RUB),
                 amount: Some(500_000),

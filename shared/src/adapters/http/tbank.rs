@@ -1,14 +1,57 @@
-//! T-Bank's acquiring API (`/v2`): refunds through `Cancel`.
+//! T-Bank's acquiring API (`/v2`, EACQ protocol v1.8): payment status through `GetState` (§2.11), refunds through
+//! `Cancel` (§2.10). Every request is Token-signed like a notification.
 
 use async_trait::async_trait;
 
-use super::{refund_answer, refund_transport};
+use super::{json_answer, refund_answer, refund_transport, transport};
+use crate::formats::tbank::{self, StateResponse};
 use crate::platform::config::Secret;
 use crate::ports::acquirers::{
-    idempotency_key, RefundCall, RefundError, RefundGateway, RefundOutcome,
+    idempotency_key, ProviderError, RefundCall, RefundError, RefundGateway, RefundOutcome, TbankApi,
 };
 
-use crate::formats::tbank;
+/// T-Bank `POST /v2/GetState`.
+pub struct HttpTbank {
+    client: reqwest::Client,
+    api_url: String,
+    terminal_key: String,
+    password: Secret,
+}
+
+impl HttpTbank {
+    pub fn new(
+        client: reqwest::Client,
+        api_url: &str,
+        terminal_key: &str,
+        password: Secret,
+    ) -> Self {
+        HttpTbank {
+            client,
+            api_url: api_url.trim_end_matches('/').to_owned(),
+            terminal_key: terminal_key.to_owned(),
+            password,
+        }
+    }
+}
+
+#[async_trait]
+impl TbankApi for HttpTbank {
+    async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError> {
+        const P: &str = "T-Bank";
+        let resp = self
+            .client
+            .post(format!("{}/GetState", self.api_url))
+            .json(&tbank::get_state_request(
+                &self.terminal_key,
+                self.password.expose(),
+                payment_id,
+            ))
+            .send()
+            .await
+            .map_err(|e| transport(P, &e))?;
+        json_answer(P, resp).await
+    }
+}
 
 /// T-Bank `POST /v2/Cancel`, Token-signed, `ExternalRequestId` = the idempotency key.
 pub struct TbankRefunds {
@@ -309,5 +352,64 @@ mod tests {
             matches!(&out, Err(RefundError::Permanent(r)) if r.contains("status CONFIRMED")),
             "{out:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn get_state_is_signed_and_the_answer_read_as_t_bank_gave_it() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/v2/GetState"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "TerminalKey": TERMINAL, "OrderId": "21057", "Success": true, "Status": "CONFIRMED",
+                "PaymentId": 10063, "ErrorCode": "0", "Amount": 1000})))
+            .mount(&server)
+            .await;
+        let api = HttpTbank::new(
+            crate::adapters::http::client().unwrap(),
+            &format!("{}/v2/", server.uri()),
+            TERMINAL,
+            Secret::new(PASSWORD),
+        );
+        let state = api.get_state("10063").await.unwrap();
+        assert_eq!(
+            (
+                state.status.as_str(),
+                state.payment_id.as_str(),
+                state.order_id.as_str(),
+                state.amount
+            ),
+            ("CONFIRMED", "10063", "21057", Some(1000))
+        );
+        let sent: Value =
+            serde_json::from_slice(&server.received_requests().await.unwrap()[0].body).unwrap();
+        let fields = tbank::canonical_fields(sent.to_string().as_bytes()).unwrap();
+        assert_eq!(sent["Token"], tbank::token(&fields, PASSWORD));
+        assert_eq!(
+            (sent["TerminalKey"].as_str(), sent["PaymentId"].as_str()),
+            (Some(TERMINAL), Some("10063"))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_busy_get_state_is_unavailable_and_a_refusal_refused() {
+        for (status, busy) in [(503, true), (429, true), (403, false)] {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(status))
+                .mount(&server)
+                .await;
+            let api = HttpTbank::new(
+                crate::adapters::http::client().unwrap(),
+                &format!("{}/v2", server.uri()),
+                TERMINAL,
+                Secret::new(PASSWORD),
+            );
+            let e = api.get_state("10063").await.unwrap_err();
+            assert_eq!(
+                matches!(e, ProviderError::Unavailable { .. }),
+                busy,
+                "{status}: {e}"
+            );
+        }
     }
 }

@@ -8,7 +8,7 @@ use crate::ports::acquirers::{
     idempotency_key, RefundCall, RefundError, RefundGateway, RefundOutcome,
 };
 
-use super::{body, by_status, transport};
+use super::{json_answer, transport};
 use crate::domain::money::format_minor;
 use crate::formats::yookassa::{self, Payment, Refund};
 use crate::ports::acquirers::{ProviderError, YooKassaApi};
@@ -46,20 +46,10 @@ impl HttpYooKassa {
             .send()
             .await
             .map_err(|e| transport(P, &e))?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        if !status.is_success() {
-            return Err(by_status(P, status));
-        }
-        let bytes = body(P, resp).await?;
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ProviderError::Malformed {
-                provider: P,
-                reason: e.to_string(),
-            })
+        json_answer(P, resp).await.map(Some)
     }
 }
 

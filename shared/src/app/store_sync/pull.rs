@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::{info, warn};
 
-use super::{call_with_backoff, BitrixLookup, StoreDeps};
+use super::{call_with_backoff, BitrixLookup, PushConfig, StoreDeps};
 use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::{Currency, OrderId, OrderInfo};
 use crate::formats::bitrix::{self, BitrixError, StoreOrder};
@@ -96,6 +96,7 @@ fn info_for(
     o: &StoreOrder,
     details: Option<&bitrix::StoreOrderDetails>,
     known: Option<&OrderInfo>,
+    push: &PushConfig,
 ) -> Result<OrderInfo, String> {
     let currency = Currency::parse(&o.currency).map_err(|e| format!("order {}: {e}", o.id))?;
     let mut info = known
@@ -151,6 +152,10 @@ fn info_for(
                 pay_system_id: p.pay_system_id.clone(),
                 ps_invoice_id: p.ps_invoice_id.clone(),
                 paid: p.paid,
+                acquirer: p
+                    .pay_system_id
+                    .as_deref()
+                    .and_then(|id| push.acquirer_of(id)),
             })
             .collect();
         info.details.buyer = buyer_from(
@@ -163,10 +168,13 @@ fn info_for(
 }
 
 /// `sale.order.get` for a page of orders in one `batch` call (≤ 50 commands): lines, delivery, buyer properties.
+/// Each order's details by order id; the ids whose `sale.order.get` the store answered with an error (or with
+/// details we cannot read) go to `failed`, with the reason in `errors`.
 async fn page_details(
     api: &dyn BitrixApi,
     orders: &[StoreOrder],
     errors: &mut Vec<String>,
+    failed_ids: &mut std::collections::BTreeSet<String>,
 ) -> Result<std::collections::BTreeMap<String, bitrix::StoreOrderDetails>, BitrixError> {
     let cmd: serde_json::Map<String, Value> = orders
         .iter()
@@ -183,17 +191,34 @@ async fn page_details(
     }
     let answer = call_with_backoff(api, "batch", &json!({"halt": 0, "cmd": cmd}), 4).await?;
     let (results, failed) = bitrix::batch_results(&answer.result)?;
-    errors.extend(failed.into_iter().map(|e| format!("sale.order.get {e}")));
+    for e in failed {
+        // `o<id>: <error>`, as `batch_results` reports a failed command.
+        if let Some(key) = e.split(':').next() {
+            failed_ids.insert(key.trim_start_matches('o').to_owned());
+        }
+        errors.push(format!("sale.order.get {e}"));
+    }
     let mut out = std::collections::BTreeMap::new();
     for (key, raw) in results {
+        let id = key.trim_start_matches('o').to_owned();
         match bitrix::order_details(&raw) {
             Ok(d) => {
-                out.insert(key.trim_start_matches('o').to_owned(), d);
+                out.insert(id, d);
             }
-            Err(e) => errors.push(format!("{key}: {e}")),
+            Err(e) => {
+                errors.push(format!("{key}: {e}"));
+                failed_ids.insert(id);
+            }
         }
     }
     Ok(out)
+}
+
+/// The watermark may not pass `updated`, an order the pull could not take in full.
+fn hold(held: &mut Option<OffsetDateTime>, updated: Option<OffsetDateTime>) {
+    if let Some(t) = updated {
+        *held = Some(held.map_or(t, |h| h.min(t)));
+    }
 }
 
 /// One run of the order pull. Each page of 50 orders costs two calls: the list, and one `batch` of
@@ -210,6 +235,8 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     s.from = rfc3339(from);
     let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
     let mut newest: Option<OffsetDateTime> = None;
+    // The update time of the earliest order left unregistered: the watermark never passes it.
+    let mut held: Option<OffsetDateTime> = None;
     let mut start = 0u64;
     for _ in 0..10_000 {
         let params = json!({
@@ -232,7 +259,15 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         };
         s.pages += 1;
         let (orders, next) = page;
-        let details = match page_details(deps.bitrix.as_ref(), &orders, &mut s.errors).await {
+        let mut failed_ids = std::collections::BTreeSet::new();
+        let details = match page_details(
+            deps.bitrix.as_ref(),
+            &orders,
+            &mut s.errors,
+            &mut failed_ids,
+        )
+        .await
+        {
             Ok(d) => d,
             Err(e) => {
                 warn!(error.message = %e, "order details unavailable; the watermark stays");
@@ -242,21 +277,37 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         };
         for o in &orders {
             s.fetched += 1;
+            let updated = o
+                .date_update
+                .as_deref()
+                .and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok());
+            // An order not registered now holds the watermark at its update time, so the next pull reads it
+            // again (counted in `errors`, never dropped).
             let id = match OrderId::parse(o.id.clone()) {
                 Ok(id) => id,
                 Err(e) => {
+                    hold(&mut held, updated);
                     s.errors.push(format!("order {:?}: {e}", o.id));
                     continue;
                 }
             };
+            // The store refused this order's details: what the list says is registered now (the money can find
+            // it), and the watermark stays before it, so its lines and payments come with the next pull.
+            if failed_ids.contains(&o.id) {
+                warn!(order = %o.id, "order details refused; registered without them, read again next pull");
+                hold(&mut held, updated);
+            }
             let known = deps.store.load_order(&id).await?;
             let info = match info_for(
                 o,
                 details.get(&o.id),
                 known.as_ref().and_then(|k| k.info.as_ref()),
+                &deps.push,
             ) {
                 Ok(info) => info,
                 Err(e) => {
+                    warn!(order = %o.id, reason = %e, "store order not registered; the watermark stays before it");
+                    hold(&mut held, updated);
                     s.errors.push(e);
                     continue;
                 }
@@ -269,11 +320,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
                 }
                 None => s.unchanged += 1,
             }
-            if let Some(t) = o
-                .date_update
-                .as_deref()
-                .and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok())
-            {
+            if let Some(t) = updated {
                 newest = Some(newest.map_or(t, |n| n.max(t)));
             }
         }
@@ -282,7 +329,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
             _ => break,
         }
     }
-    if let Some(t) = newest {
+    if let Some(t) = newest.map(|n| held.map_or(n, |h| h.min(n))) {
         let w = rfc3339(t);
         deps.cursors.set_watermark(WATERMARK, &w).await?;
         s.watermark = Some(w);

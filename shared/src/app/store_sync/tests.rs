@@ -37,6 +37,8 @@ struct Shop {
     orders: Vec<Value>,
     /// `sale.order.get`'s `result` by order id (answered inside `batch`).
     details: BTreeMap<String, Value>,
+    /// Orders whose `sale.order.get` fails inside `batch` (in `result_error`, as Bitrix reports a failed command).
+    refused_details: Vec<String>,
     payments: Vec<Value>,
     /// `(code, orderPropsId, value)` of the order's property values.
     properties: Vec<(String, String, Value)>,
@@ -85,17 +87,23 @@ impl Shop {
             }
             "batch" => {
                 let mut results = serde_json::Map::new();
+                let mut errors = serde_json::Map::new();
                 for (key, command) in params["cmd"].as_object().cloned().unwrap_or_default() {
                     let id = command
                         .as_str()
                         .and_then(|c| c.strip_prefix("sale.order.get?id="))
                         .unwrap_or_default()
                         .to_owned();
-                    if let Some(d) = self.details.get(&id) {
+                    if self.refused_details.contains(&id) {
+                        errors.insert(
+                            key,
+                            json!({"error": "ERROR_ORDER_NOT_FOUND", "error_description": "order not found"}),
+                        );
+                    } else if let Some(d) = self.details.get(&id) {
                         results.insert(key, d.clone());
                     }
                 }
-                ok(json!({"result": results, "result_error": []}))
+                ok(json!({"result": results, "result_error": errors}))
             }
             "sale.payment.list" => {
                 let order = as_text(&params["filter"]["orderId"]);
@@ -928,5 +936,61 @@ async fn a_refused_webhook_stops_the_pull_and_keeps_the_watermark() {
     assert_eq!(
         e.deps.cursors.watermark("bitrix-orders").await.unwrap(),
         Some("2026-11-28T09:00:00+03:00".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_order_the_store_gave_no_details_for_holds_the_watermark_and_is_read_again() {
+    let e = env(push_config());
+    two_orders(&e.shop);
+    // sale.order.get fails for the earlier order: it is registered from the list alone, and the next pull must
+    // read it again for its lines and payments.
+    e.shop.shop().refused_details.push("7001".into());
+    let s = pull_orders(&e.deps).await.unwrap();
+    assert_eq!(s.errors.len(), 1, "{:?}", s.errors);
+    assert!(s.errors[0].contains("o7001"), "{:?}", s.errors);
+    assert_eq!(s.changed, 2);
+    let partial = e.ledger.order("7001").unwrap();
+    assert!(partial.info.as_ref().unwrap().details.lines.is_empty());
+    assert_eq!(
+        s.watermark.as_deref(),
+        Some("2026-11-28T10:00:00+03:00"),
+        "not past the order left out"
+    );
+    e.shop.shop().refused_details.clear();
+    let again = pull_orders(&e.deps).await.unwrap();
+    assert!(again.errors.is_empty(), "{:?}", again.errors);
+    assert_eq!((again.changed, again.unchanged), (1, 1));
+    let full = e.ledger.order("7001").unwrap();
+    assert_eq!(
+        full.info.as_ref().unwrap().details.lines.len(),
+        1,
+        "its lines came"
+    );
+    assert_eq!(
+        again.watermark.as_deref(),
+        Some("2026-11-28T11:00:00+03:00")
+    );
+}
+
+#[tokio::test]
+async fn a_store_payment_started_at_an_acquirer_names_its_acquirer() {
+    let e = env(push_config());
+    two_orders(&e.shop);
+    pull_orders(&e.deps).await.unwrap();
+    let info = e.ledger.order("7001").unwrap().info.unwrap();
+    // Pay system 5 is T-Bank's entry of BITRIX_PAY_SYSTEMS in this test's configuration.
+    assert_eq!(
+        (
+            info.details.payments[0].pay_system_id.as_deref(),
+            info.details.payments[0].acquirer
+        ),
+        (Some("5"), Some(crate::domain::Source::Tbank))
+    );
+    // …so the ledger asks T-Bank about its psInvoiceId until the money settles.
+    let watched = crate::domain::watch::watches(&e.ledger.order("7001").unwrap());
+    assert!(
+        watched.is_empty(),
+        "no psInvoiceId yet: not started at the acquirer"
     );
 }

@@ -1,0 +1,910 @@
+//! `status-sync`: no payment or refund is lost when its notification never arrives. Every minute it asks the
+//! acquirers about the money whose outcome they know and the ledger does not (the questions of `domain::watch`,
+//! kept by the ledger's commits), through their own status APIs: T-Bank `GetState`, Sber
+//! `getOrderStatusExtended.do`, YooKassa `GET /v3/payments/{id}` and `GET /v3/refunds/{id}`.
+//!
+//! An answer becomes the same fact, with the same fact id, that the acquirer's notification would have produced
+//! (`formats::tbank::state_fact`, `formats::sber::status_facts`, `formats::yookassa::payment_fact`), recorded the
+//! same way (`crate::app::resolve::record_acquirer_fact`), so whichever comes first counts and the other is a
+//! duplicate.
+//!
+//! A question is asked every minute for its first 15 minutes, hourly up to 3 days, then daily until
+//! `STATUS_SYNC_GIVE_UP_DAYS`, when it is given up and flagged `status_unknown` for a person. A busy acquirer (429,
+//! 5xx, a timeout) is not an answer: the question stays due and is asked next run; after a 429 the acquirer is not
+//! asked again in this run. At most `STATUS_SYNC_CALLS_PER_RUN` calls go to one acquirer per run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::{error, info, warn};
+
+use crate::app::ledger::{Ledger, LedgerError, Recorded};
+use crate::app::resolve::record_acquirer_fact;
+use crate::domain::watch::{Backoff, Question, WatchEntry};
+use crate::domain::{PaymentFact, Source};
+use crate::formats::{sber, tbank, yookassa};
+use crate::platform::clock::now_ms;
+use crate::platform::config::{AcquirerStatus, StatusSyncConfig};
+use crate::ports::acquirers::{ProviderError, SberGateway, TbankApi, YooKassaApi};
+use crate::ports::{EventPublisher, LedgerStore, StoreDirectory, Watchlist};
+
+/// Questions read per run (more than all acquirers' call budgets together, so none starves another).
+const DUE_PER_RUN: usize = 1_000;
+/// No new call starts after this much of a run (the function's timeout is 60 s).
+const RUN_BUDGET_MS: i64 = 40_000;
+const DAY_MS: i64 = 24 * 3_600_000;
+
+pub struct StatusSyncDeps {
+    pub store: Arc<dyn LedgerStore>,
+    pub events: Arc<dyn EventPublisher>,
+    /// Where acquirer references resolve (as for notifications).
+    pub directory: Arc<dyn StoreDirectory>,
+    /// The questions, their schedule, and the ones given up.
+    pub watchlist: Arc<dyn Watchlist>,
+    pub tbank: Option<Arc<dyn TbankApi>>,
+    pub sber: Option<Arc<dyn SberGateway>>,
+    pub yookassa: Option<Arc<dyn YooKassaApi>>,
+    pub config: StatusSyncConfig,
+}
+
+/// One acquirer's part of a run.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct ProviderRun {
+    /// Questions asked.
+    pub checked: usize,
+    /// Answers that changed the ledger (a fact its notification had not brought).
+    pub recorded: usize,
+    /// Answers the ledger already knew, or that are not final yet.
+    pub unchanged: usize,
+    /// Questions nobody could answer in time: flagged `status_unknown` for a person.
+    pub gave_up: usize,
+    /// Calls that failed (busy, refused, unreadable) and answers the ledger could not record now; a busy
+    /// acquirer's question, and an answer not recorded, is asked again next run.
+    pub errors: usize,
+}
+
+/// What a run did (the function's JSON answer).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub due: usize,
+    /// Due questions left for the next run (call budget, time budget, a throttled acquirer).
+    pub deferred: usize,
+    /// Per acquirer: `tbank`, `sber`, `yookassa`.
+    pub providers: BTreeMap<String, ProviderRun>,
+}
+
+/// What an acquirer said about one question.
+struct Answer {
+    /// The facts its notifications would have brought (none while nothing happened yet).
+    facts: Vec<PaymentFact>,
+    /// Nothing more will happen by itself: the question is closed.
+    settled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AskError {
+    /// 429, 5xx, a timeout: not an answer; asked again next run.
+    #[error("{0}")]
+    Busy(String),
+    /// The acquirer refused, does not know the payment, or answered something unreadable.
+    #[error("{0}")]
+    Refused(String),
+    /// This acquirer's API is not configured here.
+    #[error("{0} status API is not configured")]
+    NotConfigured(&'static str),
+}
+
+impl From<ProviderError> for AskError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Unavailable { .. } => AskError::Busy(e.to_string()),
+            other => AskError::Refused(other.to_string()),
+        }
+    }
+}
+
+fn unreadable(e: impl std::fmt::Display) -> AskError {
+    AskError::Refused(e.to_string())
+}
+
+fn configured<'a, T: ?Sized>(
+    api: Option<&'a Arc<T>>,
+    config: Option<&'a AcquirerStatus>,
+    acquirer: Source,
+) -> Result<(&'a T, &'a AcquirerStatus), AskError> {
+    match (api, config) {
+        (Some(api), Some(config)) => Ok((api.as_ref(), config)),
+        _ => Err(AskError::NotConfigured(acquirer.as_str())),
+    }
+}
+
+/// Ask the acquirer that took the money.
+async fn ask(
+    deps: &StatusSyncDeps,
+    entry: &WatchEntry,
+    acquirer: Source,
+) -> Result<Answer, AskError> {
+    let watch = &entry.watch;
+    let external = watch.payment.external();
+    let now = now_ms();
+    match acquirer {
+        Source::Tbank => {
+            let (api, cfg) = configured(deps.tbank.as_ref(), deps.config.tbank.as_ref(), acquirer)?;
+            let state = api.get_state(external).await?;
+            let fact = tbank::state_fact(&state, &cfg.api.login, &cfg.reference, now)
+                .map_err(unreadable)?;
+            Ok(Answer {
+                facts: fact.into_iter().collect(),
+                // A refund question closes when its request completes (the ledger's commit closes it).
+                settled: watch.question == Question::Payment
+                    && tbank::is_final_status(&state.status),
+            })
+        }
+        Source::Sber => {
+            let (api, cfg) = configured(deps.sber.as_ref(), deps.config.sber.as_ref(), acquirer)?;
+            let status = api.order_status(external).await?;
+            let (facts, settled) =
+                sber::status_facts(external, &status, &cfg.reference, now).map_err(unreadable)?;
+            Ok(Answer {
+                facts,
+                settled: watch.question == Question::Payment && settled,
+            })
+        }
+        Source::Yookassa => {
+            let (api, cfg) = configured(
+                deps.yookassa.as_ref(),
+                deps.config.yookassa.as_ref(),
+                acquirer,
+            )?;
+            match &watch.question {
+                Question::Payment => {
+                    let payment = api.payment(external).await?.ok_or_else(|| {
+                        AskError::Refused("YooKassa does not know the payment".into())
+                    })?;
+                    let fact =
+                        yookassa::payment_fact(&payment, &cfg.order_keys, &cfg.reference, now)
+                            .map_err(unreadable)?;
+                    Ok(Answer {
+                        facts: fact.into_iter().collect(),
+                        settled: matches!(payment.status.as_str(), "succeeded" | "canceled"),
+                    })
+                }
+                Question::Refund {
+                    provider_id: Some(id),
+                    ..
+                } => {
+                    let refund = api.refund(id).await?.ok_or_else(|| {
+                        AskError::Refused("YooKassa does not know the refund".into())
+                    })?;
+                    let fact = yookassa::refund_fact(&refund, watch.order.clone(), now)
+                        .map_err(unreadable)?;
+                    Ok(Answer {
+                        facts: fact.into_iter().collect(),
+                        settled: false,
+                    })
+                }
+                // Sent without an answer: no refund id to ask about; refund-chargeback's retry (same
+                // Idempotence-Key) learns it.
+                Question::Refund {
+                    provider_id: None, ..
+                } => Ok(Answer {
+                    facts: Vec::new(),
+                    settled: false,
+                }),
+            }
+        }
+        Source::Bank | Source::OneC | Source::Store | Source::Refund => Err(AskError::Refused(
+            format!("{} is not an acquirer", acquirer.as_str()),
+        )),
+    }
+}
+
+/// Ask again later, or give up when the question is older than the acquirer keeps its payments.
+async fn reschedule(
+    deps: &StatusSyncDeps,
+    entry: &WatchEntry,
+    now: i64,
+    run: &mut ProviderRun,
+) -> Result<(), LedgerError> {
+    let backoff = Backoff {
+        give_up_after_ms: deps.config.give_up_days.saturating_mul(DAY_MS),
+    };
+    match backoff.next(entry.since_ms, now) {
+        Some(due) => {
+            deps.watchlist
+                .reschedule(&entry.key(), due, entry.checks.saturating_add(1))
+                .await?
+        }
+        None => {
+            error!(payment = %entry.watch.payment, order = %entry.watch.order, checks = entry.checks, "payment status unknown: given up, a person must look");
+            deps.watchlist.give_up(entry).await?;
+            run.gave_up += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Questions asked at once (each a status call and, when it changed something, a ledger commit).
+const CONCURRENCY: usize = 4;
+
+/// Ask about `entry` and record what the answer says; the facts recorded (`Ok(true)` when one changed the ledger).
+async fn settle_one(
+    deps: &StatusSyncDeps,
+    ledger: &Ledger<'_>,
+    entry: &WatchEntry,
+    acquirer: Source,
+) -> Result<Result<(bool, bool), AskError>, LedgerError> {
+    let answer = match ask(deps, entry, acquirer).await {
+        Ok(a) => a,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut changed = false;
+    for fact in answer.facts {
+        let recorded =
+            record_acquirer_fact(ledger, deps.store.as_ref(), deps.directory.as_ref(), fact)
+                .await?;
+        changed |= matches!(recorded, Recorded::Applied(_));
+    }
+    Ok(Ok((changed, answer.settled)))
+}
+
+/// One run: every due question, oldest first, within each acquirer's call budget, [`CONCURRENCY`] at a time.
+pub async fn handle(deps: &StatusSyncDeps) -> Result<RunSummary, LedgerError> {
+    let started = now_ms();
+    let due = deps.watchlist.due(started, DUE_PER_RUN).await?;
+    let mut summary = RunSummary {
+        due: due.len(),
+        ..RunSummary::default()
+    };
+    let mut calls: BTreeMap<Source, usize> = BTreeMap::new();
+    let mut throttled: Vec<Source> = Vec::new();
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let mut queue = due.iter();
+    loop {
+        // The next questions to ask together; what a budget or a throttled acquirer holds back is deferred.
+        let mut batch: Vec<(&WatchEntry, Source)> = Vec::new();
+        for entry in queue.by_ref() {
+            let Some(acquirer) = entry.watch.acquirer() else {
+                warn!(key = %entry.key(), "a question about money no acquirer took; closed");
+                deps.watchlist.close(&entry.key()).await?;
+                continue;
+            };
+            let made = calls.entry(acquirer).or_default();
+            if throttled.contains(&acquirer)
+                || *made >= deps.config.calls_per_run
+                || now_ms() - started > RUN_BUDGET_MS
+            {
+                summary.deferred += 1;
+                continue;
+            }
+            *made += 1;
+            batch.push((entry, acquirer));
+            if batch.len() == CONCURRENCY {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let answers = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|(entry, acquirer)| settle_one(deps, &ledger, entry, *acquirer)),
+        )
+        .await;
+        let now = now_ms();
+        for ((entry, acquirer), answer) in batch.into_iter().zip(answers) {
+            let run = summary
+                .providers
+                .entry(acquirer.as_str().to_owned())
+                .or_default();
+            run.checked += 1;
+            let answer = match answer {
+                Ok(a) => a,
+                // The ledger could not be written: this question stays due and the run goes on with the others.
+                Err(e) => {
+                    warn!(payment = %entry.watch.payment, error.message = %e, "status learned but not recorded; asked again next run");
+                    run.errors += 1;
+                    continue;
+                }
+            };
+            match answer {
+                Ok((changed, settled)) => {
+                    if changed {
+                        info!(payment = %entry.watch.payment, order = %entry.watch.order, "status read from the acquirer recorded");
+                        run.recorded += 1;
+                    } else {
+                        run.unchanged += 1;
+                    }
+                    if settled {
+                        deps.watchlist.close(&entry.key()).await?;
+                    } else {
+                        reschedule(deps, entry, now, run).await?;
+                    }
+                }
+                Err(AskError::Busy(reason)) => {
+                    warn!(payment = %entry.watch.payment, error.message = %reason, "acquirer busy; asked again next run");
+                    run.errors += 1;
+                    if reason.contains("429") && !throttled.contains(&acquirer) {
+                        throttled.push(acquirer);
+                    }
+                }
+                Err(e) => {
+                    warn!(payment = %entry.watch.payment, error.message = %e, "status not learned");
+                    run.errors += 1;
+                    reschedule(deps, entry, now, run).await?;
+                }
+            }
+        }
+    }
+    info!(
+        due = summary.due,
+        deferred = summary.deferred,
+        "status-sync run"
+    );
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::reference::{parse_rules_or_default, StorePaymentInfo};
+    use crate::domain::watch::Watch;
+    use crate::domain::{Currency, FactKind, OrderId, OrderInfo, OrderState, PaymentRef};
+    use crate::formats::sber::GatewayStatus;
+    use crate::formats::tbank::{Notification, StateResponse};
+    use crate::formats::yookassa::{Payment, Refund};
+    use crate::platform::config::{
+        AcquirerApi, LedgerConfig, Secret, DEFAULT_SBER_REFERENCE, DEFAULT_TBANK_REFERENCE,
+    };
+
+    /// T-Bank as `GetState` sees it: a status and current amount per payment; `busy` answers 503 (or 429).
+    #[derive(Default)]
+    struct FakeTbank {
+        states: Mutex<HashMap<String, (String, i64)>>,
+        busy: Mutex<Option<u16>>,
+        calls: Mutex<usize>,
+    }
+
+    impl FakeTbank {
+        fn set(&self, payment: &str, status: &str, amount: i64) {
+            self.states
+                .lock()
+                .unwrap()
+                .insert(payment.into(), (status.into(), amount));
+        }
+    }
+
+    #[async_trait]
+    impl TbankApi for FakeTbank {
+        async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError> {
+            *self.calls.lock().unwrap() += 1;
+            if let Some(status) = *self.busy.lock().unwrap() {
+                return Err(ProviderError::Unavailable {
+                    provider: "T-Bank",
+                    reason: format!("HTTP {status}"),
+                });
+            }
+            let Some((status, amount)) = self.states.lock().unwrap().get(payment_id).cloned()
+            else {
+                return Ok(StateResponse {
+                    success: false,
+                    error_code: "7".into(),
+                    status: String::new(),
+                    payment_id: payment_id.into(),
+                    order_id: String::new(),
+                    amount: None,
+                    message: Some("Неверный статус транзакции".into()),
+                });
+            };
+            Ok(StateResponse {
+                success: true,
+                error_code: "0".into(),
+                status,
+                payment_id: payment_id.into(),
+                order_id: format!("IM-{payment_id}"),
+                amount: Some(amount),
+                message: None,
+            })
+        }
+    }
+
+    struct FakeSber(GatewayStatus);
+
+    #[async_trait]
+    impl SberGateway for FakeSber {
+        async fn order_status(&self, _: &str) -> Result<GatewayStatus, ProviderError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeYooKassa {
+        refunds: HashMap<String, Refund>,
+    }
+
+    #[async_trait]
+    impl YooKassaApi for FakeYooKassa {
+        async fn payment(&self, _: &str) -> Result<Option<Payment>, ProviderError> {
+            Ok(None)
+        }
+        async fn refund(&self, id: &str) -> Result<Option<Refund>, ProviderError> {
+            Ok(self.refunds.get(id).cloned())
+        }
+    }
+
+    struct Env {
+        store: Arc<MemoryLedgerStore>,
+        events: Arc<MemoryPublisher>,
+        tbank: Arc<FakeTbank>,
+        deps: StatusSyncDeps,
+    }
+
+    fn api() -> AcquirerApi {
+        AcquirerApi {
+            login: "T".into(),
+            secret: Secret::new("pw"),
+            api_url: "http://127.0.0.1:9".into(),
+        }
+    }
+
+    fn env() -> Env {
+        let store = Arc::new(MemoryLedgerStore::default());
+        let events = Arc::new(MemoryPublisher::default());
+        let tbank = Arc::new(FakeTbank::default());
+        let status = |reference: &str| AcquirerStatus {
+            api: api(),
+            reference: parse_rules_or_default(reference),
+            order_keys: Vec::new(),
+        };
+        let deps = StatusSyncDeps {
+            store: store.clone(),
+            events: events.clone(),
+            directory: store.clone(),
+            watchlist: store.clone(),
+            tbank: Some(tbank.clone()),
+            sber: None,
+            yookassa: None,
+            config: StatusSyncConfig {
+                ledger: LedgerConfig {
+                    table: "t".into(),
+                    events_queue_url: "q".into(),
+                    refunds_queue_url: None,
+                },
+                tbank: Some(status(DEFAULT_TBANK_REFERENCE)),
+                sber: Some(status(DEFAULT_SBER_REFERENCE)),
+                yookassa: Some(status("order_number,order")),
+                calls_per_run: 100,
+                give_up_days: 30,
+            },
+        };
+        Env {
+            store,
+            events,
+            tbank,
+            deps,
+        }
+    }
+
+    impl Env {
+        fn ledger(&self) -> Ledger<'_> {
+            Ledger::new(self.store.as_ref(), self.events.as_ref())
+        }
+
+        /// What store-sync registers: order `id` of `total`, its payment started at `acquirer` as `invoice`.
+        async fn started(&self, id: &str, total: i64, acquirer: Source, invoice: &str) {
+            let mut info = OrderInfo::new(Some(format!("IM-{invoice}")), total, Currency::RUB);
+            info.details.payments = vec![StorePaymentInfo {
+                id: format!("9{id}"),
+                account_number: Some(format!("{id}/1")),
+                sum: total,
+                pay_system_id: Some("5".into()),
+                ps_invoice_id: Some(invoice.into()),
+                paid: false,
+                acquirer: Some(acquirer),
+            }];
+            self.ledger()
+                .register_order(&OrderId::parse(id).unwrap(), info)
+                .await
+                .unwrap();
+        }
+
+        /// T-Bank's notification of `status`, delivered as acquiring-callback records it.
+        async fn notify(&self, payment: &str, status: &str, amount: i64) -> Recorded {
+            let fact = tbank::to_fact(
+                &Notification {
+                    terminal_key: "T".into(),
+                    order_id: format!("IM-{payment}"),
+                    success: true,
+                    status: status.into(),
+                    payment_id: payment.into(),
+                    error_code: "0".into(),
+                    amount,
+                },
+                &parse_rules_or_default(DEFAULT_TBANK_REFERENCE),
+                1,
+            )
+            .unwrap()
+            .unwrap();
+            record_acquirer_fact(
+                &self.ledger(),
+                self.store.as_ref(),
+                self.store.as_ref(),
+                fact,
+            )
+            .await
+            .unwrap()
+        }
+
+        /// Make every open question due now (the schedule's minute has passed).
+        async fn tick(&self) {
+            for e in self.store.due(i64::MAX, 10_000).await.unwrap() {
+                self.store.reschedule(&e.key(), 0, e.checks).await.unwrap();
+            }
+        }
+
+        async fn open(&self) -> Vec<String> {
+            self.store
+                .due(i64::MAX, 10_000)
+                .await
+                .unwrap()
+                .iter()
+                .map(WatchEntry::key)
+                .collect()
+        }
+    }
+
+    fn tbank_run(s: &RunSummary) -> ProviderRun {
+        s.providers.get("tbank").cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_lost_notification_is_learned_from_get_state_as_the_same_fact() {
+        let e = env();
+        e.started("7001", 150_000, Source::Tbank, "p1").await;
+        assert_eq!(e.open().await, ["tbank:p1#payment"]);
+        // The buyer is still on the payment page.
+        e.tbank.set("p1", "FORM_SHOWED", 150_000);
+        let first = handle(&e.deps).await.unwrap();
+        assert_eq!(
+            tbank_run(&first),
+            ProviderRun {
+                checked: 1,
+                unchanged: 1,
+                ..ProviderRun::default()
+            }
+        );
+        assert_eq!(
+            handle(&e.deps).await.unwrap().due,
+            0,
+            "asked again in a minute, not now"
+        );
+        // Paid; T-Bank's notification never comes.
+        e.tbank.set("p1", "CONFIRMED", 150_000);
+        e.tick().await;
+        let second = handle(&e.deps).await.unwrap();
+        assert_eq!(
+            (tbank_run(&second).checked, tbank_run(&second).recorded),
+            (1, 1)
+        );
+        let order = e.store.order("7001").unwrap();
+        assert_eq!(
+            (order.state(), order.totals().paid),
+            (OrderState::Paid, 150_000)
+        );
+        assert!(e.open().await.is_empty(), "settled: the question is closed");
+        assert!(e
+            .store
+            .facts()
+            .iter()
+            .any(|f| f.id.as_str() == "tbank#p1#CONFIRMED"));
+        // The notification arrives after all: a duplicate.
+        assert!(matches!(
+            e.notify("p1", "CONFIRMED", 150_000).await,
+            Recorded::Duplicate
+        ));
+        assert_eq!(e.store.order("7001").unwrap().totals().paid, 150_000);
+    }
+
+    #[tokio::test]
+    async fn a_busy_acquirer_is_asked_again_next_run_and_a_429_stops_this_run() {
+        let e = env();
+        for n in 1..=(CONCURRENCY + 2) {
+            e.started(
+                &format!("{}", 7000 + n),
+                100_000,
+                Source::Tbank,
+                &format!("p{n}"),
+            )
+            .await;
+        }
+        let all = CONCURRENCY + 2;
+        *e.tbank.busy.lock().unwrap() = Some(503);
+        let run = handle(&e.deps).await.unwrap();
+        assert_eq!(
+            (tbank_run(&run).checked, tbank_run(&run).errors),
+            (all, all)
+        );
+        assert_eq!(
+            handle(&e.deps).await.unwrap().due,
+            all,
+            "not an answer: still due"
+        );
+        *e.tbank.calls.lock().unwrap() = 0;
+        *e.tbank.busy.lock().unwrap() = Some(429);
+        let throttled = handle(&e.deps).await.unwrap();
+        // The first batch is asked together; after its 429s the acquirer is left alone for this run.
+        assert_eq!(
+            (throttled.deferred, *e.tbank.calls.lock().unwrap()),
+            (all - CONCURRENCY, CONCURRENCY)
+        );
+        *e.tbank.busy.lock().unwrap() = None;
+        for n in 1..=all {
+            let status = if n == 1 { "REJECTED" } else { "CONFIRMED" };
+            e.tbank.set(&format!("p{n}"), status, 100_000);
+        }
+        let answered = handle(&e.deps).await.unwrap();
+        assert_eq!(tbank_run(&answered).recorded, all);
+        assert!(e.open().await.is_empty());
+        assert_eq!(e.store.order("7001").unwrap().state(), OrderState::Unpaid);
+        assert_eq!(e.store.order("7002").unwrap().state(), OrderState::Paid);
+    }
+
+    #[tokio::test]
+    async fn the_call_budget_leaves_the_rest_for_the_next_run() {
+        let mut e = env();
+        e.deps.config.calls_per_run = 2;
+        for n in 1..=3 {
+            e.started(&format!("700{n}"), 100_000, Source::Tbank, &format!("p{n}"))
+                .await;
+            e.tbank.set(&format!("p{n}"), "CONFIRMED", 100_000);
+        }
+        let run = handle(&e.deps).await.unwrap();
+        assert_eq!((tbank_run(&run).checked, run.deferred), (2, 1));
+        assert_eq!(
+            handle(&e.deps).await.unwrap().providers["tbank"].recorded,
+            1
+        );
+        assert!(e.open().await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_question_nobody_answers_in_time_is_given_up_for_a_person() {
+        let e = env();
+        let watch = Watch {
+            order: OrderId::parse("7001").unwrap(),
+            payment: PaymentRef::new(Source::Tbank, "p1").unwrap(),
+            question: Question::Payment,
+        };
+        let month_ago = now_ms() - 31 * DAY_MS;
+        e.store
+            .watch(&WatchEntry::new(watch, month_ago))
+            .await
+            .unwrap();
+        e.tbank.set("p1", "NEW", 100_000);
+        let run = handle(&e.deps).await.unwrap();
+        assert_eq!(tbank_run(&run).gave_up, 1);
+        assert!(e.open().await.is_empty());
+        let unknown = e.store.status_unknown(10).await.unwrap();
+        assert_eq!(unknown[0].key(), "tbank:p1#payment");
+    }
+
+    #[tokio::test]
+    async fn a_sber_look_up_owed_by_a_callback_records_what_the_callback_would_have() {
+        let mut e = env();
+        e.started("2003", 500_000, Source::Sber, "md-1").await;
+        e.deps.sber = Some(Arc::new(FakeSber(GatewayStatus {
+            order_status: Some(2),
+            order_number: Some("9002003_5".into()),
+            currency: Some(Currency::RUB),
+            amount: Some(500_000),
+            approved: Some(500_000),
+            deposited: Some(500_000),
+            refunded: None,
+        })));
+        let run = handle(&e.deps).await.unwrap();
+        assert_eq!(run.providers["sber"].recorded, 1);
+        let order = e.store.order("2003").unwrap();
+        assert_eq!(
+            (order.state(), order.totals().paid),
+            (OrderState::Paid, 500_000)
+        );
+        assert!(e
+            .store
+            .facts()
+            .iter()
+            .any(|f| f.id.as_str() == "sber#md-1#deposited#1"));
+    }
+
+    #[tokio::test]
+    async fn a_pending_yookassa_refund_is_read_back_and_completes_its_request() {
+        let mut e = env();
+        let order = OrderId::parse("7001").unwrap();
+        e.ledger()
+            .register_order(
+                &order,
+                OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB),
+            )
+            .await
+            .unwrap();
+        let payment =
+            PaymentRef::new(Source::Yookassa, "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f").unwrap();
+        let fact = |id: &str, kind: FactKind, source: Source, on: PaymentRef| {
+            PaymentFact::new(
+                crate::domain::FactId::new(source, id).unwrap(),
+                order.clone(),
+                on,
+                crate::domain::PaymentMethod::Card,
+                Currency::RUB,
+                kind,
+                1,
+            )
+            .unwrap()
+        };
+        let l = e.ledger();
+        l.record(&fact(
+            "payment#p#succeeded",
+            FactKind::Payment { amount: 150_000 },
+            Source::Yookassa,
+            payment.clone(),
+        ))
+        .await
+        .unwrap();
+        l.record(
+            &fact(
+                "ret-1",
+                FactKind::RefundRequested {
+                    amount: 50_000,
+                    reason: "Брак".into(),
+                    method: crate::domain::PaymentMethod::Card,
+                },
+                Source::OneC,
+                PaymentRef::new(Source::OneC, "ret-1").unwrap(),
+            )
+            .with_payment(payment.clone()),
+        )
+        .await
+        .unwrap();
+        l.record(&fact(
+            "1c#ret-1#pending",
+            FactKind::RefundProgress(crate::domain::RefundProgress {
+                request: "1c#ret-1".into(),
+                status: crate::domain::RefundStatus::Pending,
+                provider_id: Some("rf-1".into()),
+                expect: Some("yookassa#refund#rf-1".into()),
+                detail: None,
+            }),
+            Source::Refund,
+            PaymentRef::new(Source::Refund, "1c#ret-1").unwrap(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            e.open().await,
+            ["yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f#refund#1c#ret-1"]
+        );
+        let refund: Refund = serde_json::from_value(serde_json::json!({
+            "id": "rf-1", "payment_id": "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f", "status": "succeeded",
+            "amount": {"value": "500.00", "currency": "RUB"}, "created_at": "2026-11-30T10:00:00.000Z"
+        }))
+        .unwrap();
+        e.deps.yookassa = Some(Arc::new(FakeYooKassa {
+            refunds: HashMap::from([("rf-1".to_owned(), refund)]),
+        }));
+        let run = handle(&e.deps).await.unwrap();
+        assert_eq!(run.providers["yookassa"].recorded, 1);
+        let o = e.store.order("7001").unwrap();
+        assert_eq!(o.totals().refunded, 50_000);
+        assert_eq!(
+            o.refund_requests["1c#ret-1"].status,
+            crate::domain::RefundStatus::Succeeded
+        );
+        assert!(
+            e.open().await.is_empty(),
+            "the request completed: its question closed"
+        );
+    }
+
+    /// Notifications and polls in any order: every order paid once, every fact recorded and announced once.
+    async fn interleaved(seed: u64, orders: usize) {
+        let e = env();
+        let mut steps: Vec<Option<usize>> = Vec::new();
+        for n in 0..orders {
+            e.started(
+                &format!("{}", 8000 + n),
+                100_000 + n as i64,
+                Source::Tbank,
+                &format!("q{n}"),
+            )
+            .await;
+            e.tbank
+                .set(&format!("q{n}"), "CONFIRMED", 100_000 + n as i64);
+            // Each notification is delivered once or twice (a redelivery), or lost.
+            for _ in 0..(seed as usize + n) % 3 {
+                steps.push(Some(n));
+            }
+        }
+        for _ in 0..3 {
+            steps.push(None); // a status-sync run
+        }
+        let mut rng = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            | 1;
+        for i in (1..steps.len()).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            steps.swap(i, (rng % (i as u64 + 1)) as usize);
+        }
+        for step in steps {
+            match step {
+                Some(n) => {
+                    e.notify(&format!("q{n}"), "CONFIRMED", 100_000 + n as i64)
+                        .await;
+                }
+                None => {
+                    e.tick().await;
+                    handle(&e.deps).await.unwrap();
+                }
+            }
+        }
+        // The last run comes after every delivery (the schedule never stops).
+        e.tick().await;
+        handle(&e.deps).await.unwrap();
+        for n in 0..orders {
+            let o = e.store.order(&format!("{}", 8000 + n)).unwrap();
+            assert_eq!(
+                (o.state(), o.totals().paid),
+                (OrderState::Paid, 100_000 + n as i64),
+                "seed {seed}, order {n}"
+            );
+        }
+        let paid_facts = e
+            .store
+            .facts()
+            .iter()
+            .filter(|f| matches!(f.kind, FactKind::Payment { .. }))
+            .count();
+        assert_eq!(
+            paid_facts, orders,
+            "seed {seed}: one payment fact per order"
+        );
+        let announced: Vec<String> = e
+            .events
+            .events()
+            .iter()
+            .filter(|ev| ev.event_id.contains("CONFIRMED"))
+            .map(|ev| ev.event_id.clone())
+            .collect();
+        let mut unique = announced.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            (announced.len(), unique.len()),
+            (orders, orders),
+            "seed {seed}: announced once"
+        );
+        assert!(
+            e.open().await.is_empty(),
+            "seed {seed}: every question closed"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn polls_and_notifications_in_any_order_count_each_payment_once(seed in 0u64..10_000, orders in 1usize..12) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(interleaved(seed, orders));
+        }
+    }
+}
