@@ -41,7 +41,7 @@ where
     .await
 }
 
-/// A handler of a JSON event (an SQS batch, an EventBridge schedule, …) whose answer is JSON.
+/// A handler of a JSON event (an SQS batch, an EventBridge schedule, …) whose answer is JSON (keys sorted).
 pub async fn serve_event<In, Out, F, Fut, E>(handler: F) -> Result<(), Error>
 where
     In: DeserializeOwned + Send,
@@ -52,7 +52,11 @@ where
 {
     let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: LambdaEvent<In>| async move { handler(event.payload).await.map_err(Into::into) },
+        move |event: LambdaEvent<In>| async move {
+            let out = handler(event.payload).await.map_err(Into::into)?;
+            // As a JSON value: its keys sorted, the same answer whatever the struct's field order.
+            Ok::<_, Error>(serde_json::to_value(out)?)
+        },
     ))
     .await
 }
