@@ -4,9 +4,8 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use shared::formats::client_bank_exchange::{parse, parse_with};
+use shared::formats::client_bank_exchange::{from_file, parse, parse_with};
 use shared::formats::purpose::PurposePatterns;
-use shared::formats::client_bank_exchange::from_file;
 
 static PATTERNS: LazyLock<Option<PurposePatterns>> = LazyLock::new(|| PurposePatterns::new().ok());
 

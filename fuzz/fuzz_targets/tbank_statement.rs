@@ -2,8 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::formats::tbank_statement::parse_page;
-use shared::formats::tbank_statement::from_tbank;
+use shared::formats::tbank_statement::{from_tbank, parse_page};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(page) = parse_page(data) {

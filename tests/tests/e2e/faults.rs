@@ -66,11 +66,11 @@ async fn invariants_hold_with_skewed_clocks_and_reordered_sources() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invariants_hold_when_every_notification_is_lost() {
     let out = holds_with(Fault::LostNotifications, 7, 100).await;
-    assert_eq!(
-        (out.deliveries, out.polled),
-        (0, 200),
-        "every payment learned from GetState"
-    );
+    // Every payment's fact recorded once (the invariants) and learned from GetState: nothing was delivered.
+    // `polled` can be a little under 200: a commit whose answer moto was too slow to give is retried by the SDK
+    // and found done, so that answer counts as "already recorded".
+    assert_eq!((out.deliveries, out.facts), (0, 200));
+    assert!(out.polled > 150, "{}", out.polled);
     println!(
         "status-sync asked about 200 payments and recorded them in {:?}",
         out.status_sync
