@@ -208,7 +208,7 @@ pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, W
             client: http.clone(),
             webhook_url: config.webhook_url.expose().to_owned(),
         }),
-        hooks: Arc::new(HttpHooks::new()?),
+        hooks: Arc::new(HttpHooks::new()),
         overlap_minutes: config.overlap_minutes,
         initial_days: config.initial_days,
         push: config.push,

@@ -18,17 +18,29 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     )
 }
 
+/// Redirects are not followed: a receiver that redirects did not take the hook (a followed 302 would turn the
+/// POST into an empty GET whose 200 looks like delivery), so it is refused and sent again. The client is built on
+/// the first hook, so a store without hooks pays nothing for it at start-up (a client loads the CA store).
+#[derive(Default)]
 pub struct HttpHooks {
-    client: reqwest::Client,
+    client: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl HttpHooks {
-    /// Redirects are not followed: a receiver that redirects did not take the hook (a followed 302 would turn the
-    /// POST into an empty GET whose 200 looks like delivery), so it is refused and sent again.
-    pub fn new() -> Result<Self, reqwest::Error> {
-        Ok(HttpHooks {
-            client: super::client_with(std::time::Duration::from_secs(6), false)?,
-        })
+    pub fn new() -> Self {
+        HttpHooks::default()
+    }
+
+    fn client(&self, event_id: &str) -> Result<&reqwest::Client, HookError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = super::client_with(std::time::Duration::from_secs(6), false).map_err(|_| {
+            HookError::Unreachable {
+                event_id: event_id.to_owned(),
+            }
+        })?;
+        Ok(self.client.get_or_init(|| built))
     }
 }
 
@@ -37,7 +49,7 @@ impl HookSender for HttpHooks {
     async fn send(&self, hook: Hook<'_>) -> Result<(), HookError> {
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let resp = self
-            .client
+            .client(hook.event_id)?
             .post(hook.url)
             .header("content-type", "application/json")
             .header("x-paysync-event-id", hook.event_id)
@@ -84,7 +96,6 @@ mod tests {
 
     async fn send(url: &str) -> Result<(), HookError> {
         HttpHooks::new()
-            .unwrap()
             .send(Hook {
                 url,
                 secret: &Secret::new("hook-secret"),
