@@ -68,8 +68,10 @@ const WATCH_PK: &str = "WATCH";
 const STATUS_UNKNOWN_PK: &str = "STATUS_UNKNOWN";
 const DUE: &str = "due_ms";
 const CHECKS: &str = "checks";
-/// A transaction holds at most 100 items; an order's own items take a handful.
-const MAX_DIRECTORY_ITEMS: usize = 80;
+/// A transaction holds at most 100 items; an order's own items take a handful, its questions at most
+/// [`MAX_WATCH_ITEMS`] more.
+const MAX_DIRECTORY_ITEMS: usize = 70;
+const MAX_WATCH_ITEMS: usize = 15;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -484,8 +486,12 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(entry)?));
             items.push(put(&self.table, row, None, None)?);
         }
-        // The questions status-sync asks follow the order's money.
-        for entry in &c.projections.watch_opened {
+        // The questions status-sync asks follow the order's money (a handful per order; more would be a store
+        // gone wrong, and the transaction must stay under 100 items): the rest is logged for a person.
+        if c.projections.watch_opened.len() > MAX_WATCH_ITEMS {
+            tracing::error!(order_id = %c.order.id, questions = c.projections.watch_opened.len(), kept = MAX_WATCH_ITEMS, "too many open questions for one order change; only the first are asked about, a person must look");
+        }
+        for entry in c.projections.watch_opened.iter().take(MAX_WATCH_ITEMS) {
             items.push(put(&self.table, watch_item(WATCH_PK, entry)?, None, None)?);
         }
         for closed in &c.projections.watch_closed {

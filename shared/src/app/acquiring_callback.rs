@@ -258,7 +258,7 @@ async fn owe_amount(
     let watch = Watch {
         order,
         payment,
-        question: Question::Payment,
+        question: Question::Owed,
     };
     deps.watchlist
         .watch(&WatchEntry::new(watch, now_ms()))
@@ -869,7 +869,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             owed.iter().map(WatchEntry::key).collect::<Vec<_>>(),
-            ["sber:md-9#payment"]
+            ["unmatched:sber:md-9#sber:md-9#owed"]
         );
     }
 

@@ -22,10 +22,7 @@ use tracing::{info, warn};
 
 use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::order::is_acquirer;
-use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, RefundProgress,
-    RefundStatus, Source,
-};
+use crate::domain::{DomainError, OrderId, PaymentFact, RefundStatus};
 use crate::platform::clock::now_ms;
 use crate::ports::acquirers::{Gateways, RefundCall, RefundError, RefundOutcome};
 use crate::ports::{EventPublisher, LedgerStore};
@@ -65,19 +62,13 @@ fn progress(
     expect: Option<String>,
     detail: Option<String>,
 ) -> Result<PaymentFact, DomainError> {
-    PaymentFact::new(
-        FactId::new(Source::Refund, &format!("{request}#{}", status.as_str()))?,
-        order.clone(),
-        crate::domain::PaymentRef::new(Source::Refund, request)?,
-        PaymentMethod::Other,
-        Currency::RUB,
-        FactKind::RefundProgress(RefundProgress {
-            request: request.to_owned(),
-            status,
-            provider_id,
-            expect,
-            detail,
-        }),
+    crate::domain::refund::progress_fact(
+        order,
+        request,
+        status,
+        provider_id,
+        expect,
+        detail,
         now_ms(),
     )
 }
@@ -224,6 +215,7 @@ pub async fn handle(deps: &RefundDeps, event: SqsEvent) -> SqsBatchResponse {
 
 #[cfg(test)]
 mod tests {
+    use crate::domain::{Currency, FactId, FactKind, PaymentMethod, Source};
     use std::sync::Mutex;
 
     use async_trait::async_trait;

@@ -104,6 +104,10 @@ impl From<ProviderError> for AskError {
     }
 }
 
+fn is_refund(watch: &crate::domain::watch::Watch) -> bool {
+    matches!(watch.question, Question::Refund { .. })
+}
+
 fn unreadable(e: impl std::fmt::Display) -> AskError {
     AskError::Refused(e.to_string())
 }
@@ -137,8 +141,7 @@ async fn ask(
             Ok(Answer {
                 facts: fact.into_iter().collect(),
                 // A refund question closes when its request completes (the ledger's commit closes it).
-                settled: watch.question == Question::Payment
-                    && tbank::is_final_status(&state.status),
+                settled: !is_refund(watch) && tbank::is_final_status(&state.status),
             })
         }
         Source::Sber => {
@@ -148,7 +151,7 @@ async fn ask(
                 sber::status_facts(external, &status, &cfg.reference, now).map_err(unreadable)?;
             Ok(Answer {
                 facts,
-                settled: watch.question == Question::Payment && settled,
+                settled: !is_refund(watch) && settled,
             })
         }
         Source::Yookassa => {
@@ -158,7 +161,7 @@ async fn ask(
                 acquirer,
             )?;
             match &watch.question {
-                Question::Payment => {
+                Question::Payment | Question::Owed => {
                     let payment = api.payment(external).await?.ok_or_else(|| {
                         AskError::Refused("YooKassa does not know the payment".into())
                     })?;
@@ -177,6 +180,27 @@ async fn ask(
                     let refund = api.refund(id).await?.ok_or_else(|| {
                         AskError::Refused("YooKassa does not know the refund".into())
                     })?;
+                    if refund.status == "canceled" {
+                        // YooKassa has no notification for a cancelled refund: this read is the only news. The
+                        // request fails, its money is no longer claimed, and the commit closes the question.
+                        let Question::Refund { request, .. } = &watch.question else {
+                            return Err(AskError::Refused("not a refund question".into()));
+                        };
+                        let failed = crate::domain::refund::progress_fact(
+                            &watch.order,
+                            request,
+                            crate::domain::RefundStatus::Failed,
+                            Some(refund.id.clone()),
+                            None,
+                            Some("YooKassa cancelled the refund".into()),
+                            now,
+                        )
+                        .map_err(unreadable)?;
+                        return Ok(Answer {
+                            facts: vec![failed],
+                            settled: false,
+                        });
+                    }
                     let fact = yookassa::refund_fact(&refund, watch.order.clone(), now)
                         .map_err(unreadable)?;
                     Ok(Answer {
@@ -201,19 +225,22 @@ async fn ask(
 }
 
 /// Ask again later, or give up when the question is older than the acquirer keeps its payments.
+///
+/// The step counts from the run's start, less [`SLACK_MS`]: the next one-minute run starts about a minute after
+/// this one did, and must find a one-minute question due.
 async fn reschedule(
     deps: &StatusSyncDeps,
     entry: &WatchEntry,
-    now: i64,
+    started: i64,
     run: &mut ProviderRun,
 ) -> Result<(), LedgerError> {
     let backoff = Backoff {
         give_up_after_ms: deps.config.give_up_days.saturating_mul(DAY_MS),
     };
-    match backoff.next(entry.since_ms, now) {
+    match backoff.next(entry.since_ms, started) {
         Some(due) => {
             deps.watchlist
-                .reschedule(&entry.key(), due, entry.checks.saturating_add(1))
+                .reschedule(&entry.key(), due - SLACK_MS, entry.checks.saturating_add(1))
                 .await?
         }
         None => {
@@ -227,6 +254,19 @@ async fn reschedule(
 
 /// Questions asked at once (each a status call and, when it changed something, a ledger commit).
 const CONCURRENCY: usize = 4;
+/// How much earlier than its step a question falls due (a schedule's runs are not exactly a minute apart).
+const SLACK_MS: i64 = 5_000;
+
+/// Whether the question is still one its order has (`domain::watch::watches`): then only the order's own change
+/// closes it (an answer that the acquirer calls final may still leave money the ledger has not settled: a hold
+/// partly released, a refund of a payment the ledger never saw captured).
+async fn still_the_orders(
+    deps: &StatusSyncDeps,
+    entry: &WatchEntry,
+) -> Result<bool, crate::ports::StoreError> {
+    let order = deps.store.load_order(&entry.watch.order).await?;
+    Ok(order.is_some_and(|o| crate::domain::watch::watches(&o).contains_key(&entry.key())))
+}
 
 /// Ask about `entry` and record what the answer says; the facts recorded (`Ok(true)` when one changed the ledger).
 async fn settle_one(
@@ -259,6 +299,7 @@ pub async fn handle(deps: &StatusSyncDeps) -> Result<RunSummary, LedgerError> {
     };
     let mut calls: BTreeMap<Source, usize> = BTreeMap::new();
     let mut throttled: Vec<Source> = Vec::new();
+    let mut busy: BTreeMap<Source, usize> = BTreeMap::new();
     let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
     let mut queue = due.iter();
     loop {
@@ -293,7 +334,6 @@ pub async fn handle(deps: &StatusSyncDeps) -> Result<RunSummary, LedgerError> {
                 .map(|(entry, acquirer)| settle_one(deps, &ledger, entry, *acquirer)),
         )
         .await;
-        let now = now_ms();
         for ((entry, acquirer), answer) in batch.into_iter().zip(answers) {
             let run = summary
                 .providers
@@ -317,23 +357,32 @@ pub async fn handle(deps: &StatusSyncDeps) -> Result<RunSummary, LedgerError> {
                     } else {
                         run.unchanged += 1;
                     }
-                    if settled {
+                    if settled && !still_the_orders(deps, entry).await? {
                         deps.watchlist.close(&entry.key()).await?;
                     } else {
-                        reschedule(deps, entry, now, run).await?;
+                        reschedule(deps, entry, started, run).await?;
                     }
                 }
                 Err(AskError::Busy(reason)) => {
                     warn!(payment = %entry.watch.payment, error.message = %reason, "acquirer busy; asked again next run");
                     run.errors += 1;
-                    if reason.contains("429") && !throttled.contains(&acquirer) {
+                    // Not an answer: asked again at the next run (not before the questions behind it), and after a
+                    // 429, or a batch's worth of failures, this acquirer waits for the next run.
+                    deps.watchlist
+                        .reschedule(&entry.key(), started + 60_000 - SLACK_MS, entry.checks)
+                        .await?;
+                    let failures = busy.entry(acquirer).or_default();
+                    *failures += 1;
+                    if (reason.contains("429") || *failures >= CONCURRENCY)
+                        && !throttled.contains(&acquirer)
+                    {
                         throttled.push(acquirer);
                     }
                 }
                 Err(e) => {
                     warn!(payment = %entry.watch.payment, error.message = %e, "status not learned");
                     run.errors += 1;
-                    reschedule(deps, entry, now, run).await?;
+                    reschedule(deps, entry, started, run).await?;
                 }
             }
         }
@@ -570,7 +619,7 @@ mod tests {
     async fn a_lost_notification_is_learned_from_get_state_as_the_same_fact() {
         let e = env();
         e.started("7001", 150_000, Source::Tbank, "p1").await;
-        assert_eq!(e.open().await, ["tbank:p1#payment"]);
+        assert_eq!(e.open().await, ["7001#tbank:p1#payment"]);
         // The buyer is still on the payment page.
         e.tbank.set("p1", "FORM_SHOWED", 150_000);
         let first = handle(&e.deps).await.unwrap();
@@ -615,9 +664,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_busy_acquirer_is_asked_again_next_run_and_a_429_stops_this_run() {
+    async fn a_busy_acquirer_is_asked_again_next_run_and_stops_being_asked_in_this_run() {
         let e = env();
-        for n in 1..=(CONCURRENCY + 2) {
+        let all = CONCURRENCY + 2;
+        for n in 1..=all {
             e.started(
                 &format!("{}", 7000 + n),
                 100_000,
@@ -626,22 +676,26 @@ mod tests {
             )
             .await;
         }
-        let all = CONCURRENCY + 2;
         *e.tbank.busy.lock().unwrap() = Some(503);
         let run = handle(&e.deps).await.unwrap();
+        // A batch of failures and the acquirer is left alone for the rest of the run.
         assert_eq!(
-            (tbank_run(&run).checked, tbank_run(&run).errors),
-            (all, all)
+            (
+                tbank_run(&run).checked,
+                tbank_run(&run).errors,
+                run.deferred
+            ),
+            (CONCURRENCY, CONCURRENCY, all - CONCURRENCY)
         );
         assert_eq!(
             handle(&e.deps).await.unwrap().due,
-            all,
-            "not an answer: still due"
+            all - CONCURRENCY,
+            "the busy ones wait for the next run, behind the others"
         );
+        e.tick().await;
         *e.tbank.calls.lock().unwrap() = 0;
         *e.tbank.busy.lock().unwrap() = Some(429);
         let throttled = handle(&e.deps).await.unwrap();
-        // The first batch is asked together; after its 429s the acquirer is left alone for this run.
         assert_eq!(
             (throttled.deferred, *e.tbank.calls.lock().unwrap()),
             (all - CONCURRENCY, CONCURRENCY)
@@ -651,6 +705,7 @@ mod tests {
             let status = if n == 1 { "REJECTED" } else { "CONFIRMED" };
             e.tbank.set(&format!("p{n}"), status, 100_000);
         }
+        e.tick().await;
         let answered = handle(&e.deps).await.unwrap();
         assert_eq!(tbank_run(&answered).recorded, all);
         assert!(e.open().await.is_empty());
@@ -694,7 +749,7 @@ mod tests {
         assert_eq!(tbank_run(&run).gave_up, 1);
         assert!(e.open().await.is_empty());
         let unknown = e.store.status_unknown(10).await.unwrap();
-        assert_eq!(unknown[0].key(), "tbank:p1#payment");
+        assert_eq!(unknown[0].key(), "7001#tbank:p1#payment");
     }
 
     #[tokio::test]
@@ -789,7 +844,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             e.open().await,
-            ["yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f#refund#1c#ret-1"]
+            ["7001#yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f#refund#1c#ret-1"]
         );
         let refund: Refund = serde_json::from_value(serde_json::json!({
             "id": "rf-1", "payment_id": "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f", "status": "succeeded",
@@ -906,5 +961,219 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             rt.block_on(interleaved(seed, orders));
         }
+    }
+    // Found by a review of status-sync: each asserted the right behaviour and failed before its fix.
+
+    /// R1: PARTIAL_REVERSED is treated as final: the question is closed while the rest of the hold is open.
+    #[tokio::test]
+    async fn review_partial_reversal_keeps_the_rest_of_the_hold_watched() {
+        let e = env();
+        e.started("7001", 150_000, Source::Tbank, "p1").await;
+        e.tbank.set("p1", "AUTHORIZED", 150_000);
+        handle(&e.deps).await.unwrap();
+        e.tbank.set("p1", "PARTIAL_REVERSED", 100_000);
+        e.tick().await;
+        handle(&e.deps).await.unwrap();
+        let o = e.store.order("7001").unwrap();
+        assert_eq!(o.totals().held, 100_000, "100 000 still held");
+        assert_eq!(
+            crate::domain::watch::watches(&o).len(),
+            1,
+            "the order still has its question"
+        );
+        assert_eq!(
+            e.open().await,
+            ["7001#tbank:p1#payment"],
+            "the watchlist kept it"
+        );
+    }
+
+    /// R2: a refund status read (CONFIRMED never seen) closes the question; the payment is never counted.
+    #[tokio::test]
+    async fn review_a_refunded_status_does_not_close_a_payment_the_ledger_never_saw() {
+        let e = env();
+        e.started("7001", 150_000, Source::Tbank, "p1").await;
+        // Paid (CONFIRMED notification lost), then 50 000 refunded from T-Bank's cabinet.
+        e.tbank.set("p1", "PARTIAL_REFUNDED", 100_000);
+        handle(&e.deps).await.unwrap();
+        let o = e.store.order("7001").unwrap();
+        assert!(
+            o.totals().paid > 0 || !e.open().await.is_empty(),
+            "paid {} and no question left",
+            o.totals().paid
+        );
+    }
+
+    /// R3: money that waited on its `unmatched:` order moves to the store order; the move's commit on the
+    /// unmatched order deletes the WATCH row the store order also needs (same key, one row).
+    #[tokio::test]
+    async fn review_moving_waiting_money_keeps_the_store_orders_question() {
+        let e = env();
+        // AUTHORIZED arrives before store-sync described order 7001: it waits on unmatched:tbank:p1.
+        e.notify("p1", "AUTHORIZED", 150_000).await;
+        assert_eq!(e.open().await, ["unmatched:tbank:p1#tbank:p1#payment"]);
+        // store-sync describes 7001 (psInvoiceId p1), then settles the waiting money.
+        e.started("7001", 150_000, Source::Tbank, "p1").await;
+        let report =
+            crate::app::resolve::settle(&e.ledger(), e.store.as_ref(), e.store.as_ref(), None, 10)
+                .await
+                .unwrap();
+        assert_eq!(report.resolved, 1);
+        let o = e.store.order("7001").unwrap();
+        assert_eq!(o.totals().held, 150_000);
+        assert_eq!(
+            crate::domain::watch::watches(&o).keys().collect::<Vec<_>>(),
+            ["7001#tbank:p1#payment"]
+        );
+        assert_eq!(
+            e.open().await,
+            ["7001#tbank:p1#payment"],
+            "the held payment is still asked about"
+        );
+    }
+
+    /// R4: a Sber callback without its amount is acknowledged and its look-up "owed" (acquiring_callback::owe_amount),
+    /// but the owed row is the store payment's row: store-sync seeing the payment paid in Bitrix deletes it.
+    #[tokio::test]
+    async fn review_an_owed_sber_look_up_survives_the_store_marking_the_payment_paid() {
+        let e = env();
+        e.started("2003", 500_000, Source::Sber, "md-1").await;
+        // owe_amount, exactly as acquiring-callback does it (the row exists: `attribute_not_exists` keeps it).
+        let owed = Watch {
+            order: OrderId::parse("2003").unwrap(),
+            payment: PaymentRef::new(Source::Sber, "md-1").unwrap(),
+            question: Question::Owed,
+        };
+        e.store
+            .watch(&WatchEntry::new(owed, now_ms()))
+            .await
+            .unwrap();
+        // Bitrix's own Sber handler marks the payment paid (return URL); store-sync registers that.
+        let mut info = OrderInfo::new(Some("IM-md-1".into()), 500_000, Currency::RUB);
+        info.details.payments = vec![StorePaymentInfo {
+            id: "92003".into(),
+            account_number: Some("2003/1".into()),
+            sum: 500_000,
+            pay_system_id: Some("5".into()),
+            ps_invoice_id: Some("md-1".into()),
+            paid: true,
+            acquirer: Some(Source::Sber),
+        }];
+        e.ledger()
+            .register_order(&OrderId::parse("2003").unwrap(), info)
+            .await
+            .unwrap();
+        assert_eq!(
+            e.store.order("2003").unwrap().totals().paid,
+            0,
+            "the ledger never saw the deposit"
+        );
+        assert_eq!(
+            e.open().await,
+            ["2003#sber:md-1#owed"],
+            "the owed look-up survives"
+        );
+    }
+
+    /// R5: a YooKassa refund that YooKassa cancelled is never answered: the request stays `pending` (its money
+    /// claimed) and the question is asked until it is given up.
+    #[tokio::test]
+    async fn review_a_cancelled_yookassa_refund_fails_its_request() {
+        let mut e = env();
+        let order = OrderId::parse("7001").unwrap();
+        e.ledger()
+            .register_order(
+                &order,
+                OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB),
+            )
+            .await
+            .unwrap();
+        let payment =
+            PaymentRef::new(Source::Yookassa, "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f").unwrap();
+        let fact = |id: &str, kind: FactKind, source: Source, on: PaymentRef| {
+            PaymentFact::new(
+                crate::domain::FactId::new(source, id).unwrap(),
+                order.clone(),
+                on,
+                crate::domain::PaymentMethod::Card,
+                Currency::RUB,
+                kind,
+                1,
+            )
+            .unwrap()
+        };
+        let l = e.ledger();
+        l.record(&fact(
+            "payment#p#succeeded",
+            FactKind::Payment { amount: 150_000 },
+            Source::Yookassa,
+            payment.clone(),
+        ))
+        .await
+        .unwrap();
+        l.record(
+            &fact(
+                "ret-1",
+                FactKind::RefundRequested {
+                    amount: 50_000,
+                    reason: "Брак".into(),
+                    method: crate::domain::PaymentMethod::Card,
+                },
+                Source::OneC,
+                PaymentRef::new(Source::OneC, "ret-1").unwrap(),
+            )
+            .with_payment(payment.clone()),
+        )
+        .await
+        .unwrap();
+        l.record(&fact(
+            "1c#ret-1#pending",
+            FactKind::RefundProgress(crate::domain::RefundProgress {
+                request: "1c#ret-1".into(),
+                status: crate::domain::RefundStatus::Pending,
+                provider_id: Some("rf-1".into()),
+                expect: Some("yookassa#refund#rf-1".into()),
+                detail: None,
+            }),
+            Source::Refund,
+            PaymentRef::new(Source::Refund, "1c#ret-1").unwrap(),
+        ))
+        .await
+        .unwrap();
+        let refund: Refund = serde_json::from_value(serde_json::json!({
+            "id": "rf-1", "payment_id": "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f", "status": "canceled",
+            "amount": {"value": "500.00", "currency": "RUB"}, "created_at": "2026-11-30T10:00:00.000Z"
+        }))
+        .unwrap();
+        e.deps.yookassa = Some(Arc::new(FakeYooKassa {
+            refunds: HashMap::from([("rf-1".to_owned(), refund)]),
+        }));
+        handle(&e.deps).await.unwrap();
+        let o = e.store.order("7001").unwrap();
+        assert_eq!(
+            o.refund_requests["1c#ret-1"].status,
+            crate::domain::RefundStatus::Failed,
+            "YooKassa said canceled; the request must not claim the money ({})",
+            o.refund_claimed()
+        );
+        assert!(e.open().await.is_empty(), "not asked daily until given up");
+    }
+
+    /// R6: the schedule's "every minute" is measured from the end of the call, so the next one-minute run (which
+    /// starts one minute after this run started) does not find it due: first 15 minutes are asked every 2 minutes.
+    #[test]
+    fn review_a_one_minute_step_is_due_at_the_next_one_minute_run() {
+        let b = Backoff {
+            give_up_after_ms: 30 * DAY_MS,
+        };
+        let run_started = 1_000_000_i64;
+        // status-sync counts the step from the run's start, less its slack: the call's time does not count, and
+        // a next run that comes a couple of seconds early still finds the question due.
+        let due = b.next(run_started, run_started).unwrap() - SLACK_MS;
+        let next_run_started = run_started + 60_000 - 2_000;
+        assert!(
+            due <= next_run_started,
+            "due {due} > next run {next_run_started}: skipped a minute"
+        );
     }
 }

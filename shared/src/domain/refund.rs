@@ -34,6 +34,35 @@ pub struct RefundRequest {
     pub at_ms: i64,
 }
 
+/// The fact that moves refund request `request` of `order` to `status` (id `<request>#<status>`, so each step is
+/// recorded once), as refund-chargeback and status-sync report it.
+pub fn progress_fact(
+    order: &super::fact::OrderId,
+    request: &str,
+    status: RefundStatus,
+    provider_id: Option<String>,
+    expect: Option<String>,
+    detail: Option<String>,
+    at_ms: i64,
+) -> Result<PaymentFact, super::DomainError> {
+    use super::fact::{FactId, FactKind, PaymentMethod, Source};
+    PaymentFact::new(
+        FactId::new(Source::Refund, &format!("{request}#{}", status.as_str()))?,
+        order.clone(),
+        PaymentRef::new(Source::Refund, request)?,
+        PaymentMethod::Other,
+        super::money::Currency::RUB,
+        FactKind::RefundProgress(RefundProgress {
+            request: request.to_owned(),
+            status,
+            provider_id,
+            expect,
+            detail,
+        }),
+        at_ms,
+    )
+}
+
 impl RefundRequest {
     /// Apply a progress report; a step back (a late `sent` after `succeeded`) changes nothing.
     pub fn advance(&mut self, p: &RefundProgress) {

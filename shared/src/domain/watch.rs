@@ -32,6 +32,9 @@ pub enum Question {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider_id: Option<String>,
     },
+    /// A look-up a callback owes (a Sber callback without its amount, acknowledged): asked like `Payment`, but no
+    /// order change opens or closes it, only its answer does, so nothing the store says can drop it.
+    Owed,
 }
 
 /// One open question: which order, which money, what about it.
@@ -43,11 +46,15 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// The question's stable key: `<payment ref>#payment` or `<payment ref>#refund#<request fact id>`.
+    /// The question's stable key: `<order>#<payment ref>#payment`, `…#refund#<request fact id>` or `…#owed`. The
+    /// order is part of it: money waiting on its `unmatched:` order and the store order it will move to each have
+    /// their own question, and closing one never drops the other.
     pub fn key(&self) -> String {
+        let (order, payment) = (&self.order, &self.payment);
         match &self.question {
-            Question::Payment => format!("{}#payment", self.payment),
-            Question::Refund { request, .. } => format!("{}#refund#{request}", self.payment),
+            Question::Payment => format!("{order}#{payment}#payment"),
+            Question::Refund { request, .. } => format!("{order}#{payment}#refund#{request}"),
+            Question::Owed => format!("{order}#{payment}#owed"),
         }
     }
 
@@ -238,7 +245,7 @@ mod tests {
     fn a_store_payment_started_at_an_acquirer_is_watched_until_its_money_settles() {
         let mut o = order_with_store_payment(Some(Source::Tbank), false);
         let w = watches(&o);
-        assert_eq!(w.keys().collect::<Vec<_>>(), ["tbank:8742591#payment"]);
+        assert_eq!(w.keys().collect::<Vec<_>>(), ["7001#tbank:8742591#payment"]);
         let before = o.clone();
         o.apply(&fact(
             "8742591#AUTHORIZED",
@@ -256,7 +263,7 @@ mod tests {
         assert!(watches(&o).is_empty());
         assert_eq!(
             changed(&held, &o),
-            (Vec::new(), vec!["tbank:8742591#payment".to_owned()])
+            (Vec::new(), vec!["7001#tbank:8742591#payment".to_owned()])
         );
     }
 
@@ -316,7 +323,7 @@ mod tests {
         let (opened, closed) = changed(&before, &o);
         assert_eq!(
             opened.iter().map(Watch::key).collect::<Vec<_>>(),
-            ["tbank:8742591#refund#1c#ret-1"]
+            ["7001#tbank:8742591#refund#1c#ret-1"]
         );
         assert!(closed.is_empty());
     }
