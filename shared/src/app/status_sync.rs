@@ -779,9 +779,8 @@ mod tests {
             .any(|f| f.id.as_str() == "sber#md-1#deposited#1"));
     }
 
-    #[tokio::test]
-    async fn a_pending_yookassa_refund_is_read_back_and_completes_its_request() {
-        let mut e = env();
+    /// Order 7001 paid 1 500,00 at YooKassa and a 500,00 refund of it pending there (refund id `rf-1`).
+    async fn with_a_pending_yookassa_refund(e: &Env) {
         let order = OrderId::parse("7001").unwrap();
         e.ledger()
             .register_order(
@@ -842,6 +841,12 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_pending_yookassa_refund_is_read_back_and_completes_its_request() {
+        let mut e = env();
+        with_a_pending_yookassa_refund(&e).await;
         assert_eq!(
             e.open().await,
             ["7001#yookassa:2f9c1e77-000f-5001-9000-1a2b3c4d5e6f#refund#1c#ret-1"]
@@ -1080,66 +1085,7 @@ mod tests {
     #[tokio::test]
     async fn review_a_cancelled_yookassa_refund_fails_its_request() {
         let mut e = env();
-        let order = OrderId::parse("7001").unwrap();
-        e.ledger()
-            .register_order(
-                &order,
-                OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB),
-            )
-            .await
-            .unwrap();
-        let payment =
-            PaymentRef::new(Source::Yookassa, "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f").unwrap();
-        let fact = |id: &str, kind: FactKind, source: Source, on: PaymentRef| {
-            PaymentFact::new(
-                crate::domain::FactId::new(source, id).unwrap(),
-                order.clone(),
-                on,
-                crate::domain::PaymentMethod::Card,
-                Currency::RUB,
-                kind,
-                1,
-            )
-            .unwrap()
-        };
-        let l = e.ledger();
-        l.record(&fact(
-            "payment#p#succeeded",
-            FactKind::Payment { amount: 150_000 },
-            Source::Yookassa,
-            payment.clone(),
-        ))
-        .await
-        .unwrap();
-        l.record(
-            &fact(
-                "ret-1",
-                FactKind::RefundRequested {
-                    amount: 50_000,
-                    reason: "Брак".into(),
-                    method: crate::domain::PaymentMethod::Card,
-                },
-                Source::OneC,
-                PaymentRef::new(Source::OneC, "ret-1").unwrap(),
-            )
-            .with_payment(payment.clone()),
-        )
-        .await
-        .unwrap();
-        l.record(&fact(
-            "1c#ret-1#pending",
-            FactKind::RefundProgress(crate::domain::RefundProgress {
-                request: "1c#ret-1".into(),
-                status: crate::domain::RefundStatus::Pending,
-                provider_id: Some("rf-1".into()),
-                expect: Some("yookassa#refund#rf-1".into()),
-                detail: None,
-            }),
-            Source::Refund,
-            PaymentRef::new(Source::Refund, "1c#ret-1").unwrap(),
-        ))
-        .await
-        .unwrap();
+        with_a_pending_yookassa_refund(&e).await;
         let refund: Refund = serde_json::from_value(serde_json::json!({
             "id": "rf-1", "payment_id": "2f9c1e77-000f-5001-9000-1a2b3c4d5e6f", "status": "canceled",
             "amount": {"value": "500.00", "currency": "RUB"}, "created_at": "2026-11-30T10:00:00.000Z"
