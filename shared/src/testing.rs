@@ -132,11 +132,7 @@ pub fn acquiring_vectors() -> Vec<(String, serde_json::Value)> {
 
 /// T-Bank Token for a JSON body (what the bank would put in `Token`).
 pub fn tbank_sign(body: &serde_json::Value, password: &str) -> serde_json::Value {
-    let mut body = body.clone();
-    let text = body.to_string();
-    let fields = crate::formats::tbank::canonical_fields(text.as_bytes()).unwrap_or_default();
-    body["Token"] = crate::formats::tbank::token(&fields, password).into();
-    body
+    crate::formats::tbank::signed(body.clone(), password)
 }
 
 /// A Sber callback's parameters with their `checksum` (symmetric scheme: uppercase hex HMAC-SHA256 of the signed

@@ -638,18 +638,4 @@ mod tests {
         assert_eq!(e.order("5001").state(), OrderState::Paid);
         assert_eq!(e.order("5001").totals().paid, 500_000);
     }
-
-    #[test]
-    fn sources_are_configured_as_json() {
-        let s = crate::platform::config::parse_sources(
-            r#"[{"kind":"tbank-api","account":"40702810900000012345","token":"t"},
-                {"kind":"clientbank-url","account":"40702810200000000001","url":"https://bank.example/kl_to_1c.txt"}]"#,
-        )
-        .unwrap();
-        assert_eq!(s[0].id(), "tbank-api:40702810900000012345");
-        assert_eq!(s[1].id(), "clientbank-url:40702810200000000001");
-        assert!(
-            crate::platform::config::parse_sources(r#"[{"kind":"ftp","account":"1"}]"#).is_err()
-        );
-    }
 }

@@ -203,7 +203,7 @@ pub fn cancel_request(
 }
 
 /// A request body with its `Token`, computed over its root scalars exactly as a notification's (§4.2).
-fn signed(mut body: serde_json::Value, password: &str) -> serde_json::Value {
+pub fn signed(mut body: serde_json::Value, password: &str) -> serde_json::Value {
     let fields = canonical_fields(body.to_string().as_bytes()).unwrap_or_default();
     body["Token"] = token(&fields, password).into();
     body

@@ -1015,6 +1015,18 @@ mod tests {
         assert_eq!(shown, "environment variable CANCEL_REFUND_POLICY is invalid: \"x\": expected `refund` or `ask`");
     }
 
+    #[test]
+    fn sources_are_configured_as_json() {
+        let s = parse_sources(
+            r#"[{"kind":"tbank-api","account":"40702810900000012345","token":"t"},
+                {"kind":"clientbank-url","account":"40702810200000000001","url":"https://bank.example/kl_to_1c.txt"}]"#,
+        )
+        .unwrap();
+        assert_eq!(s[0].id(), "tbank-api:40702810900000012345");
+        assert_eq!(s[1].id(), "clientbank-url:40702810200000000001");
+        assert!(parse_sources(r#"[{"kind":"ftp","account":"1"}]"#).is_err());
+    }
+
     /// `.env.example` read with the parser `cargo lambda watch` uses: every line parses, and every function's whole
     /// configuration reads back from it, JSON values included (the smoke test then runs them for real).
     #[test]
