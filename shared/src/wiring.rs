@@ -18,6 +18,7 @@ use crate::adapters::http::tbank::{HttpTbank, TbankRefunds};
 use crate::adapters::http::yookassa::{HttpYooKassa, YooKassaRefunds};
 use crate::adapters::sqs::SqsEventPublisher;
 use crate::app::acquiring_callback::CallbackDeps;
+use crate::app::console::ConsoleDeps;
 use crate::app::exchange_1c::ExchangeDeps;
 use crate::app::outbox_sweeper::SweeperDeps;
 use crate::app::refund_chargeback::RefundDeps;
@@ -27,7 +28,7 @@ use crate::app::store_sync::StoreDeps;
 use crate::domain::Source;
 use crate::formats::purpose::PurposePatterns;
 use crate::platform::config::{
-    AcquirerApi, CallbackConfig, Exchange1cConfig, LedgerConfig, RefundConfig, SourceConfig,
+    AcquirerApi, CallbackConfig, ConsoleConfig, Exchange1cConfig, LedgerConfig, RefundConfig, SourceConfig,
     StatementPullConfig, StatusSyncConfig, StoreConfig, SweeperConfig,
 };
 use crate::ports::acquirers::{Gateways, SberGateway, TbankApi, YooKassaApi};
@@ -266,6 +267,18 @@ pub fn refund_chargeback(
 }
 
 /// `status-sync`: the ledger, its questions, and every configured acquirer's status API.
+/// `console`: the ledger, its lists and the sign-in counts (the web layer keeps the users and the cookie key).
+pub fn console(config: &ConsoleConfig, clients: &Clients) -> ConsoleDeps {
+    let (store, events) = ledger(&config.ledger, clients);
+    ConsoleDeps {
+        attention: store.clone(),
+        histories: store.clone(),
+        sign_ins: store.clone(),
+        store,
+        events,
+    }
+}
+
 pub fn status_sync(
     config: StatusSyncConfig,
     clients: &Clients,

@@ -21,6 +21,9 @@
 //! | acquirer money whose reference to the store has not resolved yet | `UNRESOLVED` | `<unmatched order id>` |
 //! | a question status-sync asks an acquirer (`data`: the watch, `due_ms`, `checks`) | `WATCH` | `<watch key>` |
 //! | a question given up, for a person | `STATUS_UNKNOWN` | `<watch key>` |
+//! | a break for a person (`domain::attention`; `since_ms` kept from its first write) | `ATTENTION#<kind>` | `<order id or key>` |
+//! | every event a change announced (the order's history) | `ORDER#<order id>` | `EVENT#<version, 12 digits>` |
+//! | settlements of an acquirer by their first day (the reconciliation report) | `SETTLEMENTS#<acquirer>` | `<day>#<operation key>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -36,14 +39,15 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_dynamodb::Client;
 
+use crate::domain::attention::{self, Item as Item_};
 use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c, ImportProgress,
-    LedgerStore, MarkerKind, Markers, OrderViews, StoreDirectory, StoreError, Takings,
-    UnmatchedRow, Watchlist,
+    Attention, BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c,
+    Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews,
+    SignIns, StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
 };
 
 pub const PK: &str = "pk";
@@ -67,10 +71,11 @@ const UNRESOLVED_PK: &str = "UNRESOLVED";
 const WATCH_PK: &str = "WATCH";
 const STATUS_UNKNOWN_PK: &str = "STATUS_UNKNOWN";
 const DUE: &str = "due_ms";
+const SINCE: &str = "since_ms";
 const CHECKS: &str = "checks";
 /// A transaction holds at most 100 items; an order's own items take a handful, its questions at most
-/// [`MAX_WATCH_ITEMS`] more.
-const MAX_DIRECTORY_ITEMS: usize = 70;
+/// [`MAX_WATCH_ITEMS`] more and its breaks for a person at most 9 (`attention::Kind::ALL`).
+const MAX_DIRECTORY_ITEMS: usize = 60;
 const MAX_WATCH_ITEMS: usize = 15;
 
 type Item = HashMap<String, AttributeValue>;
@@ -193,6 +198,43 @@ fn put(
         .build()
         .map_err(unavailable)?;
     Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// The row of a break for a person: `data` the item (its `since_ms` is the row's own attribute, set by the first
+/// write only).
+fn attention_update(table: &str, item: &Item_) -> Result<TransactWriteItem, StoreError> {
+    let update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .set_key(Some(key(attention_pk(item.kind), item.key.clone())))
+        .update_expression("SET #data = :data, #since = if_not_exists(#since, :now)")
+        .expression_attribute_names("#data", DATA)
+        .expression_attribute_names("#since", SINCE)
+        .expression_attribute_values(":data", s(to_json(item)?))
+        .expression_attribute_values(":now", n(item.since_ms))
+        .build()
+        .map_err(unavailable)?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+fn attention_pk(kind: attention::Kind) -> String {
+    format!("ATTENTION#{kind}")
+}
+
+/// A break as its row keeps it, with the time of its first write.
+fn attention_item(row: &Item) -> Result<Item_, StoreError> {
+    let mut item: Item_ = from_data(row)?;
+    if let Some(since) = row
+        .get(SINCE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+    {
+        item.since_ms = since;
+    }
+    Ok(item)
+}
+
+fn event_sk(version: u64) -> String {
+    format!("EVENT#{version:012}")
 }
 
 fn delete(table: &str, key: Item) -> Result<TransactWriteItem, StoreError> {
@@ -514,6 +556,21 @@ impl LedgerStore for DynamoLedgerStore {
                 )?);
             }
         }
+        // A person's lists follow the order's breaks; a row keeps the time it was first shown.
+        for row in &c.projections.attention {
+            items.push(attention_update(&self.table, row)?);
+        }
+        for kind in &c.projections.attention_closed {
+            items.push(delete(
+                &self.table,
+                key(attention_pk(*kind), c.order.id.to_string()),
+            )?);
+        }
+        // The order's history: every event it announced, kept after the outbox row is cleared.
+        let mut history = key(order_pk(&c.order.id), event_sk(c.order.version));
+        history.insert("type".into(), s("event"));
+        history.insert(DATA.into(), s(to_json(c.event)?));
+        items.push(put(&self.table, history, None, None)?);
         // Every change is news for 1C until it acknowledges this version.
         let mut feed = key(FEED_1C_PK.to_owned(), c.order.id.to_string());
         feed.insert(VERSION.into(), n(c.order.version));
@@ -678,20 +735,47 @@ impl Takings for DynamoLedgerStore {
             format!("SETTLEMENT#{}", report.key),
             SETTLEMENT_SK.to_owned(),
         );
-        item.insert(DATA.into(), s(to_json(report)?));
+        let data = s(to_json(report)?);
+        item.insert(DATA.into(), data.clone());
+        // The settlement, its row in the acquirer's report and (when it does not reconcile) the break for a
+        // person, at once: a re-read statement finds the settlement kept and writes none of them again.
+        let first_day = report.days.first().map_or("", String::as_str);
+        let mut by_day = key(
+            format!("SETTLEMENTS#{}", report.acquirer),
+            format!("{first_day}#{}", report.key),
+        );
+        by_day.insert(DATA.into(), data);
+        let mut items = vec![
+            put(
+                &self.table,
+                item,
+                Some("attribute_not_exists(pk)"),
+                None,
+            )?,
+            put(&self.table, by_day, None, None)?,
+        ];
+        if let Some(mismatch) = attention::payout_mismatch(report, crate::platform::clock::now_ms()) {
+            items.push(attention_update(&self.table, &mismatch)?);
+        }
         match self
             .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
         {
             Ok(_) => Ok(true),
             Err(e) => {
                 let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
+                let kept_before = match &e {
+                    TransactWriteItemsError::TransactionCanceledException(c) => c
+                        .cancellation_reasons()
+                        .first()
+                        .and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed"),
+                    _ => false,
+                };
+                if kept_before {
                     Ok(false)
                 } else {
                     Err(unavailable(e))
@@ -784,6 +868,116 @@ impl Watchlist for DynamoLedgerStore {
             .iter()
             .map(watch_entry)
             .collect()
+    }
+}
+
+#[async_trait]
+impl Attention for DynamoLedgerStore {
+    async fn attention(
+        &self,
+        kind: attention::Kind,
+        limit: usize,
+    ) -> Result<Vec<Item_>, StoreError> {
+        if kind == attention::Kind::StatusUnknown {
+            return Ok(self
+                .status_unknown(limit)
+                .await?
+                .iter()
+                .map(attention::status_unknown)
+                .collect());
+        }
+        self.query_partition(&attention_pk(kind), None, None, limit)
+            .await?
+            .iter()
+            .map(attention_item)
+            .collect()
+    }
+
+    async fn settle_attention(&self, kind: attention::Kind, key_: &str) -> Result<(), StoreError> {
+        let pk = if kind == attention::Kind::StatusUnknown {
+            STATUS_UNKNOWN_PK.to_owned()
+        } else {
+            attention_pk(kind)
+        };
+        self.delete(key(pk, key_.to_owned())).await
+    }
+}
+
+fn sign_in_key(login: &str) -> Item {
+    key(format!("SIGNIN#{login}"), "#SIGNIN".to_owned())
+}
+
+#[async_trait]
+impl SignIns for DynamoLedgerStore {
+    async fn failures(&self, login: &str) -> Result<(u32, i64), StoreError> {
+        let item = self.get(sign_in_key(login)).await?;
+        let number = |name: &str| {
+            item.as_ref()
+                .and_then(|i| i.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((u32::try_from(number("failures")).unwrap_or(u32::MAX), number("last_ms")))
+    }
+
+    async fn failed(&self, login: &str, at_ms: i64) -> Result<u32, StoreError> {
+        // Forgotten a day after the last failure (the table's TTL).
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(sign_in_key(login)))
+            .update_expression("ADD failures :one SET last_ms = :at, #ttl = :ttl")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":at", n(at_ms))
+            .expression_attribute_values(":ttl", n(at_ms / 1000 + 86_400))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(out
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get("failures"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u32::MAX))
+    }
+
+    async fn succeeded(&self, login: &str) -> Result<(), StoreError> {
+        self.delete(sign_in_key(login)).await
+    }
+}
+
+#[async_trait]
+impl Histories for DynamoLedgerStore {
+    async fn history(&self, id: &OrderId) -> Result<OrderHistory, StoreError> {
+        let mut history = OrderHistory::default();
+        for item in self.order_partition(id).await? {
+            let sk = item.get(SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+            if sk == ORDER_SK {
+                history.order = Some(from_data(&item)?);
+            } else if sk.starts_with("FACT#") {
+                history.facts.push(from_data(&item)?);
+            } else if sk.starts_with("EVENT#") {
+                history.events.push(from_data(&item)?);
+            }
+        }
+        history.facts.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+        Ok(history)
+    }
+
+    async fn waiting_for_1c(&self, order: &OrderId) -> Result<Option<u64>, StoreError> {
+        let item = self
+            .get(key(FEED_1C_PK.to_owned(), order.to_string()))
+            .await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| i.get(VERSION))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()))
     }
 }
 

@@ -6,14 +6,15 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::attention;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    Commit, CommitError, Cursors, EventPublisher, ExchangeSession, ExchangeStore, Feed1c,
-    ImportProgress, LedgerStore, MarkerKind, Markers, OrderViews, PublishError, StoreDirectory,
-    StoreError, Takings, UnmatchedRow, Watchlist,
+    Attention, Commit, CommitError, Cursors, EventPublisher, ExchangeSession, ExchangeStore,
+    Feed1c, Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews,
+    PublishError, SignIns, StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
 };
 
 #[derive(Default)]
@@ -35,6 +36,9 @@ struct State {
     markers: BTreeMap<(&'static str, String), String>,
     watch: BTreeMap<String, WatchEntry>,
     status_unknown: BTreeMap<String, WatchEntry>,
+    attention: BTreeMap<(attention::Kind, String), attention::Item>,
+    events: BTreeMap<(OrderId, u64), OrderEvent>,
+    sign_ins: BTreeMap<String, (u32, i64)>,
 }
 
 #[derive(Default)]
@@ -140,6 +144,22 @@ impl LedgerStore for MemoryLedgerStore {
         for closed in &c.projections.watch_closed {
             s.watch.remove(closed);
         }
+        for row in &c.projections.attention {
+            let k = (row.kind, row.key.clone());
+            let since = s.attention.get(&k).map_or(row.since_ms, |r| r.since_ms);
+            s.attention.insert(
+                k,
+                attention::Item {
+                    since_ms: since,
+                    ..row.clone()
+                },
+            );
+        }
+        for kind in &c.projections.attention_closed {
+            s.attention.remove(&(*kind, c.order.id.to_string()));
+        }
+        s.events
+            .insert((c.order.id.clone(), c.order.version), c.event.clone());
         Ok(())
     }
 
@@ -248,6 +268,9 @@ impl Takings for MemoryLedgerStore {
             return Ok(false);
         }
         s.settlements.insert(report.key.clone(), report.clone());
+        if let Some(item) = attention::payout_mismatch(report, crate::platform::clock::now_ms()) {
+            s.attention.insert((item.kind, item.key.clone()), item);
+        }
         Ok(true)
     }
 }
@@ -335,6 +358,88 @@ impl Markers for MemoryLedgerStore {
             .markers
             .insert((kind.as_str(), key.to_owned()), value.to_owned());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Attention for MemoryLedgerStore {
+    async fn attention(
+        &self,
+        kind: attention::Kind,
+        limit: usize,
+    ) -> Result<Vec<attention::Item>, StoreError> {
+        let s = self.lock();
+        if kind == attention::Kind::StatusUnknown {
+            return Ok(s
+                .status_unknown
+                .values()
+                .take(limit)
+                .map(attention::status_unknown)
+                .collect());
+        }
+        Ok(s
+            .attention
+            .range((kind, String::new())..)
+            .take_while(|((k, _), _)| *k == kind)
+            .take(limit)
+            .map(|(_, i)| i.clone())
+            .collect())
+    }
+
+    async fn settle_attention(&self, kind: attention::Kind, key: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if kind == attention::Kind::StatusUnknown {
+            s.status_unknown.remove(key);
+        } else {
+            s.attention.remove(&(kind, key.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SignIns for MemoryLedgerStore {
+    async fn failures(&self, login: &str) -> Result<(u32, i64), StoreError> {
+        Ok(self.lock().sign_ins.get(login).copied().unwrap_or((0, 0)))
+    }
+
+    async fn failed(&self, login: &str, at_ms: i64) -> Result<u32, StoreError> {
+        let mut s = self.lock();
+        let entry = s.sign_ins.entry(login.to_owned()).or_insert((0, 0));
+        *entry = (entry.0 + 1, at_ms);
+        Ok(entry.0)
+    }
+
+    async fn succeeded(&self, login: &str) -> Result<(), StoreError> {
+        self.lock().sign_ins.remove(login);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Histories for MemoryLedgerStore {
+    async fn history(&self, order: &OrderId) -> Result<OrderHistory, StoreError> {
+        let s = self.lock();
+        let mut facts: Vec<PaymentFact> = s
+            .facts
+            .iter()
+            .filter(|((o, _), _)| o == order)
+            .map(|(_, f)| f.clone())
+            .collect();
+        facts.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+        Ok(OrderHistory {
+            order: s.orders.get(order).cloned(),
+            facts,
+            events: s
+                .events
+                .range((order.clone(), 0)..=(order.clone(), u64::MAX))
+                .map(|(_, e)| e.clone())
+                .collect(),
+        })
+    }
+
+    async fn waiting_for_1c(&self, order: &OrderId) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().feed.get(order).copied())
     }
 }
 

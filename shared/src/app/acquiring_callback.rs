@@ -141,7 +141,7 @@ async fn route(deps: &CallbackDeps, req: &Request) -> Result<Response<Body>, Cal
         Source::Tbank => tbank_callback(deps, req).await,
         Source::Sber => sber_callback(deps, req).await,
         Source::Yookassa => yookassa_callback(deps, req).await,
-        Source::Bank | Source::OneC | Source::Store | Source::Refund => {
+        Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => {
             Err(CallbackError::NotFound)
         }
     }

@@ -7,6 +7,7 @@ use tracing::{info, warn};
 use std::collections::BTreeMap;
 
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
+use crate::domain::attention;
 use crate::domain::watch::{self, Watch, WatchEntry};
 use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
@@ -71,10 +72,20 @@ async fn backoff(attempt: u32) {
 ///
 /// `watched` are the questions the order had before the change (`domain::watch::watches`); the ones the change
 /// opens are kept from `now_ms`, the ones it closes are dropped.
-pub fn projections(order: &Order, watched: &BTreeMap<String, Watch>, now_ms: i64) -> Projections {
+pub fn projections(order: &Order, before: &Before, now_ms: i64) -> Projections {
     let unmatched = order.id.is_unmatched();
-    let (opened, closed) = watch::changed_since(watched, order);
+    let (opened, closed) = watch::changed_since(&before.watched, order);
+    let (shown, attention_closed) = attention::changed(&before.breaks, &attention::of(order));
     Projections {
+        // A row shown before keeps its first time (the store writes `since_ms` only once).
+        attention: shown
+            .into_iter()
+            .map(|i| attention::Item {
+                since_ms: now_ms,
+                ..i
+            })
+            .collect(),
+        attention_closed,
         watch_opened: opened
             .into_iter()
             .map(|w| WatchEntry::new(w, now_ms))
@@ -87,6 +98,23 @@ pub fn projections(order: &Order, watched: &BTreeMap<String, Watch>, now_ms: i64
             (true, None) => UnmatchedRow::Drop,
         },
         awaiting_reference: unmatched && !order.awaiting_reference().is_empty(),
+    }
+}
+
+/// What the read models said of an order before a change: its questions for status-sync and its breaks for a
+/// person.
+#[derive(Debug, Default)]
+pub struct Before {
+    watched: BTreeMap<String, Watch>,
+    breaks: attention::Breaks,
+}
+
+impl Before {
+    pub fn of(order: &Order) -> Self {
+        Before {
+            watched: watch::watches(order),
+            breaks: attention::of(order),
+        }
     }
 }
 
@@ -158,7 +186,7 @@ impl<'a> Ledger<'a> {
                 .unwrap_or_else(|| Order::new(fact.order_id.clone()));
             let expected_version = order.version;
             let before = order.lines.get(&fact.payment).cloned();
-            let watched = watch::watches(&order);
+            let before_change = Before::of(&order);
             if order.apply(fact)? == ApplyOutcome::Duplicate {
                 self.announce_owed(&fact.order_id, fact.id.as_str()).await?;
                 return Ok(Recorded::Duplicate);
@@ -176,7 +204,7 @@ impl<'a> Ledger<'a> {
                 releases,
                 taking: crate::domain::settlement::taking(fact, before.as_ref(), after),
                 directory: Vec::new(),
-                projections: projections(&order, &watched, now_ms()),
+                projections: projections(&order, &before_change, now_ms()),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -220,7 +248,7 @@ impl<'a> Ledger<'a> {
                 .await?
                 .unwrap_or_else(|| Order::new(id.clone()));
             let expected_version = order.version;
-            let watched = watch::watches(&order);
+            let before_change = Before::of(&order);
             if !order.set_info(info.clone()) {
                 return Ok(None);
             }
@@ -243,7 +271,7 @@ impl<'a> Ledger<'a> {
                 releases: Vec::new(),
                 taking: None,
                 directory,
-                projections: projections(&order, &watched, now_ms()),
+                projections: projections(&order, &before_change, now_ms()),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
@@ -492,7 +520,7 @@ mod tests {
     fn projections_follow_the_order() {
         let mut order = Order::new(OrderId::parse("7001").unwrap());
         order.set_info(OrderInfo::new(Some("7001".into()), 150_000, Currency::RUB));
-        let p = projections(&order, &BTreeMap::new(), 1);
+        let p = projections(&order, &Before::default(), 1);
         assert!(p.open.is_some(), "an unpaid order can receive money");
         assert_eq!(p.unmatched, UnmatchedRow::NotUnmatched);
         assert!(!p.awaiting_reference);
@@ -500,7 +528,7 @@ mod tests {
             .apply(&paid("p1#CONFIRMED", "7001", card("p1"), 150_000))
             .unwrap();
         assert!(
-            projections(&order, &BTreeMap::new(), 1).open.is_none(),
+            projections(&order, &Before::default(), 1).open.is_none(),
             "a paid order takes no more"
         );
     }

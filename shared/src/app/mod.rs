@@ -3,6 +3,7 @@
 //! (acquirer money finding its store order).
 
 pub mod acquiring_callback;
+pub mod console;
 pub mod exchange_1c;
 pub mod ledger;
 pub mod outbox_sweeper;

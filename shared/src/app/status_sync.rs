@@ -218,7 +218,7 @@ async fn ask(
                 }),
             }
         }
-        Source::Bank | Source::OneC | Source::Store | Source::Refund => Err(AskError::Refused(
+        Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => Err(AskError::Refused(
             format!("{} is not an acquirer", acquirer.as_str()),
         )),
     }

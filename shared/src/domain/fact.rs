@@ -111,11 +111,14 @@ pub enum Source {
     Store,
     /// `refund-chargeback`'s own reports on refund requests.
     Refund,
+    /// A person in paysync's console (a cash payment recorded by hand, money allocated, a refund approved); the
+    /// fact carries who, when and why ([`Audit`]).
+    Console,
 }
 
 impl Source {
     /// Every source, so that a new one is named everywhere a `match` must learn it.
-    pub const ALL: [Source; 7] = [
+    pub const ALL: [Source; 8] = [
         Source::Tbank,
         Source::Sber,
         Source::Yookassa,
@@ -123,6 +126,7 @@ impl Source {
         Source::OneC,
         Source::Store,
         Source::Refund,
+        Source::Console,
     ];
 
     /// The acquirers: money they took can go back through their refund API.
@@ -145,7 +149,7 @@ impl Source {
             Source::Sber => Some("Сбербанк"),
             Source::Yookassa => Some("ЮKassa"),
             Source::Bank => Some("Банковский перевод"),
-            Source::OneC | Source::Store | Source::Refund => None,
+            Source::OneC | Source::Store | Source::Refund | Source::Console => None,
         }
     }
 
@@ -158,6 +162,7 @@ impl Source {
             Source::OneC => "1c",
             Source::Store => "store",
             Source::Refund => "refund",
+            Source::Console => "console",
         }
     }
 }
@@ -386,6 +391,40 @@ pub struct PaymentFact {
     /// money whose order is not known yet can find it later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<super::reference::StoreReference>,
+    /// Who decided it, for facts a person recorded in the console (the audit trail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Audit>,
+}
+
+/// A person's decision: who (`user`, the console login, and the `role` it had), and why (`reason`, as typed). The
+/// time is the fact's `at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    pub user: String,
+    pub role: Role,
+    pub reason: String,
+}
+
+/// What a console user may do (`CONSOLE_USERS`; the rules are `app::console::may`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, decides nothing.
+    Viewer,
+    /// Allocates money, accepts payout mismatches, records and reverses manual payments.
+    Accountant,
+    /// Everything an accountant does, and approves or denies refunds.
+    Manager,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Accountant => "accountant",
+            Role::Manager => "manager",
+        }
+    }
 }
 
 /// The other side of a bank payment.
@@ -430,6 +469,7 @@ impl PaymentFact {
             links: None,
             payer: None,
             reference: None,
+            audit: None,
         })
     }
 
@@ -454,6 +494,12 @@ impl PaymentFact {
     /// The same fact about another line (a refund request naming the payment it returns).
     pub fn with_payment(mut self, payment: PaymentRef) -> Self {
         self.payment = payment;
+        self
+    }
+
+    /// Record who decided it (a person in the console).
+    pub fn decided_by(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
         self
     }
 

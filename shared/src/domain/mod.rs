@@ -1,6 +1,7 @@
 //! The pure payment domain: no AWS, HTTP or async types. Orders, facts and money; matching bank money to orders
 //! ([`matching`]); acquirer payouts ([`settlement`]); bank operations from any statement ([`bank_operation`]).
 
+pub mod attention;
 pub mod bank_operation;
 pub mod event;
 pub mod fact;
@@ -15,8 +16,8 @@ pub mod watch;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    link, link_source, moved_to, moved_to_link, FactId, FactKind, OrderId, Payer, PaymentFact,
-    PaymentMethod, PaymentRef, RefundAmount, Source,
+    link, link_source, moved_to, moved_to_link, Audit, FactId, FactKind, OrderId, Payer, PaymentFact,
+    PaymentMethod, PaymentRef, RefundAmount, Role, Source,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{is_acquirer, ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};

@@ -179,6 +179,28 @@ pub struct StatusSyncConfig {
     pub give_up_days: i64,
 }
 
+/// A console user (`CONSOLE_USERS`, a JSON list): login, role and the argon2 PHC hash of the password
+/// (`$argon2id$v=19$...`, printed by `make console-password`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct ConsoleUser {
+    pub login: String,
+    pub role: crate::domain::Role,
+    pub password_hash: Secret,
+}
+
+/// Settings of `console`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    pub ledger: LedgerConfig,
+    /// `CONSOLE_USERS` (required): who may sign in.
+    pub users: Vec<ConsoleUser>,
+    /// `CONSOLE_SESSION_KEY` (required, at least 32 characters): the key the session cookie is encrypted and
+    /// authenticated with.
+    pub session_key: Secret,
+    /// `CONSOLE_SESSION_MINUTES` (default 480): a session ends this long after sign-in.
+    pub session_minutes: i64,
+}
+
 /// Settings of `statement-pull`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementPullConfig {
@@ -637,6 +659,43 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     /// Settings of `refund-chargeback`: the ledger and the refund API of every acquirer that is configured.
+    pub fn console(&self) -> Result<ConsoleConfig, ConfigError> {
+        let users: Vec<ConsoleUser> = serde_json::from_str(&self.require("CONSOLE_USERS")?)
+            .map_err(|e| ConfigError::Invalid {
+                name: "CONSOLE_USERS",
+                reason: format!("a JSON list of {{\"login\", \"role\", \"password_hash\"}}: {e}"),
+            })?;
+        let invalid = |reason: String| ConfigError::Invalid {
+            name: "CONSOLE_USERS",
+            reason,
+        };
+        let mut logins = std::collections::BTreeSet::new();
+        for u in &users {
+            if u.login.trim().is_empty() || !logins.insert(u.login.as_str()) {
+                return Err(invalid(format!("login {:?} is empty or twice", u.login)));
+            }
+            if !u.password_hash.expose().starts_with("$argon2") {
+                return Err(invalid(format!(
+                    "the password_hash of {:?} is not an argon2 hash (make console-password prints one)",
+                    u.login
+                )));
+            }
+        }
+        let session_key = Secret::new(self.require("CONSOLE_SESSION_KEY")?);
+        if session_key.expose().len() < 32 {
+            return Err(ConfigError::Invalid {
+                name: "CONSOLE_SESSION_KEY",
+                reason: "at least 32 characters (openssl rand -base64 48)".into(),
+            });
+        }
+        Ok(ConsoleConfig {
+            ledger: self.ledger()?,
+            users,
+            session_key,
+            session_minutes: self.count("CONSOLE_SESSION_MINUTES", 480)?.max(1),
+        })
+    }
+
     pub fn status_sync(&self) -> Result<StatusSyncConfig, ConfigError> {
         let status = |acquirer: Source, reference: &'static str, default: &str| {
             self.acquirer_api(acquirer)?
@@ -709,7 +768,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "YOOKASSA_API_URL",
                 YOOKASSA_API_DEFAULT,
             ),
-            Source::Bank | Source::OneC | Source::Store | Source::Refund => return Ok(None),
+            Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => return Ok(None),
         };
         self.pair(login, secret)?
             .map(|(login, secret)| {

@@ -67,6 +67,11 @@ pub struct Projections {
     pub watch_opened: Vec<WatchEntry>,
     /// … and the keys of the ones it closes (the money settled; see `domain::watch`).
     pub watch_closed: Vec<String>,
+    /// The order's breaks for a person (`domain::attention`) this change shows or changes (kept from the first
+    /// change that showed them) …
+    pub attention: Vec<crate::domain::attention::Item>,
+    /// … and the kinds it settles (their rows go).
+    pub attention_closed: Vec<crate::domain::attention::Kind>,
 }
 
 /// An order's row among the unmatched receipts.

@@ -12,13 +12,17 @@ pub mod events;
 pub mod exchange;
 pub mod ledger;
 pub mod read_models;
+pub mod sign_ins;
 pub mod store_api;
 
 pub use cursors::{Cursors, MarkerKind, Markers};
 pub use events::{EventPublisher, PublishError};
+pub use sign_ins::SignIns;
 pub use exchange::{ExchangeSession, ExchangeStore, ImportProgress};
 pub use ledger::{Claim, Commit, CommitError, LedgerStore, Projections, UnmatchedRow};
-pub use read_models::{Feed1c, OrderViews, StoreDirectory, Takings, Watchlist};
+pub use read_models::{
+    Attention, Feed1c, Histories, OrderHistory, OrderViews, StoreDirectory, Takings, Watchlist,
+};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -9,7 +9,8 @@ use super::StoreError;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
-use crate::domain::{DirectoryEntry, OrderId, Source};
+use crate::domain::attention::{Item, Kind};
+use crate::domain::{DirectoryEntry, Order, OrderEvent, OrderId, PaymentFact, Source};
 
 /// What bank money can be matched to, and the money that matched nothing.
 #[async_trait]
@@ -68,4 +69,32 @@ pub trait Watchlist: Send + Sync {
     async fn give_up(&self, entry: &WatchEntry) -> Result<(), StoreError>;
     /// The questions given up, for a person.
     async fn status_unknown(&self, limit: usize) -> Result<Vec<WatchEntry>, StoreError>;
+}
+
+/// What needs a person (`domain::attention`), for the console: one list per kind, read from its own rows.
+#[async_trait]
+pub trait Attention: Send + Sync {
+    /// The breaks of one kind, at most `limit` (a `StatusUnknown` item is a question status-sync gave up: `key` is
+    /// its watch key, `amount` 0).
+    async fn attention(&self, kind: Kind, limit: usize) -> Result<Vec<Item>, StoreError>;
+    /// A break kept outside any order (a payout mismatch) that a person settled: its row goes.
+    async fn settle_attention(&self, kind: Kind, key: &str) -> Result<(), StoreError>;
+}
+
+/// An order's whole story as the ledger keeps it: the order, every fact recorded on it (oldest first) and every
+/// event its changes announced (by version).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OrderHistory {
+    pub order: Option<Order>,
+    pub facts: Vec<PaymentFact>,
+    pub events: Vec<OrderEvent>,
+}
+
+/// The console's order page.
+#[async_trait]
+pub trait Histories: Send + Sync {
+    /// One order's partition, read at once.
+    async fn history(&self, order: &OrderId) -> Result<OrderHistory, StoreError>;
+    /// Whether 1C has acknowledged the order's latest version (`mode=success`); `Some(v)`: version `v` waits.
+    async fn waiting_for_1c(&self, order: &OrderId) -> Result<Option<u64>, StoreError>;
 }

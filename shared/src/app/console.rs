@@ -1,0 +1,559 @@
+//! `console`: what a person sees and decides. The web layer (`functions/console`: routes, pages, sign-in) calls
+//! these use cases; every decision becomes a ledger fact of source `console` carrying who, when and why
+//! ([`crate::domain::Audit`]), recorded through the ledger service like every other fact, so it is committed
+//! exactly once (its fact id is derived from the form's one-time token: a second submission is a duplicate) and
+//! announced on the events queue, from which 1C and the store learn it.
+//!
+//! Reads come from the lists the ledger keeps (`ports::Attention`, `ports::Histories`): one query per list, never a
+//! table scan.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tracing::info;
+
+use crate::app::ledger::{Ledger, LedgerError, Recorded};
+use crate::domain::attention::{self, Age, Item, Kind};
+use crate::domain::matching::UnmatchedReceipt;
+use crate::domain::{
+    Audit, Currency, FactId, Role, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod,
+    PaymentRef, Source,
+};
+use crate::ports::{
+    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, SignIns, StoreError,
+};
+
+/// Rows one "Needs attention" list shows (the page says when there are more).
+pub const LIST_LIMIT: usize = 500;
+
+pub struct ConsoleDeps {
+    pub store: Arc<dyn LedgerStore>,
+    pub events: Arc<dyn EventPublisher>,
+    pub attention: Arc<dyn Attention>,
+    pub histories: Arc<dyn Histories>,
+    pub sign_ins: Arc<dyn SignIns>,
+}
+
+/// The decisions the console offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Allocate,
+    RecordPayment,
+    Reverse,
+    AcceptMismatch,
+    DecideRefund,
+    RetryRefund,
+}
+
+/// Whether `role` may take `action`: viewers decide nothing, accountants all but refunds, managers everything.
+pub fn may(role: Role, action: Action) -> bool {
+    match action {
+        Action::Allocate
+        | Action::RecordPayment
+        | Action::Reverse
+        | Action::AcceptMismatch
+        | Action::RetryRefund => role >= Role::Accountant,
+        Action::DecideRefund => role == Role::Manager,
+    }
+}
+
+/// A person's decision as the console received it: who, with which role, why, and the form's one-time token
+/// (`token`, 16–64 characters of `[A-Za-z0-9_-]`: the idempotency key of the facts it records).
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub user: String,
+    pub role: Role,
+    pub reason: String,
+    pub token: String,
+    /// When it was decided, ms since the epoch.
+    pub at_ms: i64,
+}
+
+impl Decision {
+    fn audit(&self) -> Audit {
+        Audit {
+            user: self.user.clone(),
+            role: self.role,
+            reason: self.reason.clone(),
+        }
+    }
+
+    fn fact_id(&self, part: &str) -> Result<FactId, ActionError> {
+        Ok(FactId::new(Source::Console, &format!("{}#{part}", self.token))
+            .map_err(LedgerError::from)?)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The user's role does not allow it.
+    #[error("your role does not allow this")]
+    Forbidden,
+    /// The decision cannot be carried out as asked (the reason is shown to the person).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such order: {0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl From<StoreError> for ActionError {
+    fn from(e: StoreError) -> Self {
+        ActionError::Ledger(e.into())
+    }
+}
+
+/// One list of the "Needs attention" page: its rows (oldest first), whether more exist than were read, and the
+/// count and sum of each age bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttentionList {
+    pub kind: Kind,
+    pub items: Vec<Item>,
+    pub more: bool,
+    pub buckets: Vec<(Age, usize, i64)>,
+    pub total: i64,
+}
+
+impl AttentionList {
+    fn of(kind: Kind, mut items: Vec<Item>, limit: usize, now_ms: i64) -> Self {
+        let more = items.len() > limit;
+        items.truncate(limit);
+        items.sort_by(|a, b| (a.since_ms, &a.key).cmp(&(b.since_ms, &b.key)));
+        let buckets = Age::ALL
+            .iter()
+            .map(|age| {
+                let of_age = items.iter().filter(|i| Age::of(i.since_ms, now_ms) == *age);
+                let (count, sum) = of_age.fold((0, 0i64), |(c, s), i| (c + 1, s + i.amount));
+                (*age, count, sum)
+            })
+            .collect();
+        let total = items.iter().map(|i| i.amount).sum();
+        AttentionList {
+            kind,
+            items,
+            more,
+            buckets,
+            total,
+        }
+    }
+}
+
+/// Every "Needs attention" list, at most `limit` rows each: one query per kind.
+pub async fn needs_attention(
+    deps: &ConsoleDeps,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<AttentionList>, StoreError> {
+    let mut lists = Vec::with_capacity(Kind::ALL.len());
+    for kind in Kind::ALL {
+        let items = deps.attention.attention(kind, limit + 1).await?;
+        lists.push(AttentionList::of(kind, items, limit, now_ms));
+    }
+    Ok(lists)
+}
+
+/// The console's order page: the order's history, its breaks and whether 1C has its latest version.
+#[derive(Debug, Clone)]
+pub struct OrderPage {
+    pub history: OrderHistory,
+    pub breaks: attention::Breaks,
+    /// `Some(v)`: 1C has not acknowledged version `v` yet; `None`: 1C has the latest.
+    pub waiting_for_1c: Option<u64>,
+    /// The unmatched bank receipt this order is, when it is one (what "allocate" moves).
+    pub receipt: Option<UnmatchedReceipt>,
+}
+
+/// One order's page (`None`: no such order in the ledger). Two requests: its partition and its 1C feed row.
+pub async fn order_page(deps: &ConsoleDeps, id: &OrderId) -> Result<Option<OrderPage>, StoreError> {
+    let history = deps.histories.history(id).await?;
+    let Some(order) = &history.order else {
+        return Ok(None);
+    };
+    let breaks = attention::of(order);
+    let receipt = UnmatchedReceipt::of(order);
+    let waiting_for_1c = deps.histories.waiting_for_1c(id).await?;
+    Ok(Some(OrderPage {
+        history,
+        breaks,
+        waiting_for_1c,
+        receipt,
+    }))
+}
+
+/// What a decision changed: the events it announced (none when it was carried out before).
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub events: Vec<OrderEvent>,
+    /// The decision had been carried out before (a second submission of the same form).
+    pub repeated: bool,
+}
+
+impl Outcome {
+    fn add(&mut self, recorded: Recorded) {
+        match recorded {
+            Recorded::Applied(e) => self.events.push(*e),
+            Recorded::Duplicate => self.repeated = true,
+        }
+    }
+}
+
+fn check(decision: &Decision, action: Action) -> Result<(), ActionError> {
+    if !may(decision.role, action) {
+        return Err(ActionError::Forbidden);
+    }
+    let token_ok = (16..=64).contains(&decision.token.len())
+        && decision
+            .token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !token_ok {
+        return Err(ActionError::Invalid("the form is not valid; open it again".into()));
+    }
+    if decision.reason.trim().is_empty() {
+        return Err(ActionError::Invalid("say why (the reason is kept in the audit trail)".into()));
+    }
+    Ok(())
+}
+
+/// An order the store (or 1C) described: money is never put on an order nobody knows.
+async fn described(deps: &ConsoleDeps, id: &OrderId) -> Result<crate::domain::Order, ActionError> {
+    deps.store
+        .load_order(id)
+        .await?
+        .filter(|o| o.info.is_some() && !o.id.is_unmatched())
+        .ok_or_else(|| ActionError::NotFound(id.to_string()))
+}
+
+/// Allocate unmatched bank money (the `unmatched:` order `receipt`) to orders: `parts` are (order, amount in minor
+/// units), one part for the whole, several for a split; together they must be exactly the receipt's amount.
+///
+/// The receipt's line is voided (naming the orders), then each order gets a bank-transfer payment: the first on
+/// the bank payment itself (so a statement read again finds the money held and counts it nowhere else), the others
+/// on `<bank payment>#part<n>` lines. Carried out before (same token): nothing changes, `repeated` is set.
+pub async fn allocate(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    receipt: &OrderId,
+    parts: &[(OrderId, i64)],
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::Allocate)?;
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let order = deps
+        .store
+        .load_order(receipt)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(receipt.to_string()))?;
+    let void_id = decision.fact_id("allocates")?;
+    let mut outcome = Outcome::default();
+    let (payment, amount, currency, payer) = match UnmatchedReceipt::of(&order) {
+        Some(r) => {
+            let line = order.lines.get(&r.payment);
+            let currency = line.map_or(Currency::RUB, |l| l.currency);
+            (r.payment, r.amount, currency, r.payer)
+        }
+        // Voided by this very decision before (a second submission, or a first one cut short): finish it.
+        None if order.has_applied(void_id.as_str()) => {
+            let (p, l) = order
+                .lines
+                .iter()
+                .find(|(_, l)| l.method == PaymentMethod::BankTransfer)
+                .ok_or_else(|| ActionError::Invalid("nothing to allocate".into()))?;
+            (p.clone(), l.captured - l.refunded(), l.currency, l.payer.clone())
+        }
+        None => {
+            return Err(ActionError::Invalid(
+                "this money is not waiting for an order any more (allocated or returned)".into(),
+            ))
+        }
+    };
+    if parts.is_empty() || parts.iter().any(|(_, a)| *a <= 0) {
+        return Err(ActionError::Invalid("every part needs an order and an amount above zero".into()));
+    }
+    let sum: i64 = parts.iter().map(|(_, a)| *a).sum();
+    if sum != amount {
+        return Err(ActionError::Invalid(format!(
+            "the parts add up to {}, the receipt is {}",
+            crate::domain::money::format_minor(sum),
+            crate::domain::money::format_minor(amount)
+        )));
+    }
+    for (target, _) in parts {
+        described(deps, target).await?;
+    }
+    let names: Vec<&str> = parts.iter().map(|(o, _)| o.as_str()).collect();
+    let void = PaymentFact::new(
+        void_id,
+        receipt.clone(),
+        payment.clone(),
+        PaymentMethod::BankTransfer,
+        currency,
+        FactKind::Void {
+            reason: format!("allocated in the console to order {}", names.join(", ")),
+        },
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    outcome.add(ledger.record(&void).await?);
+    for (n, (target, part)) in parts.iter().enumerate() {
+        let line = if n == 0 {
+            payment.clone()
+        } else {
+            PaymentRef::new(Source::Bank, &format!("{}#part{}", payment.external(), n + 1))
+                .map_err(LedgerError::from)?
+        };
+        let mut fact = PaymentFact::new(
+            decision.fact_id(&format!("part{}", n + 1))?,
+            target.clone(),
+            line,
+            PaymentMethod::BankTransfer,
+            currency,
+            FactKind::Payment { amount: *part },
+            decision.at_ms,
+        )
+        .map_err(LedgerError::from)?
+        .decided_by(decision.audit());
+        if let Some(p) = &payer {
+            fact = fact.paid_by(p.clone());
+        }
+        outcome.add(ledger.record(&fact).await?);
+    }
+    info!(receipt = %receipt, user = %decision.user, parts = parts.len(), "unmatched money allocated in the console");
+    Ok(outcome)
+}
+
+/// Record money a person took (cash, cash on delivery) on an order: a payment of `amount` minor units on a line of
+/// its own (`console:<token>`), method `method`.
+pub async fn record_payment(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    order: &OrderId,
+    amount: i64,
+    method: PaymentMethod,
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::RecordPayment)?;
+    if amount <= 0 {
+        return Err(ActionError::Invalid("the amount must be above zero".into()));
+    }
+    let known = described(deps, order).await?;
+    let fact = PaymentFact::new(
+        decision.fact_id("payment")?,
+        order.clone(),
+        PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
+        method,
+        known.currency(),
+        FactKind::Payment { amount },
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    let mut outcome = Outcome::default();
+    outcome.add(Ledger::new(deps.store.as_ref(), deps.events.as_ref()).record(&fact).await?);
+    Ok(outcome)
+}
+
+/// Reverse a payment a person recorded in the console (`payment` is its `console:` line): the line is voided and
+/// stops counting. Money that came from an acquirer, a bank or 1C is not a person's to reverse.
+pub async fn reverse(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    order: &OrderId,
+    payment: &PaymentRef,
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::Reverse)?;
+    if payment.source() != Some(Source::Console) {
+        return Err(ActionError::Invalid(
+            "only payments recorded in the console can be reversed here".into(),
+        ));
+    }
+    let known = deps
+        .store
+        .load_order(order)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(order.to_string()))?;
+    let Some(line) = known.lines.get(payment) else {
+        return Err(ActionError::Invalid("the order has no such payment".into()));
+    };
+    let fact = PaymentFact::new(
+        decision.fact_id("reverses")?,
+        order.clone(),
+        payment.clone(),
+        line.method,
+        line.currency,
+        FactKind::Void {
+            reason: format!("reversed in the console: {}", decision.reason),
+        },
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    let mut outcome = Outcome::default();
+    outcome.add(Ledger::new(deps.store.as_ref(), deps.events.as_ref()).record(&fact).await?);
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+    use crate::domain::{OrderInfo, OrderState, Payer};
+
+    struct Env {
+        store: Arc<MemoryLedgerStore>,
+        events: Arc<MemoryPublisher>,
+        deps: ConsoleDeps,
+    }
+
+    fn env() -> Env {
+        let store = Arc::new(MemoryLedgerStore::default());
+        let events = Arc::new(MemoryPublisher::default());
+        let deps = ConsoleDeps {
+            store: store.clone(),
+            events: events.clone(),
+            attention: store.clone(),
+            histories: store.clone(),
+            sign_ins: store.clone(),
+        };
+        Env {
+            store,
+            events,
+            deps,
+        }
+    }
+
+    fn decision(role: Role, token: &str) -> Decision {
+        Decision {
+            user: "anna".into(),
+            role,
+            reason: "payment order 118 from OOO Romashka".into(),
+            token: token.into(),
+            at_ms: 1_000,
+        }
+    }
+
+    async fn order(e: &Env, id: &str, total: i64) -> OrderId {
+        let id = OrderId::parse(id).unwrap();
+        Ledger::new(e.store.as_ref(), e.events.as_ref())
+            .register_order(&id, OrderInfo::new(Some(format!("IM-{id}")), total, Currency::RUB))
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn receipt(e: &Env, amount: i64) -> OrderId {
+        let payment = PaymentRef::new(Source::Bank, "op-1").unwrap();
+        let fact = PaymentFact::new(
+            FactId::new(Source::Bank, "op-1").unwrap(),
+            OrderId::unmatched(&payment),
+            payment.clone(),
+            PaymentMethod::BankTransfer,
+            Currency::RUB,
+            FactKind::Payment { amount },
+            1,
+        )
+        .unwrap()
+        .paid_by(Payer {
+            inn: Some("7707083893".into()),
+            name: Some("ООО <b>Ромашка</b>".into()),
+            purpose: "Оплата без номера".into(),
+            ..Payer::default()
+        });
+        Ledger::new(e.store.as_ref(), e.events.as_ref())
+            .record(&fact)
+            .await
+            .unwrap();
+        OrderId::unmatched(&payment)
+    }
+
+    #[tokio::test]
+    async fn allocating_a_receipt_pays_the_order_once_and_clears_the_list() {
+        let e = env();
+        let target = order(&e, "501", 150_000).await;
+        let from = receipt(&e, 150_000).await;
+        let lists = needs_attention(&e.deps, 2_000, 10).await.unwrap();
+        assert_eq!(lists[0].kind, Kind::UnmatchedBank);
+        assert_eq!(lists[0].items.len(), 1);
+        assert_eq!(lists[0].total, 150_000);
+        let d = decision(Role::Accountant, "tok-0123456789abcdef");
+        let first = allocate(&e.deps, &d, &from, &[(target.clone(), 150_000)])
+            .await
+            .unwrap();
+        assert_eq!(first.events.len(), 2);
+        let again = allocate(&e.deps, &d, &from, &[(target.clone(), 150_000)])
+            .await
+            .unwrap();
+        assert!(again.repeated && again.events.is_empty());
+        let paid = e.store.order("501").unwrap();
+        assert_eq!(paid.state(), OrderState::Paid);
+        assert_eq!(paid.totals().paid, 150_000);
+        let lists = needs_attention(&e.deps, 2_000, 10).await.unwrap();
+        assert!(lists[0].items.is_empty());
+        let facts = e.store.history(&target).await.unwrap().facts;
+        let audit = facts.iter().find_map(|f| f.audit.clone()).unwrap();
+        assert_eq!(audit.user, "anna");
+        assert_eq!(audit.role, Role::Accountant);
+        // A different decision on money already allocated is refused, not counted again.
+        let other = decision(Role::Accountant, "tok-another-decision-1");
+        assert!(matches!(
+            allocate(&e.deps, &other, &from, &[(target, 150_000)]).await,
+            Err(ActionError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_split_must_add_up_and_lands_on_each_order() {
+        let e = env();
+        let a = order(&e, "601", 100_000).await;
+        let b = order(&e, "602", 50_000).await;
+        let from = receipt(&e, 150_000).await;
+        let d = decision(Role::Manager, "split-0123456789abcd");
+        let short = allocate(&e.deps, &d, &from, &[(a.clone(), 100_000), (b.clone(), 40_000)]).await;
+        assert!(matches!(short, Err(ActionError::Invalid(m)) if m.contains("add up")));
+        allocate(&e.deps, &d, &from, &[(a, 100_000), (b, 50_000)])
+            .await
+            .unwrap();
+        assert_eq!(e.store.order("601").unwrap().state(), OrderState::Paid);
+        assert_eq!(e.store.order("602").unwrap().state(), OrderState::Paid);
+    }
+
+    #[tokio::test]
+    async fn a_viewer_decides_nothing_and_unknown_orders_get_no_money() {
+        let e = env();
+        let from = receipt(&e, 1_000).await;
+        let viewer = decision(Role::Viewer, "view-0123456789abcde");
+        let nowhere = OrderId::parse("999").unwrap();
+        assert!(matches!(
+            allocate(&e.deps, &viewer, &from, &[(nowhere.clone(), 1_000)]).await,
+            Err(ActionError::Forbidden)
+        ));
+        let accountant = decision(Role::Accountant, "acct-0123456789abcde");
+        assert!(matches!(
+            allocate(&e.deps, &accountant, &from, &[(nowhere, 1_000)]).await,
+            Err(ActionError::NotFound(_))
+        ));
+        assert!(!may(Role::Accountant, Action::DecideRefund));
+        assert!(may(Role::Manager, Action::DecideRefund));
+    }
+
+    #[tokio::test]
+    async fn a_cash_payment_recorded_by_hand_can_be_reversed() {
+        let e = env();
+        let id = order(&e, "701", 5_000).await;
+        let d = decision(Role::Accountant, "cash-0123456789abcde");
+        record_payment(&e.deps, &d, &id, 1_500, PaymentMethod::Cash)
+            .await
+            .unwrap();
+        let o = e.store.order("701").unwrap();
+        assert_eq!((o.state(), o.paid_percent()), (OrderState::PartiallyPaid, Some(30)));
+        let line = PaymentRef::new(Source::Console, &d.token).unwrap();
+        let undo = decision(Role::Accountant, "undo-0123456789abcde");
+        reverse(&e.deps, &undo, &id, &line).await.unwrap();
+        assert_eq!(e.store.order("701").unwrap().state(), OrderState::Unpaid);
+        let card = PaymentRef::new(Source::Tbank, "1").unwrap();
+        assert!(matches!(
+            reverse(&e.deps, &undo, &id, &card).await,
+            Err(ActionError::Invalid(_))
+        ));
+    }
+}
