@@ -28,8 +28,8 @@ use crate::app::store_sync::StoreDeps;
 use crate::domain::Source;
 use crate::formats::purpose::PurposePatterns;
 use crate::platform::config::{
-    AcquirerApi, CallbackConfig, ConsoleConfig, Exchange1cConfig, LedgerConfig, RefundConfig, SourceConfig,
-    StatementPullConfig, StatusSyncConfig, StoreConfig, SweeperConfig,
+    AcquirerApi, CallbackConfig, ConsoleConfig, Exchange1cConfig, LedgerConfig, RefundConfig,
+    SourceConfig, StatementPullConfig, StatusSyncConfig, StoreConfig, SweeperConfig,
 };
 use crate::ports::acquirers::{Gateways, SberGateway, TbankApi, YooKassaApi};
 use crate::ports::bank::StatementSource;

@@ -4,6 +4,7 @@
 // Test support: a failed setup step should stop the test loudly.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod console;
 pub mod faults;
 pub mod iam;
 

@@ -46,8 +46,8 @@ use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
     Attention, BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c,
-    Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews,
-    SignIns, StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
+    Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews, SignIns,
+    StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
 };
 
 pub const PK: &str = "pk";
@@ -746,15 +746,11 @@ impl Takings for DynamoLedgerStore {
         );
         by_day.insert(DATA.into(), data);
         let mut items = vec![
-            put(
-                &self.table,
-                item,
-                Some("attribute_not_exists(pk)"),
-                None,
-            )?,
+            put(&self.table, item, Some("attribute_not_exists(pk)"), None)?,
             put(&self.table, by_day, None, None)?,
         ];
-        if let Some(mismatch) = attention::payout_mismatch(report, crate::platform::clock::now_ms()) {
+        if let Some(mismatch) = attention::payout_mismatch(report, crate::platform::clock::now_ms())
+        {
             items.push(attention_update(&self.table, &mismatch)?);
         }
         match self
@@ -768,11 +764,10 @@ impl Takings for DynamoLedgerStore {
             Err(e) => {
                 let e = e.into_service_error();
                 let kept_before = match &e {
-                    TransactWriteItemsError::TransactionCanceledException(c) => c
-                        .cancellation_reasons()
-                        .first()
-                        .and_then(|r| r.code())
-                        == Some("ConditionalCheckFailed"),
+                    TransactWriteItemsError::TransactionCanceledException(c) => {
+                        c.cancellation_reasons().first().and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                    }
                     _ => false,
                 };
                 if kept_before {
@@ -918,7 +913,10 @@ impl SignIns for DynamoLedgerStore {
                 .and_then(|v| v.parse::<i64>().ok())
                 .unwrap_or(0)
         };
-        Ok((u32::try_from(number("failures")).unwrap_or(u32::MAX), number("last_ms")))
+        Ok((
+            u32::try_from(number("failures")).unwrap_or(u32::MAX),
+            number("last_ms"),
+        ))
     }
 
     async fn failed(&self, login: &str, at_ms: i64) -> Result<u32, StoreError> {
@@ -956,7 +954,10 @@ impl Histories for DynamoLedgerStore {
     async fn history(&self, id: &OrderId) -> Result<OrderHistory, StoreError> {
         let mut history = OrderHistory::default();
         for item in self.order_partition(id).await? {
-            let sk = item.get(SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+            let sk = item
+                .get(SK)
+                .and_then(|v| v.as_s().ok())
+                .map_or("", String::as_str);
             if sk == ORDER_SK {
                 history.order = Some(from_data(&item)?);
             } else if sk.starts_with("FACT#") {
@@ -965,7 +966,9 @@ impl Histories for DynamoLedgerStore {
                 history.events.push(from_data(&item)?);
             }
         }
-        history.facts.sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
+        history
+            .facts
+            .sort_by(|a, b| (a.at_ms, &a.id).cmp(&(b.at_ms, &b.id)));
         Ok(history)
     }
 

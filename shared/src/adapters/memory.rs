@@ -377,8 +377,7 @@ impl Attention for MemoryLedgerStore {
                 .map(attention::status_unknown)
                 .collect());
         }
-        Ok(s
-            .attention
+        Ok(s.attention
             .range((kind, String::new())..)
             .take_while(|((k, _), _)| *k == kind)
             .take(limit)

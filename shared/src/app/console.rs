@@ -16,8 +16,8 @@ use crate::app::ledger::{Ledger, LedgerError, Recorded};
 use crate::domain::attention::{self, Age, Item, Kind};
 use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::{
-    Audit, Currency, FactId, Role, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod,
-    PaymentRef, Source,
+    Audit, Currency, FactId, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod, PaymentRef,
+    Role, Source,
 };
 use crate::ports::{
     Attention, EventPublisher, Histories, LedgerStore, OrderHistory, SignIns, StoreError,
@@ -79,8 +79,10 @@ impl Decision {
     }
 
     fn fact_id(&self, part: &str) -> Result<FactId, ActionError> {
-        Ok(FactId::new(Source::Console, &format!("{}#{part}", self.token))
-            .map_err(LedgerError::from)?)
+        Ok(
+            FactId::new(Source::Console, &format!("{}#{part}", self.token))
+                .map_err(LedgerError::from)?,
+        )
     }
 }
 
@@ -208,10 +210,14 @@ fn check(decision: &Decision, action: Action) -> Result<(), ActionError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !token_ok {
-        return Err(ActionError::Invalid("the form is not valid; open it again".into()));
+        return Err(ActionError::Invalid(
+            "the form is not valid; open it again".into(),
+        ));
     }
     if decision.reason.trim().is_empty() {
-        return Err(ActionError::Invalid("say why (the reason is kept in the audit trail)".into()));
+        return Err(ActionError::Invalid(
+            "say why (the reason is kept in the audit trail)".into(),
+        ));
     }
     Ok(())
 }
@@ -259,7 +265,12 @@ pub async fn allocate(
                 .iter()
                 .find(|(_, l)| l.method == PaymentMethod::BankTransfer)
                 .ok_or_else(|| ActionError::Invalid("nothing to allocate".into()))?;
-            (p.clone(), l.captured - l.refunded(), l.currency, l.payer.clone())
+            (
+                p.clone(),
+                l.captured - l.refunded(),
+                l.currency,
+                l.payer.clone(),
+            )
         }
         None => {
             return Err(ActionError::Invalid(
@@ -268,7 +279,9 @@ pub async fn allocate(
         }
     };
     if parts.is_empty() || parts.iter().any(|(_, a)| *a <= 0) {
-        return Err(ActionError::Invalid("every part needs an order and an amount above zero".into()));
+        return Err(ActionError::Invalid(
+            "every part needs an order and an amount above zero".into(),
+        ));
     }
     let sum: i64 = parts.iter().map(|(_, a)| *a).sum();
     if sum != amount {
@@ -300,8 +313,11 @@ pub async fn allocate(
         let line = if n == 0 {
             payment.clone()
         } else {
-            PaymentRef::new(Source::Bank, &format!("{}#part{}", payment.external(), n + 1))
-                .map_err(LedgerError::from)?
+            PaymentRef::new(
+                Source::Bank,
+                &format!("{}#part{}", payment.external(), n + 1),
+            )
+            .map_err(LedgerError::from)?
         };
         let mut fact = PaymentFact::new(
             decision.fact_id(&format!("part{}", n + 1))?,
@@ -349,7 +365,11 @@ pub async fn record_payment(
     .map_err(LedgerError::from)?
     .decided_by(decision.audit());
     let mut outcome = Outcome::default();
-    outcome.add(Ledger::new(deps.store.as_ref(), deps.events.as_ref()).record(&fact).await?);
+    outcome.add(
+        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+            .record(&fact)
+            .await?,
+    );
     Ok(outcome)
 }
 
@@ -389,7 +409,11 @@ pub async fn reverse(
     .map_err(LedgerError::from)?
     .decided_by(decision.audit());
     let mut outcome = Outcome::default();
-    outcome.add(Ledger::new(deps.store.as_ref(), deps.events.as_ref()).record(&fact).await?);
+    outcome.add(
+        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+            .record(&fact)
+            .await?,
+    );
     Ok(outcome)
 }
 
@@ -435,7 +459,10 @@ mod tests {
     async fn order(e: &Env, id: &str, total: i64) -> OrderId {
         let id = OrderId::parse(id).unwrap();
         Ledger::new(e.store.as_ref(), e.events.as_ref())
-            .register_order(&id, OrderInfo::new(Some(format!("IM-{id}")), total, Currency::RUB))
+            .register_order(
+                &id,
+                OrderInfo::new(Some(format!("IM-{id}")), total, Currency::RUB),
+            )
             .await
             .unwrap();
         id
@@ -508,7 +535,13 @@ mod tests {
         let b = order(&e, "602", 50_000).await;
         let from = receipt(&e, 150_000).await;
         let d = decision(Role::Manager, "split-0123456789abcd");
-        let short = allocate(&e.deps, &d, &from, &[(a.clone(), 100_000), (b.clone(), 40_000)]).await;
+        let short = allocate(
+            &e.deps,
+            &d,
+            &from,
+            &[(a.clone(), 100_000), (b.clone(), 40_000)],
+        )
+        .await;
         assert!(matches!(short, Err(ActionError::Invalid(m)) if m.contains("add up")));
         allocate(&e.deps, &d, &from, &[(a, 100_000), (b, 50_000)])
             .await
@@ -545,7 +578,10 @@ mod tests {
             .await
             .unwrap();
         let o = e.store.order("701").unwrap();
-        assert_eq!((o.state(), o.paid_percent()), (OrderState::PartiallyPaid, Some(30)));
+        assert_eq!(
+            (o.state(), o.paid_percent()),
+            (OrderState::PartiallyPaid, Some(30))
+        );
         let line = PaymentRef::new(Source::Console, &d.token).unwrap();
         let undo = decision(Role::Accountant, "undo-0123456789abcde");
         reverse(&e.deps, &undo, &id, &line).await.unwrap();

@@ -6,8 +6,8 @@ use tracing::{info, warn};
 
 use std::collections::BTreeMap;
 
-use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::attention;
+use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::watch::{self, Watch, WatchEntry};
 use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,

@@ -218,9 +218,9 @@ async fn ask(
                 }),
             }
         }
-        Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => Err(AskError::Refused(
-            format!("{} is not an acquirer", acquirer.as_str()),
-        )),
+        Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => Err(
+            AskError::Refused(format!("{} is not an acquirer", acquirer.as_str())),
+        ),
     }
 }
 

@@ -18,9 +18,7 @@ use super::settlement::SettlementReport;
 use super::watch::{Question, WatchEntry};
 
 /// One kind of break. The order is the console's order of lists.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Bank money that matched no order (statement-pull kept it on its `unmatched:` order).

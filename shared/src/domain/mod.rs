@@ -16,8 +16,8 @@ pub mod watch;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    link, link_source, moved_to, moved_to_link, Audit, FactId, FactKind, OrderId, Payer, PaymentFact,
-    PaymentMethod, PaymentRef, RefundAmount, Role, Source,
+    link, link_source, moved_to, moved_to_link, Audit, FactId, FactKind, OrderId, Payer,
+    PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Role, Source,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use order::{is_acquirer, ApplyOutcome, Order, OrderInfo, OrderState, PaymentLine, Totals};

@@ -768,7 +768,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 "YOOKASSA_API_URL",
                 YOOKASSA_API_DEFAULT,
             ),
-            Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => return Ok(None),
+            Source::Bank | Source::OneC | Source::Store | Source::Refund | Source::Console => {
+                return Ok(None)
+            }
         };
         self.pair(login, secret)?
             .map(|(login, secret)| {

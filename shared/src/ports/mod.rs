@@ -17,12 +17,12 @@ pub mod store_api;
 
 pub use cursors::{Cursors, MarkerKind, Markers};
 pub use events::{EventPublisher, PublishError};
-pub use sign_ins::SignIns;
 pub use exchange::{ExchangeSession, ExchangeStore, ImportProgress};
 pub use ledger::{Claim, Commit, CommitError, LedgerStore, Projections, UnmatchedRow};
 pub use read_models::{
     Attention, Feed1c, Histories, OrderHistory, OrderViews, StoreDirectory, Takings, Watchlist,
 };
+pub use sign_ins::SignIns;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -6,10 +6,10 @@
 use async_trait::async_trait;
 
 use super::StoreError;
+use crate::domain::attention::{Item, Kind};
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
-use crate::domain::attention::{Item, Kind};
 use crate::domain::{DirectoryEntry, Order, OrderEvent, OrderId, PaymentFact, Source};
 
 /// What bank money can be matched to, and the money that matched nothing.

@@ -4,6 +4,7 @@
 
 mod acquiring;
 mod cases;
+mod console;
 mod exchange_1c;
 mod exchange_1c_proxy;
 mod faults;

@@ -1,0 +1,703 @@
+//! The console's web layer: routes (axum), pages (maud), sign-in and sessions. What is decided and read is
+//! `shared::app::console`; this crate turns requests into those calls and their answers into pages.
+//!
+//! Served by `lambda_http` behind a Function URL (paths from `/`), and under `cargo lambda watch` at
+//! `/lambda-url/console/` (the prefix is taken off before routing and put back on every link).
+
+pub mod auth;
+pub mod fmt;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, Request, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
+use maud::Markup;
+use serde::Deserialize;
+use shared::app::console::{self as use_case, ActionError, ConsoleDeps, Decision, LIST_LIMIT};
+use shared::domain::{OrderId, PaymentMethod, PaymentRef, Role};
+use shared::platform::clock::now_ms;
+use shared::platform::config::ConsoleConfig;
+use tracing::{error, info, warn};
+
+use auth::{Session, Users, SESSION_COOKIE, SIGN_IN_COOKIE};
+use fmt::Lang;
+use pages::Ctx;
+
+/// Where `cargo lambda watch` serves the function.
+pub const LOCAL_PREFIX: &str = "/lambda-url/console";
+const LANG_COOKIE: &str = "paysync_lang";
+
+/// The console's shared state: the use cases' ports, the users and the cookie key.
+#[derive(Clone)]
+pub struct Console {
+    deps: Arc<ConsoleDeps>,
+    users: Arc<Users>,
+    key: Key,
+    session_minutes: i64,
+}
+
+impl FromRef<Console> for Key {
+    fn from_ref(c: &Console) -> Key {
+        c.key.clone()
+    }
+}
+
+/// Where the console is mounted for this request (see [`LOCAL_PREFIX`]).
+#[derive(Debug, Clone, Default)]
+struct Base(String);
+
+/// Take the local prefix off the path before routing (routing sees `/…` either way) and remember it for links.
+pub fn strip_prefix<B>(mut req: Request<B>) -> Request<B> {
+    let path = req.uri().path();
+    let base = match path.strip_prefix(LOCAL_PREFIX) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            let rest = if rest.is_empty() { "/" } else { rest };
+            let pq = match req.uri().query() {
+                Some(q) => format!("{rest}?{q}"),
+                None => rest.to_owned(),
+            };
+            if let Ok(uri) = pq.parse::<Uri>() {
+                *req.uri_mut() = uri;
+            }
+            LOCAL_PREFIX.to_owned()
+        }
+        _ => String::new(),
+    };
+    req.extensions_mut().insert(Base(base));
+    req
+}
+
+impl Console {
+    /// The key must be at least 32 bytes (`ConsoleConfig` checks it); the cookie key is derived from it.
+    pub fn new(deps: ConsoleDeps, config: &ConsoleConfig) -> Console {
+        Console {
+            deps: Arc::new(deps),
+            users: Arc::new(Users::new(&config.users)),
+            key: Key::derive_from(config.session_key.expose().as_bytes()),
+            session_minutes: config.session_minutes,
+        }
+    }
+
+    /// The routes (without the prefix handling: wrap with [`strip_prefix`], as [`service`] does).
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(overview))
+            .route("/login", get(sign_in_form).post(sign_in))
+            .route("/logout", post(sign_out))
+            .route("/lang/{lang}", get(set_lang))
+            .route("/attention", get(attention))
+            .route("/search", get(search))
+            .route("/orders/{id}", get(order))
+            .route("/orders/{id}/allocate", post(allocate))
+            .route("/orders/{id}/payment", post(record_payment))
+            .route("/orders/{id}/reverse", post(reverse))
+            .fallback(not_found)
+            .with_state(self)
+    }
+}
+
+/// The console as one service: the prefix taken off, then the routes.
+/// `B` is the body type of whoever serves it (`lambda_http::Body` in Lambda, axum's own on a local port).
+pub fn service<B>(
+    console: Console,
+) -> tower::util::MapRequest<Router, fn(Request<B>) -> Request<B>> {
+    tower::util::MapRequest::new(console.router(), strip_prefix::<B> as fn(_) -> _)
+}
+
+/// A refusal or failure, as a page.
+struct PageError {
+    status: StatusCode,
+    ctx: Ctx,
+    title: String,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let page = pages::refusal(&self.ctx, &self.title, &self.message);
+        (self.status, no_store(), Html(page.into_string())).into_response()
+    }
+}
+
+fn no_store() -> [(header::HeaderName, &'static str); 2] {
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ]
+}
+
+fn page(markup: Markup) -> Response {
+    (no_store(), Html(markup.into_string())).into_response()
+}
+
+/// What every handler gets: the page context, the cookie jar and, when signed in, the session.
+struct Visit {
+    ctx: Ctx,
+    jar: PrivateCookieJar,
+    session: Option<(Session, Role)>,
+}
+
+impl FromRequestParts<Console> for Visit {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Console,
+    ) -> Result<Self, Self::Rejection> {
+        let base = parts
+            .extensions
+            .get::<Base>()
+            .cloned()
+            .unwrap_or_default()
+            .0;
+        let jar = PrivateCookieJar::from_headers(&parts.headers, state.key.clone());
+        let plain = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers);
+        let lang = Lang::from_cookie(plain.get(LANG_COOKIE).map(|c| c.value()));
+        let session = auth::current(&jar, &state.users, now_ms());
+        let here = parts
+            .uri
+            .path_and_query()
+            .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
+        let ctx = Ctx {
+            base,
+            lang,
+            user: session.as_ref().map(|(s, r)| (s.login.clone(), *r)),
+            csrf: session
+                .as_ref()
+                .map(|(s, _)| s.csrf.clone())
+                .unwrap_or_default(),
+            here,
+        };
+        Ok(Visit { ctx, jar, session })
+    }
+}
+
+impl Visit {
+    fn refuse(
+        &self,
+        status: StatusCode,
+        title: (&str, &str),
+        message: impl Into<String>,
+    ) -> PageError {
+        PageError {
+            status,
+            ctx: self.ctx.clone(),
+            title: self.ctx.t(title.0, title.1).to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The signed-in user, or the way to the sign-in page.
+    fn signed_in(&self) -> Result<(&Session, Role), Response> {
+        match &self.session {
+            Some((s, r)) => Ok((s, *r)),
+            None => Err(Redirect::to(&self.ctx.link("/login")).into_response()),
+        }
+    }
+
+    /// The signed-in user of a form, whose CSRF token the form must carry. A missing session is a clear page (a
+    /// form posted after the session ended), not a silent redirect that would lose what was typed.
+    fn posted(&self, csrf: &str) -> Result<(&Session, Role), PageError> {
+        let Some((s, r)) = &self.session else {
+            return Err(self.refuse(
+                StatusCode::FORBIDDEN,
+                ("Сеанс закончился", "Your session has ended"),
+                self.ctx.t(
+                    "Войдите снова и повторите действие.",
+                    "Sign in again and repeat the action.",
+                ),
+            ));
+        };
+        if !auth::same_token(csrf, &s.csrf) {
+            warn!(user = %s.login, "form refused: CSRF token missing or not this session's");
+            return Err(self.refuse(
+                StatusCode::FORBIDDEN,
+                ("Форма отклонена", "Form refused"),
+                self.ctx.t(
+                    "Форма устарела или отправлена не из этой консоли. Откройте страницу заново.",
+                    "The form is out of date or was not sent from this console. Open the page again.",
+                ),
+            ));
+        }
+        Ok((s, *r))
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> PageError {
+        error!(error.message = %e, "console request failed");
+        self.refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ("Временно недоступно", "Temporarily unavailable"),
+            self.ctx.t(
+                "Хранилище не ответило. Повторите через минуту; ничего не изменено.",
+                "The ledger did not answer. Try again in a minute; nothing was changed.",
+            ),
+        )
+    }
+}
+
+async fn not_found(visit: Visit) -> PageError {
+    visit.refuse(
+        StatusCode::NOT_FOUND,
+        ("Страница не найдена", "Page not found"),
+        visit.ctx.t("Такой страницы нет.", "There is no such page."),
+    )
+}
+
+async fn sign_in_form(visit: Visit) -> Response {
+    if visit.session.is_some() {
+        return Redirect::to(&visit.ctx.link("/")).into_response();
+    }
+    let token = auth::random_token();
+    let jar = visit
+        .jar
+        .add(auth::private_cookie(SIGN_IN_COOKIE, token.clone(), 60));
+    (jar, page(pages::sign_in(&visit.ctx, &token, None))).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_in(
+    State(console): State<Console>,
+    visit: Visit,
+    Form(form): Form<SignInForm>,
+) -> Result<Response, PageError> {
+    let ctx = Ctx {
+        user: None,
+        csrf: String::new(),
+        ..visit.ctx.clone()
+    };
+    let again = |status: StatusCode, message: &str, jar: PrivateCookieJar| {
+        let token = auth::random_token();
+        let jar = jar.add(auth::private_cookie(SIGN_IN_COOKIE, token.clone(), 60));
+        (
+            status,
+            jar,
+            page(pages::sign_in(&ctx, &token, Some(message))),
+        )
+            .into_response()
+    };
+    let expected = visit.jar.get(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    if !expected.is_some_and(|t| auth::same_token(&form.csrf, &t)) {
+        let m = ctx.t(
+            "Форма входа устарела. Введите логин и пароль ещё раз.",
+            "The sign-in form was out of date. Enter your login and password again.",
+        );
+        return Ok(again(StatusCode::FORBIDDEN, m, visit.jar));
+    }
+    let login = form.login.trim().chars().take(100).collect::<String>();
+    let now = now_ms();
+    let sign_ins = &console.deps.sign_ins;
+    let (failures, last) = sign_ins
+        .failures(&login)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    let wait = auth::wait_ms(failures, last, now);
+    if wait > 0 {
+        warn!(login = %login, failures, "sign-in slowed down");
+        let m = format!(
+            "{} {} {}",
+            ctx.t(
+                "Слишком много неудачных попыток. Повторите через",
+                "Too many failed attempts. Try again in"
+            ),
+            (wait + 999) / 1000,
+            ctx.t("с.", "s.")
+        );
+        return Ok(again(StatusCode::TOO_MANY_REQUESTS, &m, visit.jar));
+    }
+    let users = console.users.clone();
+    let (login_, password) = (login.clone(), form.password);
+    // argon2 takes tens of milliseconds of CPU: off the async workers.
+    let role = tokio::task::spawn_blocking(move || users.verify(&login_, &password))
+        .await
+        .ok()
+        .flatten();
+    let Some(role) = role else {
+        let count = sign_ins
+            .failed(&login, now)
+            .await
+            .map_err(|e| visit.unavailable(e))?;
+        warn!(login = %login, failures = count, "sign-in failed");
+        let m = ctx.t("Неверный логин или пароль.", "Wrong login or password.");
+        return Ok(again(StatusCode::UNAUTHORIZED, m, visit.jar));
+    };
+    if failures > 0 {
+        sign_ins
+            .succeeded(&login)
+            .await
+            .map_err(|e| visit.unavailable(e))?;
+    }
+    // A new session whatever the browser brought (no fixation).
+    let session = Session {
+        sid: auth::random_token(),
+        login: login.clone(),
+        csrf: auth::random_token(),
+        expires_ms: now + console.session_minutes * 60_000,
+    };
+    let value = serde_json::to_string(&session).map_err(|e| visit.unavailable(e))?;
+    let jar = visit
+        .jar
+        .remove(Cookie::build(SIGN_IN_COOKIE).path("/"))
+        .add(auth::private_cookie(
+            SESSION_COOKIE,
+            value,
+            console.session_minutes,
+        ));
+    info!(user = %login, role = role.as_str(), "signed in");
+    Ok((jar, Redirect::to(&visit.ctx.link("/"))).into_response())
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(visit: Visit, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+    visit.posted(&form.csrf)?;
+    let jar = visit
+        .jar
+        .clone()
+        .remove(Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, Redirect::to(&visit.ctx.link("/login"))).into_response())
+}
+
+#[derive(Deserialize)]
+struct Back {
+    #[serde(default)]
+    back: String,
+}
+
+async fn set_lang(visit: Visit, Path(lang): Path<String>, Query(q): Query<Back>) -> Response {
+    let lang = Lang::from_cookie(Some(&lang));
+    let cookie = Cookie::build((LANG_COOKIE, lang.code()))
+        .path("/")
+        .secure(true)
+        .http_only(true)
+        .same_site(axum_extra::extract::cookie::SameSite::Lax)
+        .max_age(time::Duration::days(365))
+        .build();
+    // Only a path of this console (never another site).
+    let back = if q.back.starts_with('/') && !q.back.starts_with("//") {
+        visit.ctx.link(&q.back)
+    } else {
+        visit.ctx.link("/")
+    };
+    let jar = axum_extra::extract::cookie::CookieJar::new().add(cookie);
+    (jar, Redirect::to(&back)).into_response()
+}
+
+async fn overview(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r);
+    }
+    let lists = use_case::needs_attention(&console.deps, now_ms(), LIST_LIMIT)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    Ok(page(pages::overview(&visit.ctx, &lists)))
+}
+
+async fn attention(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r);
+    }
+    let now = now_ms();
+    let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    Ok(page(pages::attention(&visit.ctx, &lists, now)))
+}
+
+#[derive(Deserialize)]
+struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+fn order_id(visit: &Visit, id: &str) -> Result<OrderId, PageError> {
+    OrderId::parse(id).map_err(|_| {
+        visit.refuse(
+            StatusCode::NOT_FOUND,
+            ("Нет такого заказа", "No such order"),
+            visit.ctx.t(
+                "Такого заказа в журнале нет.",
+                "The ledger has no such order.",
+            ),
+        )
+    })
+}
+
+async fn order(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r);
+    }
+    let id = order_id(&visit, &id)?;
+    let found = use_case::order_page(&console.deps, &id)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    let Some(found) = found else {
+        return Err(order_id(&visit, "").unwrap_err());
+    };
+    let notice = match done.done.as_str() {
+        "allocated" => Some(
+            visit
+                .ctx
+                .t("Поступление распределено.", "The money was allocated."),
+        ),
+        "recorded" => Some(visit.ctx.t("Оплата внесена.", "The payment was recorded.")),
+        "reversed" => Some(
+            visit
+                .ctx
+                .t("Оплата сторнирована.", "The payment was reversed."),
+        ),
+        "repeated" => Some(visit.ctx.t(
+            "Это действие уже было выполнено; повторно ничего не изменено.",
+            "This was done before; nothing was changed again.",
+        )),
+        _ => None,
+    };
+    Ok(page(pages::order(&visit.ctx, &found, notice)))
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Search by order id, `unmatched:` id or payment reference: straight to the order.
+async fn search(
+    State(console): State<Console>,
+    visit: Visit,
+    Query(q): Query<SearchQuery>,
+) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r);
+    }
+    let q = q.q.trim();
+    let deps = &console.deps;
+    if let Ok(id) = OrderId::parse(q) {
+        let known = deps
+            .store
+            .load_order(&id)
+            .await
+            .map_err(|e| visit.unavailable(e))?;
+        if known.is_some() {
+            return Ok(Redirect::to(&visit.ctx.order_link(id.as_str())).into_response());
+        }
+    }
+    if let Ok(payment) = PaymentRef::try_from(q.to_owned()) {
+        let holder = deps
+            .store
+            .order_for_payment(&payment)
+            .await
+            .map_err(|e| visit.unavailable(e))?;
+        if let Some(id) = holder {
+            return Ok(Redirect::to(&visit.ctx.order_link(id.as_str())).into_response());
+        }
+    }
+    Err(visit.refuse(
+        StatusCode::NOT_FOUND,
+        ("Ничего не найдено", "Nothing found"),
+        format!(
+            "{} «{q}»",
+            visit.ctx.t("Нет заказа или платежа", "No order or payment")
+        ),
+    ))
+}
+
+/// The fields every action form carries.
+fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+fn decision(session: &Session, role: Role, form: &[(String, String)]) -> Decision {
+    Decision {
+        user: session.login.clone(),
+        role,
+        reason: field(form, "reason").trim().chars().take(500).collect(),
+        token: field(form, "token").to_owned(),
+        at_ms: now_ms(),
+    }
+}
+
+fn action_failed(visit: &Visit, e: ActionError) -> PageError {
+    let ctx = &visit.ctx;
+    match e {
+        ActionError::Forbidden => visit.refuse(
+            StatusCode::FORBIDDEN,
+            ("Недостаточно прав", "Not allowed"),
+            ctx.t(
+                "Ваша роль не позволяет это действие. Обратитесь к администратору консоли.",
+                "Your role does not allow this. Ask the console's administrator.",
+            ),
+        ),
+        ActionError::Invalid(m) => visit.refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ("Не выполнено", "Not done"),
+            m,
+        ),
+        ActionError::NotFound(o) => visit.refuse(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ("Не выполнено", "Not done"),
+            format!(
+                "{} {o}",
+                ctx.t(
+                    "Магазин не описывал такой заказ:",
+                    "The store never described this order:"
+                )
+            ),
+        ),
+        ActionError::Ledger(e) => visit.unavailable(e),
+    }
+}
+
+fn done(visit: &Visit, order: &str, outcome: &use_case::Outcome, what: &str) -> Response {
+    let what = if outcome.repeated && outcome.events.is_empty() {
+        "repeated"
+    } else {
+        what
+    };
+    Redirect::to(&format!("{}?done={what}", visit.ctx.order_link(order))).into_response()
+}
+
+async fn allocate(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let receipt = order_id(&visit, &id)?;
+    let mut parts = Vec::new();
+    for n in 1..=3 {
+        let (o, a) = (
+            field(&form, &format!("order_{n}")),
+            field(&form, &format!("amount_{n}")),
+        );
+        if o.trim().is_empty() && a.trim().is_empty() {
+            continue;
+        }
+        let order = OrderId::parse(o).map_err(|_| {
+            action_failed(
+                &visit,
+                ActionError::Invalid(format!(
+                    "«{o}»: {}",
+                    visit.ctx.t("не номер заказа", "not an order id")
+                )),
+            )
+        })?;
+        let amount = fmt::parse_amount(a).ok_or_else(|| {
+            action_failed(
+                &visit,
+                ActionError::Invalid(format!(
+                    "«{a}»: {}",
+                    visit.ctx.t("не сумма", "not an amount")
+                )),
+            )
+        })?;
+        parts.push((order, amount));
+    }
+    let d = decision(session, role, &form);
+    let outcome = use_case::allocate(&console.deps, &d, &receipt, &parts)
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    let first = parts.first().map_or(receipt.as_str(), |(o, _)| o.as_str());
+    Ok(done(&visit, first, &outcome, "allocated"))
+}
+
+async fn record_payment(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let order = order_id(&visit, &id)?;
+    let amount = fmt::parse_amount(field(&form, "amount")).ok_or_else(|| {
+        action_failed(
+            &visit,
+            ActionError::Invalid(
+                visit
+                    .ctx
+                    .t("Сумма не распознана.", "The amount is not a number.")
+                    .into(),
+            ),
+        )
+    })?;
+    let method = match field(&form, "method") {
+        "cash" => PaymentMethod::Cash,
+        _ => {
+            return Err(action_failed(
+                &visit,
+                ActionError::Invalid(
+                    visit
+                        .ctx
+                        .t("Неизвестный способ оплаты.", "Unknown payment method.")
+                        .into(),
+                ),
+            ))
+        }
+    };
+    let d = decision(session, role, &form);
+    let outcome = use_case::record_payment(&console.deps, &d, &order, amount, method)
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(done(&visit, order.as_str(), &outcome, "recorded"))
+}
+
+async fn reverse(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let order = order_id(&visit, &id)?;
+    let payment = PaymentRef::try_from(field(&form, "payment").to_owned()).map_err(|_| {
+        action_failed(
+            &visit,
+            ActionError::Invalid(
+                visit
+                    .ctx
+                    .t("Нет такого платежа.", "No such payment.")
+                    .into(),
+            ),
+        )
+    })?;
+    let d = decision(session, role, &form);
+    let outcome = use_case::reverse(&console.deps, &d, &order, &payment)
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(done(&visit, order.as_str(), &outcome, "reversed"))
+}
+
+/// The argon2id PHC string of a password, with a fresh random salt (what `CONSOLE_USERS` keeps).
+pub fn hash_password(password: &str) -> Result<String, String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,339 @@
+//! The console end to end over HTTP: the function's routes on a local port, its ledger on moto, money brought by a
+//! real statement-pull run from a fake T-Bank Business API. Sign-in, roles, CSRF, sessions, escaping, and the
+//! allocation that pays an order and reaches the events queue exactly once.
+
+// Test helpers: a failed setup step should stop the test loudly.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use paysync_e2e::console::{hidden, link, Answer, ConsoleServer, WebClient, PASSWORD, SESSION_KEY};
+use paysync_e2e::*;
+use serde_json::json;
+use shared::domain::OrderState;
+use shared::platform::config::{Secret, SourceConfig};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+/// One incoming bank transfer that names no order, from a payer whose name and purpose carry HTML.
+pub const PAYER_NAME: &str = "ООО \"<script>alert('payer')</script> Ромашка\"";
+pub const PURPOSE: &str = "Оплата <img src=x onerror=alert(1)> по договору поставки";
+
+fn operation(id: &str, amount: &str) -> serde_json::Value {
+    json!({
+        "operationDate": "2026-11-30T09:12:00Z",
+        "operationId": id,
+        "operationStatus": "Transaction",
+        "accountNumber": "40702810900000012345",
+        "typeOfOperation": "Credit",
+        "category": "incomeLegal",
+        "chargeDate": "2026-11-30T09:12:00Z",
+        "docDate": "2026-11-30T00:00:00Z",
+        "documentNumber": "118",
+        "operationAmount": amount.parse::<f64>().unwrap_or_default(),
+        "operationCurrencyDigitalCode": "643",
+        "accountAmount": amount.parse::<f64>().unwrap_or_default(),
+        "accountCurrencyDigitalCode": "643",
+        "rubleAmount": amount.parse::<f64>().unwrap_or_default(),
+        "payPurpose": PURPOSE,
+        "description": PURPOSE,
+        "payer": {"acct": "40702810000000000999", "inn": "5003000077", "name": PAYER_NAME},
+        "receiver": {"acct": "40702810900000012345", "inn": "7701234567", "name": "ООО \"Пример Магазин\""},
+        "counterParty": {"account": "40702810000000000999", "inn": "5003000077", "name": PAYER_NAME}
+    })
+}
+
+/// A statement-pull run that keeps one unmatched receipt of 4 321,50 ₽; its `unmatched:` order id.
+pub async fn unmatched_receipt(env: &TestEnv) -> String {
+    let api = &env.yookassa_api; // any local fake server will do as the bank
+    let page = json!({ "operations": [operation("9f00-console-0001", "4321.50")] });
+    Mock::given(method("GET"))
+        .and(path("/api/v1/statement"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page))
+        .mount(api)
+        .await;
+    let deps = env.pull_deps(
+        vec![SourceConfig::TbankApi {
+            account: "40702810900000012345".into(),
+            token: Secret::new("t-token"),
+        }],
+        api.uri(),
+    );
+    let run = shared::app::statement_pull::handle(&deps)
+        .await
+        .expect("pull");
+    assert_eq!(run[0].unmatched, 1, "{:?}", run[0]);
+    let receipts = {
+        use shared::ports::OrderViews;
+        env.store.unmatched_receipts(10).await.expect("receipts")
+    };
+    assert_eq!(receipts.len(), 1);
+    receipts[0].order.to_string()
+}
+
+/// An accountant signs in, finds the statement's unmatched receipt on "Needs attention", allocates it to the order
+/// it pays; the order is paid, the decision is on the timeline with who and why, the queue has the event once, and
+/// a second submission of the same form changes nothing.
+#[tokio::test]
+async fn an_accountant_allocates_unmatched_bank_money_to_its_order() {
+    let env = spawn_env().await;
+    env.register_order("IM-7001", 432_150).await;
+    let receipt = unmatched_receipt(&env).await;
+    env.drain_queue().await;
+    let server = ConsoleServer::start(&env).await;
+    let mut web = WebClient::new(&server);
+    let signed = web.sign_in("anna", PASSWORD).await;
+    assert_eq!(signed.status, 303, "{}", signed.body);
+    let attention = web.get("/attention").await;
+    assert_eq!(attention.status, 200);
+    assert!(
+        attention.body.contains("4\u{a0}321,50\u{a0}₽"),
+        "amount in Russian"
+    );
+    let order_link =
+        link(&attention.body, "/lambda-url/console/orders/unmatched").expect("receipt link");
+    let page = web.get(&order_link).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Распределить"),
+        "the allocate form is offered"
+    );
+    let (csrf, token) = (
+        hidden(&page.body, "csrf").unwrap(),
+        hidden(&page.body, "token").unwrap(),
+    );
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("order_1", "IM-7001"),
+        ("amount_1", "4 321,50"),
+        ("reason", "платёжное поручение 118, договор 15"),
+    ];
+    let done = web.post(&format!("{order_link}/allocate"), &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("/orders/IM%2D7001?done=allocated"));
+    let order = env.order("IM-7001").await.unwrap();
+    assert_eq!(
+        (order.state(), order.totals().paid),
+        (OrderState::Paid, 432_150)
+    );
+    let events = env.drain_queue().await;
+    let paid: Vec<_> = events.iter().filter(|e| e.order_id == "IM-7001").collect();
+    assert_eq!(paid.len(), 1, "{events:?}");
+    assert_eq!(paid[0].state, OrderState::Paid);
+    // Double submission: the same form again is recognised, nothing counted twice, nothing announced.
+    let again = web.post(&format!("{order_link}/allocate"), &form).await;
+    assert_eq!(again.status, 303);
+    assert!(again.location.unwrap().ends_with("done=repeated"));
+    assert_eq!(env.order("IM-7001").await.unwrap().totals().paid, 432_150);
+    assert!(env.drain_queue().await.is_empty());
+    // The order page shows the decision: who, role, why.
+    let shown = web.get(done.location.as_deref().unwrap()).await;
+    assert!(shown.body.contains("Поступление распределено"));
+    assert!(shown.body.contains("anna"));
+    assert!(shown.body.contains("платёжное поручение 118"));
+    let audit = env
+        .facts("IM-7001")
+        .await
+        .into_iter()
+        .find_map(|f| f.audit)
+        .expect("the fact carries who decided");
+    assert_eq!(audit.user, "anna");
+    // The receipt left the list.
+    let after = web.get("/attention").await;
+    assert!(!after.body.contains(&receipt));
+    assert!(env
+        .facts(&receipt)
+        .await
+        .iter()
+        .any(|f| f.id.as_str().starts_with("console#")));
+}
+
+/// Post the allocate form of `receipt_path` with these tokens (the rest filled in correctly).
+async fn allocate_with(web: &mut WebClient, receipt_path: &str, csrf: &str, token: &str) -> Answer {
+    let form = [
+        ("csrf", csrf),
+        ("token", token),
+        ("order_1", "IM-7101"),
+        ("amount_1", "4321.50"),
+        ("reason", "test"),
+    ];
+    web.post(&format!("{receipt_path}/allocate"), &form).await
+}
+
+/// A viewer sees but cannot decide; a form without this session's CSRF token (missing, forged, or another user's
+/// replayed) is refused with a page and changes nothing.
+#[tokio::test]
+async fn roles_and_csrf_tokens_guard_every_decision() {
+    let env = spawn_env().await;
+    env.register_order("IM-7101", 432_150).await;
+    let receipt = unmatched_receipt(&env).await;
+    let server = ConsoleServer::start(&env).await;
+    let receipt_path = format!("/orders/{}", ::console::pages::segment(&receipt));
+
+    let mut anna = WebClient::new(&server);
+    anna.sign_in("anna", PASSWORD).await;
+    let anna_page = anna.get(&receipt_path).await;
+    let anna_csrf = hidden(&anna_page.body, "csrf").unwrap();
+    let token = hidden(&anna_page.body, "token").unwrap();
+
+    let mut vera = WebClient::new(&server);
+    assert_eq!(vera.sign_in("vera", PASSWORD).await.status, 303);
+    let vera_page = vera.get(&receipt_path).await;
+    assert_eq!(vera_page.status, 200);
+    assert!(
+        !vera_page.body.contains("/allocate"),
+        "no allocate form for a viewer"
+    );
+    let vera_csrf = hidden(&vera_page.body, "csrf").unwrap();
+    let own = "t0k3n-for-the-csrf-tests";
+    // A viewer with her own valid token: not allowed.
+    let refused = allocate_with(&mut vera, &receipt_path, &vera_csrf, own).await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.body.contains("Недостаточно прав"),
+        "{}",
+        refused.body
+    );
+    // Missing and forged tokens.
+    let missing = allocate_with(&mut anna, &receipt_path, "", own).await;
+    assert_eq!(missing.status, 403);
+    assert!(missing.body.contains("Форма отклонена"));
+    let forged = allocate_with(
+        &mut anna,
+        &receipt_path,
+        "0123456789abcdef0123456789abcdef",
+        own,
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+    // Anna's form replayed under Vera's session.
+    let replayed = allocate_with(&mut vera, &receipt_path, &anna_csrf, &token).await;
+    assert_eq!(replayed.status, 403);
+    // Without any session: a clear page, not a stack trace.
+    let mut nobody = WebClient::new(&server);
+    let anonymous = allocate_with(&mut nobody, &receipt_path, &anna_csrf, &token).await;
+    assert_eq!(anonymous.status, 403);
+    assert!(anonymous.body.contains("Сеанс закончился"));
+    assert_eq!(
+        env.order("IM-7101").await.unwrap().totals().paid,
+        0,
+        "nothing was allocated"
+    );
+    // A page of the console without a session leads to the sign-in form.
+    let away = nobody.get("/attention").await;
+    assert_eq!(away.status, 303);
+    assert!(away
+        .location
+        .unwrap()
+        .ends_with("/lambda-url/console/login"));
+}
+
+/// Sessions: a sign-in always issues a new session (a planted one is worth nothing), an expired session is refused
+/// even with a valid cookie, guessing passwords is slowed down per login.
+#[tokio::test]
+async fn sessions_are_fresh_expiring_and_guessing_is_slowed_down() {
+    let env = spawn_env().await;
+    let server = ConsoleServer::start(&env).await;
+    // Fixation: the attacker's own valid session planted in the victim's browser.
+    let mut attacker = WebClient::new(&server);
+    attacker.sign_in("vera", PASSWORD).await;
+    let planted = attacker.cookies["paysync_session"].clone();
+    let mut victim = WebClient::new(&server);
+    let form = victim.get("/login").await;
+    let csrf = hidden(&form.body, "csrf").unwrap();
+    victim
+        .cookies
+        .insert("paysync_session".into(), planted.clone());
+    let signed = victim
+        .post(
+            "/login",
+            &[("login", "max"), ("password", PASSWORD), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(signed.status, 303);
+    assert_ne!(
+        victim.cookies["paysync_session"], planted,
+        "a fresh session at sign-in"
+    );
+    let attackers_view = attacker.get("/").await;
+    assert!(attackers_view.body.contains("vera") && !attackers_view.body.contains(">max"));
+
+    // An expired session, sealed with the console's own key.
+    let key = cookie::Key::derive_from(SESSION_KEY.as_bytes());
+    let mut jar = cookie::CookieJar::new();
+    let session = json!({"sid": "s", "login": "max", "csrf": "c", "expires_ms": 1_000});
+    jar.private_mut(&key)
+        .add(cookie::Cookie::new("paysync_session", session.to_string()));
+    let sealed = jar.get("paysync_session").unwrap().value().to_owned();
+    let mut late = WebClient::new(&server);
+    late.cookies.insert("paysync_session".into(), sealed);
+    let refused = late.get("/attention").await;
+    assert_eq!(refused.status, 303, "an expired session signs in again");
+    // The same, still valid, is accepted (the cookie is what the console makes).
+    let mut jar = cookie::CookieJar::new();
+    let session = json!({"sid": "s", "login": "max", "csrf": "c", "expires_ms": i64::MAX});
+    jar.private_mut(&key)
+        .add(cookie::Cookie::new("paysync_session", session.to_string()));
+    let mut fine = WebClient::new(&server);
+    fine.cookies.insert(
+        "paysync_session".into(),
+        jar.get("paysync_session").unwrap().value().to_owned(),
+    );
+    assert_eq!(fine.get("/attention").await.status, 200);
+
+    // Guessing: five failures are answered at once, then each attempt waits, even with the right password.
+    let mut guesser = WebClient::new(&server);
+    for _ in 0..5 {
+        assert_eq!(guesser.sign_in("anna", "wrong password").await.status, 401);
+    }
+    let slowed = guesser.sign_in("anna", PASSWORD).await;
+    assert_eq!(slowed.status, 429, "{}", slowed.body);
+    assert!(slowed.body.contains("Слишком много неудачных попыток"));
+    // Other logins are not affected.
+    assert_eq!(
+        WebClient::new(&server)
+            .sign_in("max", PASSWORD)
+            .await
+            .status,
+        303
+    );
+}
+
+/// Whatever a payer writes in a statement shows as text on every page, never as markup.
+#[tokio::test]
+async fn html_in_a_statement_is_escaped_everywhere() {
+    let env = spawn_env().await;
+    let receipt = unmatched_receipt(&env).await;
+    let server = ConsoleServer::start(&env).await;
+    let mut web = WebClient::new(&server);
+    web.sign_in("anna", PASSWORD).await;
+    for path in [
+        "/attention".to_owned(),
+        format!("/orders/{}", ::console::pages::segment(&receipt)),
+    ] {
+        let page = web.get(&path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(
+            !page.body.contains("<script>alert"),
+            "{path}: script not escaped"
+        );
+        assert!(!page.body.contains("<img src=x"), "{path}: img not escaped");
+        assert!(
+            page.body.contains("&lt;script&gt;alert"),
+            "{path}: the payer's name shown as text"
+        );
+        assert!(
+            page.body.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{path}: the purpose shown as text"
+        );
+    }
+    // The language switch: English amounts and words.
+    let switched = web.get("/lang/en?back=/attention").await;
+    assert_eq!(switched.status, 303);
+    let english = web.get("/attention").await;
+    assert!(english.body.contains("Needs attention"));
+    assert!(english.body.contains("4,321.50 RUB"));
+}
