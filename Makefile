@@ -18,7 +18,7 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: run smoke test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
+.PHONY: console-password run smoke test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -37,7 +37,7 @@ $(DENY):
 ## run: moto + table + queues + the sample-file server, builds the functions, then `cargo lambda watch` on :9000 with
 ## ENV_FILE (default .env, created from .env.example on first run). `make smoke` runs this with a fresh copy.
 ENV_FILE ?= .env
-FUNCTIONS := acquiring-callback exchange-1c outbox-sweeper refund-chargeback statement-pull status-sync store-sync
+FUNCTIONS := acquiring-callback console exchange-1c outbox-sweeper refund-chargeback statement-pull status-sync store-sync
 SAMPLES_PORT ?= 9002
 run: venv
 	scripts/run.sh "$(ENV_FILE)" $(TABLE) $(QUEUE) $(REFUNDS_QUEUE) $(SAMPLES_PORT) $(FUNCTIONS)
@@ -47,16 +47,26 @@ run: venv
 smoke: venv
 	$(PY) scripts/readme_smoke.py
 
-## test: fmt check, clippy -D warnings, every test tier against a fresh moto, template lint (cfn-lint, sam validate,
-## checkov with the skips in .checkov.yaml), cargo deny (licences, bans, sources; see deny.toml), then `make smoke`
-test: venv $(CHECKOV_VENV)/.installed $(DENY)
+## test: fmt check, clippy -D warnings, every test tier against a fresh moto (the console's also in headless Chromium,
+## installed from Debian's packages), template lint (cfn-lint, sam validate, checkov with the skips in
+## .checkov.yaml), cargo deny (licences, bans, sources; see deny.toml), then `make smoke`
+# Debian's Chromium and its WebDriver, for the console's browser test (tests/tests/e2e/console_browser.rs).
+CHROMEDRIVER := /usr/bin/chromedriver
+$(CHROMEDRIVER):
+	mkdir -p .local
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	{ $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium chromium-driver; } \
+	  >.local/apt.log 2>&1 || { tail -20 .local/apt.log; exit 1; }
+
+test: venv $(CHECKOV_VENV)/.installed $(DENY) $(CHROMEDRIVER)
 	cargo fmt --all --check
 	$(DENY) check licenses bans sources
 	endpoint=$$(scripts/stack.sh start); \
 	trap 'scripts/stack.sh stop' EXIT; \
 	echo "moto at $$endpoint"; \
 	cargo clippy --workspace --all-targets -- -D warnings; \
-	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) cargo test --workspace; \
+	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint PAYSYNC_PYTHON=$(CURDIR)/$(PY) PAYSYNC_CHROMEDRIVER=$(CHROMEDRIVER) \
+	  cargo test --workspace; \
 	$(VENV)/bin/cfn-lint infra/template.yaml
 	# sam validate --lint also catches a bad Runtime, Function URL AuthType or BatchSize that cfn-lint misses.
 	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam validate --lint --template-file infra/template.yaml
@@ -149,6 +159,11 @@ fuzz:
 	    -dict=dicts/$$t.dict >../.local/fuzz/$$t.log 2>&1) || { tail -40 .local/fuzz/$$t.log; exit 1; }; \
 	done
 	python3 scripts/fuzz_stats.py $(addprefix .local/fuzz/,$(addsuffix .log,$(FUZZ_TARGETS)))
+
+## console-password: asks for a password (not echoed) and prints its argon2 hash for CONSOLE_USERS
+console-password:
+	@read -rsp 'Password for the console user: ' pw && echo >&2 && \
+	  printf '%s\n' "$$pw" | cargo run -q -p console --bin console-password
 
 stack-start: venv
 	scripts/stack.sh start

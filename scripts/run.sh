@@ -38,6 +38,20 @@ urls=$("$PY" scripts/create_resources.py "$endpoint" "$table" "$queue" "$refunds
 queue_url=$(sed -n 1p <<<"$urls")
 refunds_url=$(sed -n 2p <<<"$urls")
 [ -f "$env_file" ] || cp .env.example "$env_file"
+# An env file made from an older .env.example lacks the variables added since (a new function's settings): they
+# are appended with their example values, and said, so the functions start as documented.
+"$PY" - "$env_file" <<'PY'
+import re, sys
+path = sys.argv[1]
+names = lambda text: {m.group(1) for m in re.finditer(r"^([A-Z][A-Z0-9_]*)=", text, re.M)}
+have = names(open(path, encoding="utf-8").read())
+missing = [l for l in open(".env.example", encoding="utf-8").read().splitlines()
+           if (m := re.match(r"^([A-Z][A-Z0-9_]*)=", l)) and m.group(1) not in have]
+if missing:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("\n# Added by make run from .env.example (new since this file was made):\n" + "\n".join(missing) + "\n")
+    print(f"{path}: added from .env.example: " + ", ".join(l.split("=", 1)[0] for l in missing), file=sys.stderr)
+PY
 # cargo lambda watch's env-file parser says only `ParseError`: name the line and the fix instead (an `.env` made
 # from an older `.env.example` may hold a bare JSON value).
 "$PY" - "$env_file" <<'PY'

@@ -52,6 +52,7 @@ impl ConsoleServer {
             users: users(),
             session_key: Secret::new(SESSION_KEY),
             session_minutes: 30,
+            base_path: LOCAL_PREFIX.to_owned(),
         };
         let deps = wiring::console(&config, &env.clients);
         let service = console::service::<axum::body::Body>(Console::new(deps, &config));

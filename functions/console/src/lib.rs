@@ -2,7 +2,9 @@
 //! `shared::app::console`; this crate turns requests into those calls and their answers into pages.
 //!
 //! Served by `lambda_http` behind a Function URL (paths from `/`), and under `cargo lambda watch` at
-//! `/lambda-url/console/` (the prefix is taken off before routing and put back on every link).
+//! `/lambda-url/console/`: `cargo lambda watch` hands the function the path without that prefix, so
+//! `CONSOLE_BASE_PATH` says what to put in front of every link (a request that still carries the prefix, as on a
+//! local port in the tests, has it taken off before routing).
 
 pub mod auth;
 pub mod fmt;
@@ -40,6 +42,7 @@ pub struct Console {
     users: Arc<Users>,
     key: Key,
     session_minutes: i64,
+    base: String,
 }
 
 impl FromRef<Console> for Key {
@@ -48,15 +51,16 @@ impl FromRef<Console> for Key {
     }
 }
 
-/// Where the console is mounted for this request (see [`LOCAL_PREFIX`]).
+/// Where the console is mounted for this request (`CONSOLE_BASE_PATH`).
 #[derive(Debug, Clone, Default)]
 struct Base(String);
 
-/// Take the local prefix off the path before routing (routing sees `/…` either way) and remember it for links.
-pub fn strip_prefix<B>(mut req: Request<B>) -> Request<B> {
+/// Take `base` off the path before routing when the request still carries it (routing sees `/…` either way), and
+/// remember it for the links.
+pub fn strip_prefix<B>(base: &str, mut req: Request<B>) -> Request<B> {
     let path = req.uri().path();
-    let base = match path.strip_prefix(LOCAL_PREFIX) {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+    match path.strip_prefix(base) {
+        Some(rest) if !base.is_empty() && (rest.is_empty() || rest.starts_with('/')) => {
             let rest = if rest.is_empty() { "/" } else { rest };
             let pq = match req.uri().query() {
                 Some(q) => format!("{rest}?{q}"),
@@ -65,11 +69,10 @@ pub fn strip_prefix<B>(mut req: Request<B>) -> Request<B> {
             if let Ok(uri) = pq.parse::<Uri>() {
                 *req.uri_mut() = uri;
             }
-            LOCAL_PREFIX.to_owned()
         }
-        _ => String::new(),
-    };
-    req.extensions_mut().insert(Base(base));
+        _ => {}
+    }
+    req.extensions_mut().insert(Base(base.to_owned()));
     req
 }
 
@@ -81,6 +84,7 @@ impl Console {
             users: Arc::new(Users::new(&config.users)),
             key: Key::derive_from(config.session_key.expose().as_bytes()),
             session_minutes: config.session_minutes,
+            base: config.base_path.clone(),
         }
     }
 
@@ -106,12 +110,15 @@ impl Console {
 /// `B` is the body type of whoever serves it (`lambda_http::Body` in Lambda, axum's own on a local port).
 pub fn service<B>(
     console: Console,
-) -> tower::util::MapRequest<Router, fn(Request<B>) -> Request<B>> {
-    tower::util::MapRequest::new(console.router(), strip_prefix::<B> as fn(_) -> _)
+) -> tower::util::MapRequest<Router, impl Fn(Request<B>) -> Request<B> + Clone> {
+    let base = console.base.clone();
+    tower::util::MapRequest::new(console.router(), move |req| strip_prefix(&base, req))
 }
 
 /// A refusal or failure, as a page.
-struct PageError {
+struct PageError(Box<Refusal>);
+
+struct Refusal {
     status: StatusCode,
     ctx: Ctx,
     title: String,
@@ -120,8 +127,9 @@ struct PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let page = pages::refusal(&self.ctx, &self.title, &self.message);
-        (self.status, no_store(), Html(page.into_string())).into_response()
+        let r = self.0;
+        let page = pages::refusal(&r.ctx, &r.title, &r.message);
+        (r.status, no_store(), Html(page.into_string())).into_response()
     }
 }
 
@@ -185,19 +193,19 @@ impl Visit {
         title: (&str, &str),
         message: impl Into<String>,
     ) -> PageError {
-        PageError {
+        PageError(Box::new(Refusal {
             status,
             ctx: self.ctx.clone(),
             title: self.ctx.t(title.0, title.1).to_owned(),
             message: message.into(),
-        }
+        }))
     }
 
-    /// The signed-in user, or the way to the sign-in page.
-    fn signed_in(&self) -> Result<(&Session, Role), Response> {
+    /// Signed in, or the way to the sign-in page.
+    fn signed_in(&self) -> Result<(), Redirect> {
         match &self.session {
-            Some((s, r)) => Ok((s, *r)),
-            None => Err(Redirect::to(&self.ctx.link("/login")).into_response()),
+            Some(_) => Ok(()),
+            None => Err(Redirect::to(&self.ctx.link("/login"))),
         }
     }
 
@@ -403,7 +411,7 @@ async fn set_lang(visit: Visit, Path(lang): Path<String>, Query(q): Query<Back>)
 
 async fn overview(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
     if let Err(r) = visit.signed_in() {
-        return Ok(r);
+        return Ok(r.into_response());
     }
     let lists = use_case::needs_attention(&console.deps, now_ms(), LIST_LIMIT)
         .await
@@ -413,7 +421,7 @@ async fn overview(State(console): State<Console>, visit: Visit) -> Result<Respon
 
 async fn attention(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
     if let Err(r) = visit.signed_in() {
-        return Ok(r);
+        return Ok(r.into_response());
     }
     let now = now_ms();
     let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
@@ -428,17 +436,19 @@ struct Done {
     done: String,
 }
 
+fn no_such_order(visit: &Visit) -> PageError {
+    visit.refuse(
+        StatusCode::NOT_FOUND,
+        ("Нет такого заказа", "No such order"),
+        visit.ctx.t(
+            "Такого заказа в журнале нет.",
+            "The ledger has no such order.",
+        ),
+    )
+}
+
 fn order_id(visit: &Visit, id: &str) -> Result<OrderId, PageError> {
-    OrderId::parse(id).map_err(|_| {
-        visit.refuse(
-            StatusCode::NOT_FOUND,
-            ("Нет такого заказа", "No such order"),
-            visit.ctx.t(
-                "Такого заказа в журнале нет.",
-                "The ledger has no such order.",
-            ),
-        )
-    })
+    OrderId::parse(id).map_err(|_| no_such_order(visit))
 }
 
 async fn order(
@@ -448,14 +458,14 @@ async fn order(
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
     if let Err(r) = visit.signed_in() {
-        return Ok(r);
+        return Ok(r.into_response());
     }
     let id = order_id(&visit, &id)?;
     let found = use_case::order_page(&console.deps, &id)
         .await
         .map_err(|e| visit.unavailable(e))?;
     let Some(found) = found else {
-        return Err(order_id(&visit, "").unwrap_err());
+        return Err(no_such_order(&visit));
     };
     let notice = match done.done.as_str() {
         "allocated" => Some(
@@ -491,7 +501,7 @@ async fn search(
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, PageError> {
     if let Err(r) = visit.signed_in() {
-        return Ok(r);
+        return Ok(r.into_response());
     }
     let q = q.q.trim();
     let deps = &console.deps;

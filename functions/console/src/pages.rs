@@ -1,10 +1,10 @@
 //! The console's pages, server-rendered with maud (every interpolation is HTML-escaped; no JavaScript needed).
 
 use maud::{html, Markup, PreEscaped, DOCTYPE};
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shared::app::console::{may, Action, AttentionList, OrderPage, LIST_LIMIT};
 use shared::domain::attention::{Age, Item, Kind};
-use shared::domain::{FactKind, OrderEvent, PaymentFact, PaymentMethod, Role};
+use shared::domain::{FactKind, OrderEvent, OrderState, PaymentFact, PaymentMethod, Role};
 
 use crate::fmt::{date, date_time, money, Lang};
 
@@ -38,9 +38,16 @@ impl Ctx {
     }
 }
 
-/// A path segment with everything but letters and digits percent-encoded.
+/// RFC 3986's unreserved characters stay as they are; everything else in a path segment is percent-encoded.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A path segment (an order id may hold `:`, `#`, `/`), percent-encoded.
 pub fn segment(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+    utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 const STYLE: &str = "
@@ -101,6 +108,20 @@ pub fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                 main { (body) }
             }
         }
+    }
+}
+
+/// An order's payment state as the store's managers call it.
+pub fn state_name(ctx: &Ctx, state: OrderState) -> &'static str {
+    let l = ctx.lang;
+    match state {
+        OrderState::Unpaid => l.t("не оплачен", "unpaid"),
+        OrderState::PartiallyPaid => l.t("оплачен частично", "partially paid"),
+        OrderState::PaidUnknownTotal => l.t("оплата без суммы заказа", "paid, total unknown"),
+        OrderState::Paid => l.t("оплачен", "paid"),
+        OrderState::Overpaid => l.t("переплачен", "overpaid"),
+        OrderState::Refunded => l.t("возвращён", "refunded"),
+        OrderState::Cancelled => l.t("отменён", "cancelled"),
     }
 }
 
@@ -299,7 +320,7 @@ fn event_row(ctx: &Ctx, e: &OrderEvent) -> Markup {
             td.num { (e.version) }
             td { (date_time(e.at_ms)) }
             td { code { (e.event_id) } }
-            td { (e.state.as_str()) }
+            td { (state_name(ctx, e.state)) }
             td.num { (money(ctx.lang, e.paid, e.currency)) }
             td.num { (money(ctx.lang, e.refunded, e.currency)) }
             td { (e.flags.join(", ")) }
@@ -337,7 +358,7 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
             h1 { (title) @if let Some(n) = order.info.as_ref().and_then(|i| i.number.as_ref()) { " · № " (n) } }
             @if let Some(n) = notice { p.notice { (n) } }
             div.cards {
-                div.card { div.muted { (ctx.t("Состояние", "State")) } div.count { (order.state().as_str()) } }
+                div.card { div.muted { (ctx.t("Состояние", "State")) } div.count { (state_name(ctx, order.state())) } }
                 div.card {
                     div.muted { (ctx.t("Оплачено", "Paid")) }
                     div.count { (money(ctx.lang, t.net(), cur)) }

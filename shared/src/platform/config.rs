@@ -199,6 +199,10 @@ pub struct ConsoleConfig {
     pub session_key: Secret,
     /// `CONSOLE_SESSION_MINUTES` (default 480): a session ends this long after sign-in.
     pub session_minutes: i64,
+    /// `CONSOLE_BASE_PATH` (default empty): the path the console's pages are served under, put in front of every
+    /// link. Empty behind a Function URL; `/lambda-url/console` under `cargo lambda watch`, which passes the
+    /// function the path without it.
+    pub base_path: String,
 }
 
 /// Settings of `statement-pull`.
@@ -693,6 +697,20 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             users,
             session_key,
             session_minutes: self.count("CONSOLE_SESSION_MINUTES", 480)?.max(1),
+            base_path: match self.get("CONSOLE_BASE_PATH") {
+                None => String::new(),
+                Some(p)
+                    if p.starts_with('/') && !p.ends_with('/') && !p.contains(['?', '#', '"']) =>
+                {
+                    p
+                }
+                Some(p) => {
+                    return Err(ConfigError::Invalid {
+                        name: "CONSOLE_BASE_PATH",
+                        reason: format!("{p:?}: a path starting with / and not ending with one"),
+                    })
+                }
+            },
         })
     }
 

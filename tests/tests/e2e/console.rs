@@ -78,6 +78,7 @@ async fn an_accountant_allocates_unmatched_bank_money_to_its_order() {
     env.register_order("IM-7001", 432_150).await;
     let receipt = unmatched_receipt(&env).await;
     env.drain_queue().await;
+    paysync_e2e::iam::assert_granted("StatementPullFunction", &env.aws_calls.take());
     let server = ConsoleServer::start(&env).await;
     let mut web = WebClient::new(&server);
     let signed = web.sign_in("anna", PASSWORD).await;
@@ -113,7 +114,7 @@ async fn an_accountant_allocates_unmatched_bank_money_to_its_order() {
         .location
         .as_deref()
         .unwrap()
-        .ends_with("/orders/IM%2D7001?done=allocated"));
+        .ends_with("/orders/IM-7001?done=allocated"));
     let order = env.order("IM-7001").await.unwrap();
     assert_eq!(
         (order.state(), order.totals().paid),
@@ -149,6 +150,8 @@ async fn an_accountant_allocates_unmatched_bank_money_to_its_order() {
         .await
         .iter()
         .any(|f| f.id.as_str().starts_with("console#")));
+    // What the console did (after statement-pull's calls, taken above) is what the template grants it.
+    paysync_e2e::iam::assert_granted("ConsoleFunction", &env.aws_calls.take());
 }
 
 /// Post the allocate form of `receipt_path` with these tokens (the rest filled in correctly).

@@ -3,7 +3,7 @@
 
 use paysync_e2e::iam::{actions_of, assert_granted, granted};
 
-const FUNCTIONS: [&str; 7] = [
+const FUNCTIONS: [&str; 8] = [
     "AcquiringCallbackFunction",
     "Exchange1cFunction",
     "StatementPullFunction",
@@ -11,6 +11,7 @@ const FUNCTIONS: [&str; 7] = [
     "StoreSyncFunction",
     "OutboxSweeperFunction",
     "StatusSyncFunction",
+    "ConsoleFunction",
 ];
 
 #[test]

@@ -5,6 +5,7 @@
 mod acquiring;
 mod cases;
 mod console;
+mod console_browser;
 mod exchange_1c;
 mod exchange_1c_proxy;
 mod faults;
