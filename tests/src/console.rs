@@ -142,6 +142,19 @@ impl WebClient {
         self.send(req).await
     }
 
+    /// GET a download as bytes (200 expected).
+    pub async fn get_bytes(&mut self, path: &str) -> Vec<u8> {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("console answers");
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        resp.bytes().await.expect("body").to_vec()
+    }
+
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let url = self.url(path);
         let req = self.http.post(url).form(form);

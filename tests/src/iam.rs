@@ -3,7 +3,7 @@
 //! `infra/template.yaml` grants the function. A call the template does not grant would be `AccessDenied` in AWS,
 //! which moto never reports.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::client::http::{
@@ -15,7 +15,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 
 /// The IAM actions the handlers' clients used, e.g. `dynamodb:PutItem`, `sqs:SendMessage`.
 #[derive(Debug, Clone, Default)]
-pub struct AwsCalls(Arc<Mutex<BTreeSet<String>>>);
+pub struct AwsCalls(
+    Arc<Mutex<BTreeSet<String>>>,
+    Arc<Mutex<BTreeMap<String, usize>>>,
+);
 
 impl AwsCalls {
     pub fn take(&self) -> BTreeSet<String> {
@@ -25,9 +28,23 @@ impl AwsCalls {
             .unwrap_or_default()
     }
 
+    /// How many requests of each operation (`DynamoDB_20120810.Query`, …) were sent since the last call.
+    pub fn take_requests(&self) -> BTreeMap<String, usize> {
+        self.1
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+
     fn add(&self, action: String) {
         if let Ok(mut s) = self.0.lock() {
             s.insert(action);
+        }
+    }
+
+    fn count(&self, target: &str) {
+        if let Ok(mut s) = self.1.lock() {
+            *s.entry(target.to_owned()).or_default() += 1;
         }
     }
 
@@ -96,6 +113,7 @@ struct RecordingConnector {
 impl HttpConnector for RecordingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let target = request.headers().get("x-amz-target").unwrap_or_default();
+        self.calls.count(target);
         for action in actions_of(target, request.body().bytes().unwrap_or_default()) {
             self.calls.add(action);
         }

@@ -83,6 +83,16 @@ pub fn money(lang: Lang, minor: i64, currency: Currency) -> String {
     }
 }
 
+/// Whole units grouped as the language writes them: `1 500` (no-break space) or `1,500`.
+pub fn whole(lang: Lang, units: i64) -> String {
+    let sign = if units < 0 { "−" } else { "" };
+    let sep = match lang {
+        Lang::Ru => "\u{a0}",
+        Lang::En => ",",
+    };
+    format!("{sign}{}", grouped(units.unsigned_abs(), sep))
+}
+
 /// An amount as typed by a person (`1 500,00`, `1500.5`, `1,500.00` is refused as ambiguous) in minor units.
 pub fn parse_amount(text: &str) -> Option<i64> {
     let compact: String = text
@@ -101,6 +111,14 @@ fn moscow(at_ms: i64) -> Option<time::OffsetDateTime> {
     )
     .ok()?;
     Some(at)
+}
+
+/// A `YYYY-MM-DD` day as `dd.mm.yyyy` (anything else as it is).
+pub fn iso_to_ru(day: &str) -> String {
+    match (day.get(0..4), day.get(5..7), day.get(8..10)) {
+        (Some(y), Some(m), Some(d)) if day.len() == 10 => format!("{d}.{m}.{y}"),
+        _ => day.to_owned(),
+    }
 }
 
 /// `dd.mm.yyyy HH:MM`, Moscow time.
@@ -139,6 +157,8 @@ mod tests {
         );
         assert_eq!(money(Lang::Ru, -100, rub), "−1,00\u{a0}₽");
         assert_eq!(money(Lang::En, 150_000, rub), "1,500.00 RUB");
+        assert_eq!(whole(Lang::Ru, 1_500), "1\u{a0}500");
+        assert_eq!(whole(Lang::En, 1_000_000), "1,000,000");
     }
 
     #[test]

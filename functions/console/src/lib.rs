@@ -7,8 +7,10 @@
 //! local port in the tests, has it taken off before routing).
 
 pub mod auth;
+pub mod chart;
 pub mod fmt;
 pub mod pages;
+pub mod report;
 
 use std::sync::Arc;
 
@@ -22,6 +24,8 @@ use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
 use maud::Markup;
 use serde::Deserialize;
 use shared::app::console::{self as use_case, ActionError, ConsoleDeps, Decision, LIST_LIMIT};
+use shared::domain::daybook::DayFigures;
+use shared::domain::settlement::business_day;
 use shared::domain::{OrderId, PaymentMethod, PaymentRef, Role};
 use shared::platform::clock::now_ms;
 use shared::platform::config::ConsoleConfig;
@@ -96,6 +100,9 @@ impl Console {
             .route("/logout", post(sign_out))
             .route("/lang/{lang}", get(set_lang))
             .route("/attention", get(attention))
+            .route("/report", get(report_page))
+            .route("/report.csv", get(report_csv))
+            .route("/report.xlsx", get(report_xlsx))
             .route("/search", get(search))
             .route("/orders/{id}", get(order))
             .route("/orders/{id}/allocate", post(allocate))
@@ -413,10 +420,144 @@ async fn overview(State(console): State<Console>, visit: Visit) -> Result<Respon
     if let Err(r) = visit.signed_in() {
         return Ok(r.into_response());
     }
-    let lists = use_case::needs_attention(&console.deps, now_ms(), LIST_LIMIT)
+    let now = now_ms();
+    let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
         .await
         .map_err(|e| visit.unavailable(e))?;
-    Ok(page(pages::overview(&visit.ctx, &lists)))
+    let today = business_day(now);
+    let yesterday = business_day(now - 86_400_000);
+    let figures = use_case::daybook(&console.deps, &today, CHART_DAYS)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    let svg = chart::svg(&chart::per_day(&figures), visit.ctx.lang);
+    Ok(page(pages::overview(
+        &visit.ctx,
+        &lists,
+        &figures,
+        &today,
+        &yesterday,
+        svg.as_deref(),
+    )))
+}
+
+/// Days the overview's chart shows.
+const CHART_DAYS: usize = 30;
+
+#[derive(Deserialize)]
+struct Range {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// The report's days: `from..=to` as asked (`YYYY-MM-DD`), else the last 30 days; at most
+/// `use_case::MAX_REPORT_DAYS`, never past today.
+fn report_range(q: &Range, now: i64) -> (String, String, usize) {
+    let today = business_day(now);
+    let parse =
+        |s: &str| time::Date::parse(s, &time::format_description::well_known::Iso8601::DATE).ok();
+    let to = parse(&q.to)
+        .map(shared::domain::settlement::iso)
+        .filter(|d| *d <= today)
+        .unwrap_or(today);
+    let days = match (parse(&q.from), parse(&to)) {
+        (Some(f), Some(t)) if f <= t => usize::try_from((t - f).whole_days() + 1).unwrap_or(1),
+        _ => CHART_DAYS,
+    }
+    .min(use_case::MAX_REPORT_DAYS);
+    let from = shared::domain::daybook::days_until(&to, days)
+        .first()
+        .cloned()
+        .unwrap_or_else(|| to.clone());
+    (from, to, days)
+}
+
+async fn report_data(
+    console: &Console,
+    visit: &Visit,
+    q: &Range,
+) -> Result<
+    (
+        String,
+        String,
+        Vec<DayFigures>,
+        Vec<use_case::AttentionList>,
+    ),
+    PageError,
+> {
+    let now = now_ms();
+    let (from, to, days) = report_range(q, now);
+    let figures = use_case::daybook(&console.deps, &to, days)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    Ok((from, to, figures, lists))
+}
+
+async fn report_page(
+    State(console): State<Console>,
+    visit: Visit,
+    Query(q): Query<Range>,
+) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r.into_response());
+    }
+    let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
+    Ok(page(pages::report_page(
+        &visit.ctx, &from, &to, &figures, &lists,
+    )))
+}
+
+fn download(content_type: &'static str, name: String, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+async fn report_csv(
+    State(console): State<Console>,
+    visit: Visit,
+    Query(q): Query<Range>,
+) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r.into_response());
+    }
+    let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
+    let bytes = report::csv(visit.ctx.lang, &figures, &lists).map_err(|e| visit.unavailable(e))?;
+    Ok(download(
+        "text/csv; charset=utf-8",
+        format!("paysync-reconciliation-{from}-{to}.csv"),
+        bytes,
+    ))
+}
+
+async fn report_xlsx(
+    State(console): State<Console>,
+    visit: Visit,
+    Query(q): Query<Range>,
+) -> Result<Response, PageError> {
+    if let Err(r) = visit.signed_in() {
+        return Ok(r.into_response());
+    }
+    let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
+    let bytes = report::xlsx(visit.ctx.lang, &figures, &lists).map_err(|e| visit.unavailable(e))?;
+    Ok(download(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        format!("paysync-reconciliation-{from}-{to}.xlsx"),
+        bytes,
+    ))
 }
 
 async fn attention(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {

@@ -4,9 +4,11 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shared::app::console::{may, Action, AttentionList, OrderPage, LIST_LIMIT};
 use shared::domain::attention::{Age, Item, Kind};
+use shared::domain::daybook::{DayFigures, DayStatus};
 use shared::domain::{FactKind, OrderEvent, OrderState, PaymentFact, PaymentMethod, Role};
 
 use crate::fmt::{date, date_time, money, Lang};
+use crate::report;
 
 /// What every page needs: where the console is mounted (`base`: empty in AWS, `/lambda-url/console` under
 /// `cargo lambda watch`), the language, and the signed-in user with the session's CSRF token.
@@ -90,6 +92,7 @@ pub fn layout(ctx: &Ctx, title: &str, body: Markup) -> Markup {
                     @if ctx.user.is_some() {
                         a href=(ctx.link("/")) { (ctx.t("Обзор", "Overview")) }
                         a href=(ctx.link("/attention")) { (ctx.t("Требует внимания", "Needs attention")) }
+                        a href=(ctx.link("/report")) { (ctx.t("Сверка", "Reconciliation")) }
                         form method="get" action=(ctx.link("/search")) {
                             input type="search" name="q" placeholder=(ctx.t("Заказ, номер, платёж…", "Order, number, payment…")) aria-label=(ctx.t("Поиск", "Search"));
                         }
@@ -197,13 +200,52 @@ fn age_name(ctx: &Ctx, age: Age) -> &'static str {
     }
 }
 
-/// The overview: what needs a person, as counts.
-pub fn overview(ctx: &Ctx, lists: &[AttentionList]) -> Markup {
+fn figures_table(ctx: &Ctx, figures: &[&DayFigures]) -> Markup {
+    let rub = shared::domain::Currency::RUB;
+    html! {
+        table.figures {
+            tr {
+                th { (ctx.t("Источник", "Source")) }
+                th.num { (ctx.t("Оплачено", "Taken")) } th.num { (ctx.t("Возвращено", "Refunded")) }
+                th.num { (ctx.t("Комиссия", "Fee")) } th.num { (ctx.t("Возмещено", "Paid out")) }
+                th.num { (ctx.t("Разница", "Difference")) } th { (ctx.t("Статус", "Status")) }
+            }
+            @for f in figures {
+                tr {
+                    td { (report::source_name(ctx.lang, f.source)) }
+                    td.num { (money(ctx.lang, f.taken, rub)) }
+                    td.num { (money(ctx.lang, f.refunded, rub)) }
+                    td.num { (money(ctx.lang, f.fee, rub)) }
+                    td.num { (money(ctx.lang, f.paid_out, rub)) }
+                    td.num.bad[f.difference() != 0 && f.status == DayStatus::Mismatch] { (money(ctx.lang, f.difference(), rub)) }
+                    td { (report::status_name(ctx.lang, f.status)) }
+                }
+            }
+        }
+    }
+}
+
+/// The overview: today and yesterday per source, what needs a person, the last days as a chart.
+pub fn overview(
+    ctx: &Ctx,
+    lists: &[AttentionList],
+    figures: &[DayFigures],
+    today: &str,
+    yesterday: &str,
+    chart: Option<&str>,
+) -> Markup {
+    let of_day = |day: &str| figures.iter().filter(|f| f.day == day).collect::<Vec<_>>();
+    let show = |day: &str| crate::fmt::iso_to_ru(day);
     layout(
         ctx,
         ctx.t("Обзор", "Overview"),
         html! {
             h1 { (ctx.t("Обзор", "Overview")) }
+            h2 { (ctx.t("Сегодня, ", "Today, ")) (show(today)) }
+            (figures_table(ctx, &of_day(today)))
+            h2 { (ctx.t("Вчера, ", "Yesterday, ")) (show(yesterday)) }
+            (figures_table(ctx, &of_day(yesterday)))
+            p { a href=(ctx.link("/report")) { (ctx.t("Сверка по дням и выгрузка (CSV, XLSX)", "Reconciliation by day, with CSV and XLSX")) } }
             h2 { (ctx.t("Требует внимания", "Needs attention")) }
             div.cards {
                 @for l in lists {
@@ -213,6 +255,74 @@ pub fn overview(ctx: &Ctx, lists: &[AttentionList]) -> Markup {
                         }
                         div { (kind_name(ctx, l.kind)) }
                         @if l.total != 0 { div.muted { (money(ctx.lang, l.total, shared::domain::Currency::RUB)) } }
+                    }
+                }
+            }
+            h2 { (ctx.t("Последние 30 дней, ₽", "The last 30 days, RUB")) }
+            @if let Some(svg) = chart {
+                // plotters' own SVG: its text is our labels and dates, never a payer's words.
+                div.chart { (PreEscaped(svg)) }
+            }
+        },
+    )
+}
+
+/// The reconciliation report page: per source and business day, and the unmatched money by age.
+pub fn report_page(
+    ctx: &Ctx,
+    from: &str,
+    to: &str,
+    figures: &[DayFigures],
+    lists: &[AttentionList],
+) -> Markup {
+    let rub = shared::domain::Currency::RUB;
+    let query = format!("?from={from}&to={to}");
+    layout(
+        ctx,
+        ctx.t("Сверка", "Reconciliation"),
+        html! {
+            h1 { (ctx.t("Сверка по эквайерам и банку", "Reconciliation per acquirer and bank")) }
+            form.card method="get" action=(ctx.link("/report")) {
+                label style="display:inline-block" { (ctx.t("с ", "from ")) input type="date" name="from" value=(from); }
+                " "
+                label style="display:inline-block" { (ctx.t("по ", "to ")) input type="date" name="to" value=(to); }
+                " "
+                button type="submit" { (ctx.t("Показать", "Show")) }
+                " · "
+                a.download href=(ctx.link(&format!("/report.csv{query}"))) { "CSV" }
+                " · "
+                a.download href=(ctx.link(&format!("/report.xlsx{query}"))) { "XLSX" }
+            }
+            table.report {
+                tr { @for h in report::header(ctx.lang) { th { (h) } } }
+                @for f in report::rows(figures) {
+                    tr {
+                        td { (crate::fmt::iso_to_ru(&f.day)) }
+                        td { (report::source_name(ctx.lang, f.source)) }
+                        td.num { (money(ctx.lang, f.taken, rub)) }
+                        td.num { (money(ctx.lang, f.refunded, rub)) }
+                        td.num { (money(ctx.lang, f.fee, rub)) }
+                        td.num { (money(ctx.lang, f.paid_out, rub)) }
+                        td.num { (money(ctx.lang, f.difference(), rub)) }
+                        td {
+                            (report::status_name(ctx.lang, f.status))
+                            @for p in &f.problems { br; span.muted { (p) } }
+                        }
+                    }
+                }
+            }
+            h2 { (ctx.t("Нераспознанные деньги по возрасту", "Unmatched money by age")) }
+            table {
+                tr {
+                    th { (ctx.t("Вид", "Kind")) }
+                    @for age in Age::ALL { th.num { (age_name(ctx, age)) } }
+                }
+                @for l in lists.iter().filter(|l| report::UNMATCHED.contains(&l.kind)) {
+                    tr {
+                        td { (kind_name(ctx, l.kind)) }
+                        @for (_, count, sum) in &l.buckets {
+                            td.num { (count) br; span.muted { (money(ctx.lang, *sum, rub)) } }
+                        }
                     }
                 }
             }

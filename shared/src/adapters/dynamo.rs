@@ -24,6 +24,7 @@
 //! | a break for a person (`domain::attention`; `since_ms` kept from its first write) | `ATTENTION#<kind>` | `<order id or key>` |
 //! | every event a change announced (the order's history) | `ORDER#<order id>` | `EVENT#<version, 12 digits>` |
 //! | settlements of an acquirer by their first day (the reconciliation report) | `SETTLEMENTS#<acquirer>` | `<day>#<operation key>` |
+//! | a closed day's takings totals (`rev`: late facts of the day; `data` valid at `data_rev`) | `DAYSUM#<source>` | `<day>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -40,14 +41,15 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::attention::{self, Item as Item_};
+use crate::domain::daybook::DayTotals;
 use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    Attention, BoxError, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore, Feed1c,
-    Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews, SignIns,
-    StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
+    Attention, BoxError, CachedDay, Commit, CommitError, Cursors, ExchangeSession, ExchangeStore,
+    Feed1c, Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews,
+    SignIns, StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
 };
 
 pub const PK: &str = "pk";
@@ -507,6 +509,18 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(t)?));
             items.push(put(&self.table, row, None, None)?);
         }
+        // A late fact of a closed day: the day's kept totals are no longer current.
+        if let Some((source, day)) = &c.stale_day {
+            let update = aws_sdk_dynamodb::types::Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("DAYSUM#{source}"), day.clone())))
+                .update_expression("ADD #rev :one")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_values(":one", n(1))
+                .build()
+                .map_err(unavailable)?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
         let row = || key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
         match &c.projections.unmatched {
             UnmatchedRow::NotUnmatched => {}
@@ -777,6 +791,122 @@ impl Takings for DynamoLedgerStore {
                 }
             }
         }
+    }
+
+    async fn settlements(
+        &self,
+        acquirer: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<SettlementReport>, StoreError> {
+        self.day_range(&format!("SETTLEMENTS#{acquirer}"), from, to)
+            .await?
+            .iter()
+            .map(from_data)
+            .collect()
+    }
+
+    async fn cached_days(
+        &self,
+        source: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<CachedDay>, StoreError> {
+        self.day_range(&format!("DAYSUM#{source}"), from, to)
+            .await?
+            .iter()
+            .map(|item| {
+                let rev = number_attr(item, "rev");
+                let current = item.contains_key(DATA) && number_attr(item, "data_rev") == rev;
+                Ok(CachedDay {
+                    day: item
+                        .get(SK)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default(),
+                    rev,
+                    totals: if current {
+                        Some(from_data(item)?)
+                    } else {
+                        None
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn cache_day(
+        &self,
+        source: Source,
+        day: &str,
+        totals: DayTotals,
+        rev: u64,
+    ) -> Result<bool, StoreError> {
+        let mut item = key(format!("DAYSUM#{source}"), day.to_owned());
+        item.insert(DATA.into(), s(to_json(&totals)?));
+        item.insert("rev".into(), n(rev));
+        item.insert("data_rev".into(), n(rev));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = if rev == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#rev = :rev")
+                .expression_attribute_names("#rev", "rev")
+                .expression_attribute_values(":rev", n(rev))
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(false)
+                } else {
+                    Err(unavailable(e))
+                }
+            }
+        }
+    }
+}
+
+fn number_attr(item: &Item, name: &str) -> u64 {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+impl DynamoLedgerStore {
+    /// Items of `pk` whose sort key is within `from..=to~` (a day range over `<day>…` keys): one query, paged.
+    async fn day_range(&self, pk: &str, from: &str, to: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :from AND :to")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":from", s(from))
+                // `~` sorts after every character of a key's tail (`#`, digits, letters).
+                .expression_attribute_values(":to", s(format!("{to}~")))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| unavailable(e.into_service_error()))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        Ok(items)
     }
 }
 

@@ -7,14 +7,16 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::domain::attention;
+use crate::domain::daybook::DayTotals;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
 use crate::domain::{Order, OrderEvent, OrderId, PaymentFact, PaymentRef, Source};
 use crate::ports::{
-    Attention, Commit, CommitError, Cursors, EventPublisher, ExchangeSession, ExchangeStore,
-    Feed1c, Histories, ImportProgress, LedgerStore, MarkerKind, Markers, OrderHistory, OrderViews,
-    PublishError, SignIns, StoreDirectory, StoreError, Takings, UnmatchedRow, Watchlist,
+    Attention, CachedDay, Commit, CommitError, Cursors, EventPublisher, ExchangeSession,
+    ExchangeStore, Feed1c, Histories, ImportProgress, LedgerStore, MarkerKind, Markers,
+    OrderHistory, OrderViews, PublishError, SignIns, StoreDirectory, StoreError, Takings,
+    UnmatchedRow, Watchlist,
 };
 
 #[derive(Default)]
@@ -39,7 +41,11 @@ struct State {
     attention: BTreeMap<(attention::Kind, String), attention::Item>,
     events: BTreeMap<(OrderId, u64), OrderEvent>,
     sign_ins: BTreeMap<String, (u32, i64)>,
+    days: BTreeMap<(Source, String), KeptDay>,
 }
+
+/// A day's row: its revision, and the totals kept with the revision they were computed at.
+type KeptDay = (u64, Option<(DayTotals, u64)>);
 
 #[derive(Default)]
 pub struct MemoryLedgerStore {
@@ -116,6 +122,9 @@ impl LedgerStore for MemoryLedgerStore {
         if let Some(t) = &c.taking {
             s.takings
                 .insert((t.acquirer, t.day.clone(), t.fact_id.clone()), t.clone());
+        }
+        if let Some(day) = &c.stale_day {
+            s.days.entry(day.clone()).or_insert((0, None)).0 += 1;
         }
         s.feed.insert(c.order.id.clone(), c.order.version);
         for e in &c.directory {
@@ -271,6 +280,61 @@ impl Takings for MemoryLedgerStore {
         if let Some(item) = attention::payout_mismatch(report, crate::platform::clock::now_ms()) {
             s.attention.insert((item.kind, item.key.clone()), item);
         }
+        Ok(true)
+    }
+
+    async fn settlements(
+        &self,
+        acquirer: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<SettlementReport>, StoreError> {
+        Ok(self
+            .lock()
+            .settlements
+            .values()
+            .filter(|r| r.acquirer == acquirer)
+            .filter(|r| {
+                r.days
+                    .first()
+                    .is_some_and(|d| d.as_str() >= from && d.as_str() <= to)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn cached_days(
+        &self,
+        source: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<CachedDay>, StoreError> {
+        Ok(self
+            .lock()
+            .days
+            .iter()
+            .filter(|((s, d), _)| *s == source && d.as_str() >= from && d.as_str() <= to)
+            .map(|((_, d), (rev, kept))| CachedDay {
+                day: d.clone(),
+                rev: *rev,
+                totals: kept.filter(|(_, at)| at == rev).map(|(t, _)| t),
+            })
+            .collect())
+    }
+
+    async fn cache_day(
+        &self,
+        source: Source,
+        day: &str,
+        totals: DayTotals,
+        rev: u64,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let entry = s.days.entry((source, day.to_owned())).or_insert((0, None));
+        if entry.0 != rev {
+            return Ok(false);
+        }
+        entry.1 = Some((totals, rev));
         Ok(true)
     }
 }

@@ -14,13 +14,14 @@ use tracing::info;
 
 use crate::app::ledger::{Ledger, LedgerError, Recorded};
 use crate::domain::attention::{self, Age, Item, Kind};
+use crate::domain::daybook::{self, day_figures, DayFigures, DayTotals};
 use crate::domain::matching::UnmatchedReceipt;
 use crate::domain::{
     Audit, Currency, FactId, FactKind, OrderEvent, OrderId, PaymentFact, PaymentMethod, PaymentRef,
     Role, Source,
 };
 use crate::ports::{
-    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, SignIns, StoreError,
+    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, SignIns, StoreError, Takings,
 };
 
 /// Rows one "Needs attention" list shows (the page says when there are more).
@@ -28,6 +29,8 @@ pub const LIST_LIMIT: usize = 500;
 
 pub struct ConsoleDeps {
     pub store: Arc<dyn LedgerStore>,
+    /// Takings per day, the settlements and the kept totals of closed days.
+    pub takings: Arc<dyn Takings>,
     pub events: Arc<dyn EventPublisher>,
     pub attention: Arc<dyn Attention>,
     pub histories: Arc<dyn Histories>,
@@ -153,6 +156,62 @@ pub async fn needs_attention(
         lists.push(AttentionList::of(kind, items, limit, now_ms));
     }
     Ok(lists)
+}
+
+/// Days read live, never from kept totals: today, yesterday and the day before (late facts of those days do not
+/// mark the kept totals stale, see `app::ledger`).
+const LIVE_DAYS: usize = 3;
+/// The longest range one report covers.
+pub const MAX_REPORT_DAYS: usize = 92;
+
+/// Every source's figures for the `days` business days ending with `last` (`YYYY-MM-DD`, Moscow), oldest first,
+/// source by source (`daybook::SOURCES`). Per source: one query for the kept totals, one for the settlements, one
+/// per live day and one per closed day whose totals were not kept yet (then kept for the next reader).
+pub async fn daybook(
+    deps: &ConsoleDeps,
+    last: &str,
+    days: usize,
+) -> Result<Vec<DayFigures>, StoreError> {
+    let range = daybook::days_until(last, days.clamp(1, MAX_REPORT_DAYS));
+    let live = daybook::days_until(last, LIVE_DAYS);
+    let (Some(from), Some(to), Some(live_from)) = (range.first(), range.last(), live.first())
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(range.len() * daybook::SOURCES.len());
+    for source in daybook::SOURCES {
+        let kept: std::collections::BTreeMap<String, crate::ports::CachedDay> = deps
+            .takings
+            .cached_days(source, from, to)
+            .await?
+            .into_iter()
+            .map(|c| (c.day.clone(), c))
+            .collect();
+        let settlements = if source.is_acquirer() {
+            deps.takings.settlements(source, from, to).await?
+        } else {
+            Vec::new()
+        };
+        for day in &range {
+            let closed = day < live_from;
+            let totals = match kept.get(day) {
+                Some(crate::ports::CachedDay {
+                    totals: Some(t), ..
+                }) if closed => *t,
+                row => {
+                    let t = DayTotals::of(&deps.takings.card_takings(source, day).await?);
+                    if closed {
+                        deps.takings
+                            .cache_day(source, day, t, row.map_or(0, |r| r.rev))
+                            .await?;
+                    }
+                    t
+                }
+            };
+            out.push(day_figures(source, day, totals, &settlements));
+        }
+    }
+    Ok(out)
 }
 
 /// The console's order page: the order's history, its breaks and whether 1C has its latest version.
@@ -436,6 +495,7 @@ mod tests {
             store: store.clone(),
             events: events.clone(),
             attention: store.clone(),
+            takings: store.clone(),
             histories: store.clone(),
             sign_ins: store.clone(),
         };
@@ -567,6 +627,64 @@ mod tests {
         ));
         assert!(!may(Role::Accountant, Action::DecideRefund));
         assert!(may(Role::Manager, Action::DecideRefund));
+    }
+
+    /// A closed day's totals are computed once and kept; a late fact of that day makes them stale, and the next
+    /// reader computes them again with it.
+    #[tokio::test]
+    async fn closed_days_are_kept_and_a_late_fact_makes_them_current_again() {
+        let e = env();
+        let now = crate::platform::clock::now_ms();
+        let five_days_ago = now - 5 * 86_400_000;
+        let day = crate::domain::settlement::business_day(five_days_ago);
+        let today = crate::domain::settlement::business_day(now);
+        let card = |ext: &str, amount: i64| {
+            PaymentFact::new(
+                FactId::new(Source::Tbank, &format!("{ext}#CONFIRMED")).unwrap(),
+                OrderId::parse("801").unwrap(),
+                PaymentRef::new(Source::Tbank, ext).unwrap(),
+                PaymentMethod::Card,
+                Currency::RUB,
+                FactKind::Payment { amount },
+                five_days_ago,
+            )
+            .unwrap()
+        };
+        let ledger = Ledger::new(e.store.as_ref(), e.events.as_ref());
+        ledger.record(&card("1", 10_000)).await.unwrap();
+        let taken = |figures: &[DayFigures]| {
+            figures
+                .iter()
+                .find(|f| f.source == Source::Tbank && f.day == day)
+                .map(|f| (f.taken, f.status))
+        };
+        let first = daybook(&e.deps, &today, 7).await.unwrap();
+        assert_eq!(first.len(), 7 * daybook::SOURCES.len());
+        assert_eq!(
+            taken(&first),
+            Some((10_000, daybook::DayStatus::AwaitingPayout))
+        );
+        let kept = e
+            .store
+            .cached_days(Source::Tbank, &day, &day)
+            .await
+            .unwrap();
+        assert_eq!(kept[0].totals.map(|t| t.taken), Some(10_000));
+        ledger.record(&card("2", 5_000)).await.unwrap();
+        let stale = e
+            .store
+            .cached_days(Source::Tbank, &day, &day)
+            .await
+            .unwrap();
+        assert_eq!(
+            stale[0].totals, None,
+            "a late fact makes the kept totals stale"
+        );
+        let again = daybook(&e.deps, &today, 7).await.unwrap();
+        assert_eq!(
+            taken(&again),
+            Some((15_000, daybook::DayStatus::AwaitingPayout))
+        );
     }
 
     #[tokio::test]

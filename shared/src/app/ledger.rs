@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::attention;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
+use crate::domain::settlement::Taking;
 use crate::domain::watch::{self, Watch, WatchEntry};
 use crate::domain::{
     link_source, ApplyOutcome, DomainError, Order, OrderEvent, OrderId, OrderInfo, PaymentFact,
@@ -164,6 +165,14 @@ fn claims(
     (claims, releases)
 }
 
+/// The day a taking alters when it is older than yesterday (Moscow): a late fact, whose day's kept totals must be
+/// computed again. Yesterday's and today's totals are never kept (the console reads them live).
+fn closed_day(taking: Option<&Taking>, now_ms: i64) -> Option<(Source, String)> {
+    let t = taking?;
+    let yesterday = crate::domain::settlement::business_day(now_ms - 86_400_000);
+    (t.day < yesterday).then(|| (t.acquirer, t.day.clone()))
+}
+
 pub struct Ledger<'a> {
     store: &'a dyn LedgerStore,
     events: &'a dyn EventPublisher,
@@ -195,17 +204,19 @@ impl<'a> Ledger<'a> {
             let event = OrderEvent::snapshot(fact.id.to_string(), &order, Some(fact), now_ms());
             let after = order.lines.get(&fact.payment);
             let (claims, releases) = claims(fact, before.as_ref(), after);
-            let commit = Commit {
+            let mut commit = Commit {
                 expected_version,
                 order: &order,
                 fact: Some(fact),
                 event: &event,
                 claims,
                 releases,
+                stale_day: None,
                 taking: crate::domain::settlement::taking(fact, before.as_ref(), after),
                 directory: Vec::new(),
                 projections: projections(&order, &before_change, now_ms()),
             };
+            commit.stale_day = closed_day(commit.taking.as_ref(), now_ms());
             match self.store.commit(commit).await {
                 Ok(()) => {
                     info!(
@@ -270,6 +281,7 @@ impl<'a> Ledger<'a> {
                 claims: Vec::new(),
                 releases: Vec::new(),
                 taking: None,
+                stale_day: None,
                 directory,
                 projections: projections(&order, &before_change, now_ms()),
             };

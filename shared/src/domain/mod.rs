@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod bank_operation;
+pub mod daybook;
 pub mod event;
 pub mod fact;
 pub mod matching;

@@ -32,6 +32,7 @@ pub const ACQUIRERS: &[(&str, Source)] = &[
 /// What one card fact changed on the acquirer's side: kept per fact so a day's takings are an exact sum.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Taking {
+    /// The acquirer, or `bank` for transfers a bank statement brought.
     pub acquirer: Source,
     /// Moscow business day, `YYYY-MM-DD`.
     pub day: String,
@@ -50,8 +51,11 @@ pub fn business_day(at_ms: i64) -> String {
     iso(date)
 }
 
-fn acquirer_of_fact(fact: &PaymentFact) -> Option<Source> {
-    Source::parse(fact.id.as_str().split_once('#')?.0).filter(|s| s.is_acquirer())
+/// Who took the money a fact reports: its acquirer, or the bank for a bank statement's own fact. Money a person or
+/// 1C moved between orders is not taken again.
+fn taker_of_fact(fact: &PaymentFact) -> Option<Source> {
+    Source::parse(fact.id.as_str().split_once('#')?.0)
+        .filter(|s| s.is_acquirer() || *s == Source::Bank)
 }
 
 /// The taking a card fact adds, from its line before and after the fact (`None` when it moves no card money).
@@ -60,7 +64,7 @@ pub fn taking(
     before: Option<&PaymentLine>,
     after: Option<&PaymentLine>,
 ) -> Option<Taking> {
-    let acquirer = acquirer_of_fact(fact)?;
+    let acquirer = taker_of_fact(fact)?;
     if matches!(
         fact.kind,
         FactKind::OrderCancelled | FactKind::RefundRequested { .. }

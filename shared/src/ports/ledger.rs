@@ -46,6 +46,9 @@ pub struct Commit<'a> {
     /// Money a voided line lets go of, so that the order it really belongs to can take it.
     pub releases: Vec<PaymentRef>,
     pub taking: Option<Taking>,
+    /// A closed business day (older than yesterday, Moscow) whose takings this change alters: its kept totals are
+    /// no longer current (`ports::Takings::cache_day`).
+    pub stale_day: Option<(crate::domain::Source, String)>,
     /// Store directory entries this change makes true (an order the store described: its number and payments).
     pub directory: Vec<DirectoryEntry>,
     /// The read models this change keeps, decided by the ledger service and written in the same transaction.

@@ -20,7 +20,8 @@ pub use events::{EventPublisher, PublishError};
 pub use exchange::{ExchangeSession, ExchangeStore, ImportProgress};
 pub use ledger::{Claim, Commit, CommitError, LedgerStore, Projections, UnmatchedRow};
 pub use read_models::{
-    Attention, Feed1c, Histories, OrderHistory, OrderViews, StoreDirectory, Takings, Watchlist,
+    Attention, CachedDay, Feed1c, Histories, OrderHistory, OrderViews, StoreDirectory, Takings,
+    Watchlist,
 };
 pub use sign_ins::SignIns;
 

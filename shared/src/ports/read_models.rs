@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use crate::domain::attention::{Item, Kind};
+use crate::domain::daybook::DayTotals;
 use crate::domain::matching::{OpenOrder, UnmatchedReceipt};
 use crate::domain::settlement::{SettlementReport, Taking};
 use crate::domain::watch::WatchEntry;
@@ -28,6 +29,38 @@ pub trait Takings: Send + Sync {
     async fn card_takings(&self, acquirer: Source, day: &str) -> Result<Vec<Taking>, StoreError>;
     /// Keep a settlement's reconciliation; `false` when it was kept before (a re-read statement).
     async fn record_settlement(&self, report: &SettlementReport) -> Result<bool, StoreError>;
+    /// The acquirer's settlements whose first covered day is within `from..=to` (`YYYY-MM-DD`): one query.
+    async fn settlements(
+        &self,
+        acquirer: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<SettlementReport>, StoreError>;
+    /// The kept totals of `source`'s closed days within `from..=to`: one query. A day a late fact changed since its
+    /// totals were kept comes back without them.
+    async fn cached_days(
+        &self,
+        source: Source,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<CachedDay>, StoreError>;
+    /// Keep a closed day's totals, computed from its takings while its row was at `rev` (0: no row yet);
+    /// `false` when a commit changed the day meanwhile (then nothing is kept, the next reader computes again).
+    async fn cache_day(
+        &self,
+        source: Source,
+        day: &str,
+        totals: DayTotals,
+        rev: u64,
+    ) -> Result<bool, StoreError>;
+}
+
+/// A closed day as kept: its revision (each late fact of the day adds one) and, when still current, its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedDay {
+    pub day: String,
+    pub rev: u64,
+    pub totals: Option<DayTotals>,
 }
 
 /// The orders 1C has not acknowledged since they changed.

@@ -340,3 +340,116 @@ async fn html_in_a_statement_is_escaped_everywhere() {
     assert!(english.body.contains("Needs attention"));
     assert!(english.body.contains("4,321.50 RUB"));
 }
+
+/// The reconciliation report per source and business day, on the page and as CSV and XLSX: a card payment today
+/// is T-Bank money awaiting its payout, the statement's transfer is bank money on the account.
+#[tokio::test]
+async fn the_report_shows_each_source_day_as_a_page_csv_and_xlsx() {
+    let env = spawn_env().await;
+    env.register_order("IM-7301", 9_855).await;
+    let note = tbank_note("IM-7301", "8742777", "CONFIRMED", 9_855);
+    assert_eq!(env.post_tbank(&note).await.status, 200);
+    unmatched_receipt(&env).await;
+    let server = ConsoleServer::start(&env).await;
+    let mut web = WebClient::new(&server);
+    web.sign_in("vera", PASSWORD).await;
+    let today = shared::domain::settlement::business_day(shared::platform::clock::now_ms());
+
+    let page = web.get("/report").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("98,55\u{a0}₽"), "T-Bank's taking");
+    assert!(page.body.contains("ждём возмещения"));
+    assert!(page.body.contains("Банк (переводы)"));
+
+    let csv = web
+        .get(&format!("/report.csv?from={today}&to={today}"))
+        .await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(
+        lines[0],
+        "День;Источник;Оплачено;Возвращено;Комиссия;Возмещено;Разница;Статус"
+    );
+    assert!(
+        lines.contains(
+            &format!("{today};T-Bank;98.55;0.00;0.00;0.00;98.55;ждём возмещения").as_str()
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(
+            &format!("{today};Банк (переводы);4321.50;0.00;0.00;0.00;0.00;на счёте").as_str()
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines.contains(&"unmatched_bank;0–1 дн.;1;4321.50"),
+        "{lines:?}"
+    );
+
+    let xlsx = web
+        .get_bytes(&format!("/report.xlsx?from={today}&to={today}"))
+        .await;
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(xlsx)).expect("an XLSX workbook");
+    let sheet = book
+        .worksheet_range("Сверка")
+        .expect("the reconciliation sheet");
+    let rows: Vec<Vec<String>> = sheet
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert_eq!(rows[0][0], "День");
+    assert!(
+        rows.iter()
+            .any(|r| r[1] == "T-Bank" && r[2] == "98.55" && r[6] == "98.55"),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[1] == "Банк (переводы)" && r[2] == "4321.5"),
+        "{rows:?}"
+    );
+}
+
+/// Every page is served from queries of its own lists, never a scan, in a number of requests that does not grow
+/// with the orders: the overview (after its first render keeps the closed days' totals), the lists, an order.
+#[tokio::test]
+async fn every_page_reads_a_bounded_number_of_times_and_never_scans() {
+    let env = spawn_env().await;
+    for n in 0..20 {
+        env.register_order(&format!("IM-74{n:02}"), 10_000).await;
+        let note = tbank_note(
+            &format!("IM-74{n:02}"),
+            &format!("87430{n:02}"),
+            "CONFIRMED",
+            10_000,
+        );
+        env.post_tbank(&note).await;
+    }
+    let server = ConsoleServer::start(&env).await;
+    let mut web = WebClient::new(&server);
+    web.sign_in("vera", PASSWORD).await;
+    assert_eq!(web.get("/").await.status, 200); // keeps the closed days' totals
+    env.aws_calls.take_requests();
+    let mut counts = Vec::new();
+    for path in ["/", "/attention", "/orders/IM-7401", "/report"] {
+        assert_eq!(web.get(path).await.status, 200, "{path}");
+        let requests = env.aws_calls.take_requests();
+        assert!(
+            !requests.keys().any(|k| k.ends_with(".Scan")),
+            "{path}: {requests:?}"
+        );
+        counts.push((path, requests.values().sum::<usize>()));
+    }
+    // 9 lists; 4 sources × (kept totals + 3 live days) + 3 acquirers' settlements.
+    assert_eq!(
+        counts,
+        [
+            ("/", 9 + 16 + 3),
+            ("/attention", 9),
+            ("/orders/IM-7401", 2),
+            ("/report", 9 + 16 + 3)
+        ]
+    );
+}

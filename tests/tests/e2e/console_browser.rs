@@ -59,7 +59,7 @@ async fn browser(chromedriver: &str) -> (Driver, Client) {
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1280,900",
+                "--disable-dev-shm-usage", "--window-size=1280,1700",
                 format!("--user-data-dir={}", profile.display()),
             ]
         }
@@ -275,5 +275,49 @@ async fn a_person_allocates_unmatched_bank_money_in_a_real_browser() {
     arrived(&client, "/orders/IM-7201/payment").await;
     assert!(text(&client).await.contains("Форма отклонена"));
     assert_eq!(env.order("IM-7201").await.unwrap().totals().paid, 432_150);
+    // The reconciliation report, and its XLSX as the browser downloads it (with the browser's own session).
+    client
+        .goto(&format!("{}/report", server.url))
+        .await
+        .unwrap();
+    arrived(&client, "/report").await;
+    assert!(text(&client).await.contains("Банк (переводы)"));
+    shot(&client, "report").await;
+    let href = client
+        .find(Locator::Css("a.download[href*='report.xlsx']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("a link");
+    let cookies = client.get_all_cookies().await.unwrap();
+    let header = cookies
+        .iter()
+        .map(|c| format!("{}={}", c.name(), c.value()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let origin = server.url.split("/lambda-url").next().unwrap().to_owned();
+    let xlsx = reqwest::Client::new()
+        .get(format!("{origin}{href}"))
+        .header("cookie", header)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status().as_u16(), 200);
+    let bytes = xlsx.bytes().await.unwrap().to_vec();
+    use calamine::Reader;
+    let mut book = calamine::Xlsx::new(std::io::Cursor::new(bytes)).expect("an XLSX workbook");
+    let rows: Vec<Vec<String>> = book
+        .worksheet_range("Сверка")
+        .expect("the reconciliation sheet")
+        .rows()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|r| r[1] == "Банк (переводы)" && r[2] == "4321.5"),
+        "{rows:?}"
+    );
     client.close().await.unwrap();
 }

@@ -25,7 +25,7 @@ fn ru_amount(minor: i64) -> String {
     let rub = (minor / 100).to_string();
     let mut grouped = String::new();
     for (i, c) in rub.chars().enumerate() {
-        if i > 0 && (rub.len() - i) % 3 == 0 {
+        if i > 0 && (rub.len() - i).is_multiple_of(3) {
             grouped.push('\u{a0}');
         }
         grouped.push(c);
