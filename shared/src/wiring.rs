@@ -272,6 +272,8 @@ pub fn console(config: &ConsoleConfig, clients: &Clients) -> ConsoleDeps {
     let (store, events) = ledger(&config.ledger, clients);
     ConsoleDeps {
         attention: store.clone(),
+        views: store.clone(),
+        directory: store.clone(),
         takings: store.clone(),
         histories: store.clone(),
         sign_ins: store.clone(),

@@ -135,6 +135,7 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
             amount: 100_000,
             reason: "Брак".into(),
             method: PaymentMethod::Card,
+            retries: None,
         },
         1,
     )

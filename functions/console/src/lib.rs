@@ -108,6 +108,10 @@ impl Console {
             .route("/orders/{id}/allocate", post(allocate))
             .route("/orders/{id}/payment", post(record_payment))
             .route("/orders/{id}/reverse", post(reverse))
+            .route("/orders/{id}/refund/approve", post(approve_refund))
+            .route("/orders/{id}/refund/deny", post(deny_refund))
+            .route("/orders/{id}/refund/retry", post(retry_refund))
+            .route("/payouts/accept", post(accept_payout))
             .fallback(not_found)
             .with_state(self)
     }
@@ -615,6 +619,19 @@ async fn order(
                 .t("Поступление распределено.", "The money was allocated."),
         ),
         "recorded" => Some(visit.ctx.t("Оплата внесена.", "The payment was recorded.")),
+        "approved" => Some(visit.ctx.t(
+            "Возврат одобрен и передан на исполнение.",
+            "The refund was approved and handed over to be executed.",
+        )),
+        "denied" => Some(visit.ctx.t(
+            "Решено: деньги остаются у магазина.",
+            "Decided: the shop keeps the money.",
+        )),
+        "retried" => Some(
+            visit
+                .ctx
+                .t("Возврат отправлен повторно.", "The refund was sent again."),
+        ),
         "reversed" => Some(
             visit
                 .ctx
@@ -635,7 +652,8 @@ struct SearchQuery {
     q: String,
 }
 
-/// Search by order id, `unmatched:` id or payment reference: straight to the order.
+/// Search by order id or number, payment reference, amount, payer INN or name: one hit goes straight to its order,
+/// several are listed.
 async fn search(
     State(console): State<Console>,
     visit: Visit,
@@ -644,36 +662,15 @@ async fn search(
     if let Err(r) = visit.signed_in() {
         return Ok(r.into_response());
     }
-    let q = q.q.trim();
-    let deps = &console.deps;
-    if let Ok(id) = OrderId::parse(q) {
-        let known = deps
-            .store
-            .load_order(&id)
-            .await
-            .map_err(|e| visit.unavailable(e))?;
-        if known.is_some() {
-            return Ok(Redirect::to(&visit.ctx.order_link(id.as_str())).into_response());
-        }
+    let q = q.q.trim().chars().take(200).collect::<String>();
+    let hits = use_case::search(&console.deps, &q, fmt::parse_amount(&q))
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    let orders: std::collections::BTreeSet<&str> = hits.iter().map(|h| h.order.as_str()).collect();
+    if let [only] = orders.into_iter().collect::<Vec<_>>().as_slice() {
+        return Ok(Redirect::to(&visit.ctx.order_link(only)).into_response());
     }
-    if let Ok(payment) = PaymentRef::try_from(q.to_owned()) {
-        let holder = deps
-            .store
-            .order_for_payment(&payment)
-            .await
-            .map_err(|e| visit.unavailable(e))?;
-        if let Some(id) = holder {
-            return Ok(Redirect::to(&visit.ctx.order_link(id.as_str())).into_response());
-        }
-    }
-    Err(visit.refuse(
-        StatusCode::NOT_FOUND,
-        ("Ничего не найдено", "Nothing found"),
-        format!(
-            "{} «{q}»",
-            visit.ctx.t("Нет заказа или платежа", "No order or payment")
-        ),
-    ))
+    Ok(page(pages::search(&visit.ctx, &q, &hits)))
 }
 
 /// The fields every action form carries.
@@ -842,6 +839,80 @@ async fn reverse(
         .await
         .map_err(|e| action_failed(&visit, e))?;
     Ok(done(&visit, order.as_str(), &outcome, "reversed"))
+}
+
+async fn approve_refund(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let order = order_id(&visit, &id)?;
+    let typed = field(&form, "amount").trim();
+    let amount = if typed.is_empty() {
+        None
+    } else {
+        Some(fmt::parse_amount(typed).ok_or_else(|| {
+            action_failed(
+                &visit,
+                ActionError::Invalid(
+                    visit
+                        .ctx
+                        .t("Сумма не распознана.", "The amount is not a number.")
+                        .into(),
+                ),
+            )
+        })?)
+    };
+    let d = decision(session, role, &form);
+    let outcome = use_case::approve_refund(&console.deps, &d, &order, amount)
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(done(&visit, order.as_str(), &outcome, "approved"))
+}
+
+async fn deny_refund(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let order = order_id(&visit, &id)?;
+    let d = decision(session, role, &form);
+    let outcome = use_case::deny_refund(&console.deps, &d, &order)
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(done(&visit, order.as_str(), &outcome, "denied"))
+}
+
+async fn retry_refund(
+    State(console): State<Console>,
+    visit: Visit,
+    Path(id): Path<String>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let order = order_id(&visit, &id)?;
+    let d = decision(session, role, &form);
+    let outcome = use_case::retry_refund(&console.deps, &d, &order, field(&form, "request"))
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(done(&visit, order.as_str(), &outcome, "retried"))
+}
+
+async fn accept_payout(
+    State(console): State<Console>,
+    visit: Visit,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let (session, role) = visit.posted(field(&form, "csrf"))?;
+    let d = decision(session, role, &form);
+    use_case::accept_mismatch(&console.deps, &d, field(&form, "key"))
+        .await
+        .map_err(|e| action_failed(&visit, e))?;
+    Ok(Redirect::to(&visit.ctx.link("/attention#payout_mismatch")).into_response())
 }
 
 /// The argon2id PHC string of a password, with a fresh random salt (what `CONSOLE_USERS` keeps).

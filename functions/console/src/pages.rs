@@ -347,9 +347,55 @@ fn item_row(ctx: &Ctx, item: &Item, now_ms: i64) -> Markup {
                 @if let Some(name) = &item.payer_name { strong { (name) } " " }
                 @if let Some(inn) = &item.payer_inn { span.muted { (ctx.t("ИНН ", "INN ")) (inn) } br; }
                 (item.label)
+                @if item.kind == Kind::PayoutMismatch && ctx.may(Action::AcceptMismatch) {
+                    form.accept method="post" action=(ctx.link("/payouts/accept")) {
+                        (hidden(ctx))
+                        input type="hidden" name="key" value=(item.key);
+                        input name="reason" required placeholder=(ctx.t("Почему принять", "Why it is fine"));
+                        button type="submit" { (ctx.t("Принять", "Accept")) }
+                    }
+                }
             }
         }
     }
+}
+
+/// Search results (several orders matched; one goes straight to its page).
+pub fn search(ctx: &Ctx, q: &str, hits: &[shared::app::console::Hit]) -> Markup {
+    let by = |b: &'static str| -> &'static str {
+        match b {
+            "order id" => ctx.t("номер в журнале", "order id"),
+            "order number" => ctx.t("номер заказа", "order number"),
+            "payment" => ctx.t("платёж", "payment"),
+            "amount" => ctx.t("сумма", "amount"),
+            "payer INN" => ctx.t("ИНН плательщика", "payer INN"),
+            "payer name" => ctx.t("плательщик", "payer name"),
+            "buyer INN" => ctx.t("ИНН покупателя", "buyer INN"),
+            other => other,
+        }
+    };
+    layout(
+        ctx,
+        ctx.t("Поиск", "Search"),
+        html! {
+            h1 { (ctx.t("Поиск: ", "Search: ")) "«" (q) "»" }
+            @if hits.is_empty() {
+                p.muted { (ctx.t("Ничего не найдено: ни заказа, ни платежа, ни суммы, ни плательщика.", "Nothing found: no order, payment, amount or payer.")) }
+            } @else {
+                table.hits {
+                    tr { th { (ctx.t("Заказ", "Order")) } th { (ctx.t("Найден по", "Found by")) } th.num { (ctx.t("Сумма", "Amount")) } th {} }
+                    @for h in hits {
+                        tr {
+                            td { a href=(ctx.order_link(h.order.as_str())) { (h.order.as_str()) } }
+                            td { (by(h.by)) }
+                            td.num { @if let Some(a) = h.amount { (money(ctx.lang, a, shared::domain::Currency::RUB)) } }
+                            td { (h.label) }
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 pub fn attention(ctx: &Ctx, lists: &[AttentionList], now_ms: i64) -> Markup {
@@ -549,6 +595,64 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                         }
                         (reason_field(ctx))
                         button type="submit" { (ctx.t("Распределить", "Allocate")) }
+                    }
+                }
+            }
+            @if !order.refund_requests.is_empty() || order.refund_due() > 0 {
+                h2 { (ctx.t("Возвраты", "Refunds")) }
+                @if !order.refund_requests.is_empty() {
+                    table.refunds {
+                        tr {
+                            th { (ctx.t("Запрос", "Request")) } th.num { (ctx.t("Сумма", "Amount")) }
+                            th { (ctx.t("Платёж", "Payment")) } th { (ctx.t("Статус", "Status")) } th {}
+                        }
+                        @for (rid, r) in &order.refund_requests {
+                            tr {
+                                td { code { (rid) } br; span.muted { (r.reason) } }
+                                td.num { (money(ctx.lang, r.amount, cur)) }
+                                td { @if let Some(l) = &r.line { code { (l.as_str()) } } }
+                                td {
+                                    (r.status.as_str())
+                                    @if let Some(d) = &r.detail { br; span.muted { (d) } }
+                                    @if let Some(by) = &r.retried_by { br; span.muted { (ctx.t("повторён: ", "retried: ")) (by) } }
+                                }
+                                td {
+                                    @if r.needs_a_person() && ctx.may(Action::RetryRefund) {
+                                        form.retry method="post" action=(format!("{}/refund/retry", ctx.order_link(id))) {
+                                            (hidden(ctx))
+                                            input type="hidden" name="request" value=(rid);
+                                            input name="reason" required placeholder=(ctx.t("Основание", "Reason"));
+                                            button type="submit" { (ctx.t("Повторить", "Retry")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if order.refund_due() > 0 {
+                    p.error {
+                        (ctx.t("Заказ отменён, а деньги у магазина: ", "The order is cancelled and the shop keeps "))
+                        strong { (money(ctx.lang, order.refund_due(), cur)) }
+                        (ctx.t(". Вернуть покупателю?", ". Give it back to the buyer?"))
+                    }
+                    @if ctx.may(Action::DecideRefund) {
+                        div.cards {
+                            form.card.approve method="post" action=(format!("{}/refund/approve", ctx.order_link(id))) {
+                                (hidden(ctx))
+                                label { (ctx.t("Сумма возврата (пусто — всё)", "Amount to refund (empty: all of it)")) br;
+                                    input name="amount" placeholder=(shared::domain::money::format_minor(order.refund_due())); }
+                                (reason_field(ctx))
+                                button type="submit" { (ctx.t("Одобрить возврат", "Approve the refund")) }
+                            }
+                            form.card.deny method="post" action=(format!("{}/refund/deny", ctx.order_link(id))) {
+                                (hidden(ctx))
+                                (reason_field(ctx))
+                                button type="submit" { (ctx.t("Не возвращать", "Keep the money")) }
+                            }
+                        }
+                    } @else {
+                        p.muted { (ctx.t("Решение о возврате принимает менеджер.", "A manager decides refunds.")) }
                     }
                 }
             }

@@ -1018,13 +1018,52 @@ impl Attention for DynamoLedgerStore {
             .collect()
     }
 
-    async fn settle_attention(&self, kind: attention::Kind, key_: &str) -> Result<(), StoreError> {
+    async fn accept(
+        &self,
+        kind: attention::Kind,
+        key_: &str,
+        audit: &crate::domain::Audit,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
         let pk = if kind == attention::Kind::StatusUnknown {
             STATUS_UNKNOWN_PK.to_owned()
         } else {
             attention_pk(kind)
         };
-        self.delete(key(pk, key_.to_owned())).await
+        let row = key(pk, key_.to_owned());
+        let Some(current) = self.get(row.clone()).await? else {
+            return Ok(false);
+        };
+        let mut accepted = key(format!("ACCEPTED#{kind}"), key_.to_owned());
+        accepted.insert(
+            DATA.into(),
+            s(to_json(&serde_json::json!({
+                "audit": audit,
+                "at_ms": at_ms,
+                "item": current.get(DATA).and_then(|v| v.as_s().ok()),
+            }))?),
+        );
+        let remove = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(row))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(unavailable)?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(remove).build())
+            .transact_items(put(&self.table, accepted, None, None)?)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                // Accepted meanwhile by someone else.
+                TransactWriteItemsError::TransactionCanceledException(_) => Ok(false),
+                other => Err(unavailable(other)),
+            },
+        }
     }
 }
 

@@ -449,14 +449,19 @@ impl Attention for MemoryLedgerStore {
             .collect())
     }
 
-    async fn settle_attention(&self, kind: attention::Kind, key: &str) -> Result<(), StoreError> {
+    async fn accept(
+        &self,
+        kind: attention::Kind,
+        key: &str,
+        _audit: &crate::domain::Audit,
+        _at_ms: i64,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        if kind == attention::Kind::StatusUnknown {
-            s.status_unknown.remove(key);
+        Ok(if kind == attention::Kind::StatusUnknown {
+            s.status_unknown.remove(key).is_some()
         } else {
-            s.attention.remove(&(kind, key.to_owned()));
-        }
-        Ok(())
+            s.attention.remove(&(kind, key.to_owned())).is_some()
+        })
     }
 }
 

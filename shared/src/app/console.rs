@@ -21,7 +21,8 @@ use crate::domain::{
     Role, Source,
 };
 use crate::ports::{
-    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, SignIns, StoreError, Takings,
+    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, OrderViews, SignIns,
+    StoreDirectory, StoreError, Takings,
 };
 
 /// Rows one "Needs attention" list shows (the page says when there are more).
@@ -29,6 +30,10 @@ pub const LIST_LIMIT: usize = 500;
 
 pub struct ConsoleDeps {
     pub store: Arc<dyn LedgerStore>,
+    /// Open orders (search by amount or buyer INN).
+    pub views: Arc<dyn OrderViews>,
+    /// The store's directory (search by order number).
+    pub directory: Arc<dyn StoreDirectory>,
     /// Takings per day, the settlements and the kept totals of closed days.
     pub takings: Arc<dyn Takings>,
     pub events: Arc<dyn EventPublisher>,
@@ -476,6 +481,306 @@ pub async fn reverse(
     Ok(outcome)
 }
 
+/// Approve the refund a cancelled order is waiting for (`refund_due`, manager only): `amount` (minor units; all
+/// that is due when `None`) is asked back from the order's payments, card payments first and the larger first, one
+/// request per payment, as a cancellation in 1C asks it; refund-chargeback then executes them.
+pub async fn approve_refund(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    order: &OrderId,
+    amount: Option<i64>,
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::DecideRefund)?;
+    let known = described(deps, order).await?;
+    if known.has_applied(decision.fact_id("refund#1")?.as_str()) {
+        // This very decision was carried out before (the form sent twice).
+        return Ok(Outcome {
+            events: Vec::new(),
+            repeated: true,
+        });
+    }
+    let due = known.refund_due();
+    if due == 0 {
+        return Err(ActionError::Invalid(
+            "the order has no refund to decide".into(),
+        ));
+    }
+    let amount = amount.unwrap_or(due);
+    if amount <= 0 || amount > due {
+        return Err(ActionError::Invalid(format!(
+            "at most {} can be asked back",
+            crate::domain::money::format_minor(due)
+        )));
+    }
+    let mut lines: Vec<(&PaymentRef, i64, PaymentMethod)> = known
+        .lines
+        .iter()
+        .map(|(p, l)| (p, l.counted() - l.refunded() - l.charged_back(), l.method))
+        .filter(|(_, free, _)| *free > 0)
+        .collect();
+    lines.sort_by_key(|(p, free, _)| (!crate::domain::is_acquirer(p), -free));
+    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
+    let mut outcome = Outcome::default();
+    let mut left = amount;
+    for (n, (payment, free, method)) in lines.into_iter().enumerate() {
+        if left <= 0 {
+            break;
+        }
+        let part = free.min(left);
+        left -= part;
+        let fact = PaymentFact::new(
+            decision.fact_id(&format!("refund#{}", n + 1))?,
+            order.clone(),
+            payment.clone(),
+            method,
+            known.currency(),
+            FactKind::RefundRequested {
+                amount: part,
+                reason: decision.reason.clone(),
+                method,
+                retries: None,
+            },
+            decision.at_ms,
+        )
+        .map_err(LedgerError::from)?
+        .decided_by(decision.audit());
+        outcome.add(ledger.record(&fact).await?);
+    }
+    Ok(outcome)
+}
+
+/// Deny the refund a cancelled order is waiting for (manager only): the order keeps what is due, and says who
+/// decided it and why.
+pub async fn deny_refund(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    order: &OrderId,
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::DecideRefund)?;
+    let known = described(deps, order).await?;
+    let id = decision.fact_id("keeps")?;
+    if known.has_applied(id.as_str()) {
+        return Ok(Outcome {
+            events: Vec::new(),
+            repeated: true,
+        });
+    }
+    let due = known.refund_due();
+    if due == 0 {
+        return Err(ActionError::Invalid(
+            "the order has no refund to decide".into(),
+        ));
+    }
+    let fact = PaymentFact::new(
+        id,
+        order.clone(),
+        PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
+        PaymentMethod::Other,
+        known.currency(),
+        FactKind::RefundWaived {
+            amount: due,
+            reason: decision.reason.clone(),
+        },
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    let mut outcome = Outcome::default();
+    outcome.add(
+        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+            .record(&fact)
+            .await?,
+    );
+    Ok(outcome)
+}
+
+/// Try a failed refund again: a new request for the same money on the same payment, naming the failed one, which
+/// then no longer asks for attention. refund-chargeback executes it with a key of its own.
+pub async fn retry_refund(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    order: &OrderId,
+    request: &str,
+) -> Result<Outcome, ActionError> {
+    check(decision, Action::RetryRefund)?;
+    let known = deps
+        .store
+        .load_order(order)
+        .await?
+        .ok_or_else(|| ActionError::NotFound(order.to_string()))?;
+    let id = decision.fact_id("retry")?;
+    let Some(failed) = known.refund_requests.get(request) else {
+        return Err(ActionError::Invalid(
+            "the order has no such refund request".into(),
+        ));
+    };
+    if !failed.needs_a_person() && failed.retried_by.as_deref() != Some(id.as_str()) {
+        return Err(ActionError::Invalid(
+            "only a failed refund that was not tried again can be retried".into(),
+        ));
+    }
+    let Some(line) = failed.line.clone() else {
+        return Err(ActionError::Invalid(
+            "the failed request names no payment".into(),
+        ));
+    };
+    let method = known
+        .lines
+        .get(&line)
+        .map_or(PaymentMethod::Card, |l| l.method);
+    let fact = PaymentFact::new(
+        id,
+        order.clone(),
+        line,
+        method,
+        known.currency(),
+        FactKind::RefundRequested {
+            amount: failed.amount,
+            reason: decision.reason.clone(),
+            method,
+            retries: Some(request.to_owned()),
+        },
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    let mut outcome = Outcome::default();
+    outcome.add(
+        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+            .record(&fact)
+            .await?,
+    );
+    Ok(outcome)
+}
+
+/// Accept a payout that does not reconcile (a fee the acquirer changed, a payout covering other days), with the
+/// reason: it leaves the list and the decision is kept beside the settlement (no order changes, so nothing is
+/// announced to 1C or the store).
+pub async fn accept_mismatch(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    key: &str,
+) -> Result<(), ActionError> {
+    check(decision, Action::AcceptMismatch)?;
+    let accepted = deps
+        .attention
+        .accept(Kind::PayoutMismatch, key, &decision.audit(), decision.at_ms)
+        .await?;
+    if !accepted {
+        return Err(ActionError::Invalid(
+            "this payout is not waiting for a decision (accepted before?)".into(),
+        ));
+    }
+    info!(key, user = %decision.user, "payout mismatch accepted in the console");
+    Ok(())
+}
+
+/// What a search found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    /// The order (or `unmatched:` money) to open.
+    pub order: OrderId,
+    /// What matched, as the person can read it (`order id`, `order number`, `payment`, `amount`, `payer INN`,
+    /// `payer name`, `buyer INN`).
+    pub by: &'static str,
+    pub amount: Option<i64>,
+    pub label: String,
+}
+
+/// Search by order id or number, payment reference, amount (`amount_minor`, when the text was one), payer INN or
+/// name: exact look-ups by key, then the lists of what needs a person and the open orders (one query each), never
+/// the table.
+pub async fn search(
+    deps: &ConsoleDeps,
+    text: &str,
+    amount_minor: Option<i64>,
+) -> Result<Vec<Hit>, StoreError> {
+    let text = text.trim();
+    let mut hits = Vec::new();
+    if text.is_empty() {
+        return Ok(hits);
+    }
+    let hit = |order: OrderId, by, amount, label: String| Hit {
+        order,
+        by,
+        amount,
+        label,
+    };
+    if let Ok(id) = OrderId::parse(text) {
+        if let Some(o) = deps.store.load_order(&id).await? {
+            let total = o.total();
+            hits.push(hit(o.id, "order id", total, String::new()));
+        }
+    }
+    if let Some(entry) = deps
+        .directory
+        .directory(&format!("order-number:{text}"))
+        .await?
+    {
+        if let Ok(id) = OrderId::parse(entry.order_id) {
+            hits.push(hit(id, "order number", None, text.to_owned()));
+        }
+    }
+    if let Ok(payment) = PaymentRef::try_from(text.to_owned()) {
+        if let Some(id) = deps.store.order_for_payment(&payment).await? {
+            hits.push(hit(id, "payment", None, text.to_owned()));
+        }
+    }
+    let digits = text.chars().all(|c| c.is_ascii_digit());
+    let inn = digits && matches!(text.len(), 10 | 12);
+    let needle = text.to_lowercase();
+    for kind in Kind::ALL {
+        for item in deps.attention.attention(kind, LIST_LIMIT).await? {
+            let Some(order) = item.order.clone() else {
+                continue;
+            };
+            let by = if Some(item.amount) == amount_minor {
+                Some("amount")
+            } else if inn && item.payer_inn.as_deref() == Some(text) {
+                Some("payer INN")
+            } else if !digits
+                && needle.chars().count() >= 3
+                && (item
+                    .payer_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase().contains(&needle))
+                    || item.label.to_lowercase().contains(&needle))
+            {
+                Some("payer name")
+            } else {
+                None
+            };
+            if let Some(by) = by {
+                let label = item.payer_name.clone().unwrap_or(item.label.clone());
+                hits.push(hit(order, by, Some(item.amount), label));
+            }
+        }
+    }
+    for open in deps.views.open_orders(OPEN_LIMIT).await? {
+        let by = if Some(open.open) == amount_minor {
+            Some("amount")
+        } else if inn && open.buyer_inn.as_deref() == Some(text) {
+            Some("buyer INN")
+        } else {
+            None
+        };
+        if let Some(by) = by {
+            hits.push(hit(
+                open.id,
+                by,
+                Some(open.open),
+                open.number.unwrap_or_default(),
+            ));
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    hits.retain(|h| seen.insert((h.order.clone(), h.by)));
+    Ok(hits)
+}
+
+/// Open orders a search reads (one query).
+const OPEN_LIMIT: usize = 2_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,6 +800,8 @@ mod tests {
             store: store.clone(),
             events: events.clone(),
             attention: store.clone(),
+            views: store.clone(),
+            directory: store.clone(),
             takings: store.clone(),
             histories: store.clone(),
             sign_ins: store.clone(),
@@ -685,6 +992,147 @@ mod tests {
             taken(&again),
             Some((15_000, daybook::DayStatus::AwaitingPayout))
         );
+    }
+
+    /// A paid order, cancelled in 1C with `CANCEL_REFUND_POLICY=ask`: a refund to decide.
+    async fn cancelled_paid(e: &Env, id: &str) -> OrderId {
+        let order = order(e, id, 5_000).await;
+        let ledger = Ledger::new(e.store.as_ref(), e.events.as_ref());
+        let paid = PaymentFact::new(
+            FactId::new(Source::Tbank, &format!("{id}#CONFIRMED")).unwrap(),
+            order.clone(),
+            PaymentRef::new(Source::Tbank, id).unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount: 5_000 },
+            1,
+        )
+        .unwrap();
+        ledger.record(&paid).await.unwrap();
+        let cancelled = PaymentFact::new(
+            FactId::new(Source::OneC, &format!("order#{id}#cancelled")).unwrap(),
+            order.clone(),
+            PaymentRef::new(Source::OneC, &format!("order-{id}")).unwrap(),
+            PaymentMethod::Other,
+            Currency::RUB,
+            FactKind::OrderCancelled,
+            2,
+        )
+        .unwrap();
+        ledger.record(&cancelled).await.unwrap();
+        order
+    }
+
+    fn kinds(lists: &[AttentionList], kind: Kind) -> Vec<String> {
+        lists
+            .iter()
+            .filter(|l| l.kind == kind)
+            .flat_map(|l| l.items.iter().map(|i| i.key.clone()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_manager_approves_or_denies_a_refund_and_an_accountant_cannot() {
+        let e = env();
+        let a = cancelled_paid(&e, "901").await;
+        let b = cancelled_paid(&e, "902").await;
+        let lists = needs_attention(&e.deps, 10, 10).await.unwrap();
+        assert_eq!(kinds(&lists, Kind::RefundDue), ["901", "902"]);
+        let accountant = decision(Role::Accountant, "appr-0123456789abcde");
+        assert!(matches!(
+            approve_refund(&e.deps, &accountant, &a, None).await,
+            Err(ActionError::Forbidden)
+        ));
+        let manager = decision(Role::Manager, "appr-0123456789abcde");
+        let approved = approve_refund(&e.deps, &manager, &a, None).await.unwrap();
+        assert_eq!(approved.events.len(), 1);
+        assert!(
+            approved.events[0].has_refund_work(),
+            "refund-chargeback gets it"
+        );
+        assert!(
+            approve_refund(&e.deps, &manager, &a, None)
+                .await
+                .unwrap()
+                .repeated
+        );
+        let keep = decision(Role::Manager, "keep-0123456789abcde");
+        deny_refund(&e.deps, &keep, &b).await.unwrap();
+        assert_eq!(e.store.order("902").unwrap().waived_total(), 5_000);
+        let lists = needs_attention(&e.deps, 10, 10).await.unwrap();
+        assert!(kinds(&lists, Kind::RefundDue).is_empty());
+        // Nothing left to decide.
+        let late = decision(Role::Manager, "late-0123456789abcde");
+        assert!(matches!(
+            deny_refund(&e.deps, &late, &b).await,
+            Err(ActionError::Invalid(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_refund_is_retried_once_and_leaves_the_list() {
+        let e = env();
+        let id = cancelled_paid(&e, "903").await;
+        let manager = decision(Role::Manager, "appr-0123456789abcdf");
+        approve_refund(&e.deps, &manager, &id, Some(2_000))
+            .await
+            .unwrap();
+        let request = manager.fact_id("refund#1").unwrap().to_string();
+        let failed = crate::domain::refund::progress_fact(
+            &id,
+            &request,
+            crate::domain::RefundStatus::Failed,
+            None,
+            None,
+            Some("card expired".into()),
+            5,
+        )
+        .unwrap();
+        Ledger::new(e.store.as_ref(), e.events.as_ref())
+            .record(&failed)
+            .await
+            .unwrap();
+        let lists = needs_attention(&e.deps, 10, 10).await.unwrap();
+        assert_eq!(kinds(&lists, Kind::RefundFailed), ["903"]);
+        let retry = decision(Role::Accountant, "rtry-0123456789abcde");
+        let done = retry_refund(&e.deps, &retry, &id, &request).await.unwrap();
+        assert!(done.events[0].has_refund_work());
+        assert!(
+            retry_refund(&e.deps, &retry, &id, &request)
+                .await
+                .unwrap()
+                .repeated
+        );
+        let lists = needs_attention(&e.deps, 10, 10).await.unwrap();
+        assert!(kinds(&lists, Kind::RefundFailed).is_empty());
+        let o = e.store.order("903").unwrap();
+        assert_eq!(
+            o.refund_requests[&request].retried_by,
+            Some(retry.fact_id("retry").unwrap().to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn search_finds_money_by_amount_payer_inn_and_name() {
+        let e = env();
+        let from = receipt(&e, 150_000).await;
+        order(&e, "1001", 99_900).await;
+        let found = |q: &str, amount| {
+            let deps = &e.deps;
+            let q = q.to_owned();
+            async move { search(deps, &q, amount).await.unwrap() }
+        };
+        let by_name = found("ромашка", None).await;
+        assert_eq!(by_name.len(), 1);
+        assert_eq!(
+            (by_name[0].order.clone(), by_name[0].by),
+            (from.clone(), "payer name")
+        );
+        assert_eq!(found("7707083893", None).await[0].by, "payer INN");
+        assert_eq!(found("1 500,00", Some(150_000)).await[0].order, from);
+        assert_eq!(found("999,00", Some(99_900)).await[0].by, "amount");
+        assert_eq!(found("1001", None).await[0].by, "order id");
+        assert!(found("nothing like it", None).await.is_empty());
     }
 
     #[tokio::test]

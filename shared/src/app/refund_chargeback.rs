@@ -330,6 +330,7 @@ mod tests {
                     amount,
                     reason: "Брак".into(),
                     method: PaymentMethod::Card,
+                    retries: None,
                 },
             );
             self.ledger().record(&f).await.unwrap();

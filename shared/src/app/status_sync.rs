@@ -819,6 +819,7 @@ mod tests {
                     amount: 50_000,
                     reason: "Брак".into(),
                     method: crate::domain::PaymentMethod::Card,
+                    retries: None,
                 },
                 Source::OneC,
                 PaymentRef::new(Source::OneC, "ret-1").unwrap(),

@@ -13,7 +13,6 @@ use super::fact::{OrderId, PaymentMethod, Source};
 use super::matching::UnmatchedReceipt;
 use super::money::Currency;
 use super::order::{is_acquirer, Order, OrderState};
-use super::refund::RefundStatus;
 use super::settlement::SettlementReport;
 use super::watch::{Question, WatchEntry};
 
@@ -177,13 +176,17 @@ pub fn of(order: &Order) -> Breaks {
         }
         let flags = order.flags();
         if flags.contains(&"refund_due") {
-            let due = t.net() - order.refund_claimed();
-            put(item(order, Kind::RefundDue, due, number.clone()));
+            put(item(
+                order,
+                Kind::RefundDue,
+                order.refund_due(),
+                number.clone(),
+            ));
         }
         let failed: Vec<_> = order
             .refund_requests
             .values()
-            .filter(|r| r.status == RefundStatus::Failed)
+            .filter(|r| r.needs_a_person())
             .collect();
         if !failed.is_empty() {
             let amount = failed.iter().map(|r| r.amount).sum();

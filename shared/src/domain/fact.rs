@@ -323,6 +323,16 @@ pub enum FactKind {
         reason: String,
         /// How the money should go back, as the source said (card, bank transfer, cash).
         method: PaymentMethod,
+        /// The failed request this one tries again (a person's retry in the console): that one stops asking for
+        /// attention.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retries: Option<String>,
+    },
+    /// A person decided that a cancelled order keeps `amount` (nothing goes back; the goods were delivered, the
+    /// buyer took a credit): the order no longer asks for a refund decision. Moves no money.
+    RefundWaived {
+        amount: i64,
+        reason: String,
     },
     /// `refund-chargeback` reports how far a request got (sent, pending at the acquirer, failed, succeeded).
     RefundProgress(RefundProgress),
@@ -341,6 +351,7 @@ impl FactKind {
             FactKind::SettledInFull => "settled_in_full",
             FactKind::OrderCancelled => "order_cancelled",
             FactKind::RefundRequested { .. } => "refund_requested",
+            FactKind::RefundWaived { .. } => "refund_waived",
             FactKind::RefundProgress(_) => "refund_progress",
         }
     }
@@ -351,7 +362,8 @@ impl FactKind {
             FactKind::Authorization { amount }
             | FactKind::Payment { amount }
             | FactKind::Chargeback { amount }
-            | FactKind::RefundRequested { amount, .. } => Some(*amount),
+            | FactKind::RefundRequested { amount, .. }
+            | FactKind::RefundWaived { amount, .. } => Some(*amount),
             FactKind::Reversal { remaining_hold } => Some(*remaining_hold),
             FactKind::Refund { amount } => Some(match amount {
                 RefundAmount::Delta(v)

@@ -249,6 +249,7 @@ impl PaymentLine {
             // Handled on the order, never reaches a line.
             FactKind::OrderCancelled
             | FactKind::RefundRequested { .. }
+            | FactKind::RefundWaived { .. }
             | FactKind::RefundProgress(_) => {}
         }
     }
@@ -331,6 +332,9 @@ pub struct Order {
     /// Refunds sources asked for, by the request's fact id. Executed by `refund-chargeback`.
     #[serde(default)]
     pub refund_requests: BTreeMap<String, RefundRequest>,
+    /// Money a person decided a cancelled order keeps, by the deciding fact's id (`FactKind::RefundWaived`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub waived: BTreeMap<String, i64>,
     /// Optimistic-lock version; 0 = never stored.
     #[serde(default)]
     pub version: u64,
@@ -345,6 +349,7 @@ impl Order {
             applied: BTreeSet::new(),
             cancelled_by: BTreeSet::new(),
             refund_requests: BTreeMap::new(),
+            waived: BTreeMap::new(),
             version: 0,
         }
     }
@@ -365,10 +370,25 @@ impl Order {
                 self.cancelled_by.insert(fact.id.as_str().to_owned());
                 return Ok(ApplyOutcome::Applied);
             }
-            FactKind::RefundRequested { amount, reason, .. } => {
+            FactKind::RefundRequested {
+                amount,
+                reason,
+                retries,
+                ..
+            } => {
                 let request = self.admit(fact, *amount, reason);
+                if let Some(failed) = retries
+                    .as_ref()
+                    .and_then(|r| self.refund_requests.get_mut(r))
+                {
+                    failed.retried_by = Some(fact.id.as_str().to_owned());
+                }
                 self.refund_requests
                     .insert(fact.id.as_str().to_owned(), request);
+                return Ok(ApplyOutcome::Applied);
+            }
+            FactKind::RefundWaived { amount, .. } => {
+                self.waived.insert(fact.id.as_str().to_owned(), *amount);
                 return Ok(ApplyOutcome::Applied);
             }
             FactKind::RefundProgress(p) => {
@@ -399,6 +419,19 @@ impl Order {
         Ok(ApplyOutcome::Applied)
     }
 
+    /// Money a person decided the (cancelled) order keeps.
+    pub fn waived_total(&self) -> i64 {
+        self.waived.values().copied().fold(0, i64::saturating_add)
+    }
+
+    /// What a refund decision is about: money a cancelled order keeps that nobody asked back or decided to keep.
+    pub fn refund_due(&self) -> i64 {
+        if !self.cancelled() {
+            return 0;
+        }
+        (self.totals().net() - self.refund_claimed() - self.waived_total()).max(0)
+    }
+
     /// Money open refund requests already claim.
     pub fn refund_claimed(&self) -> i64 {
         self.refund_requests
@@ -419,6 +452,7 @@ impl Order {
             expect: None,
             detail: None,
             at_ms: fact.at_ms,
+            retried_by: None,
         };
         let available = self.totals().net() - self.refund_claimed();
         if amount <= 0 || amount > available {
@@ -597,14 +631,15 @@ impl Order {
         if t.charged_back > 0 {
             flags.push("chargeback");
         }
-        // Cancelled with money kept and nobody asked for it back yet (`CANCEL_REFUND_POLICY=ask`).
-        if self.cancelled() && t.net() > self.refund_claimed() {
+        // Cancelled with money kept and nobody asked for it back yet (`CANCEL_REFUND_POLICY=ask`), nor decided to
+        // keep it.
+        if self.cancelled() && t.net() > self.refund_claimed().saturating_add(self.waived_total()) {
             flags.push("refund_due");
         }
         if self
             .refund_requests
             .values()
-            .any(|r| r.status == RefundStatus::Failed)
+            .any(RefundRequest::needs_a_person)
         {
             flags.push("refund_failed");
         }

@@ -32,6 +32,16 @@ pub struct RefundRequest {
     pub detail: Option<String>,
     #[serde(default)]
     pub at_ms: i64,
+    /// A failed request a person tried again: the request (fact id) that retries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<String>,
+}
+
+impl RefundRequest {
+    /// Failed for good and not tried again: a person must decide.
+    pub fn needs_a_person(&self) -> bool {
+        self.status == RefundStatus::Failed && self.retried_by.is_none()
+    }
 }
 
 /// The fact that moves refund request `request` of `order` to `status` (id `<request>#<status>`, so each step is
@@ -133,6 +143,7 @@ mod tests {
                 amount,
                 reason: "Брак".into(),
                 method: PaymentMethod::Card,
+                retries: None,
             },
         )
         .with_payment(PaymentRef::new(payment_source, payment).unwrap())

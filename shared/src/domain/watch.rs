@@ -292,6 +292,7 @@ mod tests {
                 amount: 100_000,
                 reason: "Брак".into(),
                 method: PaymentMethod::Card,
+                retries: None,
             },
             2,
         )

@@ -110,8 +110,15 @@ pub trait Attention: Send + Sync {
     /// The breaks of one kind, at most `limit` (a `StatusUnknown` item is a question status-sync gave up: `key` is
     /// its watch key, `amount` 0).
     async fn attention(&self, kind: Kind, limit: usize) -> Result<Vec<Item>, StoreError>;
-    /// A break kept outside any order (a payout mismatch) that a person settled: its row goes.
-    async fn settle_attention(&self, kind: Kind, key: &str) -> Result<(), StoreError>;
+    /// A break kept outside any order (a payout mismatch) that a person accepted: its row goes and the decision
+    /// (who, role, why; `at_ms`) is kept under `ACCEPTED#<kind>`, at once. `false` when the row was not there.
+    async fn accept(
+        &self,
+        kind: Kind,
+        key: &str,
+        audit: &crate::domain::Audit,
+        at_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// An order's whole story as the ledger keeps it: the order, every fact recorded on it (oldest first) and every

@@ -43,8 +43,23 @@ fn operation(id: &str, amount: &str) -> serde_json::Value {
 
 /// A statement-pull run that keeps one unmatched receipt of 4 321,50 ₽; its `unmatched:` order id.
 pub async fn unmatched_receipt(env: &TestEnv) -> String {
-    let api = &env.yookassa_api; // any local fake server will do as the bank
     let page = json!({ "operations": [operation("9f00-console-0001", "4321.50")] });
+    let run = pull(env, page).await;
+    assert_eq!(run.unmatched, 1, "{run:?}");
+    let receipts = {
+        use shared::ports::OrderViews;
+        env.store.unmatched_receipts(10).await.expect("receipts")
+    };
+    assert_eq!(receipts.len(), 1);
+    receipts[0].order.to_string()
+}
+
+/// One statement-pull run over a T-Bank Business API page served by a local fake.
+async fn pull(
+    env: &TestEnv,
+    page: serde_json::Value,
+) -> shared::app::statement_pull::SourceSummary {
+    let api = &env.yookassa_api; // any local fake server will do as the bank
     Mock::given(method("GET"))
         .and(path("/api/v1/statement"))
         .respond_with(ResponseTemplate::new(200).set_body_json(page))
@@ -57,16 +72,10 @@ pub async fn unmatched_receipt(env: &TestEnv) -> String {
         }],
         api.uri(),
     );
-    let run = shared::app::statement_pull::handle(&deps)
+    let mut run = shared::app::statement_pull::handle(&deps)
         .await
         .expect("pull");
-    assert_eq!(run[0].unmatched, 1, "{:?}", run[0]);
-    let receipts = {
-        use shared::ports::OrderViews;
-        env.store.unmatched_receipts(10).await.expect("receipts")
-    };
-    assert_eq!(receipts.len(), 1);
-    receipts[0].order.to_string()
+    run.remove(0)
 }
 
 /// An accountant signs in, finds the statement's unmatched receipt on "Needs attention", allocates it to the order
@@ -452,4 +461,144 @@ async fn every_page_reads_a_bounded_number_of_times_and_never_scans() {
             ("/report", 9 + 16 + 3)
         ]
     );
+}
+
+/// A paid order 1C cancelled (`CANCEL_REFUND_POLICY=ask`): a refund for a person to decide.
+async fn cancelled_paid(env: &TestEnv, id: &str, payment: &str) {
+    use shared::domain::{
+        Currency, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, Source,
+    };
+    env.register_order(id, 9_855).await;
+    let paid = tbank_note(id, payment, "CONFIRMED", 9_855);
+    assert_eq!(env.post_tbank(&paid).await.status, 200);
+    let cancelled = PaymentFact::new(
+        FactId::new(Source::OneC, &format!("order#{id}#cancelled")).unwrap(),
+        OrderId::parse(id).unwrap(),
+        PaymentRef::new(Source::OneC, &format!("order-{id}")).unwrap(),
+        PaymentMethod::Other,
+        Currency::RUB,
+        FactKind::OrderCancelled,
+        1,
+    )
+    .unwrap();
+    let events = shared::adapters::sqs::SqsEventPublisher::new(env.sqs.clone(), &env.queue_url);
+    shared::app::ledger::Ledger::new(&env.store, &events)
+        .record(&cancelled)
+        .await
+        .unwrap();
+}
+
+/// A manager approves one refund (handed to refund-chargeback through the event) and keeps the money of another;
+/// an accountant is told who decides and refused; the payout a statement could not reconcile is accepted with a
+/// reason, once, and leaves the list.
+#[tokio::test]
+async fn refunds_are_a_managers_decision_and_payouts_an_accountants() {
+    let env = spawn_env().await;
+    cancelled_paid(&env, "IM-7501", "8745001").await;
+    cancelled_paid(&env, "IM-7502", "8745002").await;
+    // A Sber payout for a day without Sber card payments: a mismatch.
+    let mut op = operation("9f00-console-0002", "1000.00");
+    op["payer"]["inn"] = json!("7707083893");
+    op["counterParty"]["inn"] = json!("7707083893");
+    op["payPurpose"] = json!("Возмещение по операциям эквайринга за 29.11.2026");
+    let run = pull(&env, json!({ "operations": [op] })).await;
+    assert_eq!(run.settlement_mismatches, 1, "{run:?}");
+    env.drain_queue().await;
+    let server = ConsoleServer::start(&env).await;
+
+    let mut anna = WebClient::new(&server);
+    anna.sign_in("anna", PASSWORD).await;
+    let page = anna.get("/orders/IM-7501").await;
+    assert!(page.body.contains("Решение о возврате принимает менеджер"));
+    assert!(!page.body.contains("/refund/approve"));
+    let csrf = hidden(&page.body, "csrf").unwrap();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", "anna-tries-to-approve-01"),
+        ("reason", "x"),
+    ];
+    assert_eq!(
+        anna.post("/orders/IM-7501/refund/approve", &form)
+            .await
+            .status,
+        403
+    );
+
+    let mut max = WebClient::new(&server);
+    max.sign_in("max", PASSWORD).await;
+    let page = max.get("/orders/IM-7501").await;
+    let at = page.body.find("/refund/approve").unwrap();
+    let (csrf, token) = (
+        hidden(&page.body, "csrf").unwrap(),
+        hidden(&page.body[at..], "token").unwrap(),
+    );
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("amount", ""),
+        ("reason", "покупатель отказался"),
+    ];
+    let done = max.post("/orders/IM-7501/refund/approve", &form).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location.unwrap().ends_with("done=approved"));
+    let order = env.order("IM-7501").await.unwrap();
+    let request = order
+        .refund_requests
+        .values()
+        .next()
+        .expect("a refund request");
+    assert_eq!(
+        (request.amount, request.status),
+        (9_855, shared::domain::RefundStatus::Requested)
+    );
+    let events = env.drain_queue().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.order_id == "IM-7501" && e.has_refund_work()),
+        "{events:?}"
+    );
+
+    let page = max.get("/orders/IM-7502").await;
+    let at = page.body.find("/refund/deny").unwrap();
+    let token = hidden(&page.body[at..], "token").unwrap();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("reason", "товар выдан"),
+    ];
+    let kept = max.post("/orders/IM-7502/refund/deny", &form).await;
+    assert_eq!(kept.status, 303, "{}", kept.body);
+    assert_eq!(env.order("IM-7502").await.unwrap().waived_total(), 9_855);
+    let list = max.get("/attention").await;
+    assert!(
+        list.body.contains("Ждут решения о возврате — 0"),
+        "both decided"
+    );
+
+    // The payout mismatch: an accountant accepts it, once.
+    assert!(list.body.contains("Расхождения в возмещениях — 1"));
+    let page = anna.get("/attention").await;
+    let at = page.body.find("/payouts/accept").unwrap();
+    let key = hidden(&page.body[at..], "key").unwrap();
+    let token = hidden(&page.body[at..], "token").unwrap();
+    let csrf = hidden(&page.body, "csrf").unwrap();
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("key", key.as_str()),
+        ("reason", "возмещение за прошлый месяц"),
+    ];
+    assert_eq!(anna.post("/payouts/accept", &form).await.status, 303);
+    assert!(anna
+        .get("/attention")
+        .await
+        .body
+        .contains("Расхождения в возмещениях — 0"));
+    assert_eq!(
+        anna.post("/payouts/accept", &form).await.status,
+        422,
+        "accepted once"
+    );
+    paysync_e2e::iam::assert_granted("ConsoleFunction", &env.aws_calls.take());
 }

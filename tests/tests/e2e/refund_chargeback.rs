@@ -48,6 +48,7 @@ fn ask(source: Source, payment: &str, order: &str, request: &str, amount: i64) -
             amount,
             reason: "Возврат по документу 1С".into(),
             method: PaymentMethod::Card,
+            retries: None,
         },
         1_795_824_100_000,
     )

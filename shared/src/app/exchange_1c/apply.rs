@@ -194,6 +194,7 @@ pub fn facts_for(
                                     amount: free,
                                     reason: "Заказ отменен в 1С".into(),
                                     method: line.method,
+                                    retries: None,
                                 },
                             )
                             .map_err(&e)?,
@@ -211,6 +212,7 @@ pub fn facts_for(
                                     amount: rest,
                                     reason: "Заказ отменен в 1С".into(),
                                     method: PaymentMethod::Other,
+                                    retries: None,
                                 },
                             )
                             .map_err(&e)?,
@@ -241,6 +243,7 @@ pub fn facts_for(
                                     .unwrap_or("Возврат по документу 1С")
                                     .to_owned(),
                                 method,
+                                retries: None,
                             },
                         )
                         .map_err(&e)?,
@@ -418,7 +421,8 @@ mod tests {
             FactKind::RefundRequested {
                 amount: 100,
                 reason: "Брак".into(),
-                method: PaymentMethod::Card
+                method: PaymentMethod::Card,
+                retries: None,
             }
         );
         apply_all(&mut o, &refund);

@@ -268,6 +268,7 @@ mod tests {
                     amount: 40_000,
                     reason: "Брак".into(),
                     method: bank,
+                    retries: None,
                 },
             ),
             fact(
@@ -279,6 +280,7 @@ mod tests {
                     amount: 90_000,
                     reason: "Ошибка".into(),
                     method: bank,
+                    retries: None,
                 },
             ),
         ] {
