@@ -21,10 +21,10 @@
 //! | acquirer money whose reference to the store has not resolved yet | `UNRESOLVED` | `<unmatched order id>` |
 //! | a question status-sync asks an acquirer (`data`: the watch, `due_ms`, `checks`) | `WATCH` | `<watch key>` |
 //! | a question given up, for a person | `STATUS_UNKNOWN` | `<watch key>` |
-//! | a break for a person (`domain::attention`; `since_ms` kept from its first write) | `ATTENTION#<kind>` | `<order id or key>` |
+//! | a break for a person (`domain::attention`) | `ATTENTION#<kind>` | `<order id or key>` |
 //! | every event a change announced (the order's history) | `ORDER#<order id>` | `EVENT#<version, 12 digits>` |
 //! | settlements of an acquirer by their first day (the reconciliation report) | `SETTLEMENTS#<acquirer>` | `<day>#<operation key>` |
-//! | a closed day's takings totals (`rev`: late facts of the day; `data` valid at `data_rev`) | `DAYSUM#<source>` | `<day>` |
+//! | a closed day's takings totals (`rev`: the last late fact of the day; `data` valid while `data_rev` = `rev`) | `DAYSUM#<source>` | `<day>` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -202,20 +202,12 @@ fn put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// The row of a break for a person: `data` the item (its `since_ms` is the row's own attribute, set by the first
-/// write only).
-fn attention_update(table: &str, item: &Item_) -> Result<TransactWriteItem, StoreError> {
-    let update = aws_sdk_dynamodb::types::Update::builder()
-        .table_name(table)
-        .set_key(Some(key(attention_pk(item.kind), item.key.clone())))
-        .update_expression("SET #data = :data, #since = if_not_exists(#since, :now)")
-        .expression_attribute_names("#data", DATA)
-        .expression_attribute_names("#since", SINCE)
-        .expression_attribute_values(":data", s(to_json(item)?))
-        .expression_attribute_values(":now", n(item.since_ms))
-        .build()
-        .map_err(unavailable)?;
-    Ok(TransactWriteItem::builder().update(update).build())
+/// The row of a break for a person: `data` the item, `since_ms` also as a number.
+fn attention_row(table: &str, item: &Item_) -> Result<TransactWriteItem, StoreError> {
+    let mut row = key(attention_pk(item.kind), item.key.clone());
+    row.insert(DATA.into(), s(to_json(item)?));
+    row.insert(SINCE.into(), n(item.since_ms));
+    put(table, row, None, None)
 }
 
 fn attention_pk(kind: attention::Kind) -> String {
@@ -509,17 +501,12 @@ impl LedgerStore for DynamoLedgerStore {
             row.insert(DATA.into(), s(to_json(t)?));
             items.push(put(&self.table, row, None, None)?);
         }
-        // A late fact of a closed day: the day's kept totals are no longer current.
-        if let Some((source, day)) = &c.stale_day {
-            let update = aws_sdk_dynamodb::types::Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key(format!("DAYSUM#{source}"), day.clone())))
-                .update_expression("ADD #rev :one")
-                .expression_attribute_names("#rev", "rev")
-                .expression_attribute_values(":one", n(1))
-                .build()
-                .map_err(unavailable)?;
-            items.push(TransactWriteItem::builder().update(update).build());
+        // A late fact of a closed day: the day's kept totals are no longer current (the row is replaced by one
+        // without totals, its revision the fact's id, so a reader that computed before cannot keep its totals).
+        if let (Some((source, day)), Some(fact)) = (&c.stale_day, c.fact) {
+            let mut row = key(format!("DAYSUM#{source}"), day.clone());
+            row.insert("rev".into(), s(fact.id.as_str()));
+            items.push(put(&self.table, row, None, None)?);
         }
         let row = || key(UNMATCHED_PK.to_owned(), c.order.id.to_string());
         match &c.projections.unmatched {
@@ -572,7 +559,7 @@ impl LedgerStore for DynamoLedgerStore {
         }
         // A person's lists follow the order's breaks; a row keeps the time it was first shown.
         for row in &c.projections.attention {
-            items.push(attention_update(&self.table, row)?);
+            items.push(attention_row(&self.table, row)?);
         }
         for kind in &c.projections.attention_closed {
             items.push(delete(
@@ -765,7 +752,7 @@ impl Takings for DynamoLedgerStore {
         ];
         if let Some(mismatch) = attention::payout_mismatch(report, crate::platform::clock::now_ms())
         {
-            items.push(attention_update(&self.table, &mismatch)?);
+            items.push(attention_row(&self.table, &mismatch)?);
         }
         match self
             .client
@@ -816,8 +803,8 @@ impl Takings for DynamoLedgerStore {
             .await?
             .iter()
             .map(|item| {
-                let rev = number_attr(item, "rev");
-                let current = item.contains_key(DATA) && number_attr(item, "data_rev") == rev;
+                let rev = string_attr(item, "rev");
+                let current = item.contains_key(DATA) && string_attr(item, "data_rev") == rev;
                 Ok(CachedDay {
                     day: item
                         .get(SK)
@@ -840,23 +827,23 @@ impl Takings for DynamoLedgerStore {
         source: Source,
         day: &str,
         totals: DayTotals,
-        rev: u64,
+        rev: &str,
     ) -> Result<bool, StoreError> {
         let mut item = key(format!("DAYSUM#{source}"), day.to_owned());
         item.insert(DATA.into(), s(to_json(&totals)?));
-        item.insert("rev".into(), n(rev));
-        item.insert("data_rev".into(), n(rev));
+        item.insert("rev".into(), s(rev));
+        item.insert("data_rev".into(), s(rev));
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item));
-        let put = if rev == 0 {
+        let put = if rev.is_empty() {
             put.condition_expression("attribute_not_exists(pk)")
         } else {
             put.condition_expression("#rev = :rev")
                 .expression_attribute_names("#rev", "rev")
-                .expression_attribute_values(":rev", n(rev))
+                .expression_attribute_values(":rev", s(rev))
         };
         match put.send().await {
             Ok(_) => Ok(true),
@@ -872,11 +859,11 @@ impl Takings for DynamoLedgerStore {
     }
 }
 
-fn number_attr(item: &Item, name: &str) -> u64 {
+fn string_attr(item: &Item, name: &str) -> String {
     item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default()
 }
 
 impl DynamoLedgerStore {

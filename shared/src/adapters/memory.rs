@@ -45,7 +45,7 @@ struct State {
 }
 
 /// A day's row: its revision, and the totals kept with the revision they were computed at.
-type KeptDay = (u64, Option<(DayTotals, u64)>);
+type KeptDay = (String, Option<(DayTotals, String)>);
 
 #[derive(Default)]
 pub struct MemoryLedgerStore {
@@ -123,8 +123,8 @@ impl LedgerStore for MemoryLedgerStore {
             s.takings
                 .insert((t.acquirer, t.day.clone(), t.fact_id.clone()), t.clone());
         }
-        if let Some(day) = &c.stale_day {
-            s.days.entry(day.clone()).or_insert((0, None)).0 += 1;
+        if let (Some(day), Some(fact)) = (&c.stale_day, c.fact) {
+            s.days.insert(day.clone(), (fact.id.to_string(), None));
         }
         s.feed.insert(c.order.id.clone(), c.order.version);
         for e in &c.directory {
@@ -316,8 +316,8 @@ impl Takings for MemoryLedgerStore {
             .filter(|((s, d), _)| *s == source && d.as_str() >= from && d.as_str() <= to)
             .map(|((_, d), (rev, kept))| CachedDay {
                 day: d.clone(),
-                rev: *rev,
-                totals: kept.filter(|(_, at)| at == rev).map(|(t, _)| t),
+                rev: rev.clone(),
+                totals: kept.as_ref().filter(|(_, at)| at == rev).map(|(t, _)| *t),
             })
             .collect())
     }
@@ -327,14 +327,17 @@ impl Takings for MemoryLedgerStore {
         source: Source,
         day: &str,
         totals: DayTotals,
-        rev: u64,
+        rev: &str,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        let entry = s.days.entry((source, day.to_owned())).or_insert((0, None));
+        let entry = s
+            .days
+            .entry((source, day.to_owned()))
+            .or_insert((String::new(), None));
         if entry.0 != rev {
             return Ok(false);
         }
-        entry.1 = Some((totals, rev));
+        entry.1 = Some((totals, rev.to_owned()));
         Ok(true)
     }
 }

@@ -207,7 +207,7 @@ pub async fn daybook(
                     let t = DayTotals::of(&deps.takings.card_takings(source, day).await?);
                     if closed {
                         deps.takings
-                            .cache_day(source, day, t, row.map_or(0, |r| r.rev))
+                            .cache_day(source, day, t, row.map_or("", |r| r.rev.as_str()))
                             .await?;
                     }
                     t

@@ -76,16 +76,9 @@ async fn backoff(attempt: u32) {
 pub fn projections(order: &Order, before: &Before, now_ms: i64) -> Projections {
     let unmatched = order.id.is_unmatched();
     let (opened, closed) = watch::changed_since(&before.watched, order);
-    let (shown, attention_closed) = attention::changed(&before.breaks, &attention::of(order));
+    let (attention, attention_closed) = attention::changed(&before.breaks, &attention::of(order));
     Projections {
-        // A row shown before keeps its first time (the store writes `since_ms` only once).
-        attention: shown
-            .into_iter()
-            .map(|i| attention::Item {
-                since_ms: now_ms,
-                ..i
-            })
-            .collect(),
+        attention,
         attention_closed,
         watch_opened: opened
             .into_iter()
@@ -200,6 +193,7 @@ impl<'a> Ledger<'a> {
                 self.announce_owed(&fact.order_id, fact.id.as_str()).await?;
                 return Ok(Recorded::Duplicate);
             }
+            attention::mark(&mut order, now_ms());
             order.version = expected_version + 1;
             let event = OrderEvent::snapshot(fact.id.to_string(), &order, Some(fact), now_ms());
             let after = order.lines.get(&fact.payment);
@@ -263,6 +257,7 @@ impl<'a> Ledger<'a> {
             if !order.set_info(info.clone()) {
                 return Ok(None);
             }
+            attention::mark(&mut order, now_ms());
             order.version = expected_version + 1;
             let event_id = format!("info#{}#{}", id, order.version);
             let event = OrderEvent::snapshot(event_id, &order, None, now_ms());

@@ -80,7 +80,8 @@ impl std::fmt::Display for Kind {
 
 /// A break as its row keeps it: which (`key`: the order id, the settlement's operation key or the question's key),
 /// how much (`amount`, minor units of `currency`), a short `label` for the list (payer, order number, reason) and
-/// since when (`since_ms`, ms since the epoch: the first change that showed it; a later change keeps it).
+/// since when (`since_ms`, ms since the epoch: the first change that showed it, kept on the order in
+/// `Order::attention_since`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
     pub kind: Kind,
@@ -104,6 +105,7 @@ pub struct Item {
 pub type Breaks = BTreeMap<Kind, Item>;
 
 fn item(order: &Order, kind: Kind, amount: i64, label: String) -> Item {
+    let since_ms = order.attention_since.get(&kind).copied().unwrap_or(0);
     Item {
         kind,
         key: order.id.to_string(),
@@ -113,11 +115,20 @@ fn item(order: &Order, kind: Kind, amount: i64, label: String) -> Item {
         label,
         payer_inn: None,
         payer_name: None,
-        since_ms: 0,
+        since_ms,
     }
 }
 
-/// The breaks an order has now (`since_ms` is 0: the store keeps the first one's time).
+/// Keep on the order when each of its breaks was first shown: a new one from `now_ms`, a settled one forgotten.
+pub fn mark(order: &mut Order, now_ms: i64) {
+    let kinds: Vec<Kind> = of(order).into_keys().collect();
+    order.attention_since.retain(|k, _| kinds.contains(k));
+    for k in kinds {
+        order.attention_since.entry(k).or_insert(now_ms);
+    }
+}
+
+/// The breaks an order has now, with the time each was first shown (see [`mark`]).
 pub fn of(order: &Order) -> Breaks {
     let mut out = Breaks::new();
     let mut put = |i: Item| {

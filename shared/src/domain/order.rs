@@ -335,6 +335,10 @@ pub struct Order {
     /// Money a person decided a cancelled order keeps, by the deciding fact's id (`FactKind::RefundWaived`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub waived: BTreeMap<String, i64>,
+    /// When each of its breaks for a person was first shown (`domain::attention`), ms since the epoch; kept by the
+    /// ledger service at every change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attention_since: BTreeMap<super::attention::Kind, i64>,
     /// Optimistic-lock version; 0 = never stored.
     #[serde(default)]
     pub version: u64,
@@ -350,6 +354,7 @@ impl Order {
             cancelled_by: BTreeSet::new(),
             refund_requests: BTreeMap::new(),
             waived: BTreeMap::new(),
+            attention_since: BTreeMap::new(),
             version: 0,
         }
     }

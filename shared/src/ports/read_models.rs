@@ -44,22 +44,23 @@ pub trait Takings: Send + Sync {
         from: &str,
         to: &str,
     ) -> Result<Vec<CachedDay>, StoreError>;
-    /// Keep a closed day's totals, computed from its takings while its row was at `rev` (0: no row yet);
+    /// Keep a closed day's totals, computed from its takings while its row was at `rev` (empty: no row yet);
     /// `false` when a commit changed the day meanwhile (then nothing is kept, the next reader computes again).
     async fn cache_day(
         &self,
         source: Source,
         day: &str,
         totals: DayTotals,
-        rev: u64,
+        rev: &str,
     ) -> Result<bool, StoreError>;
 }
 
-/// A closed day as kept: its revision (each late fact of the day adds one) and, when still current, its totals.
+/// A closed day as kept: its revision (the id of the last late fact of the day; empty before any) and, when still
+/// current, its totals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedDay {
     pub day: String,
-    pub rev: u64,
+    pub rev: String,
     pub totals: Option<DayTotals>,
 }
 
