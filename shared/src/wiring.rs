@@ -274,6 +274,7 @@ pub fn console(config: &ConsoleConfig, clients: &Clients) -> ConsoleDeps {
         attention: store.clone(),
         views: store.clone(),
         directory: store.clone(),
+        markers: store.clone(),
         takings: store.clone(),
         histories: store.clone(),
         sign_ins: store.clone(),

@@ -95,6 +95,7 @@ fn ledger(rt: &tokio::runtime::Runtime) -> (Arc<MemoryLedgerStore>, ConsoleDeps)
         store: store.clone(),
         views: store.clone(),
         directory: store.clone(),
+        markers: store.clone(),
         takings: store.clone(),
         events,
         attention: store.clone(),

@@ -535,10 +535,17 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                 }
                 div.card {
                     div.muted { (ctx.t("Магазин", "Store")) }
-                    @match order.info.as_ref().and_then(|i| i.details.status.as_ref()) {
-                        Some((code, name)) => div { (name) " (" (code) ")" },
-                        None => div.muted { (ctx.t("статус не передавал", "no status reported")) },
+                    @match &page.store_told {
+                        Some(t) => div {
+                            (ctx.t("сообщено: версия ", "told: version ")) (t.version) ", " (money(ctx.lang, t.paid, cur))
+                            br; span.muted { (date_time(t.at_ms)) }
+                        },
+                        None => div.muted { (ctx.t("ещё ничего не сообщали", "told nothing yet")) },
                     }
+                    @if let Some((code, name)) = order.info.as_ref().and_then(|i| i.details.status.as_ref()) {
+                        div.muted { (ctx.t("статус в магазине: ", "store status: ")) (name) " (" (code) ")" }
+                    }
+                    @if let Some(e) = &page.store_error { div.bad { (e) } }
                 }
             }
             @if !page.breaks.is_empty() {

@@ -21,8 +21,8 @@ use crate::domain::{
     Role, Source,
 };
 use crate::ports::{
-    Attention, EventPublisher, Histories, LedgerStore, OrderHistory, OrderViews, SignIns,
-    StoreDirectory, StoreError, Takings,
+    Attention, EventPublisher, Histories, LedgerStore, MarkerKind, Markers, OrderHistory,
+    OrderViews, SignIns, StoreDirectory, StoreError, Takings,
 };
 
 /// Rows one "Needs attention" list shows (the page says when there are more).
@@ -34,6 +34,8 @@ pub struct ConsoleDeps {
     pub views: Arc<dyn OrderViews>,
     /// The store's directory (search by order number).
     pub directory: Arc<dyn StoreDirectory>,
+    /// What store-sync told the store, and what the store refused.
+    pub markers: Arc<dyn Markers>,
     /// Takings per day, the settlements and the kept totals of closed days.
     pub takings: Arc<dyn Takings>,
     pub events: Arc<dyn EventPublisher>,
@@ -228,9 +230,24 @@ pub struct OrderPage {
     pub waiting_for_1c: Option<u64>,
     /// The unmatched bank receipt this order is, when it is one (what "allocate" moves).
     pub receipt: Option<UnmatchedReceipt>,
+    /// What store-sync last told the store (version, state, paid, when), if it did.
+    pub store_told: Option<StoreTold>,
+    /// The store's last refusal of a payment change, if any.
+    pub store_error: Option<String>,
 }
 
-/// One order's page (`None`: no such order in the ledger). Two requests: its partition and its 1C feed row.
+/// What store-sync last told the store about an order (its `StoreTold` marker).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct StoreTold {
+    pub version: u64,
+    pub state: String,
+    /// Net paid, minor units.
+    pub paid: i64,
+    pub at_ms: i64,
+}
+
+/// One order's page (`None`: no such order in the ledger). Four requests: its partition, its 1C feed row and the two
+/// store-sync notes.
 pub async fn order_page(deps: &ConsoleDeps, id: &OrderId) -> Result<Option<OrderPage>, StoreError> {
     let history = deps.histories.history(id).await?;
     let Some(order) = &history.order else {
@@ -239,11 +256,22 @@ pub async fn order_page(deps: &ConsoleDeps, id: &OrderId) -> Result<Option<Order
     let breaks = attention::of(order);
     let receipt = UnmatchedReceipt::of(order);
     let waiting_for_1c = deps.histories.waiting_for_1c(id).await?;
+    let store_told = deps
+        .markers
+        .marker(MarkerKind::StoreTold, id.as_str())
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok());
+    let store_error = deps
+        .markers
+        .marker(MarkerKind::StoreError, id.as_str())
+        .await?;
     Ok(Some(OrderPage {
         history,
         breaks,
         waiting_for_1c,
         receipt,
+        store_told,
+        store_error,
     }))
 }
 
@@ -802,6 +830,7 @@ mod tests {
             attention: store.clone(),
             views: store.clone(),
             directory: store.clone(),
+            markers: store.clone(),
             takings: store.clone(),
             histories: store.clone(),
             sign_ins: store.clone(),

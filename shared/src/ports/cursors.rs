@@ -20,6 +20,8 @@ pub enum MarkerKind {
     HookDelivered,
     /// The store refused a payment change of an order (its value: the reason, for a person).
     StoreError,
+    /// What store-sync last told the store about an order (its value: `{"version","state","paid","at_ms"}`).
+    StoreTold,
 }
 
 impl MarkerKind {
@@ -28,6 +30,7 @@ impl MarkerKind {
         match self {
             MarkerKind::HookDelivered => "hook",
             MarkerKind::StoreError => "store-error",
+            MarkerKind::StoreTold => "store-told",
         }
     }
 }

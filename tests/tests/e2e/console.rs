@@ -457,7 +457,7 @@ async fn every_page_reads_a_bounded_number_of_times_and_never_scans() {
         [
             ("/", 9 + 16 + 3),
             ("/attention", 9),
-            ("/orders/IM-7401", 2),
+            ("/orders/IM-7401", 4),
             ("/report", 9 + 16 + 3)
         ]
     );

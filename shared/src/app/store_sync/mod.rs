@@ -184,6 +184,21 @@ pub async fn handle_events(
             }
         };
         info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
+        // For the console's order page: what the store was last told. The store has it either way; a note that
+        // could not be kept is logged, not retried.
+        let told = serde_json::json!({
+            "version": ledger_order.version,
+            "state": ledger_order.state().as_str(),
+            "paid": ledger_order.totals().net(),
+            "at_ms": crate::platform::clock::now_ms(),
+        });
+        if let Err(e) = deps
+            .markers
+            .set_marker(MarkerKind::StoreTold, order.as_str(), &told.to_string())
+            .await
+        {
+            warn!(order_id = %order, error.message = %e, "what the store was told was not noted");
+        }
         if !config.hooks.is_empty() {
             fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
         }

@@ -655,6 +655,19 @@ async fn a_busy_store_fails_the_message_without_a_note_and_the_retry_lands_it() 
     let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
     assert!(failures(&out).is_empty());
     assert_eq!(e.shop.payment("900")["paid"], "Y");
+    // What the store was told is noted for the console's order page (only once it was told).
+    let told = e
+        .deps
+        .markers
+        .marker(MarkerKind::StoreTold, "7001")
+        .await
+        .unwrap()
+        .expect("noted");
+    let told: serde_json::Value = serde_json::from_str(&told).unwrap();
+    assert_eq!(
+        (told["state"].as_str(), told["paid"].as_i64()),
+        (Some("partially_paid"), Some(150_000))
+    );
 }
 
 #[tokio::test]
