@@ -197,6 +197,21 @@ impl FromRequestParts<Console> for Visit {
     }
 }
 
+/// A visit of a signed-in user; anyone else is sent to the sign-in page.
+struct Signed(Visit);
+
+impl FromRequestParts<Console> for Signed {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Redirect> {
+        let Ok(visit) = Visit::from_request_parts(parts, state).await;
+        match visit.session {
+            Some(_) => Ok(Signed(visit)),
+            None => Err(Redirect::to(&visit.ctx.link("/login"))),
+        }
+    }
+}
+
 impl Visit {
     fn refuse(
         &self,
@@ -210,14 +225,6 @@ impl Visit {
             title: self.ctx.t(title.0, title.1).to_owned(),
             message: message.into(),
         }))
-    }
-
-    /// Signed in, or the way to the sign-in page.
-    fn signed_in(&self) -> Result<(), Redirect> {
-        match &self.session {
-            Some(_) => Ok(()),
-            None => Err(Redirect::to(&self.ctx.link("/login"))),
-        }
     }
 
     /// The signed-in user of a form, whose CSRF token the form must carry. A missing session is a clear page (a
@@ -420,10 +427,10 @@ async fn set_lang(visit: Visit, Path(lang): Path<String>, Query(q): Query<Back>)
     (jar, Redirect::to(&back)).into_response()
 }
 
-async fn overview(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
+async fn overview(
+    State(console): State<Console>,
+    Signed(visit): Signed,
+) -> Result<Response, PageError> {
     let now = now_ms();
     let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
         .await
@@ -503,12 +510,9 @@ async fn report_data(
 
 async fn report_page(
     State(console): State<Console>,
-    visit: Visit,
+    Signed(visit): Signed,
     Query(q): Query<Range>,
 ) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
     let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
     Ok(page(pages::report_page(
         &visit.ctx, &from, &to, &figures, &lists,
@@ -530,44 +534,60 @@ fn download(content_type: &'static str, name: String, bytes: Vec<u8>) -> Respons
         .into_response()
 }
 
-async fn report_csv(
-    State(console): State<Console>,
-    visit: Visit,
-    Query(q): Query<Range>,
+/// A report file's format.
+#[derive(Clone, Copy)]
+enum ReportFile {
+    Csv,
+    Xlsx,
+}
+
+async fn report_file(
+    console: &Console,
+    visit: &Visit,
+    q: &Range,
+    file: ReportFile,
 ) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
-    let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
-    let bytes = report::csv(visit.ctx.lang, &figures, &lists).map_err(|e| visit.unavailable(e))?;
+    let (from, to, figures, lists) = report_data(console, visit, q).await?;
+    let lang = visit.ctx.lang;
+    let (bytes, content_type, ext) = match file {
+        ReportFile::Csv => (
+            report::csv(lang, &figures, &lists).map_err(|e| visit.unavailable(e))?,
+            "text/csv; charset=utf-8",
+            "csv",
+        ),
+        ReportFile::Xlsx => (
+            report::xlsx(lang, &figures, &lists).map_err(|e| visit.unavailable(e))?,
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "xlsx",
+        ),
+    };
     Ok(download(
-        "text/csv; charset=utf-8",
-        format!("paysync-reconciliation-{from}-{to}.csv"),
+        content_type,
+        format!("paysync-reconciliation-{from}-{to}.{ext}"),
         bytes,
     ))
+}
+
+async fn report_csv(
+    State(console): State<Console>,
+    Signed(visit): Signed,
+    Query(q): Query<Range>,
+) -> Result<Response, PageError> {
+    report_file(&console, &visit, &q, ReportFile::Csv).await
 }
 
 async fn report_xlsx(
     State(console): State<Console>,
-    visit: Visit,
+    Signed(visit): Signed,
     Query(q): Query<Range>,
 ) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
-    let (from, to, figures, lists) = report_data(&console, &visit, &q).await?;
-    let bytes = report::xlsx(visit.ctx.lang, &figures, &lists).map_err(|e| visit.unavailable(e))?;
-    Ok(download(
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        format!("paysync-reconciliation-{from}-{to}.xlsx"),
-        bytes,
-    ))
+    report_file(&console, &visit, &q, ReportFile::Xlsx).await
 }
 
-async fn attention(State(console): State<Console>, visit: Visit) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
+async fn attention(
+    State(console): State<Console>,
+    Signed(visit): Signed,
+) -> Result<Response, PageError> {
     let now = now_ms();
     let lists = use_case::needs_attention(&console.deps, now, LIST_LIMIT)
         .await
@@ -598,13 +618,10 @@ fn order_id(visit: &Visit, id: &str) -> Result<OrderId, PageError> {
 
 async fn order(
     State(console): State<Console>,
-    visit: Visit,
+    Signed(visit): Signed,
     Path(id): Path<String>,
     Query(done): Query<Done>,
 ) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
     let id = order_id(&visit, &id)?;
     let found = use_case::order_page(&console.deps, &id)
         .await
@@ -656,12 +673,9 @@ struct SearchQuery {
 /// several are listed.
 async fn search(
     State(console): State<Console>,
-    visit: Visit,
+    Signed(visit): Signed,
     Query(q): Query<SearchQuery>,
 ) -> Result<Response, PageError> {
-    if let Err(r) = visit.signed_in() {
-        return Ok(r.into_response());
-    }
     let q = q.q.trim().chars().take(200).collect::<String>();
     let hits = use_case::search(&console.deps, &q, fmt::parse_amount(&q))
         .await

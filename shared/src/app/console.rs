@@ -314,6 +314,46 @@ fn check(decision: &Decision, action: Action) -> Result<(), ActionError> {
     Ok(())
 }
 
+/// One decision's fact on `order`, about `payment`: its id from the form's token and `part`, its audit, recorded
+/// through the ledger service (exactly once, announced).
+struct Decided<'a> {
+    order: &'a OrderId,
+    payment: PaymentRef,
+    method: PaymentMethod,
+    currency: Currency,
+}
+
+async fn decide(
+    deps: &ConsoleDeps,
+    decision: &Decision,
+    part: &str,
+    on: Decided<'_>,
+    kind: FactKind,
+    payer: Option<crate::domain::Payer>,
+    outcome: &mut Outcome,
+) -> Result<(), ActionError> {
+    let mut fact = PaymentFact::new(
+        decision.fact_id(part)?,
+        on.order.clone(),
+        on.payment,
+        on.method,
+        on.currency,
+        kind,
+        decision.at_ms,
+    )
+    .map_err(LedgerError::from)?
+    .decided_by(decision.audit());
+    if let Some(p) = payer {
+        fact = fact.paid_by(p);
+    }
+    outcome.add(
+        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
+            .record(&fact)
+            .await?,
+    );
+    Ok(())
+}
+
 /// An order the store (or 1C) described: money is never put on an order nobody knows.
 async fn described(deps: &ConsoleDeps, id: &OrderId) -> Result<crate::domain::Order, ActionError> {
     deps.store
@@ -336,7 +376,6 @@ pub async fn allocate(
     parts: &[(OrderId, i64)],
 ) -> Result<Outcome, ActionError> {
     check(decision, Action::Allocate)?;
-    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
     let order = deps
         .store
         .load_order(receipt)
@@ -387,20 +426,25 @@ pub async fn allocate(
         described(deps, target).await?;
     }
     let names: Vec<&str> = parts.iter().map(|(o, _)| o.as_str()).collect();
-    let void = PaymentFact::new(
-        void_id,
-        receipt.clone(),
-        payment.clone(),
-        PaymentMethod::BankTransfer,
+    let bank = |order, payment| Decided {
+        order,
+        payment,
+        method: PaymentMethod::BankTransfer,
         currency,
-        FactKind::Void {
-            reason: format!("allocated in the console to order {}", names.join(", ")),
-        },
-        decision.at_ms,
+    };
+    let void = FactKind::Void {
+        reason: format!("allocated in the console to order {}", names.join(", ")),
+    };
+    decide(
+        deps,
+        decision,
+        "allocates",
+        bank(receipt, payment.clone()),
+        void,
+        None,
+        &mut outcome,
     )
-    .map_err(LedgerError::from)?
-    .decided_by(decision.audit());
-    outcome.add(ledger.record(&void).await?);
+    .await?;
     for (n, (target, part)) in parts.iter().enumerate() {
         let line = if n == 0 {
             payment.clone()
@@ -411,21 +455,18 @@ pub async fn allocate(
             )
             .map_err(LedgerError::from)?
         };
-        let mut fact = PaymentFact::new(
-            decision.fact_id(&format!("part{}", n + 1))?,
-            target.clone(),
-            line,
-            PaymentMethod::BankTransfer,
-            currency,
-            FactKind::Payment { amount: *part },
-            decision.at_ms,
+        let paid = FactKind::Payment { amount: *part };
+        let step = format!("part{}", n + 1);
+        decide(
+            deps,
+            decision,
+            &step,
+            bank(target, line),
+            paid,
+            payer.clone(),
+            &mut outcome,
         )
-        .map_err(LedgerError::from)?
-        .decided_by(decision.audit());
-        if let Some(p) = &payer {
-            fact = fact.paid_by(p.clone());
-        }
-        outcome.add(ledger.record(&fact).await?);
+        .await?;
     }
     info!(receipt = %receipt, user = %decision.user, parts = parts.len(), "unmatched money allocated in the console");
     Ok(outcome)
@@ -445,23 +486,23 @@ pub async fn record_payment(
         return Err(ActionError::Invalid("the amount must be above zero".into()));
     }
     let known = described(deps, order).await?;
-    let fact = PaymentFact::new(
-        decision.fact_id("payment")?,
-        order.clone(),
-        PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
+    let on = Decided {
+        order,
+        payment: PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
         method,
-        known.currency(),
-        FactKind::Payment { amount },
-        decision.at_ms,
-    )
-    .map_err(LedgerError::from)?
-    .decided_by(decision.audit());
+        currency: known.currency(),
+    };
     let mut outcome = Outcome::default();
-    outcome.add(
-        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
-            .record(&fact)
-            .await?,
-    );
+    decide(
+        deps,
+        decision,
+        "payment",
+        on,
+        FactKind::Payment { amount },
+        None,
+        &mut outcome,
+    )
+    .await?;
     Ok(outcome)
 }
 
@@ -487,25 +528,17 @@ pub async fn reverse(
     let Some(line) = known.lines.get(payment) else {
         return Err(ActionError::Invalid("the order has no such payment".into()));
     };
-    let fact = PaymentFact::new(
-        decision.fact_id("reverses")?,
-        order.clone(),
-        payment.clone(),
-        line.method,
-        line.currency,
-        FactKind::Void {
-            reason: format!("reversed in the console: {}", decision.reason),
-        },
-        decision.at_ms,
-    )
-    .map_err(LedgerError::from)?
-    .decided_by(decision.audit());
+    let on = Decided {
+        order,
+        payment: payment.clone(),
+        method: line.method,
+        currency: line.currency,
+    };
+    let void = FactKind::Void {
+        reason: format!("reversed in the console: {}", decision.reason),
+    };
     let mut outcome = Outcome::default();
-    outcome.add(
-        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
-            .record(&fact)
-            .await?,
-    );
+    decide(deps, decision, "reverses", on, void, None, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -547,7 +580,6 @@ pub async fn approve_refund(
         .filter(|(_, free, _)| *free > 0)
         .collect();
     lines.sort_by_key(|(p, free, _)| (!crate::domain::is_acquirer(p), -free));
-    let ledger = Ledger::new(deps.store.as_ref(), deps.events.as_ref());
     let mut outcome = Outcome::default();
     let mut left = amount;
     for (n, (payment, free, method)) in lines.into_iter().enumerate() {
@@ -556,23 +588,20 @@ pub async fn approve_refund(
         }
         let part = free.min(left);
         left -= part;
-        let fact = PaymentFact::new(
-            decision.fact_id(&format!("refund#{}", n + 1))?,
-            order.clone(),
-            payment.clone(),
+        let on = Decided {
+            order,
+            payment: payment.clone(),
             method,
-            known.currency(),
-            FactKind::RefundRequested {
-                amount: part,
-                reason: decision.reason.clone(),
-                method,
-                retries: None,
-            },
-            decision.at_ms,
-        )
-        .map_err(LedgerError::from)?
-        .decided_by(decision.audit());
-        outcome.add(ledger.record(&fact).await?);
+            currency: known.currency(),
+        };
+        let asked = FactKind::RefundRequested {
+            amount: part,
+            reason: decision.reason.clone(),
+            method,
+            retries: None,
+        };
+        let step = format!("refund#{}", n + 1);
+        decide(deps, decision, &step, on, asked, None, &mut outcome).await?;
     }
     Ok(outcome)
 }
@@ -586,8 +615,7 @@ pub async fn deny_refund(
 ) -> Result<Outcome, ActionError> {
     check(decision, Action::DecideRefund)?;
     let known = described(deps, order).await?;
-    let id = decision.fact_id("keeps")?;
-    if known.has_applied(id.as_str()) {
+    if known.has_applied(decision.fact_id("keeps")?.as_str()) {
         return Ok(Outcome {
             events: Vec::new(),
             repeated: true,
@@ -599,26 +627,18 @@ pub async fn deny_refund(
             "the order has no refund to decide".into(),
         ));
     }
-    let fact = PaymentFact::new(
-        id,
-        order.clone(),
-        PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
-        PaymentMethod::Other,
-        known.currency(),
-        FactKind::RefundWaived {
-            amount: due,
-            reason: decision.reason.clone(),
-        },
-        decision.at_ms,
-    )
-    .map_err(LedgerError::from)?
-    .decided_by(decision.audit());
+    let on = Decided {
+        order,
+        payment: PaymentRef::new(Source::Console, &decision.token).map_err(LedgerError::from)?,
+        method: PaymentMethod::Other,
+        currency: known.currency(),
+    };
+    let kept = FactKind::RefundWaived {
+        amount: due,
+        reason: decision.reason.clone(),
+    };
     let mut outcome = Outcome::default();
-    outcome.add(
-        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
-            .record(&fact)
-            .await?,
-    );
+    decide(deps, decision, "keeps", on, kept, None, &mut outcome).await?;
     Ok(outcome)
 }
 
@@ -656,28 +676,20 @@ pub async fn retry_refund(
         .lines
         .get(&line)
         .map_or(PaymentMethod::Card, |l| l.method);
-    let fact = PaymentFact::new(
-        id,
-        order.clone(),
-        line,
+    let on = Decided {
+        order,
+        payment: line,
         method,
-        known.currency(),
-        FactKind::RefundRequested {
-            amount: failed.amount,
-            reason: decision.reason.clone(),
-            method,
-            retries: Some(request.to_owned()),
-        },
-        decision.at_ms,
-    )
-    .map_err(LedgerError::from)?
-    .decided_by(decision.audit());
+        currency: known.currency(),
+    };
+    let asked = FactKind::RefundRequested {
+        amount: failed.amount,
+        reason: decision.reason.clone(),
+        method,
+        retries: Some(request.to_owned()),
+    };
     let mut outcome = Outcome::default();
-    outcome.add(
-        Ledger::new(deps.store.as_ref(), deps.events.as_ref())
-            .record(&fact)
-            .await?,
-    );
+    decide(deps, decision, "retry", on, asked, None, &mut outcome).await?;
     Ok(outcome)
 }
 
