@@ -694,6 +694,18 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
+/// A decision posted about order `id`: this session's CSRF token checked, the order id read, the decision made of
+/// the form (reason, one-time token).
+fn on_order(
+    visit: &Visit,
+    id: &str,
+    form: &[(String, String)],
+) -> Result<(OrderId, Decision), PageError> {
+    let (session, role) = visit.posted(field(form, "csrf"))?;
+    let order = order_id(visit, id)?;
+    Ok((order, decision(session, role, form)))
+}
+
 fn decision(session: &Session, role: Role, form: &[(String, String)]) -> Decision {
     Decision {
         user: session.login.clone(),
@@ -795,8 +807,7 @@ async fn record_payment(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let (session, role) = visit.posted(field(&form, "csrf"))?;
-    let order = order_id(&visit, &id)?;
+    let (order, d) = on_order(&visit, &id, &form)?;
     let amount = fmt::parse_amount(field(&form, "amount")).ok_or_else(|| {
         action_failed(
             &visit,
@@ -822,7 +833,6 @@ async fn record_payment(
             ))
         }
     };
-    let d = decision(session, role, &form);
     let outcome = use_case::record_payment(&console.deps, &d, &order, amount, method)
         .await
         .map_err(|e| action_failed(&visit, e))?;
@@ -835,8 +845,7 @@ async fn reverse(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let (session, role) = visit.posted(field(&form, "csrf"))?;
-    let order = order_id(&visit, &id)?;
+    let (order, d) = on_order(&visit, &id, &form)?;
     let payment = PaymentRef::try_from(field(&form, "payment").to_owned()).map_err(|_| {
         action_failed(
             &visit,
@@ -848,7 +857,6 @@ async fn reverse(
             ),
         )
     })?;
-    let d = decision(session, role, &form);
     let outcome = use_case::reverse(&console.deps, &d, &order, &payment)
         .await
         .map_err(|e| action_failed(&visit, e))?;
@@ -861,8 +869,7 @@ async fn approve_refund(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let (session, role) = visit.posted(field(&form, "csrf"))?;
-    let order = order_id(&visit, &id)?;
+    let (order, d) = on_order(&visit, &id, &form)?;
     let typed = field(&form, "amount").trim();
     let amount = if typed.is_empty() {
         None
@@ -879,7 +886,6 @@ async fn approve_refund(
             )
         })?)
     };
-    let d = decision(session, role, &form);
     let outcome = use_case::approve_refund(&console.deps, &d, &order, amount)
         .await
         .map_err(|e| action_failed(&visit, e))?;
@@ -892,9 +898,7 @@ async fn deny_refund(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let (session, role) = visit.posted(field(&form, "csrf"))?;
-    let order = order_id(&visit, &id)?;
-    let d = decision(session, role, &form);
+    let (order, d) = on_order(&visit, &id, &form)?;
     let outcome = use_case::deny_refund(&console.deps, &d, &order)
         .await
         .map_err(|e| action_failed(&visit, e))?;
@@ -907,9 +911,7 @@ async fn retry_refund(
     Path(id): Path<String>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let (session, role) = visit.posted(field(&form, "csrf"))?;
-    let order = order_id(&visit, &id)?;
-    let d = decision(session, role, &form);
+    let (order, d) = on_order(&visit, &id, &form)?;
     let outcome = use_case::retry_refund(&console.deps, &d, &order, field(&form, "request"))
         .await
         .map_err(|e| action_failed(&visit, e))?;
