@@ -14,7 +14,7 @@ pub mod report;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, Request, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -113,6 +113,7 @@ impl Console {
             .route("/orders/{id}/refund/retry", post(retry_refund))
             .route("/payouts/accept", post(accept_payout))
             .fallback(not_found)
+            .method_not_allowed_fallback(not_allowed)
             .with_state(self)
     }
 }
@@ -267,6 +268,44 @@ impl Visit {
     }
 }
 
+/// A posted form, or a page saying why it could not be read (too large, not a form, a field missing).
+struct Posted<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> FromRequest<Console> for Posted<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: axum::extract::Request, state: &Console) -> Result<Self, PageError> {
+        let (mut parts, body) = req.into_parts();
+        let Ok(visit) = Visit::from_request_parts(&mut parts, state).await;
+        let req = axum::extract::Request::from_parts(parts, body);
+        match Form::<T>::from_request(req, state).await {
+            Ok(Form(form)) => Ok(Posted(form)),
+            Err(e) => {
+                warn!(status = e.status().as_u16(), error.message = %e.body_text(), "form refused");
+                Err(visit.refuse(
+                    e.status(),
+                    ("Форма не прочитана", "The form could not be read"),
+                    visit.ctx.t(
+                        "Отправленные данные не похожи на форму консоли (или слишком велики). Откройте страницу заново.",
+                        "What was sent is not one of the console's forms (or is too large). Open the page again.",
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+async fn not_allowed(visit: Visit) -> PageError {
+    visit.refuse(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ("Так нельзя", "Not this way"),
+        visit.ctx.t(
+            "Эта страница так не открывается: воспользуйтесь ссылками и кнопками консоли.",
+            "This page is not opened this way: use the console's links and buttons.",
+        ),
+    )
+}
+
 async fn not_found(visit: Visit) -> PageError {
     visit.refuse(
         StatusCode::NOT_FOUND,
@@ -299,7 +338,7 @@ struct SignInForm {
 async fn sign_in(
     State(console): State<Console>,
     visit: Visit,
-    Form(form): Form<SignInForm>,
+    Posted(form): Posted<SignInForm>,
 ) -> Result<Response, PageError> {
     let ctx = Ctx {
         user: None,
@@ -393,7 +432,7 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn sign_out(visit: Visit, Form(form): Form<CsrfOnly>) -> Result<Response, PageError> {
+async fn sign_out(visit: Visit, Posted(form): Posted<CsrfOnly>) -> Result<Response, PageError> {
     visit.posted(&form.csrf)?;
     let jar = visit
         .jar
@@ -760,7 +799,7 @@ async fn allocate(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (session, role) = visit.posted(field(&form, "csrf"))?;
     let receipt = order_id(&visit, &id)?;
@@ -805,7 +844,7 @@ async fn record_payment(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let amount = fmt::parse_amount(field(&form, "amount")).ok_or_else(|| {
@@ -843,7 +882,7 @@ async fn reverse(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let payment = PaymentRef::try_from(field(&form, "payment").to_owned()).map_err(|_| {
@@ -867,7 +906,7 @@ async fn approve_refund(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let typed = field(&form, "amount").trim();
@@ -896,7 +935,7 @@ async fn deny_refund(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let outcome = use_case::deny_refund(&console.deps, &d, &order)
@@ -909,7 +948,7 @@ async fn retry_refund(
     State(console): State<Console>,
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let outcome = use_case::retry_refund(&console.deps, &d, &order, field(&form, "request"))
@@ -921,7 +960,7 @@ async fn retry_refund(
 async fn accept_payout(
     State(console): State<Console>,
     visit: Visit,
-    Form(form): Form<Vec<(String, String)>>,
+    Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (session, role) = visit.posted(field(&form, "csrf"))?;
     let d = decision(session, role, &form);

@@ -602,3 +602,33 @@ async fn refunds_are_a_managers_decision_and_payouts_an_accountants() {
     );
     paysync_e2e::iam::assert_granted("ConsoleFunction", &env.aws_calls.take());
 }
+
+/// Every refusal is a page that says why: an unknown page, a wrong method, a body that is not a form, a form too
+/// large to be one of ours.
+#[tokio::test]
+async fn refusals_are_pages_that_say_why() {
+    let env = spawn_env().await;
+    let server = ConsoleServer::start(&env).await;
+    let mut web = WebClient::new(&server);
+    web.sign_in("anna", PASSWORD).await;
+    let missing = web.get("/no/such/page").await;
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("Страница не найдена"));
+    let wrong = web.get("/logout").await;
+    assert_eq!(wrong.status, 405);
+    assert!(wrong.body.contains("<html"));
+    let page = web.get("/").await;
+    let csrf = hidden(&page.body, "csrf").unwrap();
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let big = web
+        .post(
+            "/orders/IM-1/payment",
+            &[("csrf", csrf.as_str()), ("reason", &huge)],
+        )
+        .await;
+    assert_eq!(big.status, 413);
+    assert!(big.body.contains("Форма не прочитана"));
+    let no_token = web.post("/login", &[("only", "this")]).await;
+    assert_eq!(no_token.status, 403);
+    assert!(no_token.body.contains("Форма входа устарела"));
+}
