@@ -34,7 +34,7 @@ for item in items:
               f"held={item['held']['N']} total={item.get('total', {}).get('N', '?')} version={item['version']['N']}")
         for rid, r in data.get("refund_requests", {}).items():
             print(f"  refund request {rid}: {r['amount']} {r['status']} {r.get('detail') or ''}")
-    else:
+    elif kind == "fact":  # (the order's history of events is in the same partition; the queue is below)
         print(f"  fact {data['id']}: {data['kind']} {json.dumps({k: v for k, v in data.items() if k in ('amount', 'remaining_hold', 'reason')})}")
 sqs = boto3.client("sqs", **kw)
 msgs = sqs.receive_message(QueueUrl=env["EVENTS_QUEUE_URL"], MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
