@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::try_join_all;
 use serde::Serialize;
 use tracing::info;
 
@@ -151,18 +152,17 @@ impl AttentionList {
     }
 }
 
-/// Every "Needs attention" list, at most `limit` rows each: one query per kind.
+/// Every "Needs attention" list, at most `limit` rows each: one query per kind, the nine at once.
 pub async fn needs_attention(
     deps: &ConsoleDeps,
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<AttentionList>, StoreError> {
-    let mut lists = Vec::with_capacity(Kind::ALL.len());
-    for kind in Kind::ALL {
+    try_join_all(Kind::ALL.map(|kind| async move {
         let items = deps.attention.attention(kind, limit + 1).await?;
-        lists.push(AttentionList::of(kind, items, limit, now_ms));
-    }
-    Ok(lists)
+        Ok(AttentionList::of(kind, items, limit, now_ms))
+    }))
+    .await
 }
 
 /// Days read live, never from kept totals: today, yesterday and the day before (late facts of those days do not
@@ -181,42 +181,56 @@ pub async fn daybook(
 ) -> Result<Vec<DayFigures>, StoreError> {
     let range = daybook::days_until(last, days.clamp(1, MAX_REPORT_DAYS));
     let live = daybook::days_until(last, LIVE_DAYS);
-    let (Some(from), Some(to), Some(live_from)) = (range.first(), range.last(), live.first())
-    else {
+    let Some(live_from) = live.first() else {
         return Ok(Vec::new());
     };
-    let mut out = Vec::with_capacity(range.len() * daybook::SOURCES.len());
-    for source in daybook::SOURCES {
-        let kept: std::collections::BTreeMap<String, crate::ports::CachedDay> = deps
-            .takings
-            .cached_days(source, from, to)
-            .await?
-            .into_iter()
-            .map(|c| (c.day.clone(), c))
-            .collect();
-        let settlements = if source.is_acquirer() {
-            deps.takings.settlements(source, from, to).await?
-        } else {
-            Vec::new()
-        };
-        for day in &range {
-            let closed = day < live_from;
-            let totals = match kept.get(day) {
-                Some(crate::ports::CachedDay {
-                    totals: Some(t), ..
-                }) if closed => *t,
-                row => {
-                    let t = DayTotals::of(&deps.takings.card_takings(source, day).await?);
-                    if closed {
-                        deps.takings
-                            .cache_day(source, day, t, row.map_or("", |r| r.rev.as_str()))
-                            .await?;
-                    }
-                    t
+    // The sources at once; each reads its days in turn.
+    let per_source =
+        try_join_all(daybook::SOURCES.map(|source| source_days(deps, source, &range, live_from)))
+            .await?;
+    Ok(per_source.into_iter().flatten().collect())
+}
+
+/// One source's figures for `range` (see [`daybook`]).
+async fn source_days(
+    deps: &ConsoleDeps,
+    source: Source,
+    range: &[String],
+    live_from: &str,
+) -> Result<Vec<DayFigures>, StoreError> {
+    let (Some(from), Some(to)) = (range.first(), range.last()) else {
+        return Ok(Vec::new());
+    };
+    let kept: std::collections::BTreeMap<String, crate::ports::CachedDay> = deps
+        .takings
+        .cached_days(source, from, to)
+        .await?
+        .into_iter()
+        .map(|c| (c.day.clone(), c))
+        .collect();
+    let settlements = if source.is_acquirer() {
+        deps.takings.settlements(source, from, to).await?
+    } else {
+        Vec::new()
+    };
+    let mut out = Vec::with_capacity(range.len());
+    for day in range {
+        let closed = day.as_str() < live_from;
+        let totals = match kept.get(day) {
+            Some(crate::ports::CachedDay {
+                totals: Some(t), ..
+            }) if closed => *t,
+            row => {
+                let t = DayTotals::of(&deps.takings.card_takings(source, day).await?);
+                if closed {
+                    deps.takings
+                        .cache_day(source, day, t, row.map_or("", |r| r.rev.as_str()))
+                        .await?;
                 }
-            };
-            out.push(day_figures(source, day, totals, &settlements));
-        }
+                t
+            }
+        };
+        out.push(day_figures(source, day, totals, &settlements));
     }
     Ok(out)
 }
