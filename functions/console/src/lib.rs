@@ -145,10 +145,19 @@ impl IntoResponse for PageError {
     }
 }
 
-fn no_store() -> [(header::HeaderName, &'static str); 2] {
+/// Every page: not cached (it shows money and a CSRF token), never framed, no script of any origin (the pages need
+/// none; injected markup could run none either), forms posted only to the console itself.
+fn no_store() -> [(header::HeaderName, &'static str); 5] {
     [
         (header::CACHE_CONTROL, "no-store"),
         (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
     ]
 }
 
@@ -447,6 +456,18 @@ struct Back {
     back: String,
 }
 
+/// A path of this console to return to: starts with one `/`, and holds nothing a browser could read as another
+/// site (`//`, `/\`, a scheme) or as a header break.
+fn local_path(back: &str) -> bool {
+    let mut chars = back.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && back
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.~%?=&#:".contains(c))
+        && !back.contains("//")
+}
+
 async fn set_lang(visit: Visit, Path(lang): Path<String>, Query(q): Query<Back>) -> Response {
     let lang = Lang::from_cookie(Some(&lang));
     let cookie = Cookie::build((LANG_COOKIE, lang.code()))
@@ -457,7 +478,7 @@ async fn set_lang(visit: Visit, Path(lang): Path<String>, Query(q): Query<Back>)
         .max_age(time::Duration::days(365))
         .build();
     // Only a path of this console (never another site).
-    let back = if q.back.starts_with('/') && !q.back.starts_with("//") {
+    let back = if local_path(&q.back) {
         visit.ctx.link(&q.back)
     } else {
         visit.ctx.link("/")
@@ -977,4 +998,31 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_language_switch_returns_only_to_a_page_of_the_console() {
+        for fine in [
+            "/",
+            "/attention",
+            "/orders/IM-7001?done=allocated",
+            "/search?q=%D0%BE",
+        ] {
+            assert!(local_path(fine), "{fine}");
+        }
+        for away in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/a//b",
+            "/\r\nSet-Cookie: x",
+            "",
+        ] {
+            assert!(!local_path(away), "{away:?}");
+        }
+    }
 }
