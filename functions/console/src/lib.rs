@@ -114,6 +114,10 @@ impl Console {
             .route("/payouts/accept", post(accept_payout))
             .fallback(not_found)
             .method_not_allowed_fallback(not_allowed)
+            .layer(axum::middleware::map_response_with_state(
+                self.clone(),
+                plain_refusals,
+            ))
             .with_state(self)
     }
 }
@@ -304,6 +308,30 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<Console> for Posted<T> {
     }
 }
 
+/// The extractors' own refusals (a path that is not UTF-8, a query with a field twice) are plain text: they become
+/// a page too.
+async fn plain_refusals(State(console): State<Console>, resp: Response) -> Response {
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    if !(resp.status().is_client_error() && plain) {
+        return resp;
+    }
+    let ctx = Ctx {
+        base: console.base.clone(),
+        ..Ctx::default()
+    };
+    let page = pages::refusal(
+        &ctx,
+        "Адрес не прочитан / The address could not be read",
+        "В адресе страницы или его параметрах ошибка. Откройте страницу из консоли заново. / The page's address or \
+         its parameters are wrong. Open the page from the console again.",
+    );
+    (resp.status(), no_store(), Html(page.into_string())).into_response()
+}
+
 async fn not_allowed(visit: Visit) -> PageError {
     visit.refuse(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -464,7 +492,7 @@ fn local_path(back: &str) -> bool {
         && !matches!(chars.next(), Some('/' | '\\'))
         && back
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/-_.~%?=&#:".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.~%?=&#:+".contains(c))
         && !back.contains("//")
 }
 
@@ -612,7 +640,9 @@ async fn report_file(
     let (bytes, content_type, ext) = match file {
         ReportFile::Csv => (
             report::csv(lang, &figures, &lists).map_err(|e| visit.unavailable(e))?,
-            "text/csv; charset=utf-8",
+            // Not `text/csv`: lambda_http decodes a text body by its charset and drops the byte-order mark Excel
+            // needs (then the body is shorter than its Content-Length). As bytes it goes through base64, exact.
+            "application/octet-stream",
             "csv",
         ),
         ReportFile::Xlsx => (

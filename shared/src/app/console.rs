@@ -439,16 +439,35 @@ pub async fn allocate(
     for (target, _) in parts {
         described(deps, target).await?;
     }
-    let names: Vec<&str> = parts.iter().map(|(o, _)| o.as_str()).collect();
+    let plan: Vec<String> = parts
+        .iter()
+        .map(|(o, a)| format!("{o} ({})", crate::domain::money::format_minor(*a)))
+        .collect();
+    let reason = format!("allocated in the console to order {}", plan.join(", "));
+    // A form sent again must be the same decision: its token carried out once, never with other parts (a browser's
+    // Back, an edit and a resend would otherwise pay more than was received).
+    if order.has_applied(void_id.as_str()) {
+        let first = deps
+            .store
+            .order_facts(receipt)
+            .await?
+            .into_iter()
+            .find(|f| f.id == void_id);
+        let same =
+            matches!(first.map(|f| f.kind), Some(FactKind::Void { reason: r }) if r == reason);
+        if !same {
+            return Err(ActionError::Invalid(
+                "this form was already used for another allocation of this money; open the page again".into(),
+            ));
+        }
+    }
     let bank = |order, payment| Decided {
         order,
         payment,
         method: PaymentMethod::BankTransfer,
         currency,
     };
-    let void = FactKind::Void {
-        reason: format!("allocated in the console to order {}", names.join(", ")),
-    };
+    let void = FactKind::Void { reason };
     decide(
         deps,
         decision,
@@ -965,11 +984,29 @@ mod tests {
         )
         .await;
         assert!(matches!(short, Err(ActionError::Invalid(m)) if m.contains("add up")));
-        allocate(&e.deps, &d, &from, &[(a, 100_000), (b, 50_000)])
-            .await
-            .unwrap();
+        allocate(
+            &e.deps,
+            &d,
+            &from,
+            &[(a.clone(), 100_000), (b.clone(), 50_000)],
+        )
+        .await
+        .unwrap();
         assert_eq!(e.store.order("601").unwrap().state(), OrderState::Paid);
         assert_eq!(e.store.order("602").unwrap().state(), OrderState::Paid);
+        // The same form sent again with other parts (Back, edit, resend) is refused: nothing is paid twice.
+        let c = order(&e, "603", 50_000).await;
+        let other = [(a.clone(), 90_000), (b.clone(), 10_000), (c, 50_000)];
+        assert!(matches!(
+            allocate(&e.deps, &d, &from, &other).await,
+            Err(ActionError::Invalid(m)) if m.contains("already used")
+        ));
+        assert_eq!(e.store.order("603").unwrap().totals().paid, 0);
+        // The very same form again changes nothing.
+        let again = allocate(&e.deps, &d, &from, &[(a, 100_000), (b, 50_000)])
+            .await
+            .unwrap();
+        assert!(again.repeated && again.events.is_empty());
     }
 
     #[tokio::test]

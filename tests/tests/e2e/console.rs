@@ -614,6 +614,12 @@ async fn refusals_are_pages_that_say_why() {
     let missing = web.get("/no/such/page").await;
     assert_eq!(missing.status, 404);
     assert!(missing.body.contains("Страница не найдена"));
+    let twice = web.get("/search?q=a&q=b").await;
+    assert_eq!(twice.status, 400);
+    assert!(twice.body.contains("<html") && twice.body.contains("Адрес не прочитан"));
+    let not_utf8 = web.get("/orders/%FF%FE").await;
+    assert_eq!(not_utf8.status, 400);
+    assert!(not_utf8.body.contains("<html"));
     let wrong = web.get("/logout").await;
     assert_eq!(wrong.status, 405);
     assert!(wrong.body.contains("<html"));
