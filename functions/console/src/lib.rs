@@ -23,7 +23,9 @@ use axum::{Form, Router};
 use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
 use maud::Markup;
 use serde::Deserialize;
-use shared::app::console::{self as use_case, ActionError, ConsoleDeps, Decision, LIST_LIMIT};
+use shared::app::console::{
+    self as use_case, ActionError, ConsoleDeps, Decision, Refusal, LIST_LIMIT,
+};
 use shared::domain::daybook::DayFigures;
 use shared::domain::settlement::business_day;
 use shared::domain::{OrderId, PaymentMethod, PaymentRef, Role};
@@ -132,9 +134,9 @@ pub fn service<B>(
 }
 
 /// A refusal or failure, as a page.
-struct PageError(Box<Refusal>);
+struct PageError(Box<RefusalPage>);
 
-struct Refusal {
+struct RefusalPage {
     status: StatusCode,
     ctx: Ctx,
     title: String,
@@ -176,13 +178,9 @@ struct Visit {
     session: Option<(Session, Role)>,
 }
 
-impl FromRequestParts<Console> for Visit {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Console,
-    ) -> Result<Self, Self::Rejection> {
+impl Visit {
+    /// What the cookies say, before the ledger is asked whether the session was signed out.
+    fn of_cookies(parts: &Parts, state: &Console) -> Visit {
         let base = parts
             .extensions
             .get::<Base>()
@@ -207,7 +205,38 @@ impl FromRequestParts<Console> for Visit {
                 .unwrap_or_default(),
             here,
         };
-        Ok(Visit { ctx, jar, session })
+        Visit { ctx, jar, session }
+    }
+
+    fn signed_out(&mut self) {
+        self.session = None;
+        self.ctx.user = None;
+        self.ctx.csrf.clear();
+    }
+}
+
+/// The visit, its session checked against the sign-outs kept in the ledger (one consistent GetItem): the cookie
+/// of a signed-out session, copied or kept, opens nothing until it expires either. When the ledger does not answer
+/// the page is a 503, not a guess either way.
+impl FromRequestParts<Console> for Visit {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, PageError> {
+        let mut visit = Visit::of_cookies(parts, state);
+        if let Some((session, _)) = &visit.session {
+            match state.deps.sign_ins.signed_out(&session.sid).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    info!(user = %session.login, "a signed-out session's cookie came back");
+                    visit.signed_out();
+                }
+                Err(e) => {
+                    visit.signed_out();
+                    return Err(visit.unavailable(e));
+                }
+            }
+        }
+        Ok(visit)
     }
 }
 
@@ -215,13 +244,15 @@ impl FromRequestParts<Console> for Visit {
 struct Signed(Visit);
 
 impl FromRequestParts<Console> for Signed {
-    type Rejection = Redirect;
+    type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Redirect> {
-        let Ok(visit) = Visit::from_request_parts(parts, state).await;
+    async fn from_request_parts(parts: &mut Parts, state: &Console) -> Result<Self, Response> {
+        let visit = Visit::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
         match visit.session {
             Some(_) => Ok(Signed(visit)),
-            None => Err(Redirect::to(&visit.ctx.link("/login"))),
+            None => Err(Redirect::to(&visit.ctx.link("/login")).into_response()),
         }
     }
 }
@@ -233,7 +264,7 @@ impl Visit {
         title: (&str, &str),
         message: impl Into<String>,
     ) -> PageError {
-        PageError(Box::new(Refusal {
+        PageError(Box::new(RefusalPage {
             status,
             ctx: self.ctx.clone(),
             title: self.ctx.t(title.0, title.1).to_owned(),
@@ -288,8 +319,9 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<Console> for Posted<T> {
     type Rejection = PageError;
 
     async fn from_request(req: axum::extract::Request, state: &Console) -> Result<Self, PageError> {
-        let (mut parts, body) = req.into_parts();
-        let Ok(visit) = Visit::from_request_parts(&mut parts, state).await;
+        let (parts, body) = req.into_parts();
+        // Only for the refusal page's language and links: the handler's own `Visit` checks the session.
+        let visit = Visit::of_cookies(&parts, state);
         let req = axum::extract::Request::from_parts(parts, body);
         match Form::<T>::from_request(req, state).await {
             Ok(Form(form)) => Ok(Posted(form)),
@@ -469,8 +501,22 @@ struct CsrfOnly {
     csrf: String,
 }
 
-async fn sign_out(visit: Visit, Posted(form): Posted<CsrfOnly>) -> Result<Response, PageError> {
-    visit.posted(&form.csrf)?;
+/// Signs the session out for good: kept in the ledger until the session would have expired, so that the same
+/// cookie (a copy, a back-up, another tab) opens nothing afterwards. When that cannot be kept the user is told so,
+/// and stays signed in rather than believing a copy is dead.
+async fn sign_out(
+    State(console): State<Console>,
+    visit: Visit,
+    Posted(form): Posted<CsrfOnly>,
+) -> Result<Response, PageError> {
+    let (session, _) = visit.posted(&form.csrf)?;
+    console
+        .deps
+        .sign_ins
+        .sign_out(&session.sid, session.expires_ms)
+        .await
+        .map_err(|e| visit.unavailable(e))?;
+    info!(user = %session.login, "signed out");
     let jar = visit
         .jar
         .clone()
@@ -817,11 +863,7 @@ fn action_failed(visit: &Visit, e: ActionError) -> PageError {
                 "Your role does not allow this. Ask the console's administrator.",
             ),
         ),
-        ActionError::Invalid(m) => visit.refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ("Не выполнено", "Not done"),
-            m,
-        ),
+        ActionError::Refused(r) => not_done(visit, refusal_words(ctx, &r)),
         ActionError::NotFound(o) => visit.refuse(
             StatusCode::UNPROCESSABLE_ENTITY,
             ("Не выполнено", "Not done"),
@@ -834,6 +876,113 @@ fn action_failed(visit: &Visit, e: ActionError) -> PageError {
             ),
         ),
         ActionError::Ledger(e) => visit.unavailable(e),
+    }
+}
+
+/// A decision not carried out, with the reason in the person's words (422: the form, not the session, is wrong).
+fn not_done(visit: &Visit, why: String) -> PageError {
+    visit.refuse(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ("Не выполнено", "Not done"),
+        why,
+    )
+}
+
+/// The use case's refusal in the console's language; amounts as the pages write them.
+fn refusal_words(ctx: &pages::Ctx, r: &Refusal) -> String {
+    let money = |minor, currency| fmt::money(ctx.lang, minor, currency);
+    match r {
+        Refusal::FormNotValid => ctx
+            .t(
+                "Форма недействительна: откройте страницу заново.",
+                "The form is not valid; open the page again.",
+            )
+            .into(),
+        Refusal::NoReason => ctx
+            .t(
+                "Укажите причину: она сохраняется в журнале действий.",
+                "Say why: the reason is kept in the audit trail.",
+            )
+            .into(),
+        Refusal::NothingToAllocate => ctx
+            .t("Распределять нечего.", "There is nothing to allocate.")
+            .into(),
+        Refusal::NotWaiting => ctx
+            .t(
+                "Эти деньги уже не ждут заказа (распределены или возвращены).",
+                "This money is not waiting for an order any more (allocated or returned).",
+            )
+            .into(),
+        Refusal::BadParts => ctx
+            .t(
+                "У каждой части должны быть заказ и сумма больше нуля.",
+                "Every part needs an order and an amount above zero.",
+            )
+            .into(),
+        Refusal::PartsDoNotAddUp {
+            parts,
+            receipt,
+            currency,
+        } => format!(
+            "{} {}, {} {}.",
+            ctx.t("Сумма частей", "The parts add up to"),
+            money(*parts, *currency),
+            ctx.t("а поступило", "the receipt is"),
+            money(*receipt, *currency)
+        ),
+        Refusal::FormAlreadyUsed => ctx
+            .t(
+                "Эта форма уже использована для другого распределения этих денег; откройте страницу заново.",
+                "This form was already used for another allocation of this money; open the page again.",
+            )
+            .into(),
+        Refusal::AmountNotPositive => ctx
+            .t("Сумма должна быть больше нуля.", "The amount must be above zero.")
+            .into(),
+        Refusal::NotManual => ctx
+            .t(
+                "Здесь можно отменить только платежи, внесённые в консоли вручную.",
+                "Only payments recorded in the console can be reversed here.",
+            )
+            .into(),
+        Refusal::NoSuchPayment => ctx
+            .t("У заказа нет такого платежа.", "The order has no such payment.")
+            .into(),
+        Refusal::NoRefundDue => ctx
+            .t(
+                "По заказу нет возврата, ожидающего решения.",
+                "The order has no refund to decide.",
+            )
+            .into(),
+        Refusal::MoreThanDue { at_most, currency } => format!(
+            "{} {}.",
+            ctx.t("Вернуть можно не больше", "At most this can be asked back:"),
+            money(*at_most, *currency)
+        ),
+        Refusal::NoSuchRefund => ctx
+            .t(
+                "У заказа нет такого запроса на возврат.",
+                "The order has no such refund request.",
+            )
+            .into(),
+        Refusal::NotRetryable => ctx
+            .t(
+                "Повторить можно только неудавшийся возврат, который ещё не повторяли.",
+                "Only a failed refund that was not tried again can be retried.",
+            )
+            .into(),
+        Refusal::RefundNamesNoPayment => ctx
+            .t(
+                "В неудавшемся запросе не указан платёж.",
+                "The failed request names no payment.",
+            )
+            .into(),
+        Refusal::PayoutNotWaiting => ctx
+            .t(
+                "Эта выплата не ждёт решения (уже принята?).",
+                "This payout is not waiting for a decision (accepted before?).",
+            )
+            .into(),
     }
 }
 
@@ -864,21 +1013,18 @@ async fn allocate(
             continue;
         }
         let order = OrderId::parse(o).map_err(|_| {
-            action_failed(
+            not_done(
                 &visit,
-                ActionError::Invalid(format!(
+                format!(
                     "«{o}»: {}",
                     visit.ctx.t("не номер заказа", "not an order id")
-                )),
+                ),
             )
         })?;
         let amount = fmt::parse_amount(a).ok_or_else(|| {
-            action_failed(
+            not_done(
                 &visit,
-                ActionError::Invalid(format!(
-                    "«{a}»: {}",
-                    visit.ctx.t("не сумма", "not an amount")
-                )),
+                format!("«{a}»: {}", visit.ctx.t("не сумма", "not an amount")),
             )
         })?;
         parts.push((order, amount));
@@ -899,27 +1045,23 @@ async fn record_payment(
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let amount = fmt::parse_amount(field(&form, "amount")).ok_or_else(|| {
-        action_failed(
+        not_done(
             &visit,
-            ActionError::Invalid(
-                visit
-                    .ctx
-                    .t("Сумма не распознана.", "The amount is not a number.")
-                    .into(),
-            ),
+            visit
+                .ctx
+                .t("Сумма не распознана.", "The amount is not a number.")
+                .into(),
         )
     })?;
     let method = match field(&form, "method") {
         "cash" => PaymentMethod::Cash,
         _ => {
-            return Err(action_failed(
+            return Err(not_done(
                 &visit,
-                ActionError::Invalid(
-                    visit
-                        .ctx
-                        .t("Неизвестный способ оплаты.", "Unknown payment method.")
-                        .into(),
-                ),
+                visit
+                    .ctx
+                    .t("Неизвестный способ оплаты.", "Unknown payment method.")
+                    .into(),
             ))
         }
     };
@@ -937,14 +1079,12 @@ async fn reverse(
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
     let payment = PaymentRef::try_from(field(&form, "payment").to_owned()).map_err(|_| {
-        action_failed(
+        not_done(
             &visit,
-            ActionError::Invalid(
-                visit
-                    .ctx
-                    .t("Нет такого платежа.", "No such payment.")
-                    .into(),
-            ),
+            visit
+                .ctx
+                .t("Нет такого платежа.", "No such payment.")
+                .into(),
         )
     })?;
     let outcome = use_case::reverse(&console.deps, &d, &order, &payment)
@@ -965,14 +1105,12 @@ async fn approve_refund(
         None
     } else {
         Some(fmt::parse_amount(typed).ok_or_else(|| {
-            action_failed(
+            not_done(
                 &visit,
-                ActionError::Invalid(
-                    visit
-                        .ctx
-                        .t("Сумма не распознана.", "The amount is not a number.")
-                        .into(),
-                ),
+                visit
+                    .ctx
+                    .t("Сумма не распознана.", "The amount is not a number.")
+                    .into(),
             )
         })?)
     };
@@ -1033,6 +1171,62 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusal_is_worded_in_the_page_language() {
+        use shared::domain::Currency;
+        let all = [
+            Refusal::FormNotValid,
+            Refusal::NoReason,
+            Refusal::NothingToAllocate,
+            Refusal::NotWaiting,
+            Refusal::BadParts,
+            Refusal::PartsDoNotAddUp {
+                parts: 140_000,
+                receipt: 150_000,
+                currency: Currency::RUB,
+            },
+            Refusal::FormAlreadyUsed,
+            Refusal::AmountNotPositive,
+            Refusal::NotManual,
+            Refusal::NoSuchPayment,
+            Refusal::NoRefundDue,
+            Refusal::MoreThanDue {
+                at_most: 985_500,
+                currency: Currency::RUB,
+            },
+            Refusal::NoSuchRefund,
+            Refusal::NotRetryable,
+            Refusal::RefundNamesNoPayment,
+            Refusal::PayoutNotWaiting,
+        ];
+        let cyrillic = |s: &str| {
+            s.chars()
+                .any(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap()))
+        };
+        let ru = Ctx::default();
+        let en = Ctx {
+            lang: Lang::En,
+            ..Ctx::default()
+        };
+        for r in &all {
+            let (said_ru, said_en) = (refusal_words(&ru, r), refusal_words(&en, r));
+            assert!(cyrillic(&said_ru), "{r:?}: {said_ru}");
+            assert!(
+                !said_ru.chars().any(|c| c.is_ascii_alphabetic()),
+                "{r:?}: {said_ru}"
+            );
+            assert!(!cyrillic(&said_en), "{r:?}: {said_en}");
+        }
+        assert_eq!(
+            refusal_words(&ru, &all[5]),
+            "Сумма частей 1\u{a0}400,00\u{a0}₽, а поступило 1\u{a0}500,00\u{a0}₽."
+        );
+        assert_eq!(
+            refusal_words(&en, &all[11]),
+            "At most this can be asked back: 9,855.00 RUB."
+        );
+    }
 
     #[test]
     fn the_language_switch_returns_only_to_a_page_of_the_console() {

@@ -25,6 +25,9 @@
 //! | every event a change announced (the order's history) | `ORDER#<order id>` | `EVENT#<version, 12 digits>` |
 //! | settlements of an acquirer by their first day (the reconciliation report) | `SETTLEMENTS#<acquirer>` | `<day>#<operation key>` |
 //! | a closed day's takings totals (`rev`: the last late fact of the day; `data` valid while `data_rev` = `rev`) | `DAYSUM#<source>` | `<day>` |
+//! | a payout mismatch a person accepted (who, why, when) | `ACCEPTED#<kind>` | `<key>` |
+//! | failed console sign-ins of a login (TTL: a day after the last) | `SIGNIN#<login>` | `#SIGNIN` |
+//! | a console session signed out (TTL: the session's expiry) | `SIGNOUT#<session id>` | `#SIGNOUT` |
 //!
 //! A fact, its order and its outbox row are written in one `TransactWriteItems`: the fact `Put` with
 //! `attribute_not_exists(pk)` (a second delivery is a no-op) and the order `Put` guarded by its version.
@@ -1103,6 +1106,28 @@ impl SignIns for DynamoLedgerStore {
     async fn succeeded(&self, login: &str) -> Result<(), StoreError> {
         self.delete(sign_in_key(login)).await
     }
+
+    async fn sign_out(&self, sid: &str, until_ms: i64) -> Result<(), StoreError> {
+        // The row outlives the session by a minute of clock skew, then the table's TTL removes it.
+        let mut item = sign_out_key(sid);
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(until_ms / 1000 + 60));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+
+    async fn signed_out(&self, sid: &str) -> Result<bool, StoreError> {
+        Ok(self.get(sign_out_key(sid)).await?.is_some())
+    }
+}
+
+fn sign_out_key(sid: &str) -> Item {
+    key(format!("SIGNOUT#{sid}"), "#SIGNOUT".to_owned())
 }
 
 #[async_trait]

@@ -1,6 +1,6 @@
 //! In-memory fakes of the ports, for handler tests without AWS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -41,6 +41,7 @@ struct State {
     attention: BTreeMap<(attention::Kind, String), attention::Item>,
     events: BTreeMap<(OrderId, u64), OrderEvent>,
     sign_ins: BTreeMap<String, (u32, i64)>,
+    signed_out: BTreeSet<String>,
     days: BTreeMap<(Source, String), KeptDay>,
 }
 
@@ -484,6 +485,15 @@ impl SignIns for MemoryLedgerStore {
     async fn succeeded(&self, login: &str) -> Result<(), StoreError> {
         self.lock().sign_ins.remove(login);
         Ok(())
+    }
+
+    async fn sign_out(&self, sid: &str, _until_ms: i64) -> Result<(), StoreError> {
+        self.lock().signed_out.insert(sid.to_owned());
+        Ok(())
+    }
+
+    async fn signed_out(&self, sid: &str) -> Result<bool, StoreError> {
+        Ok(self.lock().signed_out.contains(sid))
     }
 }
 

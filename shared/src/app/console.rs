@@ -102,13 +102,78 @@ pub enum ActionError {
     /// The user's role does not allow it.
     #[error("your role does not allow this")]
     Forbidden,
-    /// The decision cannot be carried out as asked (the reason is shown to the person).
+    /// The decision cannot be carried out as asked; the console words the reason in the person's language.
     #[error("{0}")]
-    Invalid(String),
+    Refused(Refusal),
     #[error("no such order: {0}")]
     NotFound(String),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+/// Why a decision was not carried out. The console words each in Russian or English; amounts are kopecks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The form's one-time token is missing or malformed.
+    #[error("the form is not valid; open it again")]
+    FormNotValid,
+    /// Every decision needs a reason for the audit trail.
+    #[error("say why (the reason is kept in the audit trail)")]
+    NoReason,
+    /// The receipt holds no bank money to allocate.
+    #[error("nothing to allocate")]
+    NothingToAllocate,
+    /// The money was allocated or returned already.
+    #[error("this money is not waiting for an order any more (allocated or returned)")]
+    NotWaiting,
+    /// A part without an order or with an amount of zero or less.
+    #[error("every part needs an order and an amount above zero")]
+    BadParts,
+    /// The parts must add up to the receipt exactly (both in minor units of `currency`).
+    #[error("the parts add up to {parts}, the receipt is {receipt} (minor units of {currency})")]
+    PartsDoNotAddUp {
+        parts: i64,
+        receipt: i64,
+        currency: Currency,
+    },
+    /// The form's token was used for a different allocation of the same money.
+    #[error(
+        "this form was already used for another allocation of this money; open the page again"
+    )]
+    FormAlreadyUsed,
+    /// An amount of zero or less.
+    #[error("the amount must be above zero")]
+    AmountNotPositive,
+    /// Only payments recorded by hand in the console may be reversed there.
+    #[error("only payments recorded in the console can be reversed here")]
+    NotManual,
+    /// The order has no payment with that reference.
+    #[error("the order has no such payment")]
+    NoSuchPayment,
+    /// Nothing is owed back on the order.
+    #[error("the order has no refund to decide")]
+    NoRefundDue,
+    /// More was asked back than is owed (`at_most` in minor units of `currency`).
+    #[error("at most {at_most} (minor units of {currency}) can be asked back")]
+    MoreThanDue { at_most: i64, currency: Currency },
+    /// The order has no refund request with that id.
+    #[error("the order has no such refund request")]
+    NoSuchRefund,
+    /// The refund did not fail, or was tried again already.
+    #[error("only a failed refund that was not tried again can be retried")]
+    NotRetryable,
+    /// The failed request names no payment to refund.
+    #[error("the failed request names no payment")]
+    RefundNamesNoPayment,
+    /// The payout mismatch was accepted already (or never existed).
+    #[error("this payout is not waiting for a decision (accepted before?)")]
+    PayoutNotWaiting,
+}
+
+impl From<Refusal> for ActionError {
+    fn from(r: Refusal) -> Self {
+        ActionError::Refused(r)
+    }
 }
 
 impl From<StoreError> for ActionError {
@@ -316,14 +381,10 @@ fn check(decision: &Decision, action: Action) -> Result<(), ActionError> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !token_ok {
-        return Err(ActionError::Invalid(
-            "the form is not valid; open it again".into(),
-        ));
+        return Err(Refusal::FormNotValid.into());
     }
     if decision.reason.trim().is_empty() {
-        return Err(ActionError::Invalid(
-            "say why (the reason is kept in the audit trail)".into(),
-        ));
+        return Err(Refusal::NoReason.into());
     }
     Ok(())
 }
@@ -409,7 +470,7 @@ pub async fn allocate(
                 .lines
                 .iter()
                 .find(|(_, l)| l.method == PaymentMethod::BankTransfer)
-                .ok_or_else(|| ActionError::Invalid("nothing to allocate".into()))?;
+                .ok_or(Refusal::NothingToAllocate)?;
             (
                 p.clone(),
                 l.captured - l.refunded(),
@@ -417,24 +478,19 @@ pub async fn allocate(
                 l.payer.clone(),
             )
         }
-        None => {
-            return Err(ActionError::Invalid(
-                "this money is not waiting for an order any more (allocated or returned)".into(),
-            ))
-        }
+        None => return Err(Refusal::NotWaiting.into()),
     };
     if parts.is_empty() || parts.iter().any(|(_, a)| *a <= 0) {
-        return Err(ActionError::Invalid(
-            "every part needs an order and an amount above zero".into(),
-        ));
+        return Err(Refusal::BadParts.into());
     }
     let sum: i64 = parts.iter().map(|(_, a)| *a).sum();
     if sum != amount {
-        return Err(ActionError::Invalid(format!(
-            "the parts add up to {}, the receipt is {}",
-            crate::domain::money::format_minor(sum),
-            crate::domain::money::format_minor(amount)
-        )));
+        return Err(Refusal::PartsDoNotAddUp {
+            parts: sum,
+            receipt: amount,
+            currency,
+        }
+        .into());
     }
     for (target, _) in parts {
         described(deps, target).await?;
@@ -456,9 +512,7 @@ pub async fn allocate(
         let same =
             matches!(first.map(|f| f.kind), Some(FactKind::Void { reason: r }) if r == reason);
         if !same {
-            return Err(ActionError::Invalid(
-                "this form was already used for another allocation of this money; open the page again".into(),
-            ));
+            return Err(Refusal::FormAlreadyUsed.into());
         }
     }
     let bank = |order, payment| Decided {
@@ -516,7 +570,7 @@ pub async fn record_payment(
 ) -> Result<Outcome, ActionError> {
     check(decision, Action::RecordPayment)?;
     if amount <= 0 {
-        return Err(ActionError::Invalid("the amount must be above zero".into()));
+        return Err(Refusal::AmountNotPositive.into());
     }
     let known = described(deps, order).await?;
     let on = Decided {
@@ -549,9 +603,7 @@ pub async fn reverse(
 ) -> Result<Outcome, ActionError> {
     check(decision, Action::Reverse)?;
     if payment.source() != Some(Source::Console) {
-        return Err(ActionError::Invalid(
-            "only payments recorded in the console can be reversed here".into(),
-        ));
+        return Err(Refusal::NotManual.into());
     }
     let known = deps
         .store
@@ -559,7 +611,7 @@ pub async fn reverse(
         .await?
         .ok_or_else(|| ActionError::NotFound(order.to_string()))?;
     let Some(line) = known.lines.get(payment) else {
-        return Err(ActionError::Invalid("the order has no such payment".into()));
+        return Err(Refusal::NoSuchPayment.into());
     };
     let on = Decided {
         order,
@@ -595,16 +647,15 @@ pub async fn approve_refund(
     }
     let due = known.refund_due();
     if due == 0 {
-        return Err(ActionError::Invalid(
-            "the order has no refund to decide".into(),
-        ));
+        return Err(Refusal::NoRefundDue.into());
     }
     let amount = amount.unwrap_or(due);
     if amount <= 0 || amount > due {
-        return Err(ActionError::Invalid(format!(
-            "at most {} can be asked back",
-            crate::domain::money::format_minor(due)
-        )));
+        return Err(Refusal::MoreThanDue {
+            at_most: due,
+            currency: known.currency(),
+        }
+        .into());
     }
     let mut lines: Vec<(&PaymentRef, i64, PaymentMethod)> = known
         .lines
@@ -656,9 +707,7 @@ pub async fn deny_refund(
     }
     let due = known.refund_due();
     if due == 0 {
-        return Err(ActionError::Invalid(
-            "the order has no refund to decide".into(),
-        ));
+        return Err(Refusal::NoRefundDue.into());
     }
     let on = Decided {
         order,
@@ -691,19 +740,13 @@ pub async fn retry_refund(
         .ok_or_else(|| ActionError::NotFound(order.to_string()))?;
     let id = decision.fact_id("retry")?;
     let Some(failed) = known.refund_requests.get(request) else {
-        return Err(ActionError::Invalid(
-            "the order has no such refund request".into(),
-        ));
+        return Err(Refusal::NoSuchRefund.into());
     };
     if !failed.needs_a_person() && failed.retried_by.as_deref() != Some(id.as_str()) {
-        return Err(ActionError::Invalid(
-            "only a failed refund that was not tried again can be retried".into(),
-        ));
+        return Err(Refusal::NotRetryable.into());
     }
     let Some(line) = failed.line.clone() else {
-        return Err(ActionError::Invalid(
-            "the failed request names no payment".into(),
-        ));
+        return Err(Refusal::RefundNamesNoPayment.into());
     };
     let method = known
         .lines
@@ -740,9 +783,7 @@ pub async fn accept_mismatch(
         .accept(Kind::PayoutMismatch, key, &decision.audit(), decision.at_ms)
         .await?;
     if !accepted {
-        return Err(ActionError::Invalid(
-            "this payout is not waiting for a decision (accepted before?)".into(),
-        ));
+        return Err(Refusal::PayoutNotWaiting.into());
     }
     info!(key, user = %decision.user, "payout mismatch accepted in the console");
     Ok(())
@@ -965,7 +1006,7 @@ mod tests {
         let other = decision(Role::Accountant, "tok-another-decision-1");
         assert!(matches!(
             allocate(&e.deps, &other, &from, &[(target, 150_000)]).await,
-            Err(ActionError::Invalid(_))
+            Err(ActionError::Refused(Refusal::NotWaiting))
         ));
     }
 
@@ -983,7 +1024,14 @@ mod tests {
             &[(a.clone(), 100_000), (b.clone(), 40_000)],
         )
         .await;
-        assert!(matches!(short, Err(ActionError::Invalid(m)) if m.contains("add up")));
+        assert!(matches!(
+            short,
+            Err(ActionError::Refused(Refusal::PartsDoNotAddUp {
+                parts: 140_000,
+                receipt: 150_000,
+                ..
+            }))
+        ));
         allocate(
             &e.deps,
             &d,
@@ -999,7 +1047,7 @@ mod tests {
         let other = [(a.clone(), 90_000), (b.clone(), 10_000), (c, 50_000)];
         assert!(matches!(
             allocate(&e.deps, &d, &from, &other).await,
-            Err(ActionError::Invalid(m)) if m.contains("already used")
+            Err(ActionError::Refused(Refusal::FormAlreadyUsed))
         ));
         assert_eq!(e.store.order("603").unwrap().totals().paid, 0);
         // The very same form again changes nothing.
@@ -1157,7 +1205,7 @@ mod tests {
         let late = decision(Role::Manager, "late-0123456789abcde");
         assert!(matches!(
             deny_refund(&e.deps, &late, &b).await,
-            Err(ActionError::Invalid(_))
+            Err(ActionError::Refused(Refusal::NoRefundDue))
         ));
     }
 
@@ -1247,7 +1295,7 @@ mod tests {
         let card = PaymentRef::new(Source::Tbank, "1").unwrap();
         assert!(matches!(
             reverse(&e.deps, &undo, &id, &card).await,
-            Err(ActionError::Invalid(_))
+            Err(ActionError::Refused(Refusal::NotManual))
         ));
     }
 }

@@ -1,5 +1,6 @@
 //! Failed console sign-ins per login, kept in the table so that every instance of the function slows guessing down
-//! alike (an instance's memory would let a guesser spread over many).
+//! alike (an instance's memory would let a guesser spread over many); and sessions signed out, so that a copy of a
+//! signed-out session's cookie opens nothing on any instance.
 
 use async_trait::async_trait;
 
@@ -13,4 +14,9 @@ pub trait SignIns: Send + Sync {
     async fn failed(&self, login: &str, at_ms: i64) -> Result<u32, StoreError>;
     /// A successful sign-in clears the count.
     async fn succeeded(&self, login: &str) -> Result<(), StoreError>;
+    /// Session `sid` is signed out; kept until `until_ms` (the session's own expiry, ms since the epoch), after
+    /// which the session is refused anyway.
+    async fn sign_out(&self, sid: &str, until_ms: i64) -> Result<(), StoreError>;
+    /// Whether session `sid` was signed out (read consistently: a sign-out holds from the next request on).
+    async fn signed_out(&self, sid: &str) -> Result<bool, StoreError>;
 }

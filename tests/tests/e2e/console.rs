@@ -296,6 +296,32 @@ async fn sessions_are_fresh_expiring_and_guessing_is_slowed_down() {
     );
     assert_eq!(fine.get("/attention").await.status, 200);
 
+    // Sign-out ends the session itself, not only this browser's cookie: a copy taken before opens nothing.
+    let mut anna = WebClient::new(&server);
+    anna.sign_in("anna", PASSWORD).await;
+    let mut copy = WebClient::new(&server);
+    copy.cookies = anna.cookies.clone();
+    assert_eq!(copy.get("/attention").await.status, 200);
+    let csrf = hidden(&anna.get("/").await.body, "csrf").unwrap();
+    let out = anna.post("/logout", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(out.status, 303, "{}", out.body);
+    assert!(!anna.cookies.contains_key("paysync_session"));
+    let after = copy.get("/attention").await;
+    assert_eq!(after.status, 303, "the copied cookie signs in again");
+    let form = copy
+        .post(
+            "/orders/IM-1/payment",
+            &[("csrf", csrf.as_str()), ("reason", "после выхода")],
+        )
+        .await;
+    assert_eq!(form.status, 403, "{}", form.body);
+    assert!(form.body.contains("Сеанс закончился"));
+    assert_eq!(
+        attacker.get("/attention").await.status,
+        200,
+        "other sessions go on"
+    );
+
     // Guessing: five failures are answered at once, then each attempt waits, even with the right password.
     let mut guesser = WebClient::new(&server);
     for _ in 0..5 {
@@ -451,14 +477,15 @@ async fn every_page_reads_a_bounded_number_of_times_and_never_scans() {
         );
         counts.push((path, requests.values().sum::<usize>()));
     }
-    // 9 lists; 4 sources × (kept totals + 3 live days) + 3 acquirers' settlements.
+    // Each page: 1 session check (signed out?); 9 lists; 4 sources × (kept totals + 3 live days) + 3 acquirers'
+    // settlements.
     assert_eq!(
         counts,
         [
-            ("/", 9 + 16 + 3),
-            ("/attention", 9),
-            ("/orders/IM-7401", 4),
-            ("/report", 9 + 16 + 3)
+            ("/", 1 + 9 + 16 + 3),
+            ("/attention", 1 + 9),
+            ("/orders/IM-7401", 1 + 4),
+            ("/report", 1 + 9 + 16 + 3)
         ]
     );
 }
@@ -595,10 +622,12 @@ async fn refunds_are_a_managers_decision_and_payouts_an_accountants() {
         .await
         .body
         .contains("Расхождения в возмещениях — 0"));
-    assert_eq!(
-        anna.post("/payouts/accept", &form).await.status,
-        422,
-        "accepted once"
+    let again = anna.post("/payouts/accept", &form).await;
+    assert_eq!(again.status, 422, "accepted once");
+    assert!(
+        again.body.contains("Эта выплата не ждёт решения"),
+        "the reason in Russian: {}",
+        again.body
     );
     paysync_e2e::iam::assert_granted("ConsoleFunction", &env.aws_calls.take());
 }
