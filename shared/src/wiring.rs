@@ -229,6 +229,12 @@ pub fn refund_chargeback(
             Source::Tbank,
             Arc::new(TbankRefunds {
                 client: http.clone(),
+                state: Arc::new(HttpTbank::new(
+                    http.clone(),
+                    &api.api_url,
+                    &api.login,
+                    api.secret.clone(),
+                )),
                 api_url: api.api_url,
                 terminal_key: api.login,
                 password: api.secret,

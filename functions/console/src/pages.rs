@@ -5,7 +5,9 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use shared::app::console::{may, Action, AttentionList, OrderPage, LIST_LIMIT};
 use shared::domain::attention::{Age, Item, Kind};
 use shared::domain::daybook::{DayFigures, DayStatus};
-use shared::domain::{FactKind, OrderEvent, OrderState, PaymentFact, PaymentMethod, Role};
+use shared::domain::{
+    FactKind, OrderEvent, OrderState, PayMethod, PaymentFact, PaymentMethod, Role,
+};
 
 use crate::fmt::{date, date_time, money, Lang};
 use crate::report;
@@ -470,6 +472,15 @@ fn method_name(ctx: &Ctx, m: PaymentMethod) -> &'static str {
     }
 }
 
+fn pay_method_name<'a>(ctx: &Ctx, m: &'a PayMethod) -> &'a str {
+    match m {
+        PayMethod::Card => ctx.t("банковская карта", "bank card"),
+        PayMethod::Sbp => ctx.t("СБП", "SBP"),
+        PayMethod::YooMoney => ctx.t("ЮMoney", "YooMoney"),
+        other => other.display_ru(),
+    }
+}
+
 fn event_row(ctx: &Ctx, e: &OrderEvent) -> Markup {
     html! {
         tr {
@@ -557,14 +568,16 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                 tr {
                     th { (ctx.t("Платёж", "Payment")) } th { (ctx.t("Способ", "Method")) }
                     th.num { (ctx.t("Получено", "Received")) } th.num { (ctx.t("Возвращено", "Refunded")) }
+                    th.num { (ctx.t("Комиссия", "Fee")) }
                     th { (ctx.t("Плательщик", "Payer")) } th {}
                 }
                 @for (p, l) in &order.lines {
                     tr {
                         td { code { (p.as_str()) } @if l.voided { " " span.muted { (ctx.t("(аннулирован)", "(voided)")) } } }
-                        td { (method_name(ctx, l.method)) }
+                        td { (method_name(ctx, l.method)) @if let Some(m) = &l.pay_method { ", " (pay_method_name(ctx, m)) } }
                         td.num { (money(ctx.lang, l.captured, l.currency)) }
                         td.num { (money(ctx.lang, l.refunded(), l.currency)) }
+                        td.num { @if let Some(fee) = l.fee { (money(ctx.lang, fee, l.currency)) } }
                         td { @if let Some(payer) = &l.payer {
                             @if let Some(n) = &payer.name { (n) " " }
                             @if let Some(inn) = &payer.inn { span.muted { (ctx.t("ИНН ", "INN ")) (inn) } }

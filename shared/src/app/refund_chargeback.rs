@@ -136,6 +136,7 @@ pub async fn execute_order(
             captured: line.map_or(0, |l| l.counted()),
             reason: &request.reason,
             retry: request.status == RefundStatus::Sent,
+            pay_method: line.and_then(|l| l.pay_method.as_ref()),
         };
         let gateway = match deps.gateways.for_payment(&line_ref) {
             Ok(g) => g,

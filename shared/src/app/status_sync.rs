@@ -452,6 +452,7 @@ mod tests {
                     order_id: String::new(),
                     amount: None,
                     message: Some("Неверный статус транзакции".into()),
+                    params: Vec::new(),
                 });
             };
             Ok(StateResponse {
@@ -462,6 +463,7 @@ mod tests {
                 order_id: format!("IM-{payment_id}"),
                 amount: Some(amount),
                 message: None,
+                params: Vec::new(),
             })
         }
     }
@@ -577,6 +579,7 @@ mod tests {
                     payment_id: payment.into(),
                     error_code: "0".into(),
                     amount,
+                    pay_method: None,
                 },
                 &parse_rules_or_default(DEFAULT_TBANK_REFERENCE),
                 1,

@@ -152,6 +152,7 @@ mod tests {
             fact_id: format!("tbank#{captured}#{refunded}"),
             captured,
             refunded,
+            fee: None,
         }
     }
 
@@ -166,6 +167,7 @@ mod tests {
             refunded: 1_000,
             fee,
             stated_fee: None,
+            payment_fees: None,
             reconciled: problems.is_empty(),
             problems,
         }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fact::PaymentFact;
+use super::fact::{PayMethod, PaymentFact, PaymentMethod};
 use super::money::Currency;
 use super::order::{Order, OrderState};
 use super::refund::RefundStatus;
@@ -15,6 +15,9 @@ pub struct FactSummary {
     pub payment: String,
     pub amount: Option<i64>,
     pub currency: Currency,
+    /// The payment method the acquirer reported with this fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_method: Option<PayMethod>,
 }
 
 impl From<&PaymentFact> for FactSummary {
@@ -25,6 +28,7 @@ impl From<&PaymentFact> for FactSummary {
             payment: f.payment.to_string(),
             amount: f.kind.stated_amount(),
             currency: f.currency,
+            pay_method: f.pay_method.clone(),
         }
     }
 }
@@ -37,6 +41,25 @@ pub struct RefundView {
     pub reason: String,
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// One piece of money of the order (an acquirer payment, a bank transfer, cash), in minor units of the order's
+/// currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// `tbank:<PaymentId>`, `yookassa:<id>`, `bank:<…>`, `console:<…>`, …
+    pub payment: String,
+    /// How the ledger counts it: `card` (acquirer money), `bank_transfer`, `cash`, `other`.
+    pub method: PaymentMethod,
+    /// The payment method as the acquirer reported it (`card`, `sbp`, `sberpay`, `tpay`, `yoomoney`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_method: Option<PayMethod>,
+    pub paid: i64,
+    pub refunded: i64,
+    pub charged_back: i64,
+    /// The acquirer's fee for this payment, when it states one per payment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
 }
 
 /// A snapshot of the order's payment state after one change. Consumers keep the highest `version` they saw.
@@ -62,6 +85,9 @@ pub struct OrderEvent {
     /// Every refund request and how far it got (a failed one carries the acquirer's reason).
     #[serde(default)]
     pub refunds: Vec<RefundView>,
+    /// Every piece of money of the order (voided ones left out).
+    #[serde(default)]
+    pub payments: Vec<PaymentView>,
     pub flags: Vec<String>,
     pub cause: Option<FactSummary>,
     pub at_ms: i64,
@@ -107,6 +133,20 @@ impl OrderEvent {
                     status: r.status,
                     reason: r.reason.clone(),
                     detail: r.detail.clone(),
+                })
+                .collect(),
+            payments: order
+                .lines
+                .iter()
+                .filter(|(_, l)| !l.voided && (l.counted() > 0 || l.held() > 0 || l.refunded() > 0))
+                .map(|(p, l)| PaymentView {
+                    payment: p.to_string(),
+                    method: l.method,
+                    pay_method: l.pay_method.clone(),
+                    paid: l.counted(),
+                    refunded: l.refunded(),
+                    charged_back: l.charged_back(),
+                    fee: l.fee,
                 })
                 .collect(),
             flags: order.flags().into_iter().map(str::to_owned).collect(),

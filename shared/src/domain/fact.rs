@@ -269,6 +269,89 @@ pub enum PaymentMethod {
     Other,
 }
 
+/// The payment method of acquirer money as the acquirer reports it: a card, SBP (the Faster Payments System, paid
+/// by QR or link from the buyer's bank app), a wallet (SberPay, T-Pay, YooMoney) or another the acquirer names.
+///
+/// Sources: YooKassa `payment_method.type` (`bank_card`, `sbp`, `sberbank` = SberPay, `tinkoff_bank` = T-Pay,
+/// `yoo_money`; https://yookassa.ru/developers/api#payment_object_payment_method); T-Bank notifications of SBP
+/// payments and `GetQr`/`GetQrState` (`shared/reference/acquiring-notifications.md`); Sber `paymentWay`.
+/// Serialized as its lower-case name (`card`, `sbp`, `sberpay`, `tpay`, `yoomoney`, or the acquirer's own word).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum PayMethod {
+    Card,
+    Sbp,
+    SberPay,
+    TPay,
+    YooMoney,
+    /// Another method, in the acquirer's word (lower case, at most 40 of `[a-z0-9_]`).
+    Other(String),
+}
+
+impl PayMethod {
+    pub fn as_str(&self) -> &str {
+        match self {
+            PayMethod::Card => "card",
+            PayMethod::Sbp => "sbp",
+            PayMethod::SberPay => "sberpay",
+            PayMethod::TPay => "tpay",
+            PayMethod::YooMoney => "yoomoney",
+            PayMethod::Other(s) => s,
+        }
+    }
+
+    /// As 1C and the store's manager read it.
+    pub fn display_ru(&self) -> &str {
+        match self {
+            PayMethod::Card => "Банковская карта",
+            PayMethod::Sbp => "СБП",
+            PayMethod::SberPay => "SberPay",
+            PayMethod::TPay => "T-Pay",
+            PayMethod::YooMoney => "ЮMoney",
+            PayMethod::Other(s) => s,
+        }
+    }
+
+    /// Whether refunds of it follow SBP's rules (T-Bank: asynchronous, `ExternalRequestId` ignored).
+    pub fn is_sbp(&self) -> bool {
+        matches!(self, PayMethod::Sbp)
+    }
+}
+
+impl From<String> for PayMethod {
+    /// Our own names and the acquirers' words for the same methods; anything else kept, sanitized.
+    fn from(value: String) -> Self {
+        let word = value.trim().to_ascii_lowercase();
+        match word.as_str() {
+            "card" | "bank_card" | "cards" => PayMethod::Card,
+            "sbp" | "qr" | "qrsbp" | "sbpqr" | "sbp_c2b" | "sbp_c2b_binding" => PayMethod::Sbp,
+            "sberpay" | "sberbank" | "sber_pay" | "sbrf_sbol" | "sberid" => PayMethod::SberPay,
+            "tpay" | "t-pay" | "tinkoff_bank" | "tinkoffpay" | "tinkoff_pay" | "t_pay" => {
+                PayMethod::TPay
+            }
+            "yoomoney" | "yoo_money" => PayMethod::YooMoney,
+            _ => PayMethod::Other(
+                word.chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(40)
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl From<&str> for PayMethod {
+    fn from(value: &str) -> Self {
+        PayMethod::from(value.to_owned())
+    }
+}
+
+impl From<PayMethod> for String {
+    fn from(value: PayMethod) -> Self {
+        value.as_str().to_owned()
+    }
+}
+
 /// How a refund's amount is stated by its source. Providers differ, and mixing them up double-counts refunds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "as", content = "minor", rename_all = "snake_case")]
@@ -406,6 +489,13 @@ pub struct PaymentFact {
     /// Who decided it, for facts a person recorded in the console (the audit trail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Audit>,
+    /// The payment method as the acquirer reported it (acquirer money only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_method: Option<PayMethod>,
+    /// The acquirer's fee for this payment, minor units, when the acquirer states it per payment (YooKassa: `amount`
+    /// − `income_amount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
 }
 
 /// A person's decision: who (`user`, the console login, and the `role` it had), and why (`reason`, as typed). The
@@ -482,7 +572,21 @@ impl PaymentFact {
             payer: None,
             reference: None,
             audit: None,
+            pay_method: None,
+            fee: None,
         })
+    }
+
+    /// The payment method the acquirer reported.
+    pub fn paid_with(mut self, method: Option<PayMethod>) -> Self {
+        self.pay_method = method;
+        self
+    }
+
+    /// The acquirer's fee for this payment (minor units; a negative one is not a fee and is dropped).
+    pub fn with_fee(mut self, fee: Option<i64>) -> Self {
+        self.fee = fee.filter(|f| *f >= 0);
+        self
     }
 
     /// Carry the acquirer's reference to the store (see [`super::reference`]).

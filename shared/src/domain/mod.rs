@@ -17,7 +17,7 @@ pub mod watch;
 
 pub use event::{FactSummary, OrderEvent};
 pub use fact::{
-    link, link_source, moved_to, moved_to_link, Audit, FactId, FactKind, OrderId, Payer,
+    link, link_source, moved_to, moved_to_link, Audit, FactId, FactKind, OrderId, PayMethod, Payer,
     PaymentFact, PaymentMethod, PaymentRef, RefundAmount, Role, Source,
 };
 pub use money::{Currency, Money, MoneyError};

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::fact::{FactKind, OrderId, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount};
+use super::fact::{
+    FactKind, OrderId, PayMethod, Payer, PaymentFact, PaymentMethod, PaymentRef, RefundAmount,
+};
 use super::money::Currency;
 use super::refund::{RefundRequest, RefundStatus};
 use super::DomainError;
@@ -159,6 +161,13 @@ pub struct PaymentLine {
     /// The acquirer's reference to the store (the smallest reported, so any arrival order gives the same line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<super::reference::StoreReference>,
+    /// The payment method the acquirer reported (the smallest, should two reports differ: any arrival order gives
+    /// the same line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_method: Option<PayMethod>,
+    /// The acquirer's fee for this payment, minor units (the largest reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
     #[serde(default)]
     pub last_at_ms: i64,
 }
@@ -184,6 +193,8 @@ impl PaymentLine {
             linked: BTreeSet::new(),
             payer: None,
             reference: None,
+            pay_method: None,
+            fee: None,
         }
     }
 
@@ -211,6 +222,14 @@ impl PaymentLine {
             if self.reference.as_ref().is_none_or(|known| r < known) {
                 self.reference = Some(r.clone());
             }
+        }
+        if let Some(m) = &fact.pay_method {
+            if self.pay_method.as_ref().is_none_or(|known| m < known) {
+                self.pay_method = Some(m.clone());
+            }
+        }
+        if let Some(fee) = fact.fee {
+            self.fee = Some(self.fee.map_or(fee, |f| f.max(fee)));
         }
         match &fact.kind {
             FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),
@@ -673,6 +692,66 @@ mod tests {
             at_ms,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn a_line_keeps_the_method_and_fee_whatever_the_order_of_reports() {
+        let paid = fact(
+            Source::Yookassa,
+            "p#succeeded",
+            "p",
+            FactKind::Payment { amount: 200 },
+            2,
+        )
+        .paid_with(Some(PayMethod::Sbp))
+        .with_fee(Some(3));
+        let refund = fact(
+            Source::Yookassa,
+            "r#1",
+            "p",
+            FactKind::Refund {
+                amount: RefundAmount::Delta(50),
+            },
+            3,
+        );
+        let both_ways = [
+            [paid.clone(), refund.clone()],
+            [refund.clone(), paid.clone()],
+        ];
+        let mut seen = Vec::new();
+        for facts in both_ways {
+            let mut o = order_with_total(200);
+            for f in &facts {
+                o.apply(f).unwrap();
+            }
+            let line = o.lines.values().next().unwrap().clone();
+            assert_eq!(line.pay_method, Some(PayMethod::Sbp));
+            assert_eq!(line.fee, Some(3));
+            let event = crate::domain::OrderEvent::snapshot("e".into(), &o, Some(&paid), 4);
+            let view = &event.payments[0];
+            assert_eq!(
+                (view.paid, view.refunded, view.fee, view.pay_method.clone()),
+                (200, 50, Some(3), Some(PayMethod::Sbp))
+            );
+            assert_eq!(event.cause.unwrap().pay_method, Some(PayMethod::Sbp));
+            seen.push(line);
+        }
+        assert_eq!(seen[0], seen[1]);
+        // On the queue: the method by its name.
+        let o = {
+            let mut o = order_with_total(200);
+            o.apply(&paid).unwrap();
+            o
+        };
+        let json =
+            serde_json::to_value(crate::domain::OrderEvent::snapshot("e".into(), &o, None, 4))
+                .unwrap();
+        assert_eq!(json["payments"][0]["pay_method"], "sbp");
+        assert_eq!(json["payments"][0]["fee"], 3);
+        // An older event without payments still reads.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("payments");
+        assert!(serde_json::from_value::<crate::domain::OrderEvent>(old).is_ok());
     }
 
     fn order_with_total(total: i64) -> Order {

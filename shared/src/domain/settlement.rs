@@ -39,6 +39,10 @@ pub struct Taking {
     pub fact_id: String,
     pub captured: i64,
     pub refunded: i64,
+    /// The acquirer's own fee for the payment this fact captured, when it states fees per payment (YooKassa
+    /// `income_amount`); `None` when it does not, or when the fact captured nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee: Option<i64>,
 }
 
 /// `YYYY-MM-DD` of a moment on Moscow time.
@@ -75,12 +79,16 @@ pub fn taking(
     let (c0, r0) = of(before);
     let (c1, r1) = of(after);
     let (captured, refunded) = (c1 - c0, r1 - r0);
+    let fee = after
+        .and_then(|l| l.fee)
+        .filter(|_| captured > 0 && before.is_none_or(|b| b.counted() == 0));
     (captured != 0 || refunded != 0).then(|| Taking {
         acquirer,
         day: business_day(fact.at_ms),
         fact_id: fact.id.to_string(),
         captured,
         refunded,
+        fee,
     })
 }
 
@@ -109,6 +117,9 @@ pub struct SettlementReport {
     /// Fee = captured − refunded − credited.
     pub fee: i64,
     pub stated_fee: Option<i64>,
+    /// The sum of the acquirer's per-payment fees, when it stated one for every payment of those days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_fees: Option<i64>,
     pub reconciled: bool,
     pub problems: Vec<String>,
 }
@@ -236,6 +247,10 @@ pub fn reconcile(s: &Settlement, takings: &[Taking]) -> SettlementReport {
     let refunded: i64 = ours.iter().map(|t| t.refunded).sum();
     let expected = captured - refunded;
     let fee = expected - s.credited;
+    // Per-payment fees count only when every payment of those days has one: a partial sum explains nothing.
+    let captures: Vec<&&Taking> = ours.iter().filter(|t| t.captured > 0).collect();
+    let payment_fees = (!captures.is_empty() && captures.iter().all(|t| t.fee.is_some()))
+        .then(|| captures.iter().filter_map(|t| t.fee).sum::<i64>());
     let mut problems = Vec::new();
     if ours.is_empty() {
         problems.push(format!(
@@ -257,6 +272,14 @@ pub fn reconcile(s: &Settlement, takings: &[Taking]) -> SettlementReport {
                 rubles(fee)
             ));
         }
+    } else if let Some(known) = payment_fees {
+        if known != fee {
+            problems.push(format!(
+                "the payments' own fees add up to {}, the payout leaves {}",
+                rubles(known),
+                rubles(fee)
+            ));
+        }
     } else if i128::from(fee) * 10_000 > i128::from(expected) * i128::from(MAX_FEE_BP) {
         problems.push(format!(
             "fee {} is above {}% of the takings {}",
@@ -275,6 +298,7 @@ pub fn reconcile(s: &Settlement, takings: &[Taking]) -> SettlementReport {
         refunded,
         fee,
         stated_fee: s.stated_fee,
+        payment_fees,
         reconciled: problems.is_empty(),
         problems,
     }
@@ -306,7 +330,95 @@ mod tests {
             fact_id: format!("{acquirer}#{day}#{captured}#{refunded}"),
             captured,
             refunded,
+            fee: None,
         }
+    }
+
+    #[test]
+    fn a_capture_takes_its_payments_stated_fee_once() {
+        use crate::domain::{Currency, FactId, Order, OrderId, PaymentMethod, PaymentRef};
+        let payment = PaymentRef::new(Source::Yookassa, "p1").unwrap();
+        let fact = |ext: &str, kind| {
+            PaymentFact::new(
+                FactId::new(Source::Yookassa, ext).unwrap(),
+                OrderId::parse("7").unwrap(),
+                payment.clone(),
+                PaymentMethod::Card,
+                Currency::RUB,
+                kind,
+                1_795_824_000_000,
+            )
+            .unwrap()
+        };
+        let paid =
+            fact("payment#p1#succeeded", FactKind::Payment { amount: 200 }).with_fee(Some(3));
+        let mut order = Order::new(OrderId::parse("7").unwrap());
+        order.apply(&paid).unwrap();
+        let after = order.lines.get(&payment);
+        assert_eq!(taking(&paid, None, after).unwrap().fee, Some(3));
+        let refund = fact(
+            "refund#r1",
+            FactKind::Refund {
+                amount: crate::domain::RefundAmount::Delta(50),
+            },
+        );
+        let before = after.cloned();
+        order.apply(&refund).unwrap();
+        let t = taking(&refund, before.as_ref(), order.lines.get(&payment)).unwrap();
+        assert_eq!((t.refunded, t.fee), (50, None), "the fee is the capture's");
+    }
+
+    #[test]
+    fn per_payment_fees_explain_a_payout_or_show_where_it_differs() {
+        let s = Settlement {
+            key: "k".into(),
+            acquirer: Source::Yookassa,
+            credited: 0,
+            days: vec!["2026-11-06".into()],
+            stated_fee: None,
+        };
+        let with_fee = |captured, fee| Taking {
+            fee,
+            ..t(Source::Yookassa, "2026-11-06", captured, 0)
+        };
+        // 1 000,00 + 500,00 taken, fees 35,00 + 17,50 stated per payment, 50,00 refunded: 1 397,50 owed.
+        let takings = [
+            with_fee(100_000, Some(3_500)),
+            with_fee(50_000, Some(1_750)),
+            t(Source::Yookassa, "2026-11-06", 0, 5_000),
+        ];
+        let exact = reconcile(
+            &Settlement {
+                credited: 139_750,
+                ..s.clone()
+            },
+            &takings,
+        );
+        assert_eq!((exact.payment_fees, exact.fee), (Some(5_250), 5_250));
+        assert!(exact.reconciled, "{:?}", exact.problems);
+        let short = reconcile(
+            &Settlement {
+                credited: 139_700,
+                ..s.clone()
+            },
+            &takings,
+        );
+        assert!(!short.reconciled);
+        assert_eq!(
+            short.problems,
+            ["the payments' own fees add up to 52.50 RUB, the payout leaves 53.00 RUB"]
+        );
+        // One payment without a stated fee: the sum explains nothing, the plausibility check applies.
+        let partial = [with_fee(100_000, Some(3_500)), with_fee(50_000, None)];
+        let r = reconcile(
+            &Settlement {
+                credited: 145_000,
+                ..s
+            },
+            &partial,
+        );
+        assert_eq!(r.payment_fees, None);
+        assert!(r.reconciled, "{:?}", r.problems);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefRule, RefundAmount, Source, StoreReference,
+    Currency, DomainError, FactId, FactKind, OrderId, PayMethod, PaymentFact, PaymentMethod,
+    PaymentRef, RefRule, RefundAmount, Source, StoreReference,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -118,6 +118,31 @@ pub struct GatewayStatus {
     pub approved: Option<i64>,
     pub deposited: Option<i64>,
     pub refunded: Option<i64>,
+}
+
+/// The payment method of a Sber payment: the callback's `paymentWay` (RBS values: `CARD`, `CARD_BINDING`, `APPLE_PAY`,
+/// `GOOGLE_PAY_CARD`, `SAMSUNG_PAY`, … are cards, wallets of a card included; `SBRF_SBOL` "оплата через Сбербанк
+/// Онлайн", `SBERPAY` and `SBERID` are SberPay; `SBP_C2B` is SBP on the same RBS platform), else the SBP operation
+/// ids of an SBP callback's `additionalParams` (`extTransactionId` "Идентификатор Операции СБП C2B", `qrcId`; Sber ecom
+/// OpenAPI v1.0.6, `CallbackRequest`). A real callback: `orderNumber=7208_1&paymentWay=SBRF_SBOL&mdOrder=…
+/// &operation=deposited&status=1`.
+pub fn pay_method(payment_way: Option<&str>, sbp_operation: bool) -> Option<PayMethod> {
+    let way = payment_way.map(str::trim).filter(|w| !w.is_empty());
+    match way.map(str::to_ascii_uppercase).as_deref() {
+        Some(w) if w.starts_with("SBP") => Some(PayMethod::Sbp),
+        Some("SBRF_SBOL" | "SBERPAY" | "SBERID") => Some(PayMethod::SberPay),
+        Some(w)
+            if w.starts_with("CARD")
+                || w.contains("_PAY")
+                || w.starts_with("ANDROID_PAY")
+                || w == "IPOS" =>
+        {
+            Some(PayMethod::Card)
+        }
+        Some(w) => Some(PayMethod::from(w)),
+        None if sbp_operation => Some(PayMethod::Sbp),
+        None => None,
+    }
 }
 
 /// What the mapping needs from the gateway, if anything.
@@ -261,8 +286,18 @@ impl Callback {
                 kind,
                 now_ms,
             )?
-            .referring(reference),
+            .referring(reference)
+            .paid_with(self.pay_method()),
         ))
+    }
+
+    /// The payment method the callback shows (see [`pay_method`]).
+    pub fn pay_method(&self) -> Option<PayMethod> {
+        let p = &self.params;
+        pay_method(
+            p.get("paymentWay"),
+            p.get("extTransactionId").is_some() || p.get("qrcId").is_some(),
+        )
     }
 }
 
@@ -362,6 +397,30 @@ pub fn refund_fact(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_payment_way_or_an_sbp_operation_id_names_the_method() {
+        let callback =
+            |q: &str| Callback::from_params(Params::parse(q.as_bytes()).unwrap()).unwrap();
+        // A real callback (securepayments.sberbank.ru wiki, callback page).
+        let sbol = callback(
+            "orderNumber=7208_1&paymentWay=SBRF_SBOL&mdOrder=8f3d48ce-f3b4-710a-bbd5-c9b001c152ee&operation=deposited&status=1&amount=50000",
+        );
+        assert_eq!(sbol.pay_method(), Some(PayMethod::SberPay));
+        let fact = sbol.to_fact(None, &[RefRule::Order], 1).unwrap().unwrap();
+        assert_eq!(fact.pay_method, Some(PayMethod::SberPay));
+        let sbp = callback(
+            "orderNumber=7208_1&mdOrder=8f3d48ce&operation=deposited&status=1&amount=50000&extTransactionId=A4071123456",
+        );
+        assert_eq!(sbp.pay_method(), Some(PayMethod::Sbp));
+        assert_eq!(pay_method(Some("CARD"), false), Some(PayMethod::Card));
+        assert_eq!(
+            pay_method(Some("GOOGLE_PAY_CARD"), false),
+            Some(PayMethod::Card)
+        );
+        assert_eq!(pay_method(Some("SBP_C2B"), false), Some(PayMethod::Sbp));
+        assert_eq!(pay_method(None, false), None);
+    }
 
     const DOC: &str = "mdOrder=06cf5599-3f17-7c86-bdbc-bd7d00a8b38b&operation=approved&orderNumber=2003&status=1&checksum=EAF2FB72CAB99FD5067F4BA493DD84F4D79C1589FDE8ED29622F0F07215AA972";
 

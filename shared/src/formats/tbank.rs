@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::{
-    Currency, DomainError, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef,
-    RefRule, RefundAmount, Source, StoreReference,
+    Currency, DomainError, FactId, FactKind, OrderId, PayMethod, PaymentFact, PaymentMethod,
+    PaymentRef, RefRule, RefundAmount, Source, StoreReference,
 };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -41,6 +41,39 @@ pub struct Notification {
     pub error_code: String,
     /// "Текущая сумма транзакции" in kopecks.
     pub amount: i64,
+    /// The payment method, when the notification tells it (see [`pay_method`]).
+    pub pay_method: Option<PayMethod>,
+}
+
+/// The payment method a notification shows. T-Bank's notification has no field for it (EACQ OpenAPI v1.80,
+/// `NotificationPayment`), but says it two ways:
+/// * `Data.Source` / `DATA.Source` (added to notifications on 20.12.2024, changelog entry 44): `qrsbp` / `sbpqr` for
+///   SBP, `TinkoffPay`, `SberPay`, `cards`, … (the `GetState` `Params` `Source` values);
+/// * `Pan`, "замаскированный номер карты или телефона": a masked phone (`+7 (916) ***-**-21`, no `CardId`) is an SBP
+///   payment, as in a genuine signed SBP notification (`OpenRbt/sbp_client@12ef3c9`,
+///   `internal/api/rest/handlers/notification_test.go`); masked card digits (`430000******0777`) are a card.
+pub fn pay_method(source: Option<&str>, pan: Option<&str>) -> Option<PayMethod> {
+    if let Some(source) = source.map(str::trim).filter(|s| !s.is_empty()) {
+        return Some(PayMethod::from(source));
+    }
+    let pan = pan.map(str::trim).filter(|p| !p.is_empty())?;
+    if pan.starts_with('+') || pan.contains('(') {
+        Some(PayMethod::Sbp)
+    } else if pan.contains('*') && pan.bytes().any(|b| b.is_ascii_digit()) {
+        Some(PayMethod::Card)
+    } else {
+        None
+    }
+}
+
+/// `Data.Source` (or `DATA.Source`) of a notification body, when present.
+fn data_source(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let data = v.get("Data").or_else(|| v.get("DATA"))?;
+    data.get("Source")
+        .or_else(|| data.get("source"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
 }
 
 /// Root scalar fields rendered as the Token algorithm wants them. `Token` itself is kept (callers skip it).
@@ -124,6 +157,10 @@ pub fn verify(body: &[u8], terminal_key: &str, password: &str) -> Result<Notific
         payment_id: field(&fields, "PaymentId")?.to_owned(),
         error_code: fields.get("ErrorCode").cloned().unwrap_or_default(),
         amount,
+        pay_method: pay_method(
+            data_source(body).as_deref(),
+            fields.get("Pan").map(String::as_str),
+        ),
     })
 }
 
@@ -280,6 +317,26 @@ pub struct StateResponse {
     pub amount: Option<i64>,
     #[serde(default)]
     pub message: Option<String>,
+    /// `[{"Key": "Route", "Value": "ACQ"}, {"Key": "Source", "Value": "qrsbp"}, …]` (EACQ OpenAPI v1.80,
+    /// `Items_Params`): `Source` is the payment method.
+    #[serde(default)]
+    pub params: Vec<StateParam>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StateParam {
+    pub key: String,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub value: String,
+}
+
+impl StateResponse {
+    /// The payment method `Params` names (`Source`).
+    pub fn pay_method(&self) -> Option<PayMethod> {
+        let source = self.params.iter().find(|p| p.key == "Source")?;
+        pay_method(Some(&source.value), None)
+    }
 }
 
 /// Statuses after which nothing more happens to the payment by itself (table 2.11.3 and §2.2): paid, released,
@@ -335,6 +392,7 @@ pub fn state_fact(
         payment_id: resp.payment_id.clone(),
         error_code: resp.error_code.clone(),
         amount,
+        pay_method: resp.pay_method(),
     };
     to_fact(&note, rules, now_ms)
 }
@@ -389,7 +447,8 @@ pub fn to_fact(
             raw: n.order_id.trim().to_owned(),
             rules: rules.to_vec(),
             invoice_id: Some(n.payment_id.clone()),
-        }),
+        })
+        .paid_with(n.pay_method.clone()),
     ))
 }
 
@@ -498,7 +557,54 @@ mod tests {
             payment_id: "777".into(),
             error_code: "0".into(),
             amount,
+            pay_method: None,
         }
+    }
+
+    const FIXTURE_PASSWORD: &str = "tbank-sbp-fixture-password";
+
+    #[test]
+    fn an_sbp_notification_is_told_apart_by_its_masked_phone_and_data_source_wins() {
+        let confirmed = include_bytes!(
+            "../../../tests/fixtures/acquiring/tbank__sbp-notification-confirmed.json"
+        );
+        let n = verify(confirmed, "1700000000000DEMO", FIXTURE_PASSWORD).unwrap();
+        assert_eq!(n.pay_method, Some(PayMethod::Sbp));
+        let fact = to_fact(&n, &[RefRule::PaymentNumber], 1).unwrap().unwrap();
+        assert_eq!(fact.pay_method, Some(PayMethod::Sbp));
+        assert_eq!(fact.kind, FactKind::Payment { amount: 150_000 });
+        let tpay = include_bytes!(
+            "../../../tests/fixtures/acquiring/tbank__tpay-notification-with-data-source.json"
+        );
+        let n = verify(tpay, "1700000000000DEMO", FIXTURE_PASSWORD).unwrap();
+        assert_eq!(
+            n.pay_method,
+            Some(PayMethod::TPay),
+            "Data is outside the Token, read apart"
+        );
+        // The card notifications of the protocol document: a card.
+        assert_eq!(
+            pay_method(None, Some("430000******0777")),
+            Some(PayMethod::Card)
+        );
+        assert_eq!(pay_method(None, None), None);
+        assert_eq!(pay_method(Some("qrsbp"), None), Some(PayMethod::Sbp));
+        assert_eq!(pay_method(Some("sbpqr"), None), Some(PayMethod::Sbp));
+        assert_eq!(pay_method(Some("SberPay"), None), Some(PayMethod::SberPay));
+        assert_eq!(
+            pay_method(Some("Installment"), None),
+            Some(PayMethod::Other("installment".into()))
+        );
+        let state: StateResponse = serde_json::from_str(
+            r#"{"Success":true,"ErrorCode":"0","Status":"CONFIRMED","PaymentId":"13660","OrderId":"21050","Amount":150000,
+                "Params":[{"Key":"Route","Value":"ACQ"},{"Key":"Source","Value":"qrsbp"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(state.pay_method(), Some(PayMethod::Sbp));
+        let fact = state_fact(&state, "T", &[RefRule::Order], 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(fact.pay_method, Some(PayMethod::Sbp));
     }
 
     #[test]
@@ -588,6 +694,7 @@ mod tests {
             order_id: "IM-00392".into(),
             amount: Some(amount),
             message: None,
+            params: Vec::new(),
         };
         let rules = [RefRule::OrderNumber];
         let polled = state_fact(&answer("CONFIRMED", 150_000), "T", &rules, 1)
@@ -602,6 +709,7 @@ mod tests {
                 payment_id: "8742591".into(),
                 error_code: "0".into(),
                 amount: 150_000,
+                pay_method: None,
             },
             &rules,
             2,

@@ -61,6 +61,32 @@ pub struct Payment {
     pub created_at: Option<String>,
     #[serde(default)]
     pub cancellation_details: Option<Value>,
+    /// How the buyer paid (`payment_method.type`: `bank_card`, `sbp`, `sberbank`, `tinkoff_bank`, `yoo_money`, …).
+    #[serde(default)]
+    pub payment_method: Option<MethodObject>,
+    /// What the shop gets after YooKassa's fee (`amount` − fee), on a succeeded payment.
+    #[serde(default)]
+    pub income_amount: Option<Amount>,
+}
+
+/// The payment's `payment_method` object; only its `type` is read (the rest, such as a card's last digits or an
+/// SBP operation's `sbp_operation_id`, is not the ledger's business).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct MethodObject {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Payment {
+    /// The fee YooKassa kept, minor units: `amount` − `income_amount` (same currency), when both are stated.
+    pub fn fee(&self) -> Result<Option<i64>, YooKassaError> {
+        let Some(income) = &self.income_amount else {
+            return Ok(None);
+        };
+        let (gross, net) = (self.amount.money()?, income.money()?);
+        Ok((gross.currency == net.currency && net.minor <= gross.minor)
+            .then_some(gross.minor - net.minor))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -211,6 +237,14 @@ pub fn payment_fact(
     };
     let payment = PaymentRef::new(Source::Yookassa, &p.id)?;
     let reference = store_reference(&p.metadata, order_keys, rules, &p.id);
+    let fee = match kind {
+        FactKind::Payment { .. } => p.fee()?,
+        _ => None,
+    };
+    let method = p
+        .payment_method
+        .as_ref()
+        .map(|m| crate::domain::PayMethod::from(m.kind.as_str()));
     let at = time_ms(p.captured_at.as_deref().or(p.created_at.as_deref())).unwrap_or(now_ms);
     Ok(Some(
         PaymentFact::new(
@@ -222,7 +256,9 @@ pub fn payment_fact(
             kind,
             at,
         )?
-        .referring(reference),
+        .referring(reference)
+        .paid_with(method)
+        .with_fee(fee),
     ))
 }
 
@@ -261,6 +297,31 @@ pub fn ip_trusted(ip: IpAddr, networks: &[IpNet]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_sbp_payment_carries_its_method_and_fee() {
+        let body = include_bytes!(
+            "../../../tests/fixtures/acquiring/yookassa__sbp-payment-succeeded.json"
+        );
+        let Subject::Payment(p) = parse_notification(body).unwrap().subject else {
+            panic!("a payment");
+        };
+        assert_eq!(p.fee().unwrap(), Some(3));
+        let f = payment_fact(&p, &[], &[RefRule::Order], 7)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.pay_method, Some(crate::domain::PayMethod::Sbp));
+        assert_eq!(f.fee, Some(3));
+        assert_eq!(f.kind, FactKind::Payment { amount: 200 });
+        // A fee in another currency, or above the amount, is not a fee.
+        let mut odd = p.clone();
+        odd.income_amount = Some(Amount {
+            value: "3.00".into(),
+            currency: "RUB".into(),
+        });
+        assert_eq!(odd.fee().unwrap(), None);
+    }
+
     use crate::platform::config::{parse_networks, YOOKASSA_NETWORKS};
 
     #[test]
@@ -341,6 +402,8 @@ mod tests {
             captured_at: None,
             created_at: None,
             cancellation_details: None,
+            payment_method: None,
+            income_amount: None,
         };
         let f = payment_fact(&p, &keys, &[RefRule::Order], 7)
             .unwrap()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use crate::domain::{Currency, OrderId, PaymentFact, PaymentRef, Source};
+use crate::domain::{Currency, OrderId, PayMethod, PaymentFact, PaymentRef, Source};
 use crate::formats::sber::GatewayStatus;
 use crate::formats::tbank::StateResponse;
 use crate::formats::yookassa::{Payment, Refund};
@@ -72,6 +72,8 @@ pub struct RefundCall<'a> {
     pub reason: &'a str,
     /// An earlier attempt was sent and its outcome is unknown (a timeout, a crash).
     pub retry: bool,
+    /// The payment method the acquirer reported for the payment (SBP refunds follow other rules at T-Bank).
+    pub pay_method: Option<&'a PayMethod>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

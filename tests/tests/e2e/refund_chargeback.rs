@@ -16,8 +16,8 @@ use shared::adapters::sqs::SqsEventPublisher;
 use shared::app::ledger::Ledger;
 use shared::app::refund_chargeback::{execute_order, handle, RefundDeps};
 use shared::domain::{
-    Currency, FactId, FactKind, OrderId, PaymentFact, PaymentMethod, PaymentRef, RefundStatus,
-    Source,
+    Currency, FactId, FactKind, OrderId, PayMethod, PaymentFact, PaymentMethod, PaymentRef,
+    RefundStatus, Source,
 };
 use shared::platform::config::{AcquirerApi, RefundConfig, Secret};
 use shared::wiring::{self, Clients};
@@ -608,4 +608,150 @@ async fn a_return_started_in_1c_reaches_the_card_once_and_1c_sees_it_done() {
     assert!(returns[0]
         .return_reason()
         .is_some_and(|r| r.starts_with("Брак")));
+}
+
+/// T-Bank for SBP payments, as documented: `Cancel` ignores `ExternalRequestId` ("Параметр не работает для
+/// операций по СБП", EACQ OpenAPI v1.80), so every `Cancel` refunds again; `GetState` tells the payment's status
+/// and current amount. With `asynchronous`, a `Cancel` answers `ASYNC_REFUNDING` (processed at the SBP later);
+/// otherwise it is executed at once and its answer comes too late for our client.
+struct SbpTbank {
+    left: Arc<Mutex<i64>>,
+    status: Arc<Mutex<String>>,
+    executed: Arc<AtomicUsize>,
+    asynchronous: bool,
+}
+
+impl Respond for SbpTbank {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        let payment = body["PaymentId"].as_str().unwrap_or_default().to_owned();
+        let mut left = self.left.lock().expect("lock");
+        let mut status = self.status.lock().expect("lock");
+        if req.url.path().ends_with("/GetState") {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "TerminalKey": TBANK_TERMINAL, "Success": true, "ErrorCode": "0", "Status": *status,
+                "PaymentId": payment, "OrderId": "x", "Amount": *left,
+                "Params": [{"Key": "Route", "Value": "ACQ"}, {"Key": "Source", "Value": "qrsbp"}]
+            }));
+        }
+        let amount = body["Amount"].as_i64().unwrap_or(*left);
+        if amount > *left || *status == "ASYNC_REFUNDING" {
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "TerminalKey": TBANK_TERMINAL, "Success": false, "ErrorCode": "9999",
+                "Message": "Неверная сумма", "PaymentId": payment
+            }));
+        }
+        self.executed.fetch_add(1, Ordering::SeqCst);
+        *left -= amount;
+        if self.asynchronous {
+            *status = "ASYNC_REFUNDING".into();
+            return ResponseTemplate::new(200).set_body_json(json!({
+                "TerminalKey": TBANK_TERMINAL, "Success": true, "ErrorCode": "0", "Status": "ASYNC_REFUNDING",
+                "PaymentId": payment, "OrderId": "x", "OriginalAmount": 100_000
+            }));
+        }
+        *status = if *left == 0 {
+            "REFUNDED"
+        } else {
+            "PARTIAL_REFUNDED"
+        }
+        .into();
+        ResponseTemplate::new(200)
+            .set_body_json(tbank_ok(&payment, &status, *left))
+            .set_delay(Duration::from_millis(1500))
+    }
+}
+
+impl SbpTbank {
+    async fn mount(r: &Refunds, asynchronous: bool) -> SbpTbank {
+        let fake = SbpTbank {
+            left: Arc::new(Mutex::new(100_000)),
+            status: Arc::new(Mutex::new("CONFIRMED".into())),
+            executed: Arc::new(AtomicUsize::new(0)),
+            asynchronous,
+        };
+        Mock::given(method("POST"))
+            .respond_with(SbpTbank {
+                left: fake.left.clone(),
+                status: fake.status.clone(),
+                executed: fake.executed.clone(),
+                asynchronous,
+            })
+            .mount(&r.tbank)
+            .await;
+        fake
+    }
+}
+
+/// T-Bank's notification about an SBP payment: the payer's masked phone in `Pan`, no card
+/// (`tests/fixtures/acquiring/tbank__sbp-notification-confirmed.json`).
+fn sbp_note(order: &str, payment: &str, status: &str, amount: i64) -> Value {
+    shared::testing::tbank_sign(
+        &json!({
+            "TerminalKey": TBANK_TERMINAL, "OrderId": order, "Success": true, "Status": status,
+            "PaymentId": payment, "ErrorCode": "0", "Amount": amount, "Pan": "+7 (916) ***-**-21"
+        }),
+        TBANK_PASSWORD,
+    )
+}
+
+/// An SBP payment, as T-Bank's notification showed it.
+async fn sbp_paid_then_asked(r: &Refunds, payment: &str, order: &str, amount: i64) {
+    r.env.register_order(order, 100_000).await;
+    r.record(&pay(Source::Tbank, payment, order, 100_000).paid_with(Some(PayMethod::Sbp)))
+        .await;
+    r.record(&ask(
+        Source::Tbank,
+        payment,
+        order,
+        &format!("ret-{order}"),
+        amount,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn an_sbp_refund_that_timed_out_after_t_bank_made_it_is_not_made_again() {
+    let r = refunds_env(Duration::from_millis(400)).await;
+    let tbank = SbpTbank::mount(&r, false).await;
+    sbp_paid_then_asked(&r, "902", "o902", 30_000).await;
+    assert!(r.run("o902").await.is_err(), "timed out");
+    assert_eq!(r.run("o902").await.expect("retry").succeeded, 1);
+    assert_eq!(
+        tbank.executed.load(Ordering::SeqCst),
+        1,
+        "refunded at T-Bank once, though it ignores ExternalRequestId for SBP"
+    );
+    assert_eq!(*tbank.left.lock().expect("lock"), 70_000);
+    assert_eq!(r.refunded("o902").await, 30_000);
+    assert_eq!(r.status("o902").await, RefundStatus::Succeeded);
+    // The notification of that refund, when it comes, adds nothing.
+    let note = sbp_note("o902", "902", "PARTIAL_REFUNDED", 70_000);
+    assert_eq!(r.env.post_tbank(&note).await.status, 200);
+    assert_eq!(r.refunded("o902").await, 30_000);
+}
+
+#[tokio::test]
+async fn an_asynchronous_sbp_refund_stays_pending_until_t_bank_says_it_is_done() {
+    let r = refunds_env(Duration::from_secs(5)).await;
+    let tbank = SbpTbank::mount(&r, true).await;
+    sbp_paid_then_asked(&r, "903", "o903", 30_000).await;
+    let run = r.run("o903").await.expect("run");
+    assert_eq!((run.succeeded, run.pending), (0, 1));
+    assert_eq!(r.status("o903").await, RefundStatus::Pending);
+    assert_eq!(
+        r.refunded("o903").await,
+        0,
+        "not counted while the SBP processes it"
+    );
+    // Run again (a redelivered message): nothing is sent again.
+    r.run("o903").await.expect("again");
+    assert_eq!(tbank.executed.load(Ordering::SeqCst), 1);
+    // The SBP finishes; T-Bank notifies.
+    *tbank.status.lock().expect("lock") = "PARTIAL_REFUNDED".into();
+    let note = sbp_note("o903", "903", "PARTIAL_REFUNDED", 70_000);
+    assert_eq!(r.env.post_tbank(&note).await.status, 200);
+    assert_eq!(r.status("o903").await, RefundStatus::Succeeded);
+    assert_eq!(r.refunded("o903").await, 30_000);
+    assert_eq!(tbank.executed.load(Ordering::SeqCst), 1);
 }

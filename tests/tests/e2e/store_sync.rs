@@ -468,6 +468,66 @@ async fn a_payment_reaches_the_store_once_though_its_message_comes_three_times()
     );
 }
 
+/// An SBP payment as T-Bank notifies it (the payer's masked phone in `Pan`, no card): the method reaches the ledger
+/// line, the event on the queue, the store's payment and 1C's payment document.
+#[tokio::test]
+async fn an_sbp_payment_shows_its_method_on_the_queue_in_the_store_and_to_1c() {
+    let p = push_env("7305", 150_000).await;
+    let mut note: Value = serde_json::from_str(include_str!(
+        "../../fixtures/acquiring/tbank__sbp-notification-confirmed.json"
+    ))
+    .expect("fixture");
+    let body = note.as_object_mut().expect("object");
+    body.remove("Token");
+    body.insert("TerminalKey".into(), json!(TBANK_TERMINAL));
+    body.insert("OrderId".into(), json!("7305"));
+    let note = shared::testing::tbank_sign(&note, TBANK_PASSWORD);
+    assert_eq!(p.env.post_tbank(&note).await.status, 200);
+    let order = p.env.order("7305").await.expect("order");
+    assert_eq!(order.state(), OrderState::Paid);
+    let line = order.lines.values().next().expect("line");
+    assert_eq!(line.pay_method, Some(shared::domain::PayMethod::Sbp));
+    let events = p.env.drain_queue().await;
+    let paid = events.last().expect("event");
+    assert_eq!(paid.payments.len(), 1);
+    assert_eq!(
+        paid.payments[0].pay_method,
+        Some(shared::domain::PayMethod::Sbp)
+    );
+    assert_eq!(
+        paid.cause.as_ref().and_then(|c| c.pay_method.clone()),
+        Some(shared::domain::PayMethod::Sbp)
+    );
+
+    assert_eq!(p.deliver("7305", 1).await, 0);
+    {
+        let s = p.shop.state.lock().expect("lock");
+        let taken = s
+            .payments
+            .iter()
+            .find(|x| x["paid"] == "Y")
+            .expect("paid in the store");
+        assert_eq!(taken["psStatusDescription"], "Способ оплаты: СБП");
+    }
+
+    // 1C asks in 2.05 (the order says it) and in 2.10 (the payment document says it too).
+    let c = OneC::connect(&p.env).await;
+    let xml = c.mode("query", "", b"").await;
+    assert!(
+        xml.contains("<Наименование>Вид оплаты</Наименование>")
+            && xml.contains("<Значение>СБП</Значение>"),
+        "{xml}"
+    );
+    c.mode("init", "&version=2.10", b"").await;
+    let xml = c.mode("query", "", b"").await;
+    assert_eq!(
+        xml.matches("<Наименование>Вид оплаты</Наименование>")
+            .count(),
+        2,
+        "{xml}"
+    );
+}
+
 #[tokio::test]
 async fn partial_then_full_payment_then_a_refund_show_in_the_store_and_other_properties_survive() {
     let p = push_env("7302", 500_000).await;

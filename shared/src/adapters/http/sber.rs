@@ -368,6 +368,7 @@ mod tests {
             captured: 500_000,
             reason: "returned goods",
             retry,
+            pay_method: None,
         };
         (refunds.refund(&call).await, refunds.expected_fact(&call))
     }

@@ -3,7 +3,8 @@
 
 use async_trait::async_trait;
 
-use super::{json_answer, refund_answer, refund_transport, transport};
+use super::{json_answer, refund_answer, refund_error, refund_transport, transport};
+use crate::domain::PayMethod;
 use crate::formats::tbank::{self, StateResponse};
 use crate::platform::config::Secret;
 use crate::ports::acquirers::{
@@ -54,11 +55,74 @@ impl TbankApi for HttpTbank {
 }
 
 /// T-Bank `POST /v2/Cancel`, Token-signed, `ExternalRequestId` = the idempotency key.
+///
+/// An SBP payment's refund is different (T-Bank EACQ OpenAPI v1.80, `Cancel`: "`ExternalRequestId` … Параметр не
+/// работает для операций по СБП"; SBP refunds go through `ASYNC_REFUNDING`, "Обработка возврата денежных средств по
+/// QR", a non-final status, before `REFUNDED`/`PARTIAL_REFUNDED`). So before an SBP `Cancel` the payment's state
+/// is asked (`GetState`), and a `Cancel` is sent only when it shows the refund was not made:
+/// * a refund still being processed (`ASYNC_REFUNDING`, `REFUNDING`): this one waits — pending when it is this
+///   request's own earlier attempt (its notification, or status-sync's `GetState`, completes it), retried later
+///   otherwise (another refund of the payment is in flight);
+/// * an earlier attempt of this request that T-Bank executed (`REFUNDED`/`PARTIAL_REFUNDED` with the payment's
+///   current `Amount` at most what this refund leaves): done, the same fact its notification brings.
 pub struct TbankRefunds {
     pub client: reqwest::Client,
     pub api_url: String,
     pub terminal_key: String,
     pub password: Secret,
+    /// `GetState`, asked before an SBP refund.
+    pub state: std::sync::Arc<dyn TbankApi>,
+}
+
+impl TbankRefunds {
+    /// What T-Bank says of an SBP payment before a `Cancel`: `Some` outcome when no `Cancel` may be sent.
+    async fn sbp_settled(
+        &self,
+        call: &RefundCall<'_>,
+    ) -> Result<Option<RefundOutcome>, RefundError> {
+        const P: &str = "T-Bank";
+        let state = self
+            .state
+            .get_state(call.payment.external())
+            .await
+            .map_err(|e| refund_error(P, e))?;
+        if !state.success {
+            return Err(RefundError::Transient(format!(
+                "{P}: GetState before an SBP refund refused: ErrorCode {} {}",
+                state.error_code,
+                state.message.as_deref().unwrap_or("")
+            )));
+        }
+        let left = (call.captured - call.refunded_before - call.amount).max(0);
+        match state.status.as_str() {
+            "ASYNC_REFUNDING" | "REFUNDING" if call.retry => Ok(Some(RefundOutcome::Pending {
+                provider_id: None,
+                expect: self.expected_fact(call),
+            })),
+            "ASYNC_REFUNDING" | "REFUNDING" => Err(RefundError::Transient(format!(
+                "{P}: another SBP refund of payment {} is still being processed",
+                call.payment.external()
+            ))),
+            "REFUNDED" | "PARTIAL_REFUNDED"
+                if call.retry && state.amount.is_some_and(|now| now <= left) =>
+            {
+                let fact = tbank::state_fact(
+                    &state,
+                    &self.terminal_key,
+                    &[],
+                    crate::platform::clock::now_ms(),
+                )
+                .map_err(|e| RefundError::Permanent(format!("{P}: {e}")))?
+                .ok_or_else(|| RefundError::Permanent(format!("{P}: no refund in GetState")))?
+                .on_order(call.order.clone());
+                Ok(Some(RefundOutcome::Done {
+                    fact: Box::new(fact),
+                    provider_id: None,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 #[async_trait]
@@ -78,6 +142,11 @@ impl RefundGateway for TbankRefunds {
 
     async fn refund(&self, call: &RefundCall<'_>) -> Result<RefundOutcome, RefundError> {
         const P: &str = "T-Bank";
+        if call.pay_method.is_some_and(PayMethod::is_sbp) {
+            if let Some(outcome) = self.sbp_settled(call).await? {
+                return Ok(outcome);
+            }
+        }
         let body = tbank::cancel_request(
             &self.terminal_key,
             self.password.expose(),
@@ -167,6 +236,12 @@ mod tests {
             api_url: format!("{}/v2/", server.uri()),
             terminal_key: TERMINAL.into(),
             password: Secret::new(PASSWORD),
+            state: std::sync::Arc::new(HttpTbank::new(
+                crate::adapters::http::client().unwrap(),
+                &format!("{}/v2/", server.uri()),
+                TERMINAL,
+                Secret::new(PASSWORD),
+            )),
         };
         (server, gateway)
     }
@@ -194,6 +269,7 @@ mod tests {
             captured: 150_000,
             reason: "returned goods",
             retry: false,
+            pay_method: None,
         };
         let out = gateway.refund(&call).await;
         let expected = gateway.expected_fact(&call);
@@ -205,6 +281,80 @@ mod tests {
             .map(|r| serde_json::from_slice(&r.body).unwrap())
             .collect();
         (out, expected, bodies)
+    }
+
+    /// An SBP payment 13660 (captured 1 500,00, nothing refunded yet): refund 500,00 with GetState answering
+    /// `state` (status, current amount); the outcome and the paths called, in order.
+    async fn sbp_refund(
+        state: (&str, i64),
+        retry: bool,
+    ) -> (Result<RefundOutcome, RefundError>, Vec<String>) {
+        let (server, gateway) = gateway(cancel_answer("PARTIAL_REFUNDED", Some(100_000))).await;
+        Mock::given(method("POST"))
+            .and(path("/v2/GetState"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "Success": true, "ErrorCode": "0", "TerminalKey": TERMINAL, "Status": state.0,
+                "PaymentId": "13660", "OrderId": "7001", "Amount": state.1,
+                "Params": [{"Key": "Route", "Value": "ACQ"}, {"Key": "Source", "Value": "qrsbp"}]
+            })))
+            .mount(&server)
+            .await;
+        let order = OrderId::parse("7001").unwrap();
+        let payment = PaymentRef::new(Source::Tbank, "13660").unwrap();
+        let call = RefundCall {
+            order: &order,
+            request_id: "refund#7001#1",
+            payment: &payment,
+            amount: 50_000,
+            currency: Currency::RUB,
+            refunded_before: 0,
+            captured: 150_000,
+            reason: "returned goods",
+            retry,
+            pay_method: Some(&crate::domain::PayMethod::Sbp),
+        };
+        let out = gateway.refund(&call).await;
+        let paths = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.url.path().to_owned())
+            .collect();
+        (out, paths)
+    }
+
+    #[tokio::test]
+    async fn an_sbp_refund_is_sent_again_only_when_get_state_shows_it_was_not_made() {
+        // Executed by the first attempt (whose answer was lost): done, no second Cancel.
+        let (out, paths) = sbp_refund(("PARTIAL_REFUNDED", 100_000), true).await;
+        assert_eq!(paths, ["/v2/GetState"]);
+        let Ok(RefundOutcome::Done { fact, .. }) = out else {
+            panic!("{out:?}");
+        };
+        assert_eq!(fact.id.as_str(), "tbank#13660#PARTIAL_REFUNDED#100000");
+        assert_eq!(fact.order_id.as_str(), "7001");
+        // Still being processed at the SBP: pending, completed by the notification (or status-sync).
+        let (out, paths) = sbp_refund(("ASYNC_REFUNDING", 150_000), true).await;
+        assert_eq!(paths, ["/v2/GetState"]);
+        assert_eq!(
+            out,
+            Ok(RefundOutcome::Pending {
+                provider_id: None,
+                expect: Some("tbank#13660#PARTIAL_REFUNDED#100000".into())
+            })
+        );
+        // Another refund in flight when this one has not been sent: later.
+        let (out, paths) = sbp_refund(("ASYNC_REFUNDING", 150_000), false).await;
+        assert_eq!(paths, ["/v2/GetState"]);
+        assert!(matches!(out, Err(RefundError::Transient(_))), "{out:?}");
+        // Not made: sent (once).
+        let (out, paths) = sbp_refund(("CONFIRMED", 150_000), true).await;
+        assert_eq!(paths, ["/v2/GetState", "/v2/Cancel"]);
+        assert!(matches!(out, Ok(RefundOutcome::Done { .. })), "{out:?}");
+        // A first attempt of a payment already partly refunded elsewhere is sent: T-Bank judges what is left.
+        let (_, paths) = sbp_refund(("PARTIAL_REFUNDED", 100_000), false).await;
+        assert_eq!(paths, ["/v2/GetState", "/v2/Cancel"]);
     }
 
     fn cancel_answer(status: &str, new_amount: Option<i64>) -> ResponseTemplate {

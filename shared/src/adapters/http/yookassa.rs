@@ -353,6 +353,7 @@ mod tests {
                 captured: 500_000,
                 reason: "Возврат по заявке покупателя",
                 retry: false,
+                pay_method: None,
             })
             .await;
         (out, server.received_requests().await.unwrap())

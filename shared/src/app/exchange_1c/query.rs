@@ -64,6 +64,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
         }
         let datetime = local_datetime(line.paid_at_ms.unwrap_or(line.last_at_ms), offset_minutes);
         let number = payment.external().to_owned();
+        let pay_kind = line.pay_method.as_ref().map(|m| m.display_ru().to_owned());
         if line.counted() > 0 {
             payments.push(QueryPayment {
                 id: payment.to_string(),
@@ -74,6 +75,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 is_return: false,
                 return_reason: None,
                 method: provider_name(payment).map(str::to_owned),
+                pay_kind: pay_kind.clone(),
                 done: true,
             });
         }
@@ -87,6 +89,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 is_return: true,
                 return_reason: Some(refund_reason(order, payment)),
                 method: provider_name(payment).map(str::to_owned),
+                pay_kind: pay_kind.clone(),
                 done: true,
             });
         }
@@ -100,6 +103,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 is_return: true,
                 return_reason: Some("Chargeback: банк покупателя оспорил платеж".into()),
                 method: provider_name(payment).map(str::to_owned),
+                pay_kind: pay_kind.clone(),
                 done: true,
             });
         }
@@ -117,6 +121,7 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 is_return: true,
                 return_reason: Some(format!("{}: вернуть покупателю переводом", r.reason)),
                 method: Some("Банковский перевод".into()),
+                pay_kind: None,
                 done: false,
             }),
             RefundStatus::Failed | RefundStatus::Refused => refund_notes.push(format!(
@@ -185,6 +190,13 @@ pub fn query_order(order: &Order, offset_minutes: i32, now_ms: i64) -> QueryOrde
                 .find_map(|r| provider_name(r))
                 .map(str::to_owned)
         }),
+        // Schemas before 2.10 have no payment documents: the order says how it was paid.
+        pay_kind: order
+            .lines
+            .values()
+            .filter(|l| l.counted() > 0)
+            .find_map(|l| l.pay_method.as_ref())
+            .map(|m| m.display_ru().to_owned()),
         paid_amount: totals.net().max(0),
         payments,
         refund_notes,

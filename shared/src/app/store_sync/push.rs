@@ -121,18 +121,23 @@ pub async fn push_order(
                     .or_else(|| (free.len() == 1).then(|| free[0]))
             });
         let paid_at = store_datetime(line.paid_at_ms.unwrap_or(line.last_at_ms));
+        // The payment method the acquirer reported, where the store's payment form shows the payment system's
+        // own status text (`psStatusDescription`, a documented `sale.payment` field; bitrix-rest.md).
+        let method_text = line
+            .pay_method
+            .as_ref()
+            .map(|m| format!("Способ оплаты: {}", m.display_ru()));
         match found {
             None if want > 0 => {
-                let added = call(
-                    api,
-                    "sale.payment.add",
-                    json!({"fields": {
-                        "orderId": id, "paySystemId": system, "sum": crate::domain::money::format_minor(want),
-                        "currency": info.currency.as_str(), "paid": "Y", "datePaid": paid_at,
-                        "payVoucherNum": external, "psInvoiceId": external, "xmlId": xml_id,
-                    }}),
-                )
-                .await?;
+                let mut fields = json!({
+                    "orderId": id, "paySystemId": system, "sum": crate::domain::money::format_minor(want),
+                    "currency": info.currency.as_str(), "paid": "Y", "datePaid": paid_at,
+                    "payVoucherNum": external, "psInvoiceId": external, "xmlId": xml_id,
+                });
+                if let Some(text) = &method_text {
+                    fields["psStatusDescription"] = json!(text);
+                }
+                let added = call(api, "sale.payment.add", json!({ "fields": fields })).await?;
                 existing.push(bitrix::payment(&added.result)?);
                 report.added += 1;
             }
@@ -167,13 +172,17 @@ pub async fn push_order(
                         )
                         .await?;
                     }
+                    let mut fields = json!({
+                        "paySystemId": system, "sum": crate::domain::money::format_minor(want), "paid": "Y",
+                        "datePaid": paid_at, "payVoucherNum": external, "psInvoiceId": external, "xmlId": xml_id,
+                    });
+                    if let Some(text) = &method_text {
+                        fields["psStatusDescription"] = json!(text);
+                    }
                     call(
                         api,
                         "sale.payment.update",
-                        json!({"id": p.id, "fields": {
-                            "paySystemId": system, "sum": crate::domain::money::format_minor(want), "paid": "Y",
-                            "datePaid": paid_at, "payVoucherNum": external, "psInvoiceId": external, "xmlId": xml_id,
-                        }}),
+                        json!({"id": p.id, "fields": fields}),
                     )
                     .await?;
                 }

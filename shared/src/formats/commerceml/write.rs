@@ -20,6 +20,11 @@ pub struct QueryPayment {
     pub is_return: bool,
     pub return_reason: Option<String>,
     pub method: Option<String>,
+    /// The payment method the acquirer reported, in words (`СБП`, `Банковская карта`, `SberPay`): the requisite
+    /// `Вид оплаты`. Bitrix's own export has no such requisite (its `Метод оплаты` is the pay system's name, and
+    /// nothing in it tells SBP from a card: `sale/general/export.php`, `SALE_EXPORT_PAY_SYSTEM`), so it is an
+    /// addition 1C reads when its exchange settings map it, and ignores otherwise.
+    pub pay_kind: Option<String>,
     /// Executed (`Оплачено`); a return the shop still has to pay by transfer is not.
     pub done: bool,
 }
@@ -47,6 +52,8 @@ pub struct QueryOrder {
     pub paid_at: Option<String>,
     pub payment_document: Option<String>,
     pub payment_method: Option<String>,
+    /// The payment method of the order's money in words (`СБП`), as [`QueryPayment::pay_kind`].
+    pub pay_kind: Option<String>,
     /// Kept so far (paid − refunded): the seed's PAID_AMOUNT.
     pub paid_amount: i64,
     pub payments: Vec<QueryPayment>,
@@ -215,6 +222,9 @@ pub fn payment_doc(
     if let Some(m) = &p.method {
         reqs.push(("Метод оплаты", m.clone()));
     }
+    if let Some(k) = &p.pay_kind {
+        reqs.push(("Вид оплаты", k.clone()));
+    }
     requisites(out, i, &reqs);
     let _ = writeln!(out, "{:indent$}</{tag}>", "", indent = indent);
 }
@@ -265,6 +275,9 @@ fn order_doc(out: &mut String, indent: usize, o: &QueryOrder, version: SchemaVer
     }
     if let Some(m) = &o.payment_method {
         reqs.push(("Метод оплаты", m.clone()));
+    }
+    if let Some(k) = &o.pay_kind {
+        reqs.push(("Вид оплаты", k.clone()));
     }
     reqs.push(("Заказ оплачен", bool_str(o.paid)));
     reqs.push(("Сумма оплаты", format_minor(o.paid_amount)));
@@ -356,6 +369,7 @@ mod tests {
             paid_at: None,
             payment_document: None,
             payment_method: Some("T-Bank".into()),
+            pay_kind: None,
             paid_amount: 100_000,
             payments: vec![
                 QueryPayment {
@@ -367,6 +381,7 @@ mod tests {
                     is_return: false,
                     return_reason: None,
                     method: Some("T-Bank".into()),
+                    pay_kind: None,
                     done: true,
                 },
                 QueryPayment {
@@ -378,6 +393,7 @@ mod tests {
                     is_return: true,
                     return_reason: Some("Возврат части".into()),
                     method: None,
+                    pay_kind: None,
                     done: true,
                 },
             ],
@@ -451,6 +467,46 @@ mod tests {
             );
             assert_eq!(payments[1].return_reason(), Some("Возврат части"));
         }
+    }
+
+    #[test]
+    fn a_payment_names_its_method_as_a_requisite_1c_can_map() {
+        let mut o = order();
+        o.payments[0].pay_kind = Some("СБП".into());
+        for v in ["2.10", "3.1"] {
+            let xml = write_query(
+                &[o.clone()],
+                SchemaVersion::parse(Some(v)),
+                "2026-11-27T12:00:00",
+            );
+            assert!(
+                xml.contains("<Наименование>Вид оплаты</Наименование>")
+                    && xml.contains("<Значение>СБП</Значение>"),
+                "{v}: {xml}"
+            );
+            assert_eq!(
+                xml.matches("Вид оплаты").count(),
+                1,
+                "only the paid one says it"
+            );
+            assert!(
+                xml.contains("Эквайринговая операция"),
+                "still an acquirer's operation"
+            );
+        }
+        // Before 2.10 there are no payment documents: the order itself says it.
+        o.pay_kind = Some("СБП".into());
+        let xml = write_query(
+            &[o],
+            SchemaVersion::parse(Some("2.05")),
+            "2026-11-27T12:00:00",
+        );
+        assert_eq!(
+            xml.matches("<Наименование>Вид оплаты</Наименование>")
+                .count(),
+            1,
+            "{xml}"
+        );
     }
 
     #[test]
