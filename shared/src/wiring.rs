@@ -269,6 +269,7 @@ pub fn refund_chargeback(
         store,
         events,
         gateways,
+        receipts: config.receipts,
     })
 }
 

@@ -192,6 +192,7 @@ pub async fn spawn_env_on(
                 shared::platform::config::DEFAULT_YOOKASSA_REFERENCE,
             ),
         }),
+        receipts: Default::default(),
     };
     let aws_calls = iam::AwsCalls::default();
     let (h_ddb, h_sqs) = clients_recording(&endpoints, Some(&aws_calls)).await;
@@ -329,6 +330,7 @@ impl TestEnv {
                 yookassa: None,
                 calls_per_run: 10_000,
                 give_up_days: 30,
+                receipts: Default::default(),
             },
             &self.clients,
         )

@@ -121,6 +121,7 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
             }),
             sber: None,
             yookassa: None,
+            receipts: Default::default(),
         },
         &env.clients,
     )

@@ -158,7 +158,7 @@ async fn record(deps: &CallbackDeps, fact: Option<PaymentFact>) -> Result<(), Ca
         &ledger,
         deps.store.as_ref(),
         deps.directory.as_ref(),
-        fact,
+        fact.receipted_by(&deps.config.receipts.by),
     )
     .await?;
     if let Recorded::Duplicate = recorded {
@@ -461,6 +461,7 @@ mod tests {
                     crate::platform::config::DEFAULT_YOOKASSA_REFERENCE,
                 ),
             }),
+            receipts: Default::default(),
         };
         Harness {
             deps: CallbackDeps {

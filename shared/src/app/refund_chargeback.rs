@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::app::ledger::{Ledger, LedgerError};
 use crate::domain::order::is_acquirer;
-use crate::domain::{DomainError, OrderId, PaymentFact, RefundStatus};
+use crate::domain::{DomainError, FactKind, OrderId, PaymentFact, RefundStatus};
 use crate::platform::clock::now_ms;
 use crate::ports::acquirers::{Gateways, RefundCall, RefundError, RefundOutcome};
 use crate::ports::{EventPublisher, LedgerStore};
@@ -31,6 +31,8 @@ pub struct RefundDeps {
     pub store: Arc<dyn LedgerStore>,
     pub events: Arc<dyn EventPublisher>,
     pub gateways: Gateways,
+    /// `RECEIPTS`, `RECEIPT_TAXATION`.
+    pub receipts: crate::platform::config::Receipts,
 }
 
 /// What one order's run did.
@@ -126,17 +128,45 @@ pub async fn execute_order(
             continue;
         }
         let line = order.lines.get(&line_ref);
+        let captured = line.map_or(0, |l| l.counted());
+        let refunded_before = line.map_or(0, |l| l.refunded());
+        // The acquirer issues the shop's receipts: a partial refund names the returned goods (a full one reverses
+        // the payment's own receipt), and one that cannot is refused here, before any call.
+        let receipted = line_ref
+            .source()
+            .is_some_and(|s| deps.receipts.issued_by(s));
+        let partial = refunded_before > 0 || request.amount < captured;
+        let receipt = if receipted && partial {
+            let details = order
+                .info
+                .as_ref()
+                .map(|i| i.details.clone())
+                .unwrap_or_default();
+            match crate::domain::receipt::refund_receipt(&details, request.amount) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!(request = %id, reason = %e, "no valid receipt for the refund; refused before any call");
+                    fail(&ledger, order_id, &id, e.to_string()).await?;
+                    run.failed += 1;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let call = RefundCall {
             order: order_id,
             request_id: &id,
             payment: &line_ref,
             amount: request.amount,
             currency: order.currency(),
-            refunded_before: line.map_or(0, |l| l.refunded()),
-            captured: line.map_or(0, |l| l.counted()),
+            refunded_before,
+            captured,
             reason: &request.reason,
             retry: request.status == RefundStatus::Sent,
             pay_method: line.and_then(|l| l.pay_method.as_ref()),
+            receipt: receipt.as_ref(),
+            taxation: deps.receipts.taxation.as_deref(),
         };
         let gateway = match deps.gateways.for_payment(&line_ref) {
             Ok(g) => g,
@@ -148,16 +178,11 @@ pub async fn execute_order(
         };
         if request.status == RefundStatus::Requested {
             let expect = gateway.expected_fact(&call);
-            ledger
-                .record(&progress(
-                    order_id,
-                    &id,
-                    RefundStatus::Sent,
-                    None,
-                    expect,
-                    None,
-                )?)
-                .await?;
+            let mut sent = progress(order_id, &id, RefundStatus::Sent, None, expect, None)?;
+            if let FactKind::RefundProgress(p) = &mut sent.kind {
+                p.with_receipt = receipted;
+            }
+            ledger.record(&sent).await?;
         }
         match gateway.refund(&call).await {
             Ok(RefundOutcome::Done { fact, provider_id }) => {
@@ -291,6 +316,7 @@ mod tests {
             store: store.clone(),
             events: Arc::new(MemoryPublisher::default()),
             gateways: Gateways::default().with(Source::Tbank, script.clone()),
+            receipts: Default::default(),
         };
         let e = Env {
             store,

@@ -281,6 +281,8 @@ async fn settle_one(
     };
     let mut changed = false;
     for fact in answer.facts {
+        // The same fact the notification would be, receipt included.
+        let fact = fact.receipted_by(&deps.config.receipts.by);
         let recorded =
             record_acquirer_fact(ledger, deps.store.as_ref(), deps.directory.as_ref(), fact)
                 .await?;
@@ -535,6 +537,7 @@ mod tests {
                 yookassa: Some(status("order_number,order")),
                 calls_per_run: 100,
                 give_up_days: 30,
+                receipts: Default::default(),
             },
         };
         Env {
@@ -839,6 +842,7 @@ mod tests {
                 provider_id: Some("rf-1".into()),
                 expect: Some("yookassa#refund#rf-1".into()),
                 detail: None,
+                with_receipt: false,
             }),
             Source::Refund,
             PaymentRef::new(Source::Refund, "1c#ret-1").unwrap(),

@@ -41,6 +41,12 @@ pub struct RefundView {
     pub reason: String,
     #[serde(default)]
     pub detail: Option<String>,
+    /// The refund went with its fiscal receipt through the acquirer's receipts service.
+    #[serde(default)]
+    pub receipt_sent: bool,
+    /// Money went back (or must go back by transfer) and no receipt was sent: the shop's cashbox owes one.
+    #[serde(default)]
+    pub receipt_owed: bool,
 }
 
 /// One piece of money of the order (an acquirer payment, a bank transfer, cash), in minor units of the order's
@@ -60,6 +66,12 @@ pub struct PaymentView {
     /// The acquirer's fee for this payment, when it states one per payment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<i64>,
+    /// The acquirer's receipts service issued the payment's fiscal receipt.
+    #[serde(default)]
+    pub receipt_sent: bool,
+    /// A fiscal receipt is owed for this money and nobody issued one (the store or a cashbox must).
+    #[serde(default)]
+    pub receipt_owed: bool,
 }
 
 /// A snapshot of the order's payment state after one change. Consumers keep the highest `version` they saw.
@@ -133,6 +145,12 @@ impl OrderEvent {
                     status: r.status,
                     reason: r.reason.clone(),
                     detail: r.detail.clone(),
+                    receipt_sent: r.receipt_sent,
+                    receipt_owed: !r.receipt_sent
+                        && matches!(
+                            r.status,
+                            RefundStatus::Succeeded | RefundStatus::AwaitingTransfer
+                        ),
                 })
                 .collect(),
             payments: order
@@ -147,6 +165,8 @@ impl OrderEvent {
                     refunded: l.refunded(),
                     charged_back: l.charged_back(),
                     fee: l.fee,
+                    receipt_sent: l.receipt_issued,
+                    receipt_owed: l.receipt_owed(),
                 })
                 .collect(),
             flags: order.flags().into_iter().map(str::to_owned).collect(),

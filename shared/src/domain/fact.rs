@@ -496,6 +496,10 @@ pub struct PaymentFact {
     /// − `income_amount`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<i64>,
+    /// The acquirer's receipts service issued this payment's fiscal receipt (YooKassa `receipt_registration:
+    /// succeeded`, or an acquirer named in `RECEIPTS`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt_issued: bool,
 }
 
 /// A person's decision: who (`user`, the console login, and the `role` it had), and why (`reason`, as typed). The
@@ -574,7 +578,26 @@ impl PaymentFact {
             audit: None,
             pay_method: None,
             fee: None,
+            receipt_issued: false,
         })
+    }
+
+    /// Mark a payment the acquirer itself reports receipted.
+    pub fn receipted(mut self, issued: bool) -> Self {
+        self.receipt_issued |= issued && matches!(self.kind, FactKind::Payment { .. });
+        self
+    }
+
+    /// Mark a payment whose acquirer is one of those issuing the shop's receipts (`RECEIPTS`) as receipted.
+    pub fn receipted_by(mut self, acquirers: &[Source]) -> Self {
+        let by_acquirer = self
+            .payment
+            .source()
+            .is_some_and(|s| acquirers.contains(&s));
+        if by_acquirer && matches!(self.kind, FactKind::Payment { .. }) {
+            self.receipt_issued = true;
+        }
+        self
     }
 
     /// The payment method the acquirer reported.

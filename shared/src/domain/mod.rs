@@ -9,6 +9,7 @@ pub mod fact;
 pub mod matching;
 pub mod money;
 pub mod order;
+pub mod receipt;
 pub mod reference;
 pub mod refund;
 pub mod refund_status;

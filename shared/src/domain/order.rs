@@ -54,6 +54,13 @@ pub struct OrderLine {
     /// Quantity as the store writes it ("1", "2.5").
     pub quantity: String,
     pub amount: i64,
+    /// The store's VAT rate of the line as written (Bitrix basket `vatRate`: `0.2`, `0.22`, `0`; `None`: no rate set,
+    /// i.e. without VAT), what a refund's fiscal receipt names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_rate: Option<String>,
+    /// Whether the price includes the VAT (Bitrix basket `vatIncluded`; `None`: not said).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vat_included: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +175,9 @@ pub struct PaymentLine {
     /// The acquirer's fee for this payment, minor units (the largest reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fee: Option<i64>,
+    /// The acquirer's receipts service issued the payment's fiscal receipt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt_issued: bool,
     #[serde(default)]
     pub last_at_ms: i64,
 }
@@ -195,7 +205,22 @@ impl PaymentLine {
             reference: None,
             pay_method: None,
             fee: None,
+            receipt_issued: false,
         }
+    }
+
+    /// Money a fiscal receipt is owed for and nobody issued one: acquirer money without the acquirer's receipt, cash,
+    /// a transfer from a person. A transfer from an organisation (a 10-digit INN) needs none: 54-FZ applies to
+    /// settlements with individuals.
+    pub fn receipt_owed(&self) -> bool {
+        let organisation = self
+            .payer
+            .as_ref()
+            .and_then(|p| p.inn.as_deref())
+            .is_some_and(|inn| inn.len() == 10);
+        let b2b = self.method == PaymentMethod::BankTransfer && organisation;
+        let exempt = self.receipt_issued || b2b || self.settles_remainder;
+        self.counted() > 0 && !exempt
     }
 
     /// Captured money that still counts (a voided line counts nothing).
@@ -231,6 +256,7 @@ impl PaymentLine {
         if let Some(fee) = fact.fee {
             self.fee = Some(self.fee.map_or(fee, |f| f.max(fee)));
         }
+        self.receipt_issued |= fact.receipt_issued;
         match &fact.kind {
             FactKind::Authorization { amount } => self.authorized = self.authorized.max(*amount),
             FactKind::Payment { amount } => {
@@ -477,6 +503,7 @@ impl Order {
             detail: None,
             at_ms: fact.at_ms,
             retried_by: None,
+            receipt_sent: false,
         };
         let available = self.totals().net() - self.refund_claimed();
         if amount <= 0 || amount > available {
@@ -752,6 +779,57 @@ mod tests {
         let mut old = json.clone();
         old.as_object_mut().unwrap().remove("payments");
         assert!(serde_json::from_value::<crate::domain::OrderEvent>(old).is_ok());
+    }
+
+    #[test]
+    fn a_receipt_is_owed_for_money_nobody_receipted_except_an_organisations_transfer() {
+        let card = fact(
+            Source::Tbank,
+            "1#CONFIRMED",
+            "1",
+            FactKind::Payment { amount: 100 },
+            1,
+        );
+        let mut o = order_with_total(300);
+        o.apply(&card).unwrap();
+        let line = |o: &Order, p: &str, s: Source| o.lines[&PaymentRef::new(s, p).unwrap()].clone();
+        assert!(line(&o, "1", Source::Tbank).receipt_owed());
+        // The same payment where T-Bank issues the shop's receipts (`RECEIPTS=tbank`).
+        let mut o2 = order_with_total(300);
+        o2.apply(&card.clone().receipted_by(&[Source::Tbank]))
+            .unwrap();
+        let l = line(&o2, "1", Source::Tbank);
+        assert!(l.receipt_issued && !l.receipt_owed());
+        // Only payments are receipted by the acquirer's word; another acquirer's list changes nothing.
+        assert!(
+            !card
+                .clone()
+                .receipted_by(&[Source::Yookassa])
+                .receipt_issued
+        );
+        let refund = fact(
+            Source::Tbank,
+            "1#REFUNDED",
+            "1",
+            FactKind::Refund {
+                amount: RefundAmount::Remaining(0),
+            },
+            2,
+        );
+        assert!(!refund.receipted_by(&[Source::Tbank]).receipt_issued);
+        // A transfer from an organisation needs none; from a person it does.
+        let transfer = |ext: &str, inn: &str| {
+            let mut f = fact(Source::Bank, ext, ext, FactKind::Payment { amount: 100 }, 1);
+            f.method = PaymentMethod::BankTransfer;
+            f.paid_by(Payer {
+                inn: Some(inn.into()),
+                ..Payer::default()
+            })
+        };
+        o.apply(&transfer("b1", "7707083893")).unwrap();
+        o.apply(&transfer("b2", "500100732259")).unwrap();
+        assert!(!line(&o, "b1", Source::Bank).receipt_owed());
+        assert!(line(&o, "b2", Source::Bank).receipt_owed());
     }
 
     fn order_with_total(total: i64) -> Order {

@@ -35,6 +35,9 @@ pub struct RefundRequest {
     /// A failed request a person tried again: the request (fact id) that retries it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_by: Option<String>,
+    /// The refund went with its fiscal receipt through the acquirer's receipts service.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub receipt_sent: bool,
 }
 
 impl RefundRequest {
@@ -68,6 +71,7 @@ pub fn progress_fact(
             provider_id,
             expect,
             detail,
+            with_receipt: false,
         }),
         at_ms,
     )
@@ -89,6 +93,7 @@ impl RefundRequest {
         if p.detail.is_some() {
             self.detail.clone_from(&p.detail);
         }
+        self.receipt_sent |= p.with_receipt;
     }
 
     /// Whether a refund fact that just arrived is this request coming back.
@@ -244,6 +249,7 @@ mod tests {
                     provider_id: None,
                     expect: expect.map(str::to_owned),
                     detail: None,
+                    with_receipt: false,
                 }),
             )
         };

@@ -69,4 +69,7 @@ pub struct RefundProgress {
     pub expect: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
+    /// The refund went with its fiscal receipt through the acquirer's receipts service (`RECEIPTS`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub with_receipt: bool,
 }

@@ -316,6 +316,7 @@ mod tests {
                 provider_id: None,
                 expect: None,
                 detail: None,
+                with_receipt: false,
             }),
             3,
         )

@@ -361,8 +361,8 @@ pub fn property_values(result: &RawValue) -> Result<Vec<PropertyValue>, BitrixEr
 /// What `sale.order.get` adds to the list's fields: what a complete 1C order document needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreOrderDetails {
-    /// `(id, name, unit price, quantity as written, amount)`, minor units.
-    pub lines: Vec<(Option<String>, String, i64, String, i64)>,
+    /// The basket: id, name, unit price, quantity as written, amount (minor units) and VAT rate.
+    pub lines: Vec<crate::domain::order::OrderLine>,
     /// Delivery service name and price.
     pub delivery: Option<(String, i64)>,
     /// Order property values by code (buyer name, e-mail, phone, address, INN, …); file values are left out.
@@ -385,6 +385,12 @@ struct BasketWire<'a> {
     price: Option<&'a RawValue>,
     #[serde(default, borrow)]
     quantity: Option<&'a RawValue>,
+    /// `vatRate`, "Ставка НДС" (`0.2`, `"0.20"`, or `null`), and `vatIncluded` (`Y`/`N`): the fields of
+    /// `sale.basketitem.getFields` (https://dev.1c-bitrix.ru/rest_help/sale/basketitem/sale_basketitem_getFields.php).
+    #[serde(default)]
+    vat_rate: Option<Value>,
+    #[serde(default)]
+    vat_included: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -444,17 +450,29 @@ pub fn order_details(result: &RawValue) -> Result<StoreOrderDetails, BitrixError
             .to_owned();
         let amount = line_amount(price, &quantity)
             .ok_or_else(|| BitrixError::Malformed(format!("basket quantity {quantity:?}")))?;
-        lines.push((
-            b.xml_id
+        lines.push(crate::domain::order::OrderLine {
+            id: b
+                .xml_id
                 .or(b.id)
                 .as_ref()
                 .map(text)
                 .filter(|s| !s.is_empty()),
-            b.name.unwrap_or_default(),
+            name: b.name.unwrap_or_default(),
             price,
             quantity,
             amount,
-        ));
+            vat_rate: b
+                .vat_rate
+                .as_ref()
+                .filter(|v| !v.is_null())
+                .map(text)
+                .filter(|s| !s.is_empty()),
+            vat_included: b
+                .vat_included
+                .as_ref()
+                .filter(|v| !v.is_null())
+                .map(|v| flag(&Some(v.clone()))),
+        });
     }
     let mut delivery = None;
     for sh in o.shipments.iter().filter(|s| !flag(&s.system)) {
@@ -602,7 +620,7 @@ mod tests {
             "batch",
             200,
             br#"{"result":{"result":{"o236":{"order":{"id":236,
-                "basketItems":[{"id":"255","name":"Paper A4","price":"250.50","quantity":"2.000"},
+                "basketItems":[{"id":"255","name":"Paper A4","price":"250.50","quantity":"2.000","vatRate":0.2,"vatIncluded":"Y"},
                                {"id":256,"name":"Cable","price":99,"quantity":1.5}],
                 "shipments":[{"id":1,"system":"Y","priceDelivery":0},{"id":338,"deliveryName":"Courier","priceDelivery":500}],
                 "propertyValues":[{"code":"FIO","value":"Ivanova","orderPropsId":1},{"code":"FILE","value":{"src":"/x"},"orderPropsId":2}],
@@ -612,10 +630,22 @@ mod tests {
         let (results, errors) = batch_results(&a.result).unwrap();
         assert!(errors.is_empty());
         let d = order_details(&results["o236"]).unwrap();
-        assert_eq!(d.lines[0].4, 50_100);
+        assert_eq!(d.lines[0].amount, 50_100);
         assert_eq!(
-            (d.lines[1].2, d.lines[1].3.as_str(), d.lines[1].4),
+            (
+                d.lines[1].price,
+                d.lines[1].quantity.as_str(),
+                d.lines[1].amount
+            ),
             (9_900, "1.5", 14_850)
+        );
+        assert_eq!(
+            (d.lines[0].vat_rate.as_deref(), d.lines[0].vat_included),
+            (Some("0.2"), Some(true))
+        );
+        assert_eq!(
+            (d.lines[1].vat_rate.as_deref(), d.lines[1].vat_included),
+            (None, None)
         );
         assert_eq!(d.delivery, Some(("Courier".into(), 50_000)));
         assert_eq!(d.properties, [("FIO".to_owned(), "Ivanova".to_owned())]);

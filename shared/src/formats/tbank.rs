@@ -239,6 +239,39 @@ pub fn cancel_request(
     )
 }
 
+/// The `Receipt` of a partial `Cancel` (T-Bank EACQ OpenAPI v1.80, `Receipt_FFD_105`): `Items` with `Name`, `Price`
+/// and `Amount` in kopecks, `Quantity` as a number, `Tax`, `PaymentMethod` `full_payment`, `PaymentObject`
+/// `commodity` or `service`; `Taxation`; `Email` and/or `Phone` (`+7…`). A nested object, so it is outside the
+/// `Token` like every nested value. "При частичной — передаются товары, которые нужно отменить."
+pub fn cancel_receipt(
+    receipt: &crate::domain::receipt::Receipt,
+    taxation: &str,
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = receipt
+        .items
+        .iter()
+        .map(|i| {
+            let quantity = serde_json::from_str::<serde_json::Number>(&i.quantity).map_or(
+                serde_json::Value::String(i.quantity.clone()),
+                serde_json::Value::Number,
+            );
+            serde_json::json!({
+                "Name": i.name, "Price": i.price, "Quantity": quantity, "Amount": i.amount,
+                "Tax": i.vat.tbank_tax(), "PaymentMethod": "full_payment",
+                "PaymentObject": if i.service { "service" } else { "commodity" },
+            })
+        })
+        .collect();
+    let mut r = serde_json::json!({"Taxation": taxation, "Items": items});
+    if let Some(e) = &receipt.email {
+        r["Email"] = e.clone().into();
+    }
+    if let Some(p) = &receipt.phone {
+        r["Phone"] = p.clone().into();
+    }
+    r
+}
+
 /// A request body with its `Token`, computed over its root scalars exactly as a notification's (§4.2).
 pub fn signed(mut body: serde_json::Value, password: &str) -> serde_json::Value {
     let fields = canonical_fields(body.to_string().as_bytes()).unwrap_or_default();
@@ -559,6 +592,62 @@ mod tests {
             amount,
             pay_method: None,
         }
+    }
+
+    #[test]
+    fn a_cancel_receipt_has_the_documented_shape_and_leaves_the_token_as_it_was() {
+        use crate::domain::receipt::{Receipt, ReceiptItem, Vat};
+        let receipt = Receipt {
+            items: vec![
+                ReceiptItem {
+                    name: "Бумага A4".into(),
+                    price: 25_050,
+                    quantity: "1".into(),
+                    amount: 25_050,
+                    vat: Vat::Vat20,
+                    service: false,
+                },
+                ReceiptItem {
+                    name: "Курьер".into(),
+                    price: 30_000,
+                    quantity: "1".into(),
+                    amount: 30_000,
+                    vat: Vat::Vat20,
+                    service: true,
+                },
+            ],
+            email: None,
+            phone: Some("+79031234567".into()),
+        };
+        let mut body = cancel_request("TinkoffBankTest", "pw", "2304882", 55_050, "k");
+        let token = body["Token"].clone();
+        body["Receipt"] = cancel_receipt(&receipt, "osn");
+        let fields = canonical_fields(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            json_token(&fields, "pw"),
+            token,
+            "nested Receipt is outside the Token"
+        );
+        let r = &body["Receipt"];
+        assert_eq!(
+            (r["Taxation"].as_str(), r["Phone"].as_str()),
+            (Some("osn"), Some("+79031234567"))
+        );
+        assert!(r.get("Email").is_none());
+        assert_eq!(r["Items"][0]["Quantity"], 1);
+        assert_eq!(r["Items"][0]["Tax"], "vat20");
+        assert_eq!(r["Items"][1]["PaymentObject"], "service");
+        let sum: i64 = r["Items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["Amount"].as_i64().unwrap())
+            .sum();
+        assert_eq!(sum, body["Amount"].as_i64().unwrap());
+    }
+
+    fn json_token(fields: &BTreeMap<String, String>, password: &str) -> serde_json::Value {
+        serde_json::Value::String(token(fields, password))
     }
 
     const FIXTURE_PASSWORD: &str = "tbank-sbp-fixture-password";

@@ -67,6 +67,10 @@ pub struct Payment {
     /// What the shop gets after YooKassa's fee (`amount` − fee), on a succeeded payment.
     #[serde(default)]
     pub income_amount: Option<Amount>,
+    /// `pending` / `succeeded` / `canceled`: the payment's receipt at "Чеки от ЮKassa" (present only for shops using
+    /// it; YooKassa API, payment object `receipt_registration`).
+    #[serde(default)]
+    pub receipt_registration: Option<String>,
 }
 
 /// The payment's `payment_method` object; only its `type` is read (the rest, such as a card's last digits or an
@@ -258,8 +262,40 @@ pub fn payment_fact(
         )?
         .referring(reference)
         .paid_with(method)
-        .with_fee(fee),
+        .with_fee(fee)
+        .receipted(p.receipt_registration.as_deref() == Some("succeeded")),
     ))
+}
+
+/// A refund's `receipt` object (YooKassa API, `POST /refunds` → `receipt`, `ReceiptData`): `customer` with the
+/// e-mail and/or the phone as digits, one item per line with `description`, `quantity` (a decimal string, as
+/// YooKassa's own refund examples write it), `amount` = the **unit price** (`{"value":"250.00","currency":"RUB"}`:
+/// their example returns 2 × 250.00 + 100.00 = 600.00), `vat_code`, `payment_mode` `full_payment` and
+/// `payment_subject` `commodity` or `service`. No `tax_system_code`: "Для Чеков от ЮKassa: параметр передавать не
+/// нужно". Source: https://yookassa.ru/developers/payment-acceptance/scenario-extensions/54fz/refunds.
+pub fn refund_receipt(receipt: &crate::domain::receipt::Receipt, currency: Currency) -> Value {
+    let mut customer = Map::new();
+    if let Some(e) = &receipt.email {
+        customer.insert("email".into(), Value::String(e.clone()));
+    }
+    if let Some(p) = receipt.phone_digits() {
+        customer.insert("phone".into(), Value::String(p));
+    }
+    let items: Vec<Value> = receipt
+        .items
+        .iter()
+        .map(|i| {
+            serde_json::json!({
+                "description": i.name,
+                "quantity": i.quantity,
+                "amount": {"value": crate::domain::money::format_minor(i.price), "currency": currency.as_str()},
+                "vat_code": i.vat.yookassa_code(),
+                "payment_mode": "full_payment",
+                "payment_subject": if i.service { "service" } else { "commodity" },
+            })
+        })
+        .collect();
+    serde_json::json!({"customer": customer, "items": items})
 }
 
 /// Map a succeeded refund to a fact on the order its payment belongs to; `None` unless `succeeded`.
@@ -297,6 +333,46 @@ pub fn ip_trusted(ip: IpAddr, networks: &[IpNet]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refund_receipt_has_the_documented_shape() {
+        use crate::domain::receipt::{Receipt, ReceiptItem, Vat};
+        let documented: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/acquiring/yookassa__refund-with-receipt.json"
+        ))
+        .unwrap();
+        let receipt = Receipt {
+            items: vec![ReceiptItem {
+                name: "Product name 1".into(),
+                price: 25_000,
+                quantity: "2".into(),
+                amount: 50_000,
+                vat: Vat::Vat0,
+                service: false,
+            }],
+            email: Some("email@email.ru".into()),
+            phone: Some("+79000000000".into()),
+        };
+        let ours = refund_receipt(&receipt, Currency::RUB);
+        let item = &ours["items"][0];
+        for key in documented["receipt"]["items"][0]
+            .as_object()
+            .unwrap()
+            .keys()
+        {
+            assert!(item.get(key).is_some(), "{key}");
+        }
+        assert_eq!(
+            item["amount"], documented["receipt"]["items"][0]["amount"],
+            "the unit price"
+        );
+        assert_eq!(item["vat_code"], 2);
+        assert_eq!(
+            ours["customer"]["phone"],
+            documented["receipt"]["customer"]["phone"]
+        );
+        assert_eq!(ours["customer"]["email"], "email@email.ru");
+    }
 
     #[test]
     fn an_sbp_payment_carries_its_method_and_fee() {
@@ -404,6 +480,7 @@ mod tests {
             cancellation_details: None,
             payment_method: None,
             income_amount: None,
+            receipt_registration: None,
         };
         let f = payment_fact(&p, &keys, &[RefRule::Order], 7)
             .unwrap()

@@ -130,6 +130,8 @@ pub struct CallbackConfig {
     pub tbank: Option<TbankConfig>,
     pub sber: Option<SberConfig>,
     pub yookassa: Option<YooKassaConfig>,
+    /// Which acquirers issue the payments' fiscal receipts.
+    pub receipts: Receipts,
 }
 
 /// An acquirer's API as `refund-chargeback` calls it.
@@ -151,6 +153,25 @@ pub struct RefundConfig {
     pub tbank: Option<AcquirerApi>,
     pub sber: Option<AcquirerApi>,
     pub yookassa: Option<AcquirerApi>,
+    /// Which acquirers issue the shop's fiscal receipts.
+    pub receipts: Receipts,
+}
+
+/// `RECEIPTS`: the acquirers whose receipts service issues the shop's fiscal receipts (54-FZ), comma-separated:
+/// `yookassa` ("Чеки от ЮKassa"), `tbank` (T-Bank's online cashbox); `none` (the default) when the shop prints them
+/// itself. A partial refund through such an acquirer carries the receipt of the returned goods.
+/// `RECEIPT_TAXATION`: the shop's taxation system as T-Bank's `Receipt.Taxation` names it (`osn`, `usn_income`,
+/// `usn_income_outcome`, `esn`, `patent`); required with `tbank`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Receipts {
+    pub by: Vec<Source>,
+    pub taxation: Option<String>,
+}
+
+impl Receipts {
+    pub fn issued_by(&self, acquirer: Source) -> bool {
+        self.by.contains(&acquirer)
+    }
 }
 
 /// An acquirer as status-sync asks it: its API, and how its references name store orders (the same rules the
@@ -177,6 +198,8 @@ pub struct StatusSyncConfig {
     pub calls_per_run: usize,
     /// `STATUS_SYNC_GIVE_UP_DAYS` (default 30): after this a question is given up and flagged `status_unknown`.
     pub give_up_days: i64,
+    /// Which acquirers issue the payments' fiscal receipts.
+    pub receipts: Receipts,
 }
 
 /// A console user (`CONSOLE_USERS`, a JSON list): login, role and the argon2 PHC hash of the password
@@ -742,6 +765,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             yookassa,
             calls_per_run: usize::try_from(calls_per_run).unwrap_or(usize::MAX),
             give_up_days: self.count("STATUS_SYNC_GIVE_UP_DAYS", 30)?,
+            receipts: self.receipts()?,
         })
     }
 
@@ -761,7 +785,42 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             tbank: self.acquirer_api(Source::Tbank)?,
             sber: self.acquirer_api(Source::Sber)?,
             yookassa: self.acquirer_api(Source::Yookassa)?,
+            receipts: self.receipts()?,
         })
+    }
+
+    /// `RECEIPTS` and `RECEIPT_TAXATION` (see [`Receipts`]).
+    pub fn receipts(&self) -> Result<Receipts, ConfigError> {
+        let mut by = Vec::new();
+        for word in self
+            .get("RECEIPTS")
+            .unwrap_or_else(|| "none".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty() && *w != "none")
+        {
+            match Source::parse(word).filter(|s| matches!(s, Source::Yookassa | Source::Tbank)) {
+                Some(s) => by.push(s),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        name: "RECEIPTS",
+                        reason: format!("{word:?} is not one of yookassa, tbank, none"),
+                    })
+                }
+            }
+        }
+        let taxation = self.get("RECEIPT_TAXATION");
+        const TAXATION: [&str; 5] = ["osn", "usn_income", "usn_income_outcome", "esn", "patent"];
+        if let Some(t) = taxation.as_deref().filter(|t| !TAXATION.contains(t)) {
+            return Err(ConfigError::Invalid {
+                name: "RECEIPT_TAXATION",
+                reason: format!("{t:?} is not one of {}", TAXATION.join(", ")),
+            });
+        }
+        if by.contains(&Source::Tbank) && taxation.is_none() {
+            return Err(ConfigError::Missing("RECEIPT_TAXATION"));
+        }
+        Ok(Receipts { by, taxation })
     }
 
     /// An acquirer's API from its three variables (login, secret, base URL with its default), written once here;
@@ -859,6 +918,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             tbank,
             sber,
             yookassa,
+            receipts: self.receipts()?,
         })
     }
 }
@@ -887,6 +947,41 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Env(move |k: &str| map.get(k).cloned())
+    }
+
+    #[test]
+    fn receipts_name_acquirers_with_a_receipts_service_and_t_bank_needs_the_taxation() {
+        assert_eq!(env(&[]).receipts(), Ok(Receipts::default()));
+        assert_eq!(
+            env(&[("RECEIPTS", "none")]).receipts(),
+            Ok(Receipts::default())
+        );
+        let both = env(&[
+            ("RECEIPTS", "yookassa, tbank"),
+            ("RECEIPT_TAXATION", "usn_income"),
+        ])
+        .receipts()
+        .unwrap();
+        assert!(both.issued_by(Source::Yookassa) && both.issued_by(Source::Tbank));
+        assert!(!both.issued_by(Source::Sber));
+        assert_eq!(
+            env(&[("RECEIPTS", "tbank")]).receipts(),
+            Err(ConfigError::Missing("RECEIPT_TAXATION"))
+        );
+        assert!(matches!(
+            env(&[("RECEIPTS", "sber")]).receipts(),
+            Err(ConfigError::Invalid {
+                name: "RECEIPTS",
+                ..
+            })
+        ));
+        assert!(matches!(
+            env(&[("RECEIPTS", "yookassa"), ("RECEIPT_TAXATION", "simple")]).receipts(),
+            Err(ConfigError::Invalid {
+                name: "RECEIPT_TAXATION",
+                ..
+            })
+        ));
     }
 
     #[test]

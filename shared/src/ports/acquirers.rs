@@ -74,6 +74,10 @@ pub struct RefundCall<'a> {
     pub retry: bool,
     /// The payment method the acquirer reported for the payment (SBP refunds follow other rules at T-Bank).
     pub pay_method: Option<&'a PayMethod>,
+    /// The fiscal receipt of a partial refund, when the acquirer's receipts service issues the shop's receipts.
+    pub receipt: Option<&'a crate::domain::receipt::Receipt>,
+    /// `RECEIPT_TAXATION` (T-Bank's `Receipt.Taxation`).
+    pub taxation: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

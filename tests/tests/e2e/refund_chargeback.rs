@@ -19,7 +19,7 @@ use shared::domain::{
     Currency, FactId, FactKind, OrderId, PayMethod, PaymentFact, PaymentMethod, PaymentRef,
     RefundStatus, Source,
 };
-use shared::platform::config::{AcquirerApi, RefundConfig, Secret};
+use shared::platform::config::{AcquirerApi, Receipts, RefundConfig, Secret};
 use shared::wiring::{self, Clients};
 use wiremock::matchers::{body_string_contains, header, header_exists, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -62,6 +62,10 @@ struct Refunds {
 }
 
 async fn refunds_env(timeout: Duration) -> Refunds {
+    refunds_env_with(timeout, Receipts::default()).await
+}
+
+async fn refunds_env_with(timeout: Duration, receipts: Receipts) -> Refunds {
     let env = spawn_env().await;
     let tbank = MockServer::start().await;
     // The shipped wiring, with an HTTP client that gives up after `timeout` (a refund whose answer is lost).
@@ -95,6 +99,7 @@ async fn refunds_env(timeout: Duration) -> Refunds {
                 YOOKASSA_KEY,
                 format!("{}/v3", env.yookassa_api.uri()),
             )),
+            receipts,
         },
         &clients,
     )
@@ -754,4 +759,185 @@ async fn an_asynchronous_sbp_refund_stays_pending_until_t_bank_says_it_is_done()
     assert_eq!(r.status("o903").await, RefundStatus::Succeeded);
     assert_eq!(r.refunded("o903").await, 30_000);
     assert_eq!(tbank.executed.load(Ordering::SeqCst), 1);
+}
+
+/// YooKassa's refunds for a shop on "Чеки от ЮKassa": a partial refund without a `receipt` is refused (`400
+/// invalid_request`, `parameter: receipt`); a receipt must have the documented shape
+/// (`tests/fixtures/acquiring/yookassa__refund-with-receipt.json`), a customer contact, and items whose unit price ×
+/// quantity add up to the refund.
+struct ReceiptsYooKassa {
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ReceiptsYooKassa {
+    fn problem(body: &Value) -> Option<String> {
+        let documented: Value = serde_json::from_str(include_str!(
+            "../../fixtures/acquiring/yookassa__refund-with-receipt.json"
+        ))
+        .expect("fixture");
+        let receipt = body.get("receipt")?;
+        if receipt.is_null() {
+            return None;
+        }
+        let Some(items) = receipt["items"].as_array().filter(|i| !i.is_empty()) else {
+            return Some("items".into());
+        };
+        let model = documented["receipt"]["items"][0].as_object().expect("item");
+        let mut sum = 0;
+        for item in items {
+            if model.keys().any(|k| item.get(k).is_none()) {
+                return Some(format!("item lacks a documented field: {item}"));
+            }
+            let unit =
+                shared::domain::money::parse_minor(item["amount"]["value"].as_str()?).ok()?;
+            let quantity: i64 = item["quantity"].as_str()?.parse().ok()?;
+            let code = item["vat_code"]
+                .as_i64()
+                .or_else(|| item["vat_code"].as_str()?.parse().ok())?;
+            if !(1..=12).contains(&code) {
+                return Some("vat_code".into());
+            }
+            sum += unit * quantity;
+        }
+        let customer = &receipt["customer"];
+        if customer.get("email").is_none() && customer.get("phone").is_none() {
+            return Some("customer".into());
+        }
+        let amount = shared::domain::money::parse_minor(body["amount"]["value"].as_str()?).ok()?;
+        (sum != amount).then(|| format!("items add up to {sum}, the refund is {amount}"))
+    }
+}
+
+impl Respond for ReceiptsYooKassa {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        self.bodies.lock().expect("lock").push(body.clone());
+        let refused = |description: String| {
+            ResponseTemplate::new(400).set_body_json(json!({
+                "type": "error", "id": "e-1", "code": "invalid_request", "parameter": "receipt",
+                "description": description
+            }))
+        };
+        // Every payment of the test is 900,00; the whole of it back needs no receipt.
+        let full = body["amount"]["value"] == "900.00";
+        if body.get("receipt").is_none() && !full {
+            return refused("Receipt is missing or illegal".into());
+        }
+        if let Some(problem) = Self::problem(&body) {
+            return refused(problem);
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": format!("rf-{}", body["payment_id"].as_str().unwrap_or("")), "payment_id": body["payment_id"],
+            "status": "succeeded", "amount": body["amount"], "created_at": "2026-11-28T10:00:00.000Z"
+        }))
+    }
+}
+
+/// An order the store described with its basket (2 packs of paper at 250,50 and a cable at 99,00, VAT 22%,
+/// courier delivery 300,00) and the buyer's e-mail, paid 900,00 at YooKassa, and a refund of `amount` asked.
+async fn basket_paid_then_asked(r: &Refunds, order: &str, payment: &str, amount: i64) {
+    use shared::domain::order::{Buyer, OrderDetails, OrderLine};
+    let line = |name: &str, price: i64, quantity: &str, amount: i64| OrderLine {
+        id: None,
+        name: name.into(),
+        price,
+        quantity: quantity.into(),
+        amount,
+        vat_rate: Some("0.22".into()),
+        vat_included: Some(true),
+    };
+    let mut info = shared::domain::OrderInfo::new(Some(order.into()), 90_000, Currency::RUB);
+    info.details = OrderDetails {
+        lines: vec![
+            line("Бумага A4", 25_050, "2", 50_100),
+            line("Кабель", 9_900, "1", 9_900),
+        ],
+        delivery: Some(("Курьер".into(), 30_000)),
+        buyer: Some(Buyer {
+            email: Some("buyer@example.ru".into()),
+            ..Buyer::default()
+        }),
+        ..OrderDetails::default()
+    };
+    Ledger::new(r.deps.store.as_ref(), r.deps.events.as_ref())
+        .register_order(&OrderId::parse(order).expect("id"), info)
+        .await
+        .expect("register");
+    let mut paid = pay(Source::Yookassa, payment, order, 90_000);
+    paid.kind = FactKind::Payment { amount: 90_000 };
+    r.record(&paid).await;
+    r.record(&ask(
+        Source::Yookassa,
+        payment,
+        order,
+        &format!("ret-{order}"),
+        amount,
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn a_partial_refund_at_a_receipts_shop_carries_its_receipt_and_one_without_a_valid_receipt_is_refused_before_any_call(
+) {
+    let receipts = Receipts {
+        by: vec![Source::Yookassa],
+        taxation: None,
+    };
+    let r = refunds_env_with(Duration::from_secs(5), receipts).await;
+    let yookassa = ReceiptsYooKassa {
+        bodies: Arc::default(),
+    };
+    let bodies = yookassa.bodies.clone();
+    Mock::given(method("POST"))
+        .and(path("/v3/refunds"))
+        .respond_with(yookassa)
+        .mount(&r.env.yookassa_api)
+        .await;
+    // The cable comes back: 99,00 with its receipt.
+    basket_paid_then_asked(&r, "o711", "yk-711", 9_900).await;
+    let run = r.run("o711").await.expect("run");
+    assert_eq!(run.succeeded, 1, "{:?}", bodies.lock().expect("lock"));
+    assert_eq!(r.refunded("o711").await, 9_900);
+    {
+        let sent = bodies.lock().expect("lock");
+        assert_eq!(sent.len(), 1);
+        let items = sent[0]["receipt"]["items"]
+            .as_array()
+            .expect("items")
+            .clone();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["description"], "Кабель");
+        assert_eq!(items[0]["amount"]["value"], "99.00");
+        assert_eq!(items[0]["vat_code"], 11, "22%");
+        assert_eq!(sent[0]["receipt"]["customer"]["email"], "buyer@example.ru");
+    }
+    let order = r.env.order("o711").await.expect("order");
+    assert!(order.refund_requests["1c#ret-o711"].receipt_sent);
+    let events = r.env.drain_queue().await;
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.order_id == "o711")
+        .expect("event");
+    assert!(last.refunds[0].receipt_sent && !last.refunds[0].receipt_owed);
+
+    // 100,00 is no set of the order's goods: refused here, YooKassa never asked, the reason shown to 1C.
+    basket_paid_then_asked(&r, "o712", "yk-712", 10_000).await;
+    let run = r.run("o712").await.expect("run");
+    assert_eq!((run.succeeded, run.failed), (0, 1));
+    assert_eq!(bodies.lock().expect("lock").len(), 1, "no call for o712");
+    let order = r.env.order("o712").await.expect("order");
+    let request = &order.refund_requests["1c#ret-o712"];
+    assert_eq!(request.status, RefundStatus::Failed);
+    let detail = request.detail.clone().unwrap_or_default();
+    assert!(detail.contains("не складывается"), "{detail}");
+    let c = OneC::connect(&r.env).await;
+    let xml = c.mode("query", "", b"").await;
+    assert!(xml.contains("чек возврата не сформирован"), "{xml}");
+
+    // The whole payment back: no receipt needed (YooKassa reverses the payment's own).
+    basket_paid_then_asked(&r, "o713", "yk-713", 90_000).await;
+    assert_eq!(r.run("o713").await.expect("run").succeeded, 1);
+    let sent = bodies.lock().expect("lock");
+    assert!(sent.last().expect("o713").get("receipt").is_none());
 }

@@ -369,6 +369,8 @@ mod tests {
             reason: "returned goods",
             retry,
             pay_method: None,
+            receipt: None,
+            taxation: None,
         };
         (refunds.refund(&call).await, refunds.expected_fact(&call))
     }

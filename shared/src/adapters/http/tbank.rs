@@ -147,13 +147,17 @@ impl RefundGateway for TbankRefunds {
                 return Ok(outcome);
             }
         }
-        let body = tbank::cancel_request(
+        let mut body = tbank::cancel_request(
             &self.terminal_key,
             self.password.expose(),
             call.payment.external(),
             call.amount,
             &idempotency_key(call.request_id),
         );
+        if let Some(receipt) = call.receipt {
+            // Nested, so outside the Token: adding it after signing signs the same.
+            body["Receipt"] = tbank::cancel_receipt(receipt, call.taxation.unwrap_or("osn"));
+        }
         let resp = self
             .client
             .post(format!("{}/Cancel", self.api_url.trim_end_matches('/')))
@@ -270,6 +274,8 @@ mod tests {
             reason: "returned goods",
             retry: false,
             pay_method: None,
+            receipt: None,
+            taxation: None,
         };
         let out = gateway.refund(&call).await;
         let expected = gateway.expected_fact(&call);
@@ -312,6 +318,8 @@ mod tests {
             reason: "returned goods",
             retry,
             pay_method: Some(&crate::domain::PayMethod::Sbp),
+            receipt: None,
+            taxation: None,
         };
         let out = gateway.refund(&call).await;
         let paths = server

@@ -77,11 +77,14 @@ impl RefundGateway for YooKassaRefunds {
     async fn refund(&self, call: &RefundCall<'_>) -> Result<RefundOutcome, RefundError> {
         const P: &str = "YooKassa";
         let description: String = call.reason.chars().take(250).collect();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "payment_id": call.payment.external(),
             "amount": {"value": format_minor(call.amount), "currency": call.currency.as_str()},
             "description": description,
         });
+        if let Some(receipt) = call.receipt {
+            body["receipt"] = yookassa::refund_receipt(receipt, call.currency);
+        }
         let resp = self
             .client
             .post(format!("{}/refunds", self.api_url.trim_end_matches('/')))
@@ -354,6 +357,8 @@ mod tests {
                 reason: "Возврат по заявке покупателя",
                 retry: false,
                 pay_method: None,
+                receipt: None,
+                taxation: None,
             })
             .await;
         (out, server.received_requests().await.unwrap())

@@ -123,19 +123,7 @@ fn info_for(
         info.details.comment.clone_from(&o.comment);
     }
     if let Some(d) = details {
-        info.details.lines = d
-            .lines
-            .iter()
-            .map(
-                |(id, name, price, quantity, amount)| crate::domain::order::OrderLine {
-                    id: id.clone(),
-                    name: name.clone(),
-                    price: *price,
-                    quantity: quantity.clone(),
-                    amount: *amount,
-                },
-            )
-            .collect();
+        info.details.lines.clone_from(&d.lines);
         if d.delivery.is_some() {
             info.details.delivery.clone_from(&d.delivery);
         }
