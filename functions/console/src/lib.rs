@@ -116,7 +116,7 @@ impl Console {
             .route("/payouts/accept", post(accept_payout))
             .fallback(not_found)
             .method_not_allowed_fallback(not_allowed)
-            .layer(axum::middleware::map_response_with_state(
+            .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 plain_refusals,
             ))
@@ -191,10 +191,16 @@ impl Visit {
         let plain = axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers);
         let lang = Lang::from_cookie(plain.get(LANG_COOKIE).map(|c| c.value()));
         let session = auth::current(&jar, &state.users, now_ms());
-        let here = parts
-            .uri
-            .path_and_query()
-            .map_or("/".to_owned(), |pq| pq.as_str().to_owned());
+        let here = if parts.method == axum::http::Method::GET {
+            parts
+                .uri
+                .path_and_query()
+                .map_or("/".to_owned(), |pq| pq.as_str().to_owned())
+        } else {
+            // A refusal of a form: the language switch returns to the page the form was on, never to the form's
+            // target (a GET there is a 405).
+            page_of_form(parts.uri.path())
+        };
         let ctx = Ctx {
             base,
             lang,
@@ -342,7 +348,17 @@ impl<T: serde::de::DeserializeOwned + Send> FromRequest<Console> for Posted<T> {
 
 /// The extractors' own refusals (a path that is not UTF-8, a query with a field twice) are plain text: they become
 /// a page too.
-async fn plain_refusals(State(console): State<Console>, resp: Response) -> Response {
+async fn plain_refusals(
+    State(console): State<Console>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // The language (and who is signed in) from the request's cookies, for the page if one is needed.
+    let (parts, body) = req.into_parts();
+    let mut ctx = Visit::of_cookies(&parts, &console).ctx;
+    let resp = next
+        .run(axum::extract::Request::from_parts(parts, body))
+        .await;
     let plain = resp
         .headers()
         .get(header::CONTENT_TYPE)
@@ -351,15 +367,14 @@ async fn plain_refusals(State(console): State<Console>, resp: Response) -> Respo
     if !(resp.status().is_client_error() && plain) {
         return resp;
     }
-    let ctx = Ctx {
-        base: console.base.clone(),
-        ..Ctx::default()
-    };
+    ctx.here = "/".into();
     let page = pages::refusal(
         &ctx,
-        "Адрес не прочитан / The address could not be read",
-        "В адресе страницы или его параметрах ошибка. Откройте страницу из консоли заново. / The page's address or \
-         its parameters are wrong. Open the page from the console again.",
+        ctx.t("Адрес не прочитан", "The address could not be read"),
+        ctx.t(
+            "В адресе страницы или его параметрах ошибка. Откройте страницу из консоли заново.",
+            "The page's address or its parameters are wrong. Open the page from the console again.",
+        ),
     );
     (resp.status(), no_store(), Html(page.into_string())).into_response()
 }
@@ -528,6 +543,15 @@ async fn sign_out(
 struct Back {
     #[serde(default)]
     back: String,
+}
+
+/// The page a form at `path` is on: its order's page for `/orders/<id>/…`, else the overview.
+fn page_of_form(path: &str) -> String {
+    let mut segments = path.trim_start_matches('/').split('/');
+    match (segments.next(), segments.next()) {
+        (Some("orders"), Some(id)) if !id.is_empty() => format!("/orders/{id}"),
+        _ => "/".to_owned(),
+    }
 }
 
 /// A path of this console to return to: starts with one `/`, and holds nothing a browser could read as another
@@ -913,6 +937,24 @@ fn refusal_words(ctx: &pages::Ctx, r: &Refusal) -> String {
                 "This money is not waiting for an order any more (allocated or returned).",
             )
             .into(),
+        Refusal::NotUnmatched => ctx
+            .t(
+                "Распределить можно только деньги, не нашедшие заказа; это заказ.",
+                "Only money that matched no order can be allocated; this is an order.",
+            )
+            .into(),
+        Refusal::SameOrderTwice => ctx
+            .t(
+                "Заказ указан дважды: дайте ему одну часть.",
+                "An order is named twice; give it one part.",
+            )
+            .into(),
+        Refusal::AlreadyReversed => ctx
+            .t(
+                "Этот платёж уже сторнирован.",
+                "This payment was reversed already.",
+            )
+            .into(),
         Refusal::BadParts => ctx
             .t(
                 "У каждой части должны быть заказ и сумма больше нуля.",
@@ -1016,7 +1058,9 @@ async fn allocate(
             not_done(
                 &visit,
                 format!(
-                    "«{o}»: {}",
+                    "{}{o}{}: {}",
+                    visit.ctx.t("«", "“"),
+                    visit.ctx.t("»", "”"),
                     visit.ctx.t("не номер заказа", "not an order id")
                 ),
             )
@@ -1024,7 +1068,12 @@ async fn allocate(
         let amount = fmt::parse_amount(a).ok_or_else(|| {
             not_done(
                 &visit,
-                format!("«{a}»: {}", visit.ctx.t("не сумма", "not an amount")),
+                format!(
+                    "{}{a}{}: {}",
+                    visit.ctx.t("«", "“"),
+                    visit.ctx.t("»", "”"),
+                    visit.ctx.t("не сумма", "not an amount")
+                ),
             )
         })?;
         parts.push((order, amount));
@@ -1180,6 +1229,9 @@ mod tests {
             Refusal::NoReason,
             Refusal::NothingToAllocate,
             Refusal::NotWaiting,
+            Refusal::NotUnmatched,
+            Refusal::SameOrderTwice,
+            Refusal::AlreadyReversed,
             Refusal::BadParts,
             Refusal::PartsDoNotAddUp {
                 parts: 140_000,
@@ -1219,13 +1271,24 @@ mod tests {
             assert!(!cyrillic(&said_en), "{r:?}: {said_en}");
         }
         assert_eq!(
-            refusal_words(&ru, &all[5]),
+            refusal_words(&ru, &all[8]),
             "Сумма частей 1\u{a0}400,00\u{a0}₽, а поступило 1\u{a0}500,00\u{a0}₽."
         );
         assert_eq!(
-            refusal_words(&en, &all[11]),
+            refusal_words(&en, &all[14]),
             "At most this can be asked back: 9,855.00 RUB."
         );
+    }
+
+    #[test]
+    fn after_a_form_the_language_switch_returns_to_the_page_it_was_on() {
+        assert_eq!(page_of_form("/orders/1187/payment"), "/orders/1187");
+        assert_eq!(
+            page_of_form("/orders/IM-7401/refund/approve"),
+            "/orders/IM-7401"
+        );
+        assert_eq!(page_of_form("/payouts/accept"), "/");
+        assert_eq!(page_of_form("/logout"), "/");
     }
 
     #[test]

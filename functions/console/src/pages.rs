@@ -380,7 +380,7 @@ pub fn search(ctx: &Ctx, q: &str, hits: &[shared::app::console::Hit]) -> Markup 
         ctx,
         ctx.t("Поиск", "Search"),
         html! {
-            h1 { (ctx.t("Поиск: ", "Search: ")) "«" (q) "»" }
+            h1 { (ctx.t("Поиск: ", "Search: ")) (ctx.t("«", "“")) (q) (ctx.t("»", "”")) }
             @if hits.is_empty() {
                 p.muted { (ctx.t("Ничего не найдено: ни заказа, ни платежа, ни суммы, ни плательщика.", "Nothing found: no order, payment, amount or payer.")) }
             } @else {
@@ -455,9 +455,31 @@ fn fact_amount(ctx: &Ctx, fact: &PaymentFact) -> String {
         .unwrap_or_default()
 }
 
-fn fact_detail(fact: &PaymentFact) -> String {
+/// A fact's own words; the console's own voids (kept in the ledger in English, the audit trail's language) read in
+/// the page's language.
+fn fact_detail(ctx: &Ctx, fact: &PaymentFact) -> String {
+    const OWN: [(&str, &str, &str); 2] = [
+        (
+            "allocated in the console to order ",
+            "распределено в консоли на заказ ",
+            "allocated in the console to order ",
+        ),
+        (
+            "reversed in the console: ",
+            "сторнировано в консоли: ",
+            "reversed in the console: ",
+        ),
+    ];
     match &fact.kind {
-        FactKind::Void { reason } | FactKind::FailedAttempt { reason } => reason.clone(),
+        FactKind::Void { reason } => OWN
+            .iter()
+            .find_map(|(stored, ru, en)| {
+                reason
+                    .strip_prefix(stored)
+                    .map(|rest| format!("{}{rest}", ctx.t(ru, en)))
+            })
+            .unwrap_or_else(|| reason.clone()),
+        FactKind::FailedAttempt { reason } => reason.clone(),
         FactKind::RefundRequested { reason, .. } => reason.clone(),
         _ => String::new(),
     }
@@ -469,6 +491,37 @@ fn method_name(ctx: &Ctx, m: PaymentMethod) -> &'static str {
         PaymentMethod::BankTransfer => ctx.t("банковский перевод", "bank transfer"),
         PaymentMethod::Cash => ctx.t("наличные", "cash"),
         PaymentMethod::Other => ctx.t("другое", "other"),
+    }
+}
+
+/// A fact's kind as a person reads it.
+fn kind_words(ctx: &Ctx, kind: &FactKind) -> &'static str {
+    match kind {
+        FactKind::Authorization { .. } => ctx.t("холдирование", "authorization"),
+        FactKind::Payment { .. } => ctx.t("оплата", "payment"),
+        FactKind::Reversal { .. } => ctx.t("отмена холдирования", "hold released"),
+        FactKind::Refund { .. } => ctx.t("возврат", "refund"),
+        FactKind::Chargeback { .. } => ctx.t("чарджбэк", "chargeback"),
+        FactKind::FailedAttempt { .. } => ctx.t("неудачная попытка", "failed attempt"),
+        FactKind::Void { .. } => ctx.t("аннулирование", "void"),
+        FactKind::SettledInFull => ctx.t("оплачен полностью (1С)", "settled in full (1C)"),
+        FactKind::OrderCancelled => ctx.t("заказ отменён", "order cancelled"),
+        FactKind::RefundRequested { .. } => ctx.t("запрос возврата", "refund requested"),
+        FactKind::RefundWaived { .. } => ctx.t("отказ в возврате", "refund denied"),
+        FactKind::RefundProgress(_) => ctx.t("ход возврата", "refund progress"),
+    }
+}
+
+/// An event's flag as a person reads it (the code itself for one this page does not know).
+fn flag_name<'a>(ctx: &Ctx, flag: &'a str) -> &'a str {
+    match flag {
+        "unknown_order" => ctx.t("заказ неизвестен магазину", "order unknown to the store"),
+        "currency_mismatch" => ctx.t("валюта не совпадает", "currency mismatch"),
+        "refund_exceeds_payment" => ctx.t("возвращено больше оплаты", "refunded more than paid"),
+        "chargeback" => ctx.t("чарджбэк", "chargeback"),
+        "refund_due" => ctx.t("ждёт решения о возврате", "refund to decide"),
+        "refund_failed" => ctx.t("возврат не выполнен", "refund failed"),
+        other => other,
     }
 }
 
@@ -490,7 +543,7 @@ fn event_row(ctx: &Ctx, e: &OrderEvent) -> Markup {
             td { (state_name(ctx, e.state)) }
             td.num { (money(ctx.lang, e.paid, e.currency)) }
             td.num { (money(ctx.lang, e.refunded, e.currency)) }
-            td { (e.flags.join(", ")) }
+            td { (e.flags.iter().map(|f| flag_name(ctx, f)).collect::<Vec<_>>().join(", ")) }
         }
     }
 }
@@ -554,7 +607,7 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                         None => div.muted { (ctx.t("ещё ничего не сообщали", "told nothing yet")) },
                     }
                     @if let Some((code, name)) = order.info.as_ref().and_then(|i| i.details.status.as_ref()) {
-                        div.muted { (ctx.t("статус в магазине: ", "store status: ")) (name) " (" (code) ")" }
+                        div.muted { (ctx.t("статус в магазине: ", "store status: ")) (name) @if name != code { " (" (code) ")" } }
                     }
                     @if let Some(e) = &page.store_error { div.bad { (e) } }
                 }
@@ -701,12 +754,12 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                     tr {
                         td { (date_time(f.at_ms)) }
                         td { (source_of(f)) }
-                        td { (f.kind.name()) }
+                        td { (kind_words(ctx, &f.kind)) }
                         td.num { (fact_amount(ctx, f)) }
                         td { code { (f.payment.as_str()) } }
                         td {
                             @if let Some(a) = &f.audit { strong { (a.user) } " (" (role_name(ctx, a.role)) "): " (a.reason) br; }
-                            span.muted { (fact_detail(f)) }
+                            span.muted { (fact_detail(ctx, f)) }
                         }
                     }
                 }

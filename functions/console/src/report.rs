@@ -37,6 +37,8 @@ pub fn status_name(lang: Lang, s: DayStatus) -> &'static str {
 pub fn source_name(lang: Lang, s: shared::domain::Source) -> &'static str {
     match s {
         shared::domain::Source::Bank => lang.t("Банк (переводы)", "Bank (transfers)"),
+        shared::domain::Source::Sber => lang.t("Сбербанк", "Sber"),
+        shared::domain::Source::Yookassa => lang.t("ЮKassa", "YooKassa"),
         other => other.display_name().unwrap_or(other.as_str()),
     }
 }

@@ -126,6 +126,15 @@ pub enum Refusal {
     /// The money was allocated or returned already.
     #[error("this money is not waiting for an order any more (allocated or returned)")]
     NotWaiting,
+    /// Only money that matched no order can be allocated; this is an order.
+    #[error("only money that matched no order can be allocated; this is an order")]
+    NotUnmatched,
+    /// Each order may be named once in an allocation.
+    #[error("an order is named twice; give it one part")]
+    SameOrderTwice,
+    /// The payment was reversed already.
+    #[error("this payment was reversed already")]
+    AlreadyReversed,
     /// A part without an order or with an amount of zero or less.
     #[error("every part needs an order and an amount above zero")]
     BadParts,
@@ -478,10 +487,17 @@ pub async fn allocate(
                 l.payer.clone(),
             )
         }
+        None if !receipt.is_unmatched() => return Err(Refusal::NotUnmatched.into()),
         None => return Err(Refusal::NotWaiting.into()),
     };
     if parts.is_empty() || parts.iter().any(|(_, a)| *a <= 0) {
         return Err(Refusal::BadParts.into());
+    }
+    let mut named: Vec<&OrderId> = parts.iter().map(|(o, _)| o).collect();
+    named.sort();
+    named.dedup();
+    if named.len() != parts.len() {
+        return Err(Refusal::SameOrderTwice.into());
     }
     let sum: i64 = parts.iter().map(|(_, a)| *a).sum();
     if sum != amount {
@@ -613,6 +629,11 @@ pub async fn reverse(
     let Some(line) = known.lines.get(payment) else {
         return Err(Refusal::NoSuchPayment.into());
     };
+    // Reversed by another decision already (a second tab): not again. This very decision sent twice goes on and
+    // is a duplicate.
+    if line.voided && !known.has_applied(decision.fact_id("reverses")?.as_str()) {
+        return Err(Refusal::AlreadyReversed.into());
+    }
     let on = Decided {
         order,
         payment: payment.clone(),
@@ -1297,5 +1318,41 @@ mod tests {
             reverse(&e.deps, &undo, &id, &card).await,
             Err(ActionError::Refused(Refusal::NotManual))
         ));
+        // The same form again is a duplicate; another tab's reversal of the reversed payment is refused.
+        let version = e.store.order("701").unwrap().version;
+        assert!(reverse(&e.deps, &undo, &id, &line).await.unwrap().repeated);
+        let other_tab = decision(Role::Accountant, "undo-tab2-0123456789ab");
+        assert!(matches!(
+            reverse(&e.deps, &other_tab, &id, &line).await,
+            Err(ActionError::Refused(Refusal::AlreadyReversed))
+        ));
+        assert_eq!(
+            e.store.order("701").unwrap().version,
+            version,
+            "nothing changed"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_allocation_names_each_order_once_and_only_unmatched_money_is_allocated() {
+        let e = env();
+        let a = order(&e, "801", 100_000).await;
+        let from = receipt(&e, 150_000).await;
+        let d = decision(Role::Accountant, "twice-0123456789abcd");
+        assert!(matches!(
+            allocate(
+                &e.deps,
+                &d,
+                &from,
+                &[(a.clone(), 75_000), (a.clone(), 75_000)]
+            )
+            .await,
+            Err(ActionError::Refused(Refusal::SameOrderTwice))
+        ));
+        assert!(matches!(
+            allocate(&e.deps, &d, &a, &[(a.clone(), 1_000)]).await,
+            Err(ActionError::Refused(Refusal::NotUnmatched))
+        ));
+        assert_eq!(e.store.order("801").unwrap().totals().paid, 0);
     }
 }

@@ -646,6 +646,35 @@ async fn refusals_are_pages_that_say_why() {
     let twice = web.get("/search?q=a&q=b").await;
     assert_eq!(twice.status, 400);
     assert!(twice.body.contains("<html") && twice.body.contains("Адрес не прочитан"));
+    assert!(
+        twice.body.contains(">anna<") || twice.body.contains("anna"),
+        "still signed in"
+    );
+    // In the reader's language.
+    let mut english = WebClient::new(&server);
+    english.sign_in("anna", PASSWORD).await;
+    english.get("/lang/en?back=/").await;
+    let twice = english.get("/search?q=a&q=b").await;
+    assert_eq!(twice.status, 400);
+    assert!(
+        twice.body.contains("The address could not be read")
+            && !twice.body.contains("Адрес не прочитан"),
+        "{}",
+        twice.body
+    );
+    // A refused form's language switch returns to the form's page, not to the form's target.
+    let order_form = english
+        .post(
+            "/orders/IM-1/payment",
+            &[("csrf", "wrong"), ("reason", "x")],
+        )
+        .await;
+    assert!(
+        order_form.body.contains("back=%2Forders%2FIM-1\"")
+            || order_form.body.contains("back=/orders/IM-1\""),
+        "{}",
+        order_form.body
+    );
     let not_utf8 = web.get("/orders/%FF%FE").await;
     assert_eq!(not_utf8.status, 400);
     assert!(not_utf8.body.contains("<html"));
