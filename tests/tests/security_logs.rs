@@ -137,6 +137,7 @@ async fn a_full_run_logs_no_secret_and_no_card_data() {
             reason: "Брак".into(),
             method: PaymentMethod::Card,
             retries: None,
+            to_bank: None,
         },
         1,
     )

@@ -1019,6 +1019,12 @@ fn refusal_words(ctx: &pages::Ctx, r: &Refusal) -> String {
                 "The failed request names no payment.",
             )
             .into(),
+        Refusal::NotABank => ctx
+            .t(
+                "Код банка СБП указан неверно: нужен код из списка участников СБП.",
+                "The SBP bank code is not one (digits and letters, as QrMembersList gives them).",
+            )
+            .into(),
         Refusal::PayoutNotWaiting => ctx
             .t(
                 "Эта выплата не ждёт решения (уже принята?).",
@@ -1189,9 +1195,11 @@ async fn retry_refund(
     Posted(form): Posted<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
     let (order, d) = on_order(&visit, &id, &form)?;
-    let outcome = use_case::retry_refund(&console.deps, &d, &order, field(&form, "request"))
-        .await
-        .map_err(|e| action_failed(&visit, e))?;
+    let to_bank = Some(field(&form, "to_bank").to_owned());
+    let outcome =
+        use_case::retry_refund(&console.deps, &d, &order, field(&form, "request"), to_bank)
+            .await
+            .map_err(|e| action_failed(&visit, e))?;
     Ok(done(&visit, order.as_str(), &outcome, "retried"))
 }
 
@@ -1250,6 +1258,7 @@ mod tests {
             Refusal::NoSuchRefund,
             Refusal::NotRetryable,
             Refusal::RefundNamesNoPayment,
+            Refusal::NotABank,
             Refusal::PayoutNotWaiting,
         ];
         let cyrillic = |s: &str| {

@@ -695,6 +695,11 @@ pub fn order(ctx: &Ctx, page: &OrderPage, notice: Option<&str>) -> Markup {
                                             (hidden(ctx))
                                             input type="hidden" name="request" value=(rid);
                                             input name="reason" required placeholder=(ctx.t("Основание", "Reason"));
+                                            // An SBP refund the SBP refused: to another bank of the buyer (T-Bank QrMemberId).
+                                            @if r.line.as_ref().and_then(|p| order.lines.get(p)).and_then(|l| l.pay_method.as_ref()).is_some_and(|m| m.is_sbp()) {
+                                                input name="to_bank" size="14" placeholder=(ctx.t("Банк СБП (MemberId)", "SBP bank (MemberId)"))
+                                                    title=(ctx.t("Код банка покупателя в СБП из QrMembersList, если вернуть в банк оплаты нельзя", "The buyer's bank's SBP code from QrMembersList, when the paying bank cannot take the refund"));
+                                            }
                                             button type="submit" { (ctx.t("Повторить", "Retry")) }
                                         }
                                     }

@@ -174,6 +174,9 @@ pub enum Refusal {
     /// The failed request names no payment to refund.
     #[error("the failed request names no payment")]
     RefundNamesNoPayment,
+    /// The SBP bank code given for a refund is not one.
+    #[error("the SBP bank code is not one (digits and letters, as QrMembersList gives them)")]
+    NotABank,
     /// The payout mismatch was accepted already (or never existed).
     #[error("this payout is not waiting for a decision (accepted before?)")]
     PayoutNotWaiting,
@@ -704,6 +707,7 @@ pub async fn approve_refund(
             reason: decision.reason.clone(),
             method,
             retries: None,
+            to_bank: None,
         };
         let step = format!("refund#{}", n + 1);
         decide(deps, decision, &step, on, asked, None, &mut outcome).await?;
@@ -752,8 +756,19 @@ pub async fn retry_refund(
     decision: &Decision,
     order: &OrderId,
     request: &str,
+    to_bank: Option<String>,
 ) -> Result<Outcome, ActionError> {
     check(decision, Action::RetryRefund)?;
+    // An SBP member id is a short code (`100000000004`); anything else is not one.
+    let to_bank = to_bank
+        .map(|b| b.trim().to_owned())
+        .filter(|b| !b.is_empty());
+    if to_bank
+        .as_deref()
+        .is_some_and(|b| b.len() > 32 || !b.bytes().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(Refusal::NotABank.into());
+    }
     let known = deps
         .store
         .load_order(order)
@@ -784,6 +799,7 @@ pub async fn retry_refund(
         reason: decision.reason.clone(),
         method,
         retries: Some(request.to_owned()),
+        to_bank,
     };
     let mut outcome = Outcome::default();
     decide(deps, decision, "retry", on, asked, None, &mut outcome).await?;
@@ -1256,10 +1272,35 @@ mod tests {
         let lists = needs_attention(&e.deps, 10, 10).await.unwrap();
         assert_eq!(kinds(&lists, Kind::RefundFailed), ["903"]);
         let retry = decision(Role::Accountant, "rtry-0123456789abcde");
-        let done = retry_refund(&e.deps, &retry, &id, &request).await.unwrap();
+        let not_a_bank = decision(Role::Accountant, "rtry-bank-0123456789a");
+        assert!(matches!(
+            retry_refund(
+                &e.deps,
+                &not_a_bank,
+                &id,
+                &request,
+                Some("100 000; DROP".into())
+            )
+            .await,
+            Err(ActionError::Refused(Refusal::NotABank))
+        ));
+        let done = retry_refund(&e.deps, &retry, &id, &request, Some("100000000004".into()))
+            .await
+            .unwrap();
         assert!(done.events[0].has_refund_work());
+        let o = e.store.order("903").unwrap();
+        let again = o
+            .refund_requests
+            .values()
+            .find(|r| r.to_bank.is_some())
+            .unwrap();
+        assert_eq!(
+            again.to_bank.as_deref(),
+            Some("100000000004"),
+            "to the bank a person chose"
+        );
         assert!(
-            retry_refund(&e.deps, &retry, &id, &request)
+            retry_refund(&e.deps, &retry, &id, &request, Some("100000000004".into()))
                 .await
                 .unwrap()
                 .repeated

@@ -167,6 +167,7 @@ pub async fn execute_order(
             pay_method: line.and_then(|l| l.pay_method.as_ref()),
             receipt: receipt.as_ref(),
             taxation: deps.receipts.taxation.as_deref(),
+            to_bank: request.to_bank.as_deref(),
         };
         let gateway = match deps.gateways.for_payment(&line_ref) {
             Ok(g) => g,
@@ -358,6 +359,7 @@ mod tests {
                     reason: "Брак".into(),
                     method: PaymentMethod::Card,
                     retries: None,
+                    to_bank: None,
                 },
             );
             self.ledger().record(&f).await.unwrap();

@@ -138,6 +138,29 @@ async fn ask(
             let state = api.get_state(external).await?;
             let fact = tbank::state_fact(&state, &cfg.api.login, &cfg.reference, now)
                 .map_err(unreadable)?;
+            // An SBP refund the SBP refused never gets a notification: T-Bank keeps the payment `CONFIRMED` and
+            // says why in GetQrState. The request fails with those words (a person can retry it to another bank).
+            if let Question::Refund { request, .. } = &watch.question {
+                let sbp = state.pay_method().is_some_and(|m| m.is_sbp());
+                if sbp && state.status == "CONFIRMED" {
+                    if let Some(why) = api.get_qr_state(external).await?.refund_refused() {
+                        let failed = crate::domain::refund::progress_fact(
+                            &watch.order,
+                            request,
+                            crate::domain::RefundStatus::Failed,
+                            None,
+                            None,
+                            Some(format!("T-Bank: {why}")),
+                            now,
+                        )
+                        .map_err(unreadable)?;
+                        return Ok(Answer {
+                            facts: vec![failed],
+                            settled: false,
+                        });
+                    }
+                }
+            }
             Ok(Answer {
                 facts: fact.into_iter().collect(),
                 // A refund question closes when its request completes (the ledger's commit closes it).
@@ -423,6 +446,10 @@ mod tests {
         states: Mutex<HashMap<String, (String, i64)>>,
         busy: Mutex<Option<u16>>,
         calls: Mutex<usize>,
+        /// SBP payments (`Params` `Source` `qrsbp`).
+        sbp: Mutex<std::collections::HashSet<String>>,
+        /// SBP payments whose refund the SBP refused: GetQrState's `QrCancelMessage`.
+        qr_refused: Mutex<HashMap<String, String>>,
     }
 
     impl FakeTbank {
@@ -436,6 +463,21 @@ mod tests {
 
     #[async_trait]
     impl TbankApi for FakeTbank {
+        async fn get_qr_state(
+            &self,
+            payment_id: &str,
+        ) -> Result<crate::formats::tbank::QrStateResponse, ProviderError> {
+            let refused = self.qr_refused.lock().unwrap().get(payment_id).cloned();
+            Ok(crate::formats::tbank::QrStateResponse {
+                success: true,
+                error_code: "0".into(),
+                status: "CONFIRMED".into(),
+                qr_cancel_code: refused.as_ref().map(|_| "I05043".to_owned()),
+                qr_cancel_message: refused,
+                message: None,
+            })
+        }
+
         async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError> {
             *self.calls.lock().unwrap() += 1;
             if let Some(status) = *self.busy.lock().unwrap() {
@@ -465,7 +507,14 @@ mod tests {
                 order_id: format!("IM-{payment_id}"),
                 amount: Some(amount),
                 message: None,
-                params: Vec::new(),
+                params: if self.sbp.lock().unwrap().contains(payment_id) {
+                    vec![crate::formats::tbank::StateParam {
+                        key: "Source".into(),
+                        value: "qrsbp".into(),
+                    }]
+                } else {
+                    Vec::new()
+                },
             })
         }
     }
@@ -826,6 +875,7 @@ mod tests {
                     reason: "Брак".into(),
                     method: crate::domain::PaymentMethod::Card,
                     retries: None,
+                    to_bank: None,
                 },
                 Source::OneC,
                 PaymentRef::new(Source::OneC, "ret-1").unwrap(),
@@ -879,6 +929,103 @@ mod tests {
             e.open().await.is_empty(),
             "the request completed: its question closed"
         );
+    }
+
+    /// An SBP refund at T-Bank: pending while the SBP processes it; the SBP's refusal (GetQrState) fails the request
+    /// with its words; its completion (GetState `PARTIAL_REFUNDED`) completes it.
+    #[tokio::test]
+    async fn a_pending_sbp_refund_is_failed_by_the_sbps_refusal_or_completed_by_t_banks_state() {
+        for refused in [true, false] {
+            let e = env();
+            let order = OrderId::parse("7101").unwrap();
+            e.ledger()
+                .register_order(
+                    &order,
+                    OrderInfo::new(Some("7101".into()), 150_000, Currency::RUB),
+                )
+                .await
+                .unwrap();
+            let payment = PaymentRef::new(Source::Tbank, "3269844626").unwrap();
+            let fact = |source: Source, id: &str, on: PaymentRef, kind: FactKind| {
+                PaymentFact::new(
+                    crate::domain::FactId::new(source, id).unwrap(),
+                    order.clone(),
+                    on,
+                    crate::domain::PaymentMethod::Card,
+                    Currency::RUB,
+                    kind,
+                    1,
+                )
+                .unwrap()
+            };
+            let l = e.ledger();
+            let paid = fact(
+                Source::Tbank,
+                "3269844626#CONFIRMED#150000",
+                payment.clone(),
+                FactKind::Payment { amount: 150_000 },
+            )
+            .paid_with(Some(crate::domain::PayMethod::Sbp));
+            l.record(&paid).await.unwrap();
+            let ask = fact(
+                Source::OneC,
+                "ret-1",
+                PaymentRef::new(Source::OneC, "ret-1").unwrap(),
+                FactKind::RefundRequested {
+                    amount: 50_000,
+                    reason: "Брак".into(),
+                    method: crate::domain::PaymentMethod::Card,
+                    retries: None,
+                    to_bank: None,
+                },
+            )
+            .with_payment(payment.clone());
+            l.record(&ask).await.unwrap();
+            l.record(&fact(
+                Source::Refund,
+                "1c#ret-1#pending",
+                PaymentRef::new(Source::Refund, "1c#ret-1").unwrap(),
+                FactKind::RefundProgress(crate::domain::RefundProgress {
+                    request: "1c#ret-1".into(),
+                    status: crate::domain::RefundStatus::Pending,
+                    provider_id: None,
+                    expect: Some("tbank#3269844626#PARTIAL_REFUNDED#100000".into()),
+                    detail: None,
+                    with_receipt: false,
+                }),
+            ))
+            .await
+            .unwrap();
+            e.tbank.sbp.lock().unwrap().insert("3269844626".into());
+            // Still being processed: nothing changes.
+            e.tbank.set("3269844626", "ASYNC_REFUNDING", 150_000);
+            handle(&e.deps).await.unwrap();
+            let status =
+                |e: &Env| e.store.order("7101").unwrap().refund_requests["1c#ret-1"].clone();
+            assert_eq!(status(&e).status, crate::domain::RefundStatus::Pending);
+            // The next question is due now (not in a minute).
+            for w in e.store.due(i64::MAX, 10).await.unwrap() {
+                e.store.reschedule(&w.key(), 0, w.checks).await.unwrap();
+            }
+            if refused {
+                e.tbank.set("3269844626", "CONFIRMED", 150_000);
+                e.tbank.qr_refused.lock().unwrap().insert(
+                    "3269844626".into(),
+                    "У клиента нет расчетного счета в этом банке".into(),
+                );
+                handle(&e.deps).await.unwrap();
+                let r = status(&e);
+                assert_eq!(r.status, crate::domain::RefundStatus::Failed);
+                assert!(r.detail.unwrap_or_default().contains("I05043"));
+                assert_eq!(e.store.order("7101").unwrap().totals().refunded, 0);
+            } else {
+                e.tbank.set("3269844626", "PARTIAL_REFUNDED", 100_000);
+                handle(&e.deps).await.unwrap();
+                assert_eq!(status(&e).status, crate::domain::RefundStatus::Succeeded);
+                assert_eq!(e.store.order("7101").unwrap().totals().refunded, 50_000);
+            }
+            assert!(e.open().await.is_empty(), "the question closed");
+        }
     }
 
     /// Notifications and polls in any order: every order paid once, every fact recorded and announced once.

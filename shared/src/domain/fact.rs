@@ -410,6 +410,11 @@ pub enum FactKind {
         /// attention.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retries: Option<String>,
+        /// An SBP refund to another bank of the buyer: the bank's SBP member id (T-Bank `QrMemberId`, "Код банка
+        /// в классификации СБП, в который нужно выполнить возврат", from `QrMembersList`), after the SBP refused the
+        /// refund to the bank that paid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_bank: Option<String>,
     },
     /// A person decided that a cancelled order keeps `amount` (nothing goes back; the goods were delivered, the
     /// buyer took a credit): the order no longer asks for a refund decision. Moves no money.

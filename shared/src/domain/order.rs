@@ -424,9 +424,11 @@ impl Order {
                 amount,
                 reason,
                 retries,
+                to_bank,
                 ..
             } => {
-                let request = self.admit(fact, *amount, reason);
+                let mut request = self.admit(fact, *amount, reason);
+                request.to_bank.clone_from(to_bank);
                 if let Some(failed) = retries
                     .as_ref()
                     .and_then(|r| self.refund_requests.get_mut(r))
@@ -504,6 +506,7 @@ impl Order {
             at_ms: fact.at_ms,
             retried_by: None,
             receipt_sent: false,
+            to_bank: None,
         };
         let available = self.totals().net() - self.refund_claimed();
         if amount <= 0 || amount > available {

@@ -38,6 +38,9 @@ pub struct RefundRequest {
     /// The refund went with its fiscal receipt through the acquirer's receipts service.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub receipt_sent: bool,
+    /// An SBP refund to another bank of the buyer (its SBP member id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_bank: Option<String>,
 }
 
 impl RefundRequest {
@@ -149,6 +152,7 @@ mod tests {
                 reason: "Брак".into(),
                 method: PaymentMethod::Card,
                 retries: None,
+                to_bank: None,
             },
         )
         .with_payment(PaymentRef::new(payment_source, payment).unwrap())

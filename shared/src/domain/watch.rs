@@ -293,6 +293,7 @@ mod tests {
                 reason: "Брак".into(),
                 method: PaymentMethod::Card,
                 retries: None,
+                to_bank: None,
             },
             2,
         )

@@ -227,16 +227,19 @@ pub fn cancel_request(
     payment_id: &str,
     amount: i64,
     external_request_id: &str,
+    qr_member_id: Option<&str>,
 ) -> serde_json::Value {
-    signed(
-        serde_json::json!({
-            "TerminalKey": terminal_key,
-            "PaymentId": payment_id,
-            "Amount": amount,
-            "ExternalRequestId": external_request_id,
-        }),
-        password,
-    )
+    let mut body = serde_json::json!({
+        "TerminalKey": terminal_key,
+        "PaymentId": payment_id,
+        "Amount": amount,
+        "ExternalRequestId": external_request_id,
+    });
+    // A root scalar: signed with the rest.
+    if let Some(bank) = qr_member_id {
+        body["QrMemberId"] = bank.into();
+    }
+    signed(body, password)
 }
 
 /// The `Receipt` of a partial `Cancel` (T-Bank EACQ OpenAPI v1.80, `Receipt_FFD_105`): `Items` with `Name`, `Price`
@@ -369,6 +372,52 @@ impl StateResponse {
     pub fn pay_method(&self) -> Option<PayMethod> {
         let source = self.params.iter().find(|p| p.key == "Source")?;
         pay_method(Some(&source.value), None)
+    }
+}
+
+/// The answer of `POST /v2/GetQrState`, "статус возврата платежа по СБП" (EACQ OpenAPI v1.80, tag СБП): the
+/// payment's `Status`, and when the SBP refused a refund, its code and words (`QrCancelCode` `I05043`,
+/// `QrCancelMessage` "У клиента нет расчетного счета в этом банке. Попробуйте вернуть деньги на счет этого клиента в
+/// другом банке"). The request is signed like `GetState`'s ([`get_state_request`]).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct QrStateResponse {
+    pub success: bool,
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub error_code: String,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub qr_cancel_code: Option<String>,
+    #[serde(default)]
+    pub qr_cancel_message: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl QrStateResponse {
+    /// The SBP's refusal of the payment's refund, in words for 1C and the console; `None` while a refund is being
+    /// processed or went through, or when the SBP said nothing.
+    pub fn refund_refused(&self) -> Option<String> {
+        let code = self
+            .qr_cancel_code
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())?;
+        if !self.success
+            || matches!(
+                self.status.as_str(),
+                "ASYNC_REFUNDING" | "REFUNDING" | "REFUNDED" | "PARTIAL_REFUNDED"
+            )
+        {
+            return None;
+        }
+        Some(format!(
+            "СБП отклонила возврат ({code}): {}",
+            self.qr_cancel_message
+                .as_deref()
+                .unwrap_or("причина не указана")
+        ))
     }
 }
 
@@ -619,7 +668,15 @@ mod tests {
             email: None,
             phone: Some("+79031234567".into()),
         };
-        let mut body = cancel_request("TinkoffBankTest", "pw", "2304882", 55_050, "k");
+        let mut body = cancel_request(
+            "TinkoffBankTest",
+            "pw",
+            "2304882",
+            55_050,
+            "k",
+            Some("100000000004"),
+        );
+        assert_eq!(body["QrMemberId"], "100000000004", "a root scalar, signed");
         let token = body["Token"].clone();
         body["Receipt"] = cancel_receipt(&receipt, "osn");
         let fields = canonical_fields(body.to_string().as_bytes()).unwrap();

@@ -47,6 +47,11 @@ pub trait YooKassaApi: Send + Sync {
 pub trait TbankApi: Send + Sync {
     /// `POST /v2/GetState` for a payment (`PaymentId`); the answer as T-Bank gave it (`Success: false` included).
     async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError>;
+    /// `POST /v2/GetQrState` for an SBP payment: how its refund went at the SBP.
+    async fn get_qr_state(
+        &self,
+        payment_id: &str,
+    ) -> Result<crate::formats::tbank::QrStateResponse, ProviderError>;
 }
 
 #[async_trait]
@@ -78,6 +83,8 @@ pub struct RefundCall<'a> {
     pub receipt: Option<&'a crate::domain::receipt::Receipt>,
     /// `RECEIPT_TAXATION` (T-Bank's `Receipt.Taxation`).
     pub taxation: Option<&'a str>,
+    /// An SBP refund to another bank of the buyer: its SBP member id (T-Bank `QrMemberId`).
+    pub to_bank: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -49,6 +49,7 @@ fn ask(source: Source, payment: &str, order: &str, request: &str, amount: i64) -
             reason: "Возврат по документу 1С".into(),
             method: PaymentMethod::Card,
             retries: None,
+            to_bank: None,
         },
         1_795_824_100_000,
     )
@@ -940,4 +941,51 @@ async fn a_partial_refund_at_a_receipts_shop_carries_its_receipt_and_one_without
     assert_eq!(r.run("o713").await.expect("run").succeeded, 1);
     let sent = bodies.lock().expect("lock");
     assert!(sent.last().expect("o713").get("receipt").is_none());
+}
+
+/// An SBP refund retried to another bank of the buyer (the SBP refused the one that paid): `Cancel` names it as
+/// `QrMemberId`, inside the signed fields.
+#[tokio::test]
+async fn an_sbp_refund_to_another_bank_names_it_in_the_signed_cancel() {
+    let r = refunds_env(Duration::from_millis(400)).await;
+    let tbank = SbpTbank::mount(&r, false).await;
+    r.env.register_order("o904", 100_000).await;
+    r.record(&pay(Source::Tbank, "904", "o904", 100_000).paid_with(Some(PayMethod::Sbp)))
+        .await;
+    let mut again = ask(Source::Tbank, "904", "o904", "ret-o904", 30_000);
+    if let FactKind::RefundRequested { to_bank, .. } = &mut again.kind {
+        *to_bank = Some("100000000004".into());
+    }
+    r.record(&again).await;
+    // The answer comes late (the fake executes at once): the retry's GetState finds it made.
+    assert!(r.run("o904").await.is_err());
+    assert_eq!(r.run("o904").await.expect("retry").succeeded, 1);
+    assert_eq!(tbank.executed.load(Ordering::SeqCst), 1);
+    let cancels: Vec<Request> = r
+        .tbank
+        .received_requests()
+        .await
+        .expect("requests")
+        .into_iter()
+        .filter(|q| q.url.path().ends_with("/Cancel"))
+        .collect();
+    assert_eq!(cancels.len(), 1);
+    let body: Value = serde_json::from_slice(&cancels[0].body).expect("json");
+    assert_eq!(body["QrMemberId"], "100000000004");
+    let fields: std::collections::BTreeMap<String, String> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| *k != "Token" && !v.is_object() && !v.is_array())
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        body["Token"].as_str(),
+        Some(shared::formats::tbank::token(&fields, TBANK_PASSWORD).as_str())
+    );
 }

@@ -371,6 +371,7 @@ mod tests {
             pay_method: None,
             receipt: None,
             taxation: None,
+            to_bank: None,
         };
         (refunds.refund(&call).await, refunds.expected_fact(&call))
     }

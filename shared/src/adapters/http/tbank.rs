@@ -52,6 +52,25 @@ impl TbankApi for HttpTbank {
             .map_err(|e| transport(P, &e))?;
         json_answer(P, resp).await
     }
+
+    async fn get_qr_state(
+        &self,
+        payment_id: &str,
+    ) -> Result<tbank::QrStateResponse, ProviderError> {
+        const P: &str = "T-Bank";
+        let resp = self
+            .client
+            .post(format!("{}/GetQrState", self.api_url))
+            .json(&tbank::get_state_request(
+                &self.terminal_key,
+                self.password.expose(),
+                payment_id,
+            ))
+            .send()
+            .await
+            .map_err(|e| transport(P, &e))?;
+        json_answer(P, resp).await
+    }
 }
 
 /// T-Bank `POST /v2/Cancel`, Token-signed, `ExternalRequestId` = the idempotency key.
@@ -153,6 +172,7 @@ impl RefundGateway for TbankRefunds {
             call.payment.external(),
             call.amount,
             &idempotency_key(call.request_id),
+            call.to_bank,
         );
         if let Some(receipt) = call.receipt {
             // Nested, so outside the Token: adding it after signing signs the same.
@@ -276,6 +296,7 @@ mod tests {
             pay_method: None,
             receipt: None,
             taxation: None,
+            to_bank: None,
         };
         let out = gateway.refund(&call).await;
         let expected = gateway.expected_fact(&call);
@@ -320,6 +341,7 @@ mod tests {
             pay_method: Some(&crate::domain::PayMethod::Sbp),
             receipt: None,
             taxation: None,
+            to_bank: None,
         };
         let out = gateway.refund(&call).await;
         let paths = server

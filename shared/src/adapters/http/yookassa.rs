@@ -359,6 +359,7 @@ mod tests {
                 pay_method: None,
                 receipt: None,
                 taxation: None,
+                to_bank: None,
             })
             .await;
         (out, server.received_requests().await.unwrap())

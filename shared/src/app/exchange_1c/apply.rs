@@ -195,6 +195,7 @@ pub fn facts_for(
                                     reason: "Заказ отменен в 1С".into(),
                                     method: line.method,
                                     retries: None,
+                                    to_bank: None,
                                 },
                             )
                             .map_err(&e)?,
@@ -213,6 +214,7 @@ pub fn facts_for(
                                     reason: "Заказ отменен в 1С".into(),
                                     method: PaymentMethod::Other,
                                     retries: None,
+                                    to_bank: None,
                                 },
                             )
                             .map_err(&e)?,
@@ -244,6 +246,7 @@ pub fn facts_for(
                                     .to_owned(),
                                 method,
                                 retries: None,
+                                to_bank: None,
                             },
                         )
                         .map_err(&e)?,
@@ -423,6 +426,7 @@ mod tests {
                 reason: "Брак".into(),
                 method: PaymentMethod::Card,
                 retries: None,
+                to_bank: None,
             }
         );
         apply_all(&mut o, &refund);

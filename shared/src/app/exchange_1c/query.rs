@@ -281,6 +281,7 @@ mod tests {
                     reason: "Брак".into(),
                     method: bank,
                     retries: None,
+                    to_bank: None,
                 },
             ),
             fact(
@@ -293,6 +294,7 @@ mod tests {
                     reason: "Ошибка".into(),
                     method: bank,
                     retries: None,
+                    to_bank: None,
                 },
             ),
         ] {
