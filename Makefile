@@ -18,7 +18,7 @@ REFUNDS_QUEUE ?= paysync-refunds.fifo
 # Dummy credentials for moto; the SDK reads AWS_ENDPOINT_URL (set per command below).
 LOCAL_AWS := AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 
-.PHONY: console-password run smoke test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load faults
+.PHONY: console-password run smoke test venv fmt lint unit build bench bench-cml deploy clean stack-start stack-stop fuzz latency load load-store faults
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: Makefile
@@ -135,6 +135,14 @@ load: venv
 	env $(LOCAL_AWS) AWS_ENDPOINT_URL=$$endpoint LOAD_URL=http://127.0.0.1:9000/lambda-url/acquiring-callback \
 	  LEDGER_TABLE=$$table EVENTS_QUEUE_URL=$$queue_url TBANK_TERMINAL_KEY=LoadTerminal TBANK_PASSWORD=load-password \
 	  cargo run -p paysync-e2e --example load -- $(LOAD_ORDERS) $(LOAD_CONCURRENCY)
+
+## load-store: STORE_LOAD_ORDERS orders paid at once; store-sync pushes them in SQS batches of 10 from
+## STORE_LOAD_INVOCATIONS concurrent invocations against a fake 1C-Bitrix enforcing the standard REST limit
+## (2 req/s, burst 50); reports REST calls per paid order, refused calls and payment -> "store shows paid" p50/p99
+STORE_LOAD_ORDERS ?= 500
+STORE_LOAD_INVOCATIONS ?= 4
+load-store:
+	RUST_LOG=off cargo run --release -p paysync-e2e --example store_load -- $(STORE_LOAD_ORDERS) $(STORE_LOAD_INVOCATIONS)
 
 ## faults: each fault (process killed anywhere, moto restarted/frozen, SQS down, duplicate storm, clock skew) under
 ## load on a moto of its own, then the ledger/queue invariants; FAULTS= picks some (not in `make test`)

@@ -74,11 +74,12 @@ pub struct Payment {
 }
 
 /// The payment's `payment_method` object; only its `type` is read (the rest, such as a card's last digits or an
-/// SBP operation's `sbp_operation_id`, is not the ledger's business).
+/// SBP operation's `sbp_operation_id`, is not the ledger's business). A method without its `type` says nothing;
+/// it does not make the payment unreadable.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct MethodObject {
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
 }
 
 impl Payment {
@@ -248,7 +249,9 @@ pub fn payment_fact(
     let method = p
         .payment_method
         .as_ref()
-        .map(|m| crate::domain::PayMethod::from(m.kind.as_str()));
+        .and_then(|m| m.kind.as_deref())
+        .filter(|k| !k.trim().is_empty())
+        .map(crate::domain::PayMethod::from);
     let at = time_ms(p.captured_at.as_deref().or(p.created_at.as_deref())).unwrap_or(now_ms);
     Ok(Some(
         PaymentFact::new(
@@ -389,6 +392,14 @@ mod tests {
         assert_eq!(f.pay_method, Some(crate::domain::PayMethod::Sbp));
         assert_eq!(f.fee, Some(3));
         assert_eq!(f.kind, FactKind::Payment { amount: 200 });
+        // A method object without its type (seen in tests of card data) reads as no method, not as an error.
+        let mut untyped = p.clone();
+        untyped.payment_method =
+            serde_json::from_value(serde_json::json!({"card": {"last4": "4444"}})).unwrap();
+        let f = payment_fact(&untyped, &[], &[RefRule::Order], 7)
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.pay_method, None);
         // A fee in another currency, or above the amount, is not a fee.
         let mut odd = p.clone();
         odd.income_amount = Some(Amount {

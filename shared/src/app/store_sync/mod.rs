@@ -174,6 +174,22 @@ pub async fn handle_events(
         let Some(ledger_order) = deps.store.load_order(&order).await? else {
             return Ok(());
         };
+        let view = push::store_view(config, &ledger_order);
+        let last: Option<serde_json::Value> = deps
+            .markers
+            .marker(MarkerKind::StoreTold, order.as_str())
+            .await?
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let told_view = last.as_ref().and_then(|t| t["view"].as_str());
+        // Only real changes: nothing new to show (an order registered or re-read with the same payment state, a
+        // redelivered message) costs no call to the store.
+        if view.as_deref() == told_view || (view.is_none() && last.is_none()) {
+            info!(order_id = %order, "the store shows this already; nothing to write");
+            if !config.hooks.is_empty() {
+                fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
+            }
+            return Ok(());
+        }
         let report = match push_order(deps.bitrix.as_ref(), config, &ledger_order).await {
             Ok(r) => r,
             Err(e) => {
@@ -191,6 +207,7 @@ pub async fn handle_events(
             "state": ledger_order.state().as_str(),
             "paid": ledger_order.totals().net(),
             "at_ms": crate::platform::clock::now_ms(),
+            "view": view,
         });
         if let Err(e) = deps
             .markers

@@ -64,6 +64,42 @@ async fn call(api: &dyn BitrixApi, method: &str, params: Value) -> Result<Answer
     call_with_backoff(api, method, &params, 2).await
 }
 
+/// What the store shows of an order's payment state, as [`push_order`] writes it: each piece of money (`xmlId`, the
+/// amount kept, whether paid), the paid amount and its text, and the status the state maps to. Two equal views write
+/// the same things, so a push whose view equals the one last told (store-sync's `StoreTold` note) is skipped
+/// without a call; an order with no money and no status to set shows nothing the store does not already show.
+pub fn store_view(config: &PushConfig, order: &crate::domain::Order) -> Option<String> {
+    let info = order.info.as_ref()?;
+    let lines: Vec<(String, i64, Option<&str>)> = order
+        .lines
+        .iter()
+        .filter(|(_, l)| l.counted() != 0 || l.refunded() != 0)
+        .map(|(p, l)| {
+            let want = (l.counted() - l.refunded() - l.charged_back()).max(0);
+            (
+                format!("paysync:{p}"),
+                want,
+                l.pay_method.as_ref().map(|m| m.as_str()),
+            )
+        })
+        .collect();
+    let net = order.totals().net();
+    let status = config
+        .status_map
+        .get(order.state().as_str())
+        .filter(|s| info.details.status.as_ref().map(|(id, _)| id) != Some(*s));
+    if lines.is_empty() && net == 0 && status.is_none() {
+        return None;
+    }
+    let view = json!({
+        "lines": lines,
+        "net": net,
+        "text": paid_text(net, order.total().unwrap_or(net), order.paid_percent()),
+        "status": config.status_map.get(order.state().as_str()),
+    });
+    Some(view.to_string())
+}
+
 /// Make the store show what the ledger knows about one order: one store payment per piece of money (found again by
 /// `xmlId` = `paysync:<payment ref>`, so redeliveries change nothing), the paid-amount properties, the mapped status.
 pub async fn push_order(
@@ -247,6 +283,9 @@ async fn push_properties(
     for (code, value) in &wanted {
         match values.iter_mut().find(|v| v.code.as_deref() == Some(*code)) {
             Some(v) if v.value.as_str() == Some(value.as_str()) => {}
+            // Nothing paid and nothing written before: the store already shows nothing paid (writing `0.00` would
+            // re-save the order and move its update date).
+            None if net == 0 => {}
             Some(v) => {
                 v.value = Value::String(value.clone());
                 changed = true;

@@ -1007,3 +1007,45 @@ async fn a_store_payment_started_at_an_acquirer_names_its_acquirer() {
         "no psInvoiceId yet: not started at the acquirer"
     );
 }
+
+/// Only real changes reach the store: a registered order with no money costs no call (no `PAID_AMOUNT=0.00`
+/// written, which would re-save it); a payment is written once; its message again, or an event that changed
+/// nothing the store shows (the store's data read again), costs no call either.
+#[tokio::test]
+async fn an_order_whose_store_visible_state_did_not_change_costs_no_call() {
+    let e = env(push_config());
+    e.checkout();
+    e.register(OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB))
+        .await;
+    let calls = |e: &Env| e.shop.shop().calls.len();
+    assert!(failures(&handle_events(&e.deps, batch("7001", &["m0"])).await).is_empty());
+    assert_eq!(
+        calls(&e),
+        0,
+        "a new unpaid order: the store shows it already"
+    );
+    e.record("61#CONFIRMED", "61", FactKind::Payment { amount: 150_000 })
+        .await;
+    assert!(failures(&handle_events(&e.deps, batch("7001", &["m1"])).await).is_empty());
+    let after_payment = calls(&e);
+    assert!(after_payment > 0);
+    // The same message again, and the order re-registered with a new comment (nothing the push writes).
+    assert!(failures(&handle_events(&e.deps, batch("7001", &["m1", "m2"])).await).is_empty());
+    let mut info = OrderInfo::new(Some("7001".into()), 500_000, Currency::RUB);
+    info.details.comment = Some("позвонить перед доставкой".into());
+    e.register(info).await;
+    assert!(failures(&handle_events(&e.deps, batch("7001", &["m3"])).await).is_empty());
+    assert_eq!(calls(&e), after_payment, "nothing new to show: no call");
+    // A refund changes what the store shows: written.
+    e.record(
+        "61#PARTIAL_REFUNDED#100000",
+        "61",
+        FactKind::Refund {
+            amount: crate::domain::RefundAmount::Remaining(100_000),
+        },
+    )
+    .await;
+    assert!(failures(&handle_events(&e.deps, batch("7001", &["m4"])).await).is_empty());
+    assert!(calls(&e) > after_payment);
+    assert_eq!(e.shop.payment("900")["sum"], "1000.00");
+}
