@@ -199,7 +199,13 @@ pub fn statement_pull(
 pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, WiringError> {
     let (store, events) = ledger(&config.ledger, clients);
     let http = clients.http.clone();
+    let budget = Arc::new(crate::adapters::dynamo::DynamoBudget::new(
+        &store,
+        "bitrix",
+        config.rest_limit,
+    ));
     Ok(StoreDeps {
+        budget,
         directory: store.clone(),
         cursors: store.clone(),
         markers: store.clone(),

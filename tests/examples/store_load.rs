@@ -214,6 +214,10 @@ async fn main() {
     let ledger_store = Arc::new(MemoryLedgerStore::default());
     let events = Arc::new(MemoryPublisher::default());
     let deps = StoreDeps {
+        // The deployment's share of the limit, as the shipped wiring keeps it (here in memory: one process).
+        budget: Arc::new(shared::adapters::memory::MemoryBudget::new(
+            shared::ports::budget::RestLimit::default(),
+        )),
         store: ledger_store.clone(),
         directory: ledger_store.clone(),
         cursors: ledger_store.clone(),

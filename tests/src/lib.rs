@@ -351,6 +351,7 @@ impl TestEnv {
                 overlap_minutes: 10,
                 initial_days,
                 push: PushConfig::default(),
+                rest_limit: Default::default(),
             },
             &self.clients,
         )

@@ -1411,6 +1411,129 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     Ok(())
 }
 
+/// The store's REST budget as one row of the ledger table (`BUDGET#<name>` / `#BUDGET`: `milli`, `at_ms`), taken by a
+/// conditional write on the level it was read at, so concurrent invocations never spend the same call twice.
+pub struct DynamoBudget {
+    client: Client,
+    table: String,
+    key: Item,
+    limit: crate::ports::budget::RestLimit,
+}
+
+impl DynamoBudget {
+    /// `name`: whose limit (`bitrix`: the store's webhook).
+    pub fn new(
+        store: &DynamoLedgerStore,
+        name: &str,
+        limit: crate::ports::budget::RestLimit,
+    ) -> Self {
+        DynamoBudget {
+            client: store.client.clone(),
+            table: store.table.clone(),
+            key: key(format!("BUDGET#{name}"), "#BUDGET".to_owned()),
+            limit,
+        }
+    }
+
+    async fn read(&self) -> Result<Option<crate::ports::budget::Bucket>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        let number = |item: &Item, name: &str| {
+            item.get(name)
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        Ok(out.item.and_then(|i| {
+            Some(crate::ports::budget::Bucket {
+                milli: number(&i, "milli")?,
+                at_ms: number(&i, "at_ms")?,
+            })
+        }))
+    }
+
+    /// Write `next` if the row still holds `was` (absent when `None`); `false` when another invocation moved it.
+    async fn swap(
+        &self,
+        was: Option<crate::ports::budget::Bucket>,
+        next: crate::ports::budget::Bucket,
+    ) -> Result<bool, StoreError> {
+        let mut item = self.key.clone();
+        item.insert("milli".into(), n(next.milli));
+        item.insert("at_ms".into(), n(next.at_ms));
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = match was {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(b) => put
+                .condition_expression("milli = :m AND at_ms = :a")
+                .expression_attribute_values(":m", n(b.milli))
+                .expression_attribute_values(":a", n(b.at_ms)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = e.into_service_error();
+                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                    == Some("ConditionalCheckFailedException")
+                {
+                    Ok(false)
+                } else {
+                    Err(unavailable(e))
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::budget::RequestBudget for DynamoBudget {
+    async fn take(
+        &self,
+        priority: crate::ports::budget::Priority,
+        now_ms: i64,
+    ) -> Result<crate::ports::budget::Take, StoreError> {
+        use crate::ports::budget::{Bucket, Take};
+        // A few rounds against other invocations taking at the same moment; then wait a little and ask again.
+        for _ in 0..4 {
+            let was = self.read().await?;
+            let bucket = was.unwrap_or_else(|| Bucket::full(self.limit, now_ms));
+            match bucket.take(self.limit, priority, now_ms) {
+                Err(wait) => return Ok(Take::Wait(wait)),
+                Ok(next) => {
+                    if self.swap(was, next).await? {
+                        return Ok(Take::Granted);
+                    }
+                }
+            }
+        }
+        Ok(Take::Wait(50))
+    }
+
+    async fn drain(&self, now_ms: i64) -> Result<(), StoreError> {
+        let mut item = self.key.clone();
+        item.insert("milli".into(), n(0));
+        item.insert("at_ms".into(), n(now_ms));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(e.into_service_error()))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

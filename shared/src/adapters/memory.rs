@@ -667,3 +667,53 @@ impl EventPublisher for MemoryPublisher {
         Ok(())
     }
 }
+
+/// The store's REST budget in memory (one process): the same bucket as the table's.
+pub struct MemoryBudget {
+    bucket: Mutex<Option<crate::ports::budget::Bucket>>,
+    limit: crate::ports::budget::RestLimit,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: crate::ports::budget::RestLimit) -> Self {
+        MemoryBudget {
+            bucket: Mutex::new(None),
+            limit,
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::budget::RequestBudget for MemoryBudget {
+    async fn take(
+        &self,
+        priority: crate::ports::budget::Priority,
+        now_ms: i64,
+    ) -> Result<crate::ports::budget::Take, StoreError> {
+        use crate::ports::budget::{Bucket, Take};
+        let mut b = self
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bucket = b.unwrap_or_else(|| Bucket::full(self.limit, now_ms));
+        Ok(match bucket.take(self.limit, priority, now_ms) {
+            Ok(next) => {
+                *b = Some(next);
+                Take::Granted
+            }
+            Err(wait) => Take::Wait(wait),
+        })
+    }
+
+    async fn drain(&self, now_ms: i64) -> Result<(), StoreError> {
+        *self
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(crate::ports::budget::Bucket {
+                milli: 0,
+                at_ms: now_ms,
+            });
+        Ok(())
+    }
+}

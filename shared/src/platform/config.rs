@@ -309,6 +309,9 @@ pub struct StoreConfig {
     /// `STORE_PULL_INITIAL_DAYS` (default 30): how far back the first pull looks.
     pub initial_days: i64,
     pub push: PushConfig,
+    /// `BITRIX_REST_PER_SECOND`, `BITRIX_REST_BURST`, `BITRIX_PULL_RESERVE`: the store's REST limit, shared by every
+    /// invocation (see [`crate::ports::budget`]).
+    pub rest_limit: crate::ports::budget::RestLimit,
 }
 
 /// Settings of `exchange-1c`.
@@ -627,6 +630,29 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 status_map: self.json_map("BITRIX_STATUS_MAP", ORDER_STATES)?,
                 hooks: self.hooks()?,
             },
+            rest_limit: self.rest_limit()?,
+        })
+    }
+
+    /// The store's REST limit: 2 requests/s and a burst of 50 by default (Bitrix's standard plan; 5 and 250 on the
+    /// enterprise one).
+    fn rest_limit(&self) -> Result<crate::ports::budget::RestLimit, ConfigError> {
+        let per_second = self.count("BITRIX_REST_PER_SECOND", 2)?;
+        let burst = self.count("BITRIX_REST_BURST", 50)?;
+        if per_second == 0 || burst == 0 {
+            return Err(ConfigError::Invalid {
+                name: if per_second == 0 {
+                    "BITRIX_REST_PER_SECOND"
+                } else {
+                    "BITRIX_REST_BURST"
+                },
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(crate::ports::budget::RestLimit {
+            per_second,
+            burst,
+            pull_reserve: self.count("BITRIX_PULL_RESERVE", 10)?,
         })
     }
 

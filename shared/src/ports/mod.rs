@@ -7,6 +7,7 @@
 
 pub mod acquirers;
 pub mod bank;
+pub mod budget;
 pub mod cursors;
 pub mod events;
 pub mod exchange;

@@ -722,3 +722,65 @@ async fn a_change_the_store_refuses_is_said_on_the_order_and_the_message_fails()
     );
     assert!(s.payments.iter().all(|x| x["paid"] == "N"));
 }
+
+/// Two invocations take from one budget in the ledger table (moto): the conditional write never lets them spend the
+/// same call twice, so together they stay inside the store's burst.
+#[tokio::test]
+async fn concurrent_invocations_share_one_request_budget() {
+    use shared::adapters::dynamo::{DynamoBudget, DynamoLedgerStore};
+    use shared::ports::budget::{Priority, RequestBudget, RestLimit, Take};
+    let env = spawn_env().await;
+    let limit = RestLimit {
+        per_second: 1,
+        burst: 8,
+        pull_reserve: 2,
+    };
+    // Two processes: two clients, two adapters, one row.
+    let one = DynamoBudget::new(
+        &DynamoLedgerStore::new(env.ddb.clone(), &env.table),
+        "bitrix",
+        limit,
+    );
+    let two = DynamoBudget::new(
+        &DynamoLedgerStore::new(env.ddb.clone(), &env.table),
+        "bitrix",
+        limit,
+    );
+    let now = 1_795_824_000_000;
+    let (a, b) = tokio::join!(
+        async {
+            let mut granted = 0;
+            for _ in 0..10 {
+                if one.take(Priority::Push, now).await.expect("take") == Take::Granted {
+                    granted += 1;
+                }
+            }
+            granted
+        },
+        async {
+            let mut granted = 0;
+            for _ in 0..10 {
+                if two.take(Priority::Push, now).await.expect("take") == Take::Granted {
+                    granted += 1;
+                }
+            }
+            granted
+        }
+    );
+    assert_eq!(a + b, 8, "the burst, once: {a} + {b}");
+    // The pull waits for its reserve; a second later one more push goes.
+    assert!(matches!(
+        one.take(Priority::Pull, now + 1_000).await.expect("take"),
+        Take::Wait(_)
+    ));
+    assert_eq!(
+        two.take(Priority::Push, now + 1_000).await.expect("take"),
+        Take::Granted
+    );
+    // The store's refusal empties it for everyone.
+    one.drain(now + 5_000).await.expect("drain");
+    assert!(matches!(
+        two.take(Priority::Push, now + 5_000).await.expect("take"),
+        Take::Wait(1000)
+    ));
+}

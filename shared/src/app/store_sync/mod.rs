@@ -2,6 +2,7 @@
 //! the ledger ([`pull`]); on the events queue it writes every payment change into the store ([`push`]) and fires the
 //! shop's outbound hooks ([`hooks`]). The store is reached only through the `BitrixApi` and `HookSender` ports.
 
+mod budget;
 mod hooks;
 mod pull;
 mod push;
@@ -9,6 +10,7 @@ mod push;
 mod tests;
 
 pub use crate::platform::config::PushConfig;
+pub use budget::Budgeted;
 pub use hooks::fire_hooks;
 pub use pull::{pull_orders, PullSummary};
 pub use push::{paid_text, push_order, PushReport};
@@ -37,6 +39,8 @@ pub struct StoreDeps {
     pub markers: Arc<dyn Markers>,
     pub events: Arc<dyn EventPublisher>,
     pub bitrix: Arc<dyn BitrixApi>,
+    /// The deployment's share of the store's REST limit: every call of `bitrix` is taken from it first.
+    pub budget: Arc<dyn crate::ports::budget::RequestBudget>,
     /// The shop's outbound hooks.
     pub hooks: Arc<dyn HookSender>,
     /// `STORE_PULL_OVERLAP_MINUTES`: re-read before the watermark (late commits land with earlier `dateUpdate`).
@@ -45,6 +49,17 @@ pub struct StoreDeps {
     pub initial_days: i64,
     /// How payment state is written into the store.
     pub push: PushConfig,
+}
+
+impl StoreDeps {
+    /// The store's API behind the deployment's budget.
+    pub fn api(&self, priority: crate::ports::budget::Priority) -> Budgeted<'_> {
+        Budgeted {
+            api: self.bitrix.as_ref(),
+            budget: self.budget.as_ref(),
+            priority,
+        }
+    }
 }
 
 /// The store's own answer to a reference look-up (`crate::app::resolve`): `sale.order.list` by `id` or `accountNumber`,
@@ -140,7 +155,7 @@ async fn note_on_order(deps: &StoreDeps, order: &OrderId, e: &PushError) {
         warn!(order_id = %order, error.message = %e, "the store's refusal was not kept in the ledger");
     }
     if let Err(e) = deps
-        .bitrix
+        .api(crate::ports::budget::Priority::Push)
         .call(
             "sale.order.update",
             &json!({"id": order.as_str(), "fields": {"comments": text}}),
@@ -190,7 +205,8 @@ pub async fn handle_events(
             }
             return Ok(());
         }
-        let report = match push_order(deps.bitrix.as_ref(), config, &ledger_order).await {
+        let api = deps.api(crate::ports::budget::Priority::Push);
+        let report = match push_order(&api, config, &ledger_order).await {
             Ok(r) => r,
             Err(e) => {
                 if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {

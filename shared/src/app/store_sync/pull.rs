@@ -225,6 +225,8 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
     let mut newest: Option<OffsetDateTime> = None;
     // The update time of the earliest order left unregistered: the watermark never passes it.
     let mut held: Option<OffsetDateTime> = None;
+    // The pull yields to payment pushes: it takes calls only while the reserve is left for them.
+    let api = deps.api(crate::ports::budget::Priority::Pull);
     let mut start = 0u64;
     for _ in 0..10_000 {
         let params = json!({
@@ -233,7 +235,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
             "order": {"dateUpdate": "asc", "id": "asc"},
             "start": start,
         });
-        let page = match call_with_backoff(deps.bitrix.as_ref(), "sale.order.list", &params, 4)
+        let page = match call_with_backoff(&api, "sale.order.list", &params, 4)
             .await
             .and_then(|a| Ok((bitrix::orders(&a.result)?, a.next)))
         {
@@ -248,14 +250,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         s.pages += 1;
         let (orders, next) = page;
         let mut failed_ids = std::collections::BTreeSet::new();
-        let details = match page_details(
-            deps.bitrix.as_ref(),
-            &orders,
-            &mut s.errors,
-            &mut failed_ids,
-        )
-        .await
-        {
+        let details = match page_details(&api, &orders, &mut s.errors, &mut failed_ids).await {
             Ok(d) => d,
             Err(e) => {
                 warn!(error.message = %e, "order details unavailable; the watermark stays");
@@ -327,7 +322,7 @@ pub async fn pull_orders(deps: &StoreDeps) -> Result<PullSummary, LedgerError> {
         &ledger,
         deps.store.as_ref(),
         deps.directory.as_ref(),
-        Some(&BitrixLookup(deps.bitrix.as_ref())),
+        Some(&BitrixLookup(&api)),
         SETTLE_PER_RUN,
     )
     .await?;

@@ -300,6 +300,14 @@ fn env(push: PushConfig) -> Env {
     let shop = Arc::new(FakeBitrix::default());
     let hooks = Arc::new(FakeHooks::default());
     let deps = StoreDeps {
+        // Generous: the unit tests are not about the limit (`budget.rs` is).
+        budget: Arc::new(crate::adapters::memory::MemoryBudget::new(
+            crate::ports::budget::RestLimit {
+                per_second: 1_000,
+                burst: 10_000,
+                pull_reserve: 0,
+            },
+        )),
         store: ledger.clone(),
         directory: ledger.clone(),
         cursors: ledger.clone(),
