@@ -285,6 +285,7 @@ fn takings_pk(acquirer: Source, day: &str) -> String {
     format!("TAKINGS#{acquirer}#{day}")
 }
 
+#[derive(Clone)]
 pub struct DynamoLedgerStore {
     client: Client,
     table: String,
@@ -1111,14 +1112,7 @@ impl SignIns for DynamoLedgerStore {
         // The row outlives the session by a minute of clock skew, then the table's TTL removes it.
         let mut item = sign_out_key(sid);
         item.insert(TTL_ATTRIBUTE.to_owned(), n(until_ms / 1000 + 60));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
+        self.put_plain(item).await
     }
 
     async fn signed_out(&self, sid: &str) -> Result<bool, StoreError> {
@@ -1414,8 +1408,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 /// The store's REST budget as one row of the ledger table (`BUDGET#<name>` / `#BUDGET`: `milli`, `at_ms`), taken by a
 /// conditional write on the level it was read at, so concurrent invocations never spend the same call twice.
 pub struct DynamoBudget {
-    client: Client,
-    table: String,
+    store: DynamoLedgerStore,
     key: Item,
     limit: crate::ports::budget::RestLimit,
 }
@@ -1428,29 +1421,20 @@ impl DynamoBudget {
         limit: crate::ports::budget::RestLimit,
     ) -> Self {
         DynamoBudget {
-            client: store.client.clone(),
-            table: store.table.clone(),
+            store: store.clone(),
             key: key(format!("BUDGET#{name}"), "#BUDGET".to_owned()),
             limit,
         }
     }
 
     async fn read(&self) -> Result<Option<crate::ports::budget::Bucket>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(self.key.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
+        let item = self.store.get(self.key.clone()).await?;
         let number = |item: &Item, name: &str| {
             item.get(name)
                 .and_then(|v| v.as_n().ok())
                 .and_then(|v| v.parse::<i64>().ok())
         };
-        Ok(out.item.and_then(|i| {
+        Ok(item.and_then(|i| {
             Some(crate::ports::budget::Bucket {
                 milli: number(&i, "milli")?,
                 at_ms: number(&i, "at_ms")?,
@@ -1468,9 +1452,10 @@ impl DynamoBudget {
         item.insert("milli".into(), n(next.milli));
         item.insert("at_ms".into(), n(next.at_ms));
         let mut put = self
+            .store
             .client
             .put_item()
-            .table_name(&self.table)
+            .table_name(&self.store.table)
             .set_item(Some(item));
         put = match was {
             None => put.condition_expression("attribute_not_exists(pk)"),
@@ -1523,14 +1508,7 @@ impl crate::ports::budget::RequestBudget for DynamoBudget {
         let mut item = self.key.clone();
         item.insert("milli".into(), n(0));
         item.insert("at_ms".into(), n(now_ms));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable(e.into_service_error()))?;
-        Ok(())
+        self.store.put_plain(item).await
     }
 }
 

@@ -471,7 +471,7 @@ pub fn order_details(result: &RawValue) -> Result<StoreOrderDetails, BitrixError
                 .vat_included
                 .as_ref()
                 .filter(|v| !v.is_null())
-                .map(|v| flag(&Some(v.clone()))),
+                .map(|_| flag(&b.vat_included)),
         });
     }
     let mut delivery = None;

@@ -35,13 +35,17 @@ impl HttpTbank {
     }
 }
 
-#[async_trait]
-impl TbankApi for HttpTbank {
-    async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError> {
+impl HttpTbank {
+    /// A signed `POST /v2/<operation>` naming one payment (`GetState`, `GetQrState`: the same body and Token).
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        operation: &str,
+        payment_id: &str,
+    ) -> Result<T, ProviderError> {
         const P: &str = "T-Bank";
         let resp = self
             .client
-            .post(format!("{}/GetState", self.api_url))
+            .post(format!("{}/{operation}", self.api_url))
             .json(&tbank::get_state_request(
                 &self.terminal_key,
                 self.password.expose(),
@@ -52,24 +56,19 @@ impl TbankApi for HttpTbank {
             .map_err(|e| transport(P, &e))?;
         json_answer(P, resp).await
     }
+}
+
+#[async_trait]
+impl TbankApi for HttpTbank {
+    async fn get_state(&self, payment_id: &str) -> Result<StateResponse, ProviderError> {
+        self.ask("GetState", payment_id).await
+    }
 
     async fn get_qr_state(
         &self,
         payment_id: &str,
     ) -> Result<tbank::QrStateResponse, ProviderError> {
-        const P: &str = "T-Bank";
-        let resp = self
-            .client
-            .post(format!("{}/GetQrState", self.api_url))
-            .json(&tbank::get_state_request(
-                &self.terminal_key,
-                self.password.expose(),
-                payment_id,
-            ))
-            .send()
-            .await
-            .map_err(|e| transport(P, &e))?;
-        json_answer(P, resp).await
+        self.ask("GetQrState", payment_id).await
     }
 }
 
