@@ -150,3 +150,134 @@ pub fn sber_sign(params: &str, token: &str) -> String {
         hex::encode_upper(mac.finalize().into_bytes())
     )
 }
+
+/// PHP's `parse_str`, which the 1C-Bitrix rest module runs on every `batch` command's query
+/// (`CRestUtil::ParseBatchQuery`): pairs split at `&`, names and values decoded (`+` is a space), `a[b][]=v` nested
+/// (`[]` appends), spaces and dots of the base name turned into `_`, a later pair overwriting an earlier one.
+/// Arrays keyed `0..n` become JSON lists. The fakes read store-sync's commands with this, not with the library
+/// store-sync writes them with, so an encoding the store would read differently fails the tests.
+pub fn php_parse_str(query: &str) -> serde_json::Value {
+    use serde_json::{Map, Value};
+    fn slot<'a>(v: &'a mut Value, key: Option<&str>) -> &'a mut Value {
+        if !v.is_object() {
+            *v = Value::Object(Map::new());
+        }
+        let Value::Object(map) = v else {
+            unreachable!("made an object above")
+        };
+        let key = match key {
+            Some(k) => k.to_owned(),
+            None => map
+                .keys()
+                .filter_map(|k| k.parse::<i64>().ok())
+                .max()
+                .map_or(0, |m| m + 1)
+                .to_string(),
+        };
+        map.entry(key).or_insert(Value::Null)
+    }
+    fn lists(v: Value) -> Value {
+        match v {
+            Value::Object(map) => {
+                let n = map.len();
+                let sequential = (0..n).all(|i| map.contains_key(&i.to_string()));
+                if sequential && n > 0 {
+                    let mut map = map;
+                    Value::Array(
+                        (0..n)
+                            .map(|i| lists(map.remove(&i.to_string()).unwrap_or(Value::Null)))
+                            .collect(),
+                    )
+                } else {
+                    Value::Object(map.into_iter().map(|(k, v)| (k, lists(v))).collect())
+                }
+            }
+            other => other,
+        }
+    }
+    let mut root = Value::Object(Map::new());
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let name = name.trim_start_matches(' ');
+        let (base, mut rest) = match name.find('[') {
+            Some(i) if name[i..].contains(']') => (&name[..i], &name[i..]),
+            _ => (name, ""),
+        };
+        let base: String = base
+            .chars()
+            .map(|c| if c == ' ' || c == '.' || c == '[' { '_' } else { c })
+            .collect();
+        if base.is_empty() {
+            continue;
+        }
+        let mut at = slot(&mut root, Some(&base));
+        while let Some(inner) = rest.strip_prefix('[') {
+            let Some(close) = inner.find(']') else { break };
+            let key = &inner[..close];
+            at = slot(at, (!key.is_empty()).then_some(key));
+            rest = &inner[close + 1..];
+        }
+        *at = Value::String(value.into_owned());
+    }
+    lists(root)
+}
+
+/// `batch` as the 1C-Bitrix rest module runs it (`CRestProvider::methodsBatch`): each command of `cmd` (an object
+/// or a list) is split at its `?`, its query read by [`php_parse_str`] and answered by `call` (status and JSON body,
+/// as the method alone would answer); commands past 50 get `ERROR_BATCH_LENGTH_EXCEEDED`, a nested `batch` gets
+/// `ERROR_BATCH_METHOD_NOT_ALLOWED`, `halt` stops at the first error. The body is PHP-shaped: an empty set of
+/// results or errors is `[]`.
+pub fn bitrix_batch(
+    params: &serde_json::Value,
+    mut call: impl FnMut(&str, &serde_json::Value) -> (u16, serde_json::Value),
+) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let commands: Vec<(String, String)> = match &params["cmd"] {
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+            .collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v.as_str().unwrap_or("").to_owned()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let halt = matches!(&params["halt"], Value::Bool(true))
+        || params["halt"].as_u64() == Some(1)
+        || params["halt"].as_str() == Some("1");
+    let (mut results, mut errors, mut totals) = (Map::new(), Map::new(), Map::new());
+    for (n, (key, command)) in commands.into_iter().enumerate() {
+        let (method, query) = command.split_once('?').unwrap_or((command.as_str(), ""));
+        let (status, body) = if n >= 50 {
+            (400, json!({"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}))
+        } else if method == "batch" {
+            (405, json!({"error": "ERROR_BATCH_METHOD_NOT_ALLOWED", "error_description": "Method is not allowed for batch usage"}))
+        } else {
+            call(method, &php_parse_str(query))
+        };
+        if body.get("error").is_some() || !(200..300).contains(&status) {
+            errors.insert(
+                key,
+                json!({"error": body["error"], "error_description": body["error_description"]}),
+            );
+            if halt {
+                break;
+            }
+        } else {
+            if let Some(t) = body.get("total") {
+                totals.insert(key.clone(), t.clone());
+            }
+            results.insert(key, body["result"].clone());
+        }
+    }
+    let php = |m: Map<String, Value>| {
+        if m.is_empty() {
+            json!([])
+        } else {
+            Value::Object(m)
+        }
+    };
+    json!({"result": {"result": php(results), "result_error": php(errors), "result_total": php(totals),
+        "result_next": [], "result_time": []}, "time": {"start": 0}})
+}

@@ -219,6 +219,14 @@ pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, W
         overlap_minutes: config.overlap_minutes,
         initial_days: config.initial_days,
         push: config.push,
+        // Beyond the 10 messages Lambda hands a FIFO function, store-sync takes the rest of its batch itself.
+        inbox: (config.push_orders > 10).then(|| {
+            Arc::new(crate::adapters::sqs::SqsEventsInbox::new(
+                clients.sqs.clone(),
+                &config.ledger.events_queue_url,
+            )) as Arc<dyn crate::ports::EventsInbox>
+        }),
+        push_orders: config.push_orders,
     })
 }
 

@@ -1,6 +1,6 @@
 //! In-memory fakes of the ports, for handler tests without AWS.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -664,6 +664,150 @@ impl EventPublisher for MemoryPublisher {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(event.clone());
+        Ok(())
+    }
+}
+
+/// An SQS FIFO queue in memory: a message in flight hides its group's later messages until it is deleted or its
+/// visibility ends. Both the function's trigger ([`MemoryQueue::receive`]) and store-sync's own taking
+/// ([`crate::ports::EventsInbox`]) read it, as both read the real queue.
+pub struct MemoryQueue {
+    state: Mutex<QueueState>,
+    /// How long a received message stays hidden (the queue's visibility timeout).
+    visibility_ms: i64,
+}
+
+#[derive(Default)]
+struct QueueState {
+    next: u64,
+    messages: Vec<Queued>,
+}
+
+struct Queued {
+    id: String,
+    group: String,
+    body: String,
+    receipt: Option<String>,
+    hidden_until_ms: i64,
+}
+
+/// A received message and its group (`MessageGroupId`).
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub message: crate::ports::InboxMessage,
+    pub group: String,
+}
+
+impl MemoryQueue {
+    pub fn new(visibility_ms: i64) -> Self {
+        MemoryQueue {
+            state: Mutex::new(QueueState::default()),
+            visibility_ms,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Send `body` in `group`; its message id.
+    pub fn send(&self, group: &str, body: &str) -> String {
+        let mut s = self.state();
+        s.next += 1;
+        let id = format!("m{}", s.next);
+        s.messages.push(Queued {
+            id: id.clone(),
+            group: group.to_owned(),
+            body: body.to_owned(),
+            receipt: None,
+            hidden_until_ms: 0,
+        });
+        id
+    }
+
+    /// Up to `max` visible messages, oldest first, none of a group that has one in flight.
+    pub fn receive(&self, max: usize) -> Vec<Received> {
+        let now = crate::platform::clock::now_ms();
+        let mut s = self.state();
+        s.next += 1;
+        let receipt_base = s.next;
+        let mut blocked: HashSet<String> = s
+            .messages
+            .iter()
+            .filter(|m| m.hidden_until_ms > now)
+            .map(|m| m.group.clone())
+            .collect();
+        let mut out = Vec::new();
+        let mut taken_groups: HashSet<String> = HashSet::new();
+        for (n, m) in s.messages.iter_mut().enumerate() {
+            if out.len() >= max {
+                break;
+            }
+            if blocked.contains(&m.group) && !taken_groups.contains(&m.group) {
+                continue;
+            }
+            let receipt = format!("r{receipt_base}-{n}");
+            m.receipt = Some(receipt.clone());
+            m.hidden_until_ms = now + self.visibility_ms;
+            blocked.insert(m.group.clone());
+            taken_groups.insert(m.group.clone());
+            out.push(Received {
+                message: crate::ports::InboxMessage {
+                    message_id: m.id.clone(),
+                    receipt_handle: receipt,
+                    body: m.body.clone(),
+                },
+                group: m.group.clone(),
+            });
+        }
+        out
+    }
+
+    /// Delete the message received under `receipt_handle` (a stale receipt deletes nothing).
+    pub fn delete(&self, receipt_handle: &str) {
+        self.state()
+            .messages
+            .retain(|m| m.receipt.as_deref() != Some(receipt_handle));
+    }
+
+    /// Make the message received under `receipt_handle` visible again after `after_ms` (a failed message).
+    pub fn release(&self, receipt_handle: &str, after_ms: i64) {
+        let now = crate::platform::clock::now_ms();
+        for m in &mut self.state().messages {
+            if m.receipt.as_deref() == Some(receipt_handle) {
+                m.hidden_until_ms = now + after_ms;
+            }
+        }
+    }
+
+    /// Messages not yet deleted.
+    pub fn len(&self) -> usize {
+        self.state().messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl crate::ports::EventsInbox for MemoryQueue {
+    async fn take(
+        &self,
+        max: usize,
+    ) -> Result<Vec<crate::ports::InboxMessage>, crate::ports::InboxError> {
+        Ok(self.receive(max).into_iter().map(|r| r.message).collect())
+    }
+
+    async fn done(
+        &self,
+        messages: &[crate::ports::InboxMessage],
+    ) -> Result<(), crate::ports::InboxError> {
+        for m in messages {
+            self.delete(&m.receipt_handle);
+        }
         Ok(())
     }
 }

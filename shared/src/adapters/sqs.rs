@@ -75,6 +75,95 @@ impl EventPublisher for SqsEventPublisher {
     }
 }
 
+/// The events queue read by its consumer itself ([`crate::ports::EventsInbox`]): `ReceiveMessage` (10 at a time,
+/// no wait; the queue's own visibility timeout) and `DeleteMessageBatch`. FIFO still holds: SQS returns no message
+/// of an order whose earlier message is in flight, wherever it is.
+pub struct SqsEventsInbox {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsEventsInbox {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        SqsEventsInbox {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+fn inbox_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> crate::ports::InboxError {
+    crate::ports::InboxError(Box::new(e))
+}
+
+#[async_trait]
+impl crate::ports::EventsInbox for SqsEventsInbox {
+    async fn take(
+        &self,
+        max: usize,
+    ) -> Result<Vec<crate::ports::InboxMessage>, crate::ports::InboxError> {
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let want = (max - taken.len()).min(10);
+            let got = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(i32::try_from(want).unwrap_or(10))
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .map_err(|e| inbox_error(e.into_service_error()))?;
+            let messages = got.messages.unwrap_or_default();
+            let empty = messages.is_empty();
+            taken.extend(messages.into_iter().filter_map(|m| {
+                Some(crate::ports::InboxMessage {
+                    message_id: m.message_id?,
+                    receipt_handle: m.receipt_handle?,
+                    body: m.body.unwrap_or_default(),
+                })
+            }));
+            if empty {
+                break;
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn done(
+        &self,
+        messages: &[crate::ports::InboxMessage],
+    ) -> Result<(), crate::ports::InboxError> {
+        for chunk in messages.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&m.receipt_handle)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(inbox_error)?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| inbox_error(e.into_service_error()))?;
+            if let Some(f) = out.failed.first() {
+                return Err(crate::ports::InboxError(
+                    format!("delete refused: {} {}", f.code, f.message.as_deref().unwrap_or("")).into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,17 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The codes of a webhook the store does not accept (bitrix-rest.md, system errors).
+const AUTH_CODES: &[&str] = &[
+    "NO_AUTH_FOUND",
+    "INVALID_CREDENTIALS",
+    "insufficient_scope",
+    "expired_token",
+    "ACCESS_DENIED",
+    "user_access_error",
+    "invalid_token",
+];
+
 /// Classify an HTTP answer of `method`.
 pub fn answer(method: &str, status: u16, body: &[u8]) -> Result<Answer, BitrixError> {
     let wire: Option<Wire> = serde_json::from_slice(body).ok();
@@ -80,16 +91,7 @@ pub fn answer(method: &str, status: u16, body: &[u8]) -> Result<Answer, BitrixEr
             format!("HTTP {status} {code}").trim().to_owned(),
         ));
     }
-    let auth_codes = [
-        "NO_AUTH_FOUND",
-        "INVALID_CREDENTIALS",
-        "insufficient_scope",
-        "expired_token",
-        "ACCESS_DENIED",
-        "user_access_error",
-        "invalid_token",
-    ];
-    if status == 401 || status == 403 || auth_codes.contains(&code.as_str()) {
+    if status == 401 || status == 403 || AUTH_CODES.contains(&code.as_str()) {
         return Err(BitrixError::Auth(
             format!("HTTP {status} {code} {description}")
                 .trim()
@@ -511,28 +513,251 @@ pub fn order_details(result: &RawValue) -> Result<StoreOrderDetails, BitrixError
     })
 }
 
+/// One `batch` command: `method?query`, the parameters in PHP's query form (`fields[paid]=Y`,
+/// `fields[order][propertyValues][0][value]=…`), percent-encoded.
+///
+/// Verified in the store's own code (rest module, `CRestProvider::methodsBatch` and
+/// `CRestUtil::ParseBatchQuery`): each command goes through `parse_url` (the path is the method, so no `:` may come
+/// before the `?`, and `#` must be encoded, which it is) and then `parse_str`, which decodes `%XX` and reads `+` as
+/// a space. The same module then replaces `$result[key][field]` (also `$next`, `$total`, `$time`, `$error`) in every
+/// decoded value with an earlier command's answer; a value holding such a text would be rewritten, so it is
+/// refused here ([`BitrixError::Malformed`]) rather than written wrong. Parameters are a JSON object; a `null` goes
+/// as an empty value, which is how PHP reads it back.
+pub fn command(method: &str, params: &Value) -> Result<String, BitrixError> {
+    fn rewritten(v: &Value) -> bool {
+        match v {
+            Value::String(s) => {
+                let s = s.to_ascii_lowercase();
+                ["$result[", "$next[", "$total[", "$time[", "$error["]
+                    .iter()
+                    .any(|m| s.contains(m))
+            }
+            Value::Array(a) => a.iter().any(rewritten),
+            Value::Object(o) => o.values().any(rewritten),
+            _ => false,
+        }
+    }
+    if rewritten(params) {
+        return Err(BitrixError::Malformed(format!(
+            "{method}: a value holds `$result[…]`, which batch would replace"
+        )));
+    }
+    // PHP's query form has no null: `key=` is what PHP itself reads as empty.
+    fn no_nulls(v: &Value) -> Value {
+        match v {
+            Value::Null => Value::String(String::new()),
+            Value::Array(a) => Value::Array(a.iter().map(no_nulls).collect()),
+            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), no_nulls(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    if params.as_object().is_none_or(serde_json::Map::is_empty) {
+        return Ok(method.to_owned());
+    }
+    let query = serde_qs::to_string(&no_nulls(params))
+        .map_err(|e| BitrixError::Malformed(format!("{method}: {e}")))?;
+    Ok(if query.is_empty() {
+        method.to_owned()
+    } else {
+        format!("{method}?{query}")
+    })
+}
+
+/// A command the store refused inside `batch`: `result_error[key]`, which the rest module fills with the command's
+/// own error answer, `{"error": <code>, "error_description": <text>}` (`CRestProvider::methodsBatch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub code: String,
+    pub description: String,
+}
+
+impl CommandError {
+    /// Classified as the same answer to a call on its own would be (busy, webhook refused, or refused).
+    pub fn into_error(self, method: &str) -> BitrixError {
+        let busy = ["QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"];
+        if busy.contains(&self.code.as_str()) {
+            return BitrixError::Busy(format!("{method}: {}", self.code));
+        }
+        if AUTH_CODES.contains(&self.code.as_str()) {
+            return BitrixError::Auth(format!("{} {}", self.code, self.description));
+        }
+        BitrixError::Refused {
+            method: method.to_owned(),
+            code: self.code,
+            description: self.description,
+        }
+    }
+}
+
+/// `result` of `batch`: each command's answer and each refused command's error, by the command's key.
+#[derive(Debug, Default)]
+pub struct BatchAnswer {
+    pub results: std::collections::BTreeMap<String, Box<RawValue>>,
+    pub errors: std::collections::BTreeMap<String, CommandError>,
+}
+
+/// Read `batch`'s `result`. The rest module answers with PHP arrays, so an empty set of results or errors comes as
+/// `[]`, not `{}`, and a list of commands gets lists back (keys `0`, `1`, …); both are read.
+pub fn batch_answer(result: &RawValue) -> Result<BatchAnswer, BitrixError> {
+    #[derive(Deserialize)]
+    struct BatchWire {
+        #[serde(default)]
+        result: Option<Box<RawValue>>,
+        #[serde(default)]
+        result_error: Option<Box<RawValue>>,
+    }
+    fn keyed(raw: Option<&RawValue>) -> Result<Vec<(String, Box<RawValue>)>, BitrixError> {
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        let bad = |e: serde_json::Error| BitrixError::Malformed(format!("batch: {e}"));
+        if raw.get().trim_start().starts_with('[') {
+            let list: Vec<Box<RawValue>> = serde_json::from_str(raw.get()).map_err(bad)?;
+            return Ok(list
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect());
+        }
+        if raw.get().trim() == "null" {
+            return Ok(Vec::new());
+        }
+        let map: std::collections::BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(raw.get()).map_err(bad)?;
+        Ok(map.into_iter().collect())
+    }
+    let wire: BatchWire = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("batch: {e}")))?;
+    let mut errors = std::collections::BTreeMap::new();
+    for (key, raw) in keyed(wire.result_error.as_deref())? {
+        let v: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+        errors.insert(
+            key,
+            CommandError {
+                code: v.get("error").map(text).unwrap_or_default(),
+                description: v
+                    .get("error_description")
+                    .map(text)
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    Ok(BatchAnswer {
+        results: keyed(wire.result.as_deref())?.into_iter().collect(),
+        errors,
+    })
+}
+
+/// An order's payment state in the store, as `sale.order.get` gives it: what store-sync must read before it writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreOrderState {
+    /// `personTypeId`: the order's properties are defined per person type.
+    pub person_type_id: Option<String>,
+    pub payments: Vec<StorePayment>,
+    /// Every property value of the order (`sale.propertyvalue.modify` deletes what it is not given back).
+    pub property_values: Vec<PropertyValue>,
+}
+
+/// `result` of `sale.order.get`, read for its payments and property values.
+pub fn order_state(result: &RawValue) -> Result<StoreOrderState, BitrixError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct StateWire<'a> {
+        #[serde(default)]
+        person_type_id: Option<Value>,
+        #[serde(default, borrow)]
+        payments: Vec<PaymentWire<'a>>,
+        #[serde(default)]
+        property_values: Vec<PropertyValueWire>,
+    }
+    #[derive(Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow)]
+        order: StateWire<'a>,
+    }
+    let wire: Wire<'_> = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.order.get: {e}")))?;
+    let o = wire.order;
+    Ok(StoreOrderState {
+        person_type_id: o
+            .person_type_id
+            .as_ref()
+            .map(text)
+            .filter(|s| !s.is_empty()),
+        payments: o
+            .payments
+            .into_iter()
+            .map(StorePayment::try_from)
+            .collect::<Result<Vec<_>, _>>()?,
+        property_values: o
+            .property_values
+            .into_iter()
+            .map(|p| PropertyValue {
+                order_props_id: text(&p.order_props_id),
+                code: p.code,
+                value: p.value,
+            })
+            .collect(),
+    })
+}
+
+/// An order property the store defines (`sale.property.list`): its id, code and person type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyDefinition {
+    pub id: String,
+    pub code: Option<String>,
+    pub person_type_id: Option<String>,
+}
+
+/// `result.properties[]` of `sale.property.list`.
+pub fn property_definitions(result: &RawValue) -> Result<Vec<PropertyDefinition>, BitrixError> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct DefWire {
+        #[serde(default)]
+        id: Value,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        person_type_id: Option<Value>,
+    }
+    #[derive(Deserialize)]
+    struct Wire {
+        properties: Vec<DefWire>,
+    }
+    let wire: Wire = serde_json::from_str(result.get())
+        .map_err(|e| BitrixError::Malformed(format!("sale.property.list: {e}")))?;
+    Ok(wire
+        .properties
+        .into_iter()
+        .map(|d| PropertyDefinition {
+            id: text(&d.id),
+            code: d.code,
+            person_type_id: d
+                .person_type_id
+                .as_ref()
+                .map(text)
+                .filter(|s| !s.is_empty()),
+        })
+        .filter(|d| !d.id.is_empty())
+        .collect())
+}
+
 /// Each command's result by its key, and each failed command's error.
 pub type BatchResults = (
     std::collections::BTreeMap<String, Box<RawValue>>,
     Vec<String>,
 );
 
-/// `result` of `batch`: each command's result by its key, and each command's error.
+/// `result` of `batch`: each command's result by its key, and each command's error as `key: code description`.
 pub fn batch_results(result: &RawValue) -> Result<BatchResults, BitrixError> {
-    #[derive(Deserialize)]
-    struct BatchWire {
-        #[serde(default)]
-        result: Option<std::collections::BTreeMap<String, Box<RawValue>>>,
-        #[serde(default)]
-        result_error: Option<Value>,
-    }
-    let wire: BatchWire = serde_json::from_str(result.get())
-        .map_err(|e| BitrixError::Malformed(format!("batch: {e}")))?;
-    let errors = match wire.result_error {
-        Some(Value::Object(m)) => m.into_iter().map(|(k, v)| format!("{k}: {v}")).collect(),
-        _ => Vec::new(),
-    };
-    Ok((wire.result.unwrap_or_default(), errors))
+    let answer = batch_answer(result)?;
+    let errors = answer
+        .errors
+        .into_iter()
+        .map(|(k, e)| format!("{k}: {} {}", e.code, e.description).trim().to_owned())
+        .collect();
+    Ok((answer.results, errors))
 }
 
 #[cfg(test)]
@@ -653,4 +878,79 @@ mod tests {
         assert_eq!(line_amount(333, "0.333"), Some(111));
         assert_eq!(line_amount(1, "0.0001"), None);
     }
+
+    /// What the store's `parse_str` reads back from a command: the same parameters, every byte intact.
+    #[test]
+    fn a_command_reads_back_as_its_parameters_through_phps_parse_str() {
+        let params = serde_json::json!({"id": "901", "fields": {
+            "paid": "Y", "sum": "1500.00", "datePaid": "2026-11-28T10:00:00+03:00",
+            "psStatusDescription": "Способ оплаты: СБП", "xmlId": "paysync:tbank:61#a&b=c d%",
+            "order": {"id": "7001", "propertyValues": [
+                {"orderPropsId": "1", "value": "buyer@example.ru"},
+                {"orderPropsId": "21", "value": "Оплачено: 1\u{a0}500 из 5\u{a0}000 (30%)"},
+                {"orderPropsId": "2", "value": {"fileName": "rekv.pdf", "src": "/upload/rekv.pdf?x=1"}},
+            ]},
+        }});
+        let c = command("sale.payment.update", &params).unwrap();
+        let (method, query) = c.split_once('?').unwrap();
+        assert_eq!(method, "sale.payment.update");
+        assert!(!query.contains('#') && !query.contains(' '), "{query}");
+        assert_eq!(crate::testing::php_parse_str(query), params);
+        assert_eq!(command("sale.order.get", &serde_json::json!({})).unwrap(), "sale.order.get");
+        let c = command("sale.propertyvalue.modify", &serde_json::json!({"v": [null, true, 2]})).unwrap();
+        assert_eq!(
+            crate::testing::php_parse_str(c.split_once('?').unwrap().1),
+            serde_json::json!({"v": ["", "true", "2"]})
+        );
+    }
+
+    #[test]
+    fn a_value_batch_would_rewrite_is_refused() {
+        let e = command("sale.order.update", &serde_json::json!({"fields": {"comments": "see $RESULT[o1][id]"}}))
+            .unwrap_err();
+        assert!(matches!(e, BitrixError::Malformed(m) if m.contains("$result")));
+        assert!(command("sale.order.update", &serde_json::json!({"fields": {"comments": "costs $5 [net]"}})).is_ok());
+    }
+
+    #[test]
+    fn a_batch_answer_gives_each_commands_result_or_error_in_the_stores_shapes() {
+        let a = answer(
+            "batch",
+            200,
+            br#"{"result":{"result":{"w0":{"payment":{"id":901}}},"result_error":{"w1":{"error":"ERROR_CORE","error_description":"SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"},"w2":{"error":"QUERY_LIMIT_EXCEEDED","error_description":""},"w3":{"error":"NO_AUTH_FOUND","error_description":"Wrong"}},"result_total":[],"result_next":[],"result_time":[]},"time":{}}"#,
+        )
+        .unwrap();
+        let mut b = batch_answer(&a.result).unwrap();
+        assert_eq!(b.results.keys().collect::<Vec<_>>(), ["w0"]);
+        assert!(matches!(
+            b.errors.remove("w1").unwrap().into_error("sale.payment.update"),
+            BitrixError::Refused { method, code, description }
+                if method == "sale.payment.update" && code == "ERROR_CORE" && description.contains("CHANGE_SUM")
+        ));
+        assert!(matches!(b.errors.remove("w2").unwrap().into_error("m"), BitrixError::Busy(_)));
+        assert!(matches!(b.errors.remove("w3").unwrap().into_error("m"), BitrixError::Auth(_)));
+        // PHP's empty arrays, and a list of commands answered by a list.
+        let empty = answer("batch", 200, br#"{"result":{"result":[],"result_error":[]}}"#).unwrap();
+        let b = batch_answer(&empty.result).unwrap();
+        assert!(b.results.is_empty() && b.errors.is_empty());
+        let listed = answer("batch", 200, br#"{"result":{"result":[{"a":1},{"b":2}],"result_error":[]}}"#).unwrap();
+        assert_eq!(batch_answer(&listed.result).unwrap().results.keys().collect::<Vec<_>>(), ["0", "1"]);
+        assert!(batch_answer(&answer("batch", 200, br#"{"result":{"result":7}}"#).unwrap().result).is_err());
+    }
+
+    #[test]
+    fn an_orders_state_and_the_property_definitions_are_read_from_the_stores_answers() {
+        let a = answer("sale.order.get", 200, br#"{"result":{"order":{"id":7001,"personTypeId":"2",
+            "payments":[{"id":900,"orderId":7001,"paid":"N","sum":5000,"paySystemId":5,"xmlId":""}],
+            "propertyValues":[{"id":11,"orderPropsId":1,"code":"EMAIL","value":"buyer@example.ru"},
+                              {"id":12,"orderPropsId":"2","code":"FILE","value":{"src":"/x"}}]}}}"#).unwrap();
+        let st = order_state(&a.result).unwrap();
+        assert_eq!(st.person_type_id.as_deref(), Some("2"));
+        assert_eq!((st.payments[0].id.as_str(), st.payments[0].sum, st.payments[0].xml_id.as_deref()), ("900", 500_000, None));
+        assert_eq!(st.property_values.iter().map(|v| v.order_props_id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        let d = answer("sale.property.list", 200, br#"{"result":{"properties":[{"id":20,"code":"PAID_AMOUNT","personTypeId":1},{"id":"30","code":"PAID_AMOUNT","personTypeId":"2"}]}}"#).unwrap();
+        let defs = property_definitions(&d.result).unwrap();
+        assert_eq!(defs[1], PropertyDefinition { id: "30".into(), code: Some("PAID_AMOUNT".into()), person_type_id: Some("2".into()) });
+    }
+
 }

@@ -312,6 +312,9 @@ pub struct StoreConfig {
     /// `BITRIX_REST_PER_SECOND`, `BITRIX_REST_BURST`, `BITRIX_PULL_RESERVE`: the store's REST limit, shared by every
     /// invocation (see [`crate::ports::budget`]).
     pub rest_limit: crate::ports::budget::RestLimit,
+    /// `STORE_PUSH_ORDERS` (default 100): the most orders one invocation pushes together. Lambda hands a FIFO
+    /// function 10 messages; above 10, store-sync takes the rest from the events queue itself.
+    pub push_orders: usize,
 }
 
 /// Settings of `exchange-1c`.
@@ -631,6 +634,16 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 hooks: self.hooks()?,
             },
             rest_limit: self.rest_limit()?,
+            push_orders: match self.count("STORE_PUSH_ORDERS", 100)? {
+                n @ 1..=1000 => usize::try_from(n).unwrap_or(100),
+                n => {
+                    // Taken messages stay hidden for the queue's visibility timeout: a run must finish in it.
+                    return Err(ConfigError::Invalid {
+                        name: "STORE_PUSH_ORDERS",
+                        reason: format!("{n} is outside 1..=1000"),
+                    });
+                }
+            },
         })
     }
 

@@ -16,6 +16,13 @@ struct Work {
     order_id: String,
 }
 
+/// The order a message names (`{"order_id": …}`), if it is readable.
+pub fn order_of(body: &str) -> Option<OrderId> {
+    serde_json::from_str::<Work>(body)
+        .ok()
+        .and_then(|w| OrderId::parse(w.order_id).ok())
+}
+
 pub async fn for_each_order<F, Fut, E>(event: SqsEvent, work: F) -> SqsBatchResponse
 where
     F: Fn(OrderId) -> Fut,
@@ -35,11 +42,7 @@ where
             response.add_failure(id);
             continue;
         }
-        let order = record
-            .body
-            .as_deref()
-            .and_then(|b| serde_json::from_str::<Work>(b).ok())
-            .and_then(|w| OrderId::parse(w.order_id).ok());
+        let order = record.body.as_deref().and_then(order_of);
         let Some(order) = order else {
             warn!(message_id = %id, "unreadable message; it goes to the DLQ after its retries");
             failed_groups.insert(group);

@@ -17,7 +17,7 @@ pub mod sign_ins;
 pub mod store_api;
 
 pub use cursors::{Cursors, MarkerKind, Markers};
-pub use events::{EventPublisher, PublishError};
+pub use events::{EventPublisher, EventsInbox, InboxError, InboxMessage, PublishError};
 pub use exchange::{ExchangeSession, ExchangeStore, ImportProgress};
 pub use ledger::{Claim, Commit, CommitError, LedgerStore, Projections, UnmatchedRow};
 pub use read_models::{

@@ -13,8 +13,9 @@ pub use crate::platform::config::PushConfig;
 pub use budget::Budgeted;
 pub use hooks::fire_hooks;
 pub use pull::{pull_orders, PullSummary};
-pub use push::{paid_text, push_order, PushReport};
+pub use push::{paid_text, plan_push, push_order, push_orders, Planned, PushReport};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub struct StoreDeps {
     pub initial_days: i64,
     /// How payment state is written into the store.
     pub push: PushConfig,
+    /// The events queue read by store-sync itself, to push more orders per `batch` than Lambda hands it.
+    pub inbox: Option<Arc<dyn crate::ports::EventsInbox>>,
+    /// `STORE_PUSH_ORDERS`: the most orders one invocation pushes together (handed and taken).
+    pub push_orders: usize,
 }
 
 impl StoreDeps {
@@ -178,66 +183,191 @@ pub enum PushError {
     Config(String),
 }
 
-/// One batch of the events queue: push each changed order (FIFO per order; see [`crate::platform::sqs_batch`]).
+/// What one order of an invocation needs: nothing (the store shows it already), or a push.
+enum Need {
+    Nothing(crate::domain::Order),
+    Push(crate::domain::Order, Option<String>),
+}
+
+/// Read an order and what the store was last told of it, and decide whether the store must be written.
+async fn need_of(deps: &StoreDeps, order: &OrderId) -> Result<Option<Need>, PushError> {
+    // Read once: the push and the hooks see the same version of the order.
+    let Some(ledger_order) = deps.store.load_order(order).await? else {
+        return Ok(None);
+    };
+    let view = push::store_view(&deps.push, &ledger_order);
+    let last: Option<serde_json::Value> = deps
+        .markers
+        .marker(MarkerKind::StoreTold, order.as_str())
+        .await?
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let told_view = last.as_ref().and_then(|t| t["view"].as_str());
+    // Only real changes: nothing new to show (an order registered or re-read with the same payment state, a
+    // redelivered message) costs no call to the store.
+    if view.as_deref() == told_view || (view.is_none() && last.is_none()) {
+        info!(order_id = %order, "the store shows this already; nothing to write");
+        return Ok(Some(Need::Nothing(ledger_order)));
+    }
+    Ok(Some(Need::Push(ledger_order, view)))
+}
+
+/// After a push: note what the store was told (for the console's order page and the next "only real changes"),
+/// then fire the shop's hooks.
+async fn after_push(
+    deps: &StoreDeps,
+    ledger_order: &crate::domain::Order,
+    view: Option<String>,
+    report: &PushReport,
+) -> Result<(), PushError> {
+    let order = &ledger_order.id;
+    info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
+    // The store has it either way; a note that could not be kept is logged, not retried.
+    let told = serde_json::json!({
+        "version": ledger_order.version,
+        "state": ledger_order.state().as_str(),
+        "paid": ledger_order.totals().net(),
+        "at_ms": crate::platform::clock::now_ms(),
+        "view": view,
+    });
+    if let Err(e) = deps
+        .markers
+        .set_marker(MarkerKind::StoreTold, order.as_str(), &told.to_string())
+        .await
+    {
+        warn!(order_id = %order, error.message = %e, "what the store was told was not noted");
+    }
+    if !deps.push.hooks.is_empty() {
+        fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), &deps.push, ledger_order).await?;
+    }
+    Ok(())
+}
+
+/// Push every order of `orders` that the store does not show yet, together ([`push::push_orders`]: one `batch` of
+/// reads, then the writes 50 commands a call), and fire the hooks. `Ok` or the reason, per order.
+pub async fn push_changed(
+    deps: &StoreDeps,
+    orders: &[OrderId],
+) -> BTreeMap<OrderId, Result<(), PushError>> {
+    let mut out = BTreeMap::new();
+    let needs = futures_util::future::join_all(orders.iter().map(|o| need_of(deps, o))).await;
+    let mut to_push: Vec<(crate::domain::Order, Option<String>)> = Vec::new();
+    for (order, need) in orders.iter().zip(needs) {
+        match need {
+            Err(e) => {
+                out.insert(order.clone(), Err(e));
+            }
+            Ok(None) => {
+                out.insert(order.clone(), Ok(()));
+            }
+            Ok(Some(Need::Nothing(ledger_order))) => {
+                let hooks = if deps.push.hooks.is_empty() {
+                    Ok(())
+                } else {
+                    fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), &deps.push, &ledger_order)
+                        .await
+                        .map(|_| ())
+                };
+                out.insert(order.clone(), hooks);
+            }
+            Ok(Some(Need::Push(ledger_order, view))) => to_push.push((ledger_order, view)),
+        }
+    }
+    if to_push.is_empty() {
+        return out;
+    }
+    let api = deps.api(crate::ports::budget::Priority::Push);
+    let refs: Vec<&crate::domain::Order> = to_push.iter().map(|(o, _)| o).collect();
+    let reports = push::push_orders(&api, &deps.push, &refs).await;
+    for ((ledger_order, view), report) in to_push.into_iter().zip(reports) {
+        let result = match report {
+            Ok(report) => after_push(deps, &ledger_order, view, &report).await,
+            Err(e) => {
+                if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {
+                    note_on_order(deps, &ledger_order.id, &e).await;
+                }
+                Err(e)
+            }
+        };
+        out.insert(ledger_order.id.clone(), result);
+    }
+    out
+}
+
+/// One batch of the events queue. Lambda hands a FIFO function at most 10 messages; with an inbox
+/// (`STORE_PUSH_ORDERS` above 10) store-sync takes more of the queue itself, up to that many, so one store `batch`
+/// carries many orders' writes. Every order named is pushed once, from its latest ledger state; the messages of an
+/// order that failed are reported failed (the handed ones) or left to come back after the visibility timeout (the
+/// taken ones), the rest are done.
 pub async fn handle_events(
     deps: &StoreDeps,
     event: aws_lambda_events::event::sqs::SqsEvent,
 ) -> aws_lambda_events::event::sqs::SqsBatchResponse {
-    let config = &deps.push;
-    crate::platform::sqs_batch::for_each_order(event, |order| async move {
-        // Read once: the push and the hooks see the same version of the order.
-        let Some(ledger_order) = deps.store.load_order(&order).await? else {
-            return Ok(());
-        };
-        let view = push::store_view(config, &ledger_order);
-        let last: Option<serde_json::Value> = deps
-            .markers
-            .marker(MarkerKind::StoreTold, order.as_str())
-            .await?
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let told_view = last.as_ref().and_then(|t| t["view"].as_str());
-        // Only real changes: nothing new to show (an order registered or re-read with the same payment state, a
-        // redelivered message) costs no call to the store.
-        if view.as_deref() == told_view || (view.is_none() && last.is_none()) {
-            info!(order_id = %order, "the store shows this already; nothing to write");
-            if !config.hooks.is_empty() {
-                fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
+    use crate::platform::sqs_batch::order_of;
+    let handed: Vec<(String, Option<OrderId>)> = event
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.message_id.clone().unwrap_or_default(),
+                r.body.as_deref().and_then(order_of),
+            )
+        })
+        .collect();
+    let mut taken: Vec<crate::ports::InboxMessage> = Vec::new();
+    if let Some(inbox) = &deps.inbox {
+        let room = deps.push_orders.saturating_sub(handed.len());
+        if room > 0 {
+            match inbox.take(room).await {
+                Ok(t) => taken = t,
+                // The handed messages are enough to go on with.
+                Err(e) => warn!(error.message = %e, "could not take more of the events queue"),
             }
-            return Ok(());
         }
-        let api = deps.api(crate::ports::budget::Priority::Push);
-        let report = match push_order(&api, config, &ledger_order).await {
-            Ok(r) => r,
-            Err(e) => {
-                if let PushError::Bitrix(BitrixError::Refused { .. }) = &e {
-                    note_on_order(deps, &order, &e).await;
-                }
-                return Err(e);
+    }
+    let mut orders: Vec<OrderId> = Vec::new();
+    for order in handed
+        .iter()
+        .filter_map(|(_, o)| o.clone())
+        .chain(taken.iter().filter_map(|m| order_of(&m.body)))
+    {
+        if !orders.contains(&order) {
+            orders.push(order);
+        }
+    }
+    let results = push_changed(deps, &orders).await;
+    let failed = |o: &Option<OrderId>| {
+        o.as_ref()
+            .is_none_or(|o| results.get(o).is_none_or(Result::is_err))
+    };
+    for (order, result) in &results {
+        if let Err(e) = result {
+            warn!(order_id = %order, error.message = %e, "order not pushed; its messages come back");
+        }
+    }
+    let mut response = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    for (id, order) in &handed {
+        if order.is_none() {
+            warn!(message_id = %id, "unreadable message; it goes to the DLQ after its retries");
+        }
+        if failed(order) {
+            response.add_failure(id.clone());
+        }
+    }
+    if let Some(inbox) = &deps.inbox {
+        let (done, left): (Vec<_>, Vec<_>) = taken
+            .into_iter()
+            .partition(|m| !failed(&order_of(&m.body)));
+        if !left.is_empty() {
+            warn!(messages = left.len(), "taken messages left to come back after their visibility timeout");
+        }
+        if !done.is_empty() {
+            if let Err(e) = inbox.done(&done).await {
+                // They come back and find the store already showing them: no call, then done.
+                warn!(error.message = %e, "handled messages not deleted; they come back and change nothing");
             }
-        };
-        info!(order_id = %order, added = report.added, updated = report.updated, properties = report.properties, "store updated");
-        // For the console's order page: what the store was last told. The store has it either way; a note that
-        // could not be kept is logged, not retried.
-        let told = serde_json::json!({
-            "version": ledger_order.version,
-            "state": ledger_order.state().as_str(),
-            "paid": ledger_order.totals().net(),
-            "at_ms": crate::platform::clock::now_ms(),
-            "view": view,
-        });
-        if let Err(e) = deps
-            .markers
-            .set_marker(MarkerKind::StoreTold, order.as_str(), &told.to_string())
-            .await
-        {
-            warn!(order_id = %order, error.message = %e, "what the store was told was not noted");
         }
-        if !config.hooks.is_empty() {
-            fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), config, &ledger_order).await?;
-        }
-        Ok::<(), PushError>(())
-    })
-    .await
+    }
+    response
 }
 
 #[derive(Debug, thiserror::Error)]

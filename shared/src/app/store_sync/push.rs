@@ -1,5 +1,11 @@
 //! Payment state out: what the ledger knows about an order, written into the store (its payments, the paid-amount
 //! properties, the mapped status).
+//!
+//! Every order of an invocation is pushed together, in `batch` calls of at most 50 commands (bitrix-rest.md §1.4;
+//! a `batch` is one request against the store's limit): one batch reads every order (`sale.order.get`: its payments
+//! and property values) and the paid-amount properties' definitions, the writes are planned from what was read
+//! ([`plan_push`], pure), and the planned commands of all orders go out in as few batches as fit. A refused command
+//! fails its own order only.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -7,7 +13,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{call_with_backoff, PushConfig, PushError};
-use crate::formats::bitrix::{self, Answer, BitrixError};
+use crate::formats::bitrix::{self, BitrixError, PropertyDefinition, StoreOrderState};
 use crate::ports::store_api::BitrixApi;
 
 /// What one push changed in the store.
@@ -59,11 +65,6 @@ fn store_datetime(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn call(api: &dyn BitrixApi, method: &str, params: Value) -> Result<Answer, BitrixError> {
-    // Within a message a short retry; a store busy for longer fails the message and SQS retries it later.
-    call_with_backoff(api, method, &params, 2).await
-}
-
 /// What the store shows of an order's payment state, as [`push_order`] writes it: each piece of money (`xmlId`, the
 /// amount kept, whether paid), the paid amount and its text, and the status the state maps to. Two equal views write
 /// the same things, so a push whose view equals the one last told (store-sync's `StoreTold` note) is skipped
@@ -100,22 +101,61 @@ pub fn store_view(config: &PushConfig, order: &crate::domain::Order) -> Option<S
     Some(view.to_string())
 }
 
-/// Make the store show what the ledger knows about one order: one store payment per piece of money (found again by
-/// `xmlId` = `paysync:<payment ref>`, so redeliveries change nothing), the paid-amount properties, the mapped status.
-pub async fn push_order(
-    api: &dyn BitrixApi,
+/// Commands that go out in one `batch` call (the store's documented maximum).
+pub const BATCH_COMMANDS: usize = 50;
+
+/// The writes one order needs: `(method, parameters)` in the order they must run, and what they change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Planned {
+    pub commands: Vec<(&'static str, Value)>,
+    pub report: PushReport,
+}
+
+/// The property definition for `code` on an order of `person_type`: the one of that person type, else the only one.
+/// Two or more that cannot be told apart are not guessed between.
+fn definition<'a>(
+    definitions: &'a [PropertyDefinition],
+    code: &str,
+    person_type: Option<&str>,
+) -> Result<&'a PropertyDefinition, PushError> {
+    let all: Vec<&PropertyDefinition> = definitions
+        .iter()
+        .filter(|d| d.code.as_deref() == Some(code))
+        .collect();
+    let of_type: Vec<&PropertyDefinition> = all
+        .iter()
+        .copied()
+        .filter(|d| person_type.is_some() && d.person_type_id.as_deref() == person_type)
+        .collect();
+    match (of_type.as_slice(), all.as_slice()) {
+        ([one], _) | ([], [one]) => Ok(one),
+        ([], []) => Err(PushError::Config(format!(
+            "the store has no order property {code}"
+        ))),
+        _ => Err(PushError::Config(format!(
+            "the store defines order property {code} for several person types and this order's is not among them"
+        ))),
+    }
+}
+
+/// Plan what makes the store show what the ledger knows about one order, from the order's state in the store
+/// (`sale.order.get`) and the paid-amount properties' definitions: one store payment per piece of money (found again
+/// by `xmlId` = `paysync:<payment ref>`, so redeliveries change nothing), the paid-amount properties, the mapped
+/// status. Pure; the commands are `sale.payment.add`/`update`, `sale.propertyvalue.modify` and `sale.order.update`.
+pub fn plan_push(
     config: &PushConfig,
     order: &crate::domain::Order,
-) -> Result<PushReport, PushError> {
-    let mut report = PushReport::default();
+    store: &StoreOrderState,
+    definitions: &[PropertyDefinition],
+) -> Result<Planned, PushError> {
+    let mut plan = Planned::default();
     // Money for an order the store has not told us about has nowhere to go yet; the pull registers it and its
     // change event brings us back.
     let Some(info) = order.info.as_ref() else {
-        return Ok(report);
+        return Ok(plan);
     };
     let id = order.id.as_str();
-    let listed = call(api, "sale.payment.list", json!({"filter": {"orderId": id}})).await?;
-    let mut existing = bitrix::payments(&listed.result)?;
+    let mut existing = store.payments.clone();
     let fallback_system = existing
         .iter()
         .find_map(|p| p.pay_system_id.clone())
@@ -173,9 +213,22 @@ pub async fn push_order(
                 if let Some(text) = &method_text {
                     fields["psStatusDescription"] = json!(text);
                 }
-                let added = call(api, "sale.payment.add", json!({ "fields": fields })).await?;
-                existing.push(bitrix::payment(&added.result)?);
-                report.added += 1;
+                plan.commands
+                    .push(("sale.payment.add", json!({ "fields": fields })));
+                // Taken from here on: a later piece of money must not claim it as the store's free payment.
+                existing.push(bitrix::StorePayment {
+                    id: String::new(),
+                    order_id: id.to_owned(),
+                    paid: true,
+                    sum: want,
+                    pay_system_id: Some(system),
+                    xml_id: Some(xml_id),
+                    is_return: false,
+                    account_number: None,
+                    ps_invoice_id: None,
+                    pay_system_name: None,
+                });
+                plan.report.added += 1;
             }
             None => {}
             Some(i) => {
@@ -183,30 +236,26 @@ pub async fn push_order(
                 let system = p.pay_system_id.clone().unwrap_or(system);
                 let mine = p.xml_id.as_deref() == Some(xml_id.as_str());
                 if mine && p.sum == want && p.paid == (want > 0) {
-                    report.unchanged += 1;
+                    plan.report.unchanged += 1;
                     continue;
                 }
                 if want == 0 {
                     // Returned in full: the store's documented way is to un-pay it and note the return.
-                    call(
-                        api,
+                    plan.commands.push((
                         "sale.payment.update",
                         json!({"id": p.id, "fields": {
                             "paySystemId": system, "paid": "N", "xmlId": xml_id,
                             "payReturnNum": external, "payReturnDate": store_datetime(line.last_at_ms),
                             "payReturnComment": "Возвращено покупателю (paysync)",
                         }}),
-                    )
-                    .await?;
+                    ));
                 } else {
                     if p.paid && p.sum != want {
                         // Bitrix refuses to change the sum of a paid payment (SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM).
-                        call(
-                            api,
+                        plan.commands.push((
                             "sale.payment.update",
                             json!({"id": p.id, "fields": {"paySystemId": system, "paid": "N"}}),
-                        )
-                        .await?;
+                        ));
                     }
                     let mut fields = json!({
                         "paySystemId": system, "sum": crate::domain::money::format_minor(want), "paid": "Y",
@@ -215,44 +264,44 @@ pub async fn push_order(
                     if let Some(text) = &method_text {
                         fields["psStatusDescription"] = json!(text);
                     }
-                    call(
-                        api,
+                    plan.commands.push((
                         "sale.payment.update",
                         json!({"id": p.id, "fields": fields}),
-                    )
-                    .await?;
+                    ));
                 }
                 existing[i].xml_id = Some(xml_id);
                 existing[i].sum = want;
                 existing[i].paid = want > 0;
-                report.updated += 1;
+                plan.report.updated += 1;
             }
         }
     }
-    report.properties = push_properties(api, config, order, id).await?;
+    if let Some(modify) = plan_properties(config, order, store, definitions)? {
+        plan.commands.push(("sale.propertyvalue.modify", modify));
+        plan.report.properties = true;
+    }
     if let Some(status) = config.status_map.get(order.state().as_str()) {
         let current = info.details.status.as_ref().map(|(s, _)| s.as_str());
         if current != Some(status.as_str()) {
-            call(
-                api,
+            plan.commands.push((
                 "sale.order.update",
                 json!({"id": id, "fields": {"statusId": status}}),
-            )
-            .await?;
-            report.status = Some(status.clone());
+            ));
+            plan.report.status = Some(status.clone());
         }
     }
-    Ok(report)
+    Ok(plan)
 }
 
-/// Write the paid amount (and its display text) into the order's properties. `sale.propertyvalue.modify` deletes
-/// what it is not given, so the full current list goes back with only our values changed.
-async fn push_properties(
-    api: &dyn BitrixApi,
+/// The paid amount (and its display text) in the order's properties: `sale.propertyvalue.modify`'s parameters, or
+/// `None` when the store shows them already. That method deletes what it is not given, so the full current list
+/// goes back with only our values changed.
+fn plan_properties(
     config: &PushConfig,
     order: &crate::domain::Order,
-    id: &str,
-) -> Result<bool, PushError> {
+    store: &StoreOrderState,
+    definitions: &[PropertyDefinition],
+) -> Result<Option<Value>, PushError> {
     let net = order.totals().net();
     let wanted: Vec<(&str, String)> = [
         config
@@ -269,16 +318,7 @@ async fn push_properties(
     .into_iter()
     .flatten()
     .collect();
-    if wanted.is_empty() {
-        return Ok(false);
-    }
-    let listed = call(
-        api,
-        "sale.propertyvalue.list",
-        json!({"filter": {"orderId": id}}),
-    )
-    .await?;
-    let mut values = bitrix::property_values(&listed.result)?;
+    let mut values = store.property_values.clone();
     let mut changed = false;
     for (code, value) in &wanted {
         match values.iter_mut().find(|v| v.code.as_deref() == Some(*code)) {
@@ -292,17 +332,9 @@ async fn push_properties(
             }
             None => {
                 // Not set on this order yet: the property's id comes from its definition.
-                let props =
-                    call(api, "sale.property.list", json!({"filter": {"code": code}})).await?;
-                let prop_id = serde_json::from_str::<Value>(props.result.get())
-                    .ok()
-                    .and_then(|r| r["properties"].get(0).and_then(|p| p.get("id")).cloned())
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .ok_or_else(|| {
-                        PushError::Config(format!("the store has no order property {code}"))
-                    })?;
+                let d = definition(definitions, code, store.person_type_id.as_deref())?;
                 values.push(bitrix::PropertyValue {
-                    order_props_id: prop_id,
+                    order_props_id: d.id.clone(),
                     code: Some((*code).to_owned()),
                     value: Value::String(value.clone()),
                 });
@@ -311,17 +343,223 @@ async fn push_properties(
         }
     }
     if !changed {
-        return Ok(false);
+        return Ok(None);
     }
     let all: Vec<Value> = values
         .iter()
         .map(|v| json!({"orderPropsId": v.order_props_id, "value": v.value}))
         .collect();
-    call(
-        api,
-        "sale.propertyvalue.modify",
-        json!({"fields": {"order": {"id": id, "propertyValues": all}}}),
-    )
-    .await?;
-    Ok(true)
+    Ok(Some(
+        json!({"fields": {"order": {"id": order.id.as_str(), "propertyValues": all}}}),
+    ))
+}
+
+/// One `batch` call of `commands` (`key`, `method?query`), retried briefly when the store is busy; a store busy for
+/// longer fails the messages and SQS brings them back.
+async fn run_batch(
+    api: &dyn BitrixApi,
+    commands: &[(String, String)],
+) -> Result<bitrix::BatchAnswer, BitrixError> {
+    let cmd: serde_json::Map<String, Value> = commands
+        .iter()
+        .map(|(k, c)| (k.clone(), Value::String(c.clone())))
+        .collect();
+    let answer = call_with_backoff(api, "batch", &json!({"halt": 0, "cmd": cmd}), 2).await?;
+    bitrix::batch_answer(&answer.result)
+}
+
+/// Make the store show what the ledger knows about each of `orders` (see [`plan_push`]), in as few `batch` calls
+/// as fit: reads, then writes, 50 commands a call. One result per order, in the same order; a refused command or
+/// an unreadable answer fails its own order, a failed call the orders it carried.
+pub async fn push_orders(
+    api: &dyn BitrixApi,
+    config: &PushConfig,
+    orders: &[&crate::domain::Order],
+) -> Vec<Result<PushReport, PushError>> {
+    let mut out: Vec<Option<Result<PushReport, PushError>>> = orders.iter().map(|_| None).collect();
+    let known: Vec<usize> = (0..orders.len())
+        .filter(|&i| orders[i].info.is_some())
+        .collect();
+    for (i, slot) in out.iter_mut().enumerate() {
+        if orders[i].info.is_none() {
+            *slot = Some(Ok(PushReport::default()));
+        }
+    }
+    if known.is_empty() {
+        return settled(out);
+    }
+    // Reads: the definitions first (they are needed by any order), then one `sale.order.get` per order.
+    let codes: Vec<&str> = [
+        config.paid_amount_code.as_deref(),
+        config.paid_text_code.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let mut reads: Vec<(String, String)> = Vec::new();
+    for (j, code) in codes.iter().enumerate() {
+        match bitrix::command("sale.property.list", &json!({"filter": {"code": code}})) {
+            Ok(c) => reads.push((format!("p{j}"), c)),
+            Err(e) => return out_all(out, &e),
+        }
+    }
+    for &i in &known {
+        match bitrix::command("sale.order.get", &json!({"id": orders[i].id.as_str()})) {
+            Ok(c) => reads.push((format!("o{i}"), c)),
+            Err(e) => out[i] = Some(Err(e.into())),
+        }
+    }
+    let mut read: std::collections::BTreeMap<String, Result<Box<serde_json::value::RawValue>, BitrixError>> =
+        std::collections::BTreeMap::new();
+    for chunk in reads.chunks(BATCH_COMMANDS) {
+        match run_batch(api, chunk).await {
+            Ok(mut answer) => {
+                for (key, command) in chunk {
+                    let method = command.split('?').next().unwrap_or_default();
+                    let got = match (answer.results.remove(key), answer.errors.remove(key)) {
+                        (_, Some(e)) => Err(e.into_error(method)),
+                        (Some(r), None) => Ok(r),
+                        (None, None) => Err(BitrixError::Malformed(format!("batch: no answer to {method}"))),
+                    };
+                    read.insert(key.clone(), got);
+                }
+            }
+            Err(e) => {
+                for (key, _) in chunk {
+                    read.insert(key.clone(), Err(e.clone()));
+                }
+            }
+        }
+    }
+    let mut definitions: Vec<PropertyDefinition> = Vec::new();
+    let mut definitions_error: Option<BitrixError> = None;
+    for j in 0..codes.len() {
+        match read.remove(&format!("p{j}")) {
+            Some(Ok(r)) => match bitrix::property_definitions(&r) {
+                Ok(d) => definitions.extend(d),
+                Err(e) => definitions_error = Some(e),
+            },
+            Some(Err(e)) => definitions_error = Some(e),
+            None => {}
+        }
+    }
+    // Plans, then every order's commands in turn, 50 to a call.
+    let mut writes: Vec<(usize, String, String)> = Vec::new();
+    let mut reports: std::collections::BTreeMap<usize, PushReport> = std::collections::BTreeMap::new();
+    for &i in &known {
+        if out[i].is_some() {
+            continue;
+        }
+        let planned = match read.remove(&format!("o{i}")) {
+            Some(Ok(r)) => bitrix::order_state(&r)
+                .map_err(PushError::from)
+                .and_then(|state| plan_push(config, orders[i], &state, &definitions)),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(BitrixError::Malformed("batch: the order was not read".into()).into()),
+        };
+        let planned = match (planned, &definitions_error) {
+            // A definition that could not be read explains a missing one better than "no such property".
+            (Err(PushError::Config(_)), Some(e)) => Err(e.clone().into()),
+            (p, _) => p,
+        };
+        match planned {
+            Ok(p) => {
+                for (n, (method, params)) in p.commands.iter().enumerate() {
+                    match bitrix::command(method, params) {
+                        // Keys sort as the commands must run (the body's object is ordered by key).
+                        Ok(c) => writes.push((i, format!("w{i:05}_{n:03}"), c)),
+                        Err(e) => {
+                            out[i] = Some(Err(e.into()));
+                            break;
+                        }
+                    }
+                }
+                if out[i].is_none() {
+                    reports.insert(i, p.report);
+                } else {
+                    writes.retain(|(o, _, _)| *o != i);
+                }
+            }
+            Err(e) => out[i] = Some(Err(e)),
+        }
+    }
+    let mut pending = writes.into_iter();
+    loop {
+        // Orders that failed in an earlier call send nothing more.
+        let mut chunk: Vec<(usize, String, String)> = Vec::new();
+        while chunk.len() < BATCH_COMMANDS {
+            let Some(w) = pending.next() else { break };
+            if out[w.0].is_none() {
+                chunk.push(w);
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let commands: Vec<(String, String)> = chunk
+            .iter()
+            .map(|(_, k, c)| (k.clone(), c.clone()))
+            .collect();
+        match run_batch(api, &commands).await {
+            Ok(mut answer) => {
+                for (o, key, command) in &chunk {
+                    let method = command.split('?').next().unwrap_or_default();
+                    let failed = match (answer.errors.remove(key), answer.results.remove(key)) {
+                        (Some(e), _) => Some(e.into_error(method)),
+                        (None, None) => Some(BitrixError::Malformed(format!(
+                            "batch: no answer to {method}"
+                        ))),
+                        (None, Some(_)) => None,
+                    };
+                    if let (Some(e), None) = (failed, &out[*o]) {
+                        out[*o] = Some(Err(e.into()));
+                    }
+                }
+            }
+            Err(e) => {
+                for (o, _, _) in &chunk {
+                    if out[*o].is_none() {
+                        out[*o] = Some(Err(e.clone().into()));
+                    }
+                }
+            }
+        }
+    }
+    for (i, report) in reports {
+        if out[i].is_none() {
+            out[i] = Some(Ok(report));
+        }
+    }
+    settled(out)
+}
+
+/// Every order's result; one left without any (which the steps above do not leave) is reported, not guessed.
+fn settled(out: Vec<Option<Result<PushReport, PushError>>>) -> Vec<Result<PushReport, PushError>> {
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| Err(BitrixError::Malformed("the order was not pushed".into()).into()))
+        })
+        .collect()
+}
+
+/// Every order not yet settled fails with `e`.
+fn out_all(
+    out: Vec<Option<Result<PushReport, PushError>>>,
+    e: &BitrixError,
+) -> Vec<Result<PushReport, PushError>> {
+    out.into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(e.clone().into())))
+        .collect()
+}
+
+/// Make the store show what the ledger knows about one order: [`push_orders`] of one.
+pub async fn push_order(
+    api: &dyn BitrixApi,
+    config: &PushConfig,
+    order: &crate::domain::Order,
+) -> Result<PushReport, PushError> {
+    push_orders(api, config, &[order])
+        .await
+        .pop()
+        .unwrap_or_else(|| Ok(PushReport::default()))
 }

@@ -46,12 +46,16 @@ struct Shop {
     definitions: Vec<(String, String)>,
     status: Option<String>,
     comments: Vec<String>,
-    /// Every call: method and parameters.
+    /// Every call: method and parameters (a `batch` once).
     calls: Vec<(String, Value)>,
+    /// Every method run: each call's, and each command inside a `batch`.
+    commands: Vec<(String, Value)>,
     /// Answer 503 `QUERY_LIMIT_EXCEEDED` to this many calls first.
     busy: u32,
     /// Refuse the webhook itself (401 `NO_AUTH_FOUND`) on every call.
     no_auth: bool,
+    /// Payments (by id) whose update the store refuses, as it does while a manager edits the order.
+    locked_payments: Vec<String>,
     /// Refuse every payment, property and status write with this `(error, error_description)`.
     refuse_writes: Option<(&'static str, &'static str)>,
     next_id: u64,
@@ -85,25 +89,32 @@ impl Shop {
                     json!({"result": {"orders": self.orders}, "total": total, "time": {}}),
                 )
             }
-            "batch" => {
-                let mut results = serde_json::Map::new();
-                let mut errors = serde_json::Map::new();
-                for (key, command) in params["cmd"].as_object().cloned().unwrap_or_default() {
-                    let id = command
-                        .as_str()
-                        .and_then(|c| c.strip_prefix("sale.order.get?id="))
-                        .unwrap_or_default()
-                        .to_owned();
-                    if self.refused_details.contains(&id) {
-                        errors.insert(
-                            key,
-                            json!({"error": "ERROR_ORDER_NOT_FOUND", "error_description": "order not found"}),
-                        );
-                    } else if let Some(d) = self.details.get(&id) {
-                        results.insert(key, d.clone());
-                    }
+            "sale.order.get" => {
+                let id = as_text(&params["id"]);
+                if self.refused_details.contains(&id) {
+                    return refusal("ERROR_ORDER_NOT_FOUND", "order not found");
                 }
-                ok(json!({"result": results, "result_error": errors}))
+                let mut d = self
+                    .details
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| json!({"order": {"id": id, "personTypeId": 1}}));
+                if d["order"].get("payments").is_none() {
+                    d["order"]["payments"] = self
+                        .payments
+                        .iter()
+                        .filter(|p| as_text(&p["orderId"]) == id)
+                        .cloned()
+                        .collect();
+                }
+                if d["order"].get("propertyValues").is_none() {
+                    d["order"]["propertyValues"] = self
+                        .properties
+                        .iter()
+                        .map(|(code, pid, value)| json!({"orderPropsId": pid.parse::<u64>().unwrap(), "code": code, "value": value}))
+                        .collect();
+                }
+                ok(d)
             }
             "sale.payment.list" => {
                 let order = as_text(&params["filter"]["orderId"]);
@@ -126,6 +137,9 @@ impl Shop {
                 let fields = params["fields"].as_object().cloned().unwrap_or_default();
                 if !fields.contains_key("paySystemId") {
                     return refusal("ERROR_CORE", "paySystemId is required");
+                }
+                if self.locked_payments.contains(&id) {
+                    return refusal("SALE_ORDER_LOCKED", "the order is being edited");
                 }
                 let Some(p) = self.payments.iter_mut().find(|p| as_text(&p["id"]) == id) else {
                     return refusal("ERROR_PAYMENT_NOT_FOUND", "payment does not exist");
@@ -201,9 +215,25 @@ impl FakeBitrix {
         self.shop.lock().unwrap()
     }
 
-    /// The methods called so far, in order.
+    /// The methods run so far (inside `batch` too), in order.
     fn methods(&self) -> Vec<String> {
+        self.shop().commands.iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    /// The calls made so far (a `batch` once), in order.
+    fn calls(&self) -> Vec<String> {
         self.shop().calls.iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    /// The parameters of the `n`-th run of `method`.
+    fn params(&self, method: &str, n: usize) -> Value {
+        self.shop()
+            .commands
+            .iter()
+            .filter(|(m, _)| m == method)
+            .nth(n)
+            .map(|(_, p)| p.clone())
+            .unwrap()
     }
 
     fn count(&self, method: &str) -> usize {
@@ -245,7 +275,15 @@ impl BitrixApi for FakeBitrix {
                     503,
                     json!({"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}),
                 )
+            } else if method == "batch" {
+                let shop = &mut *shop;
+                let body = crate::testing::bitrix_batch(params, |m, p| {
+                    shop.commands.push((m.to_owned(), p.clone()));
+                    shop.respond(m, p)
+                });
+                (200, body)
             } else {
+                shop.commands.push((method.to_owned(), params.clone()));
                 shop.respond(method, params)
             }
         };
@@ -318,6 +356,8 @@ fn env(push: PushConfig) -> Env {
         overlap_minutes: 10,
         initial_days: 30,
         push,
+        inbox: None,
+        push_orders: 10,
     };
     Env {
         ledger,
@@ -470,13 +510,17 @@ async fn a_partial_card_payment_marks_the_stores_own_payment_paid_and_writes_the
     assert_eq!(
         e.shop.methods(),
         [
-            "sale.payment.list",
+            "sale.order.get",
+            "sale.property.list",
+            "sale.property.list",
             "sale.payment.update",
-            "sale.propertyvalue.list",
-            "sale.property.list",
-            "sale.property.list",
             "sale.propertyvalue.modify"
         ]
+    );
+    assert_eq!(
+        e.shop.calls(),
+        ["batch", "batch"],
+        "one batch of reads, one of writes"
     );
 
     // The same order pushed again (a redelivered message): the store already shows it; only reads.
@@ -493,8 +537,9 @@ async fn a_partial_card_payment_marks_the_stores_own_payment_paid_and_writes_the
     );
     assert_eq!(
         e.shop.methods()[before..],
-        ["sale.payment.list", "sale.propertyvalue.list"]
+        ["sale.order.get", "sale.property.list", "sale.property.list"]
     );
+    assert_eq!(e.shop.calls().len(), 3, "one batch of reads, no write");
 }
 
 #[tokio::test]
@@ -508,10 +553,9 @@ async fn money_with_no_free_store_payment_is_added_as_a_paid_payment_of_its_pay_
         .await
         .unwrap();
     assert_eq!((report.added, report.updated), (1, 0));
-    let added = e.shop.shop().calls[1].clone();
-    assert_eq!(added.0, "sale.payment.add");
+    let added = e.shop.params("sale.payment.add", 0);
     assert_eq!(
-        added.1["fields"],
+        added["fields"],
         json!({
             "orderId": "7001", "paySystemId": "5", "sum": "1500.00", "currency": "RUB", "paid": "Y",
             "datePaid": "2026-11-28T10:00:00+03:00", "payVoucherNum": "61", "psInvoiceId": "61",
@@ -533,7 +577,7 @@ async fn money_with_no_free_store_payment_is_added_as_a_paid_payment_of_its_pay_
     assert_eq!((again.added, again.unchanged), (0, 1));
     assert_eq!(
         e.shop.methods()[before..],
-        ["sale.payment.list", "sale.propertyvalue.list"]
+        ["sale.order.get", "sale.property.list", "sale.property.list"]
     );
     assert_eq!(e.shop.shop().payments.len(), 2);
 }
@@ -548,12 +592,8 @@ async fn a_paid_property_the_store_does_not_define_is_a_configuration_error() {
     ));
     assert_eq!(
         e.shop.methods(),
-        [
-            "sale.payment.list",
-            "sale.payment.add",
-            "sale.propertyvalue.list",
-            "sale.property.list"
-        ]
+        ["sale.order.get", "sale.property.list", "sale.property.list"],
+        "planned before any write: nothing half written"
     );
     assert!(e.shop.property("PAID_AMOUNT").is_none());
 }
@@ -568,7 +608,10 @@ async fn money_of_a_source_without_a_pay_system_is_not_written() {
         push_order(e.shop.as_ref(), &e.deps.push, &order).await,
         Err(PushError::Config(_))
     ));
-    assert_eq!(e.shop.methods(), ["sale.payment.list"]);
+    assert_eq!(
+        e.shop.methods(),
+        ["sale.order.get", "sale.property.list", "sale.property.list"]
+    );
 }
 
 #[tokio::test]
@@ -649,7 +692,8 @@ async fn a_busy_store_fails_the_message_without_a_note_and_the_retry_lands_it() 
     e.shop.shop().busy = 2;
     let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
     assert_eq!(failures(&out), ["m1"]);
-    assert_eq!(e.shop.methods(), ["sale.payment.list", "sale.payment.list"]);
+    assert_eq!(e.shop.calls(), ["batch", "batch"], "the reads, busy twice");
+    assert!(e.shop.methods().is_empty());
     assert!(e.shop.shop().comments.is_empty());
     assert_eq!(
         e.deps
@@ -820,7 +864,7 @@ async fn a_busy_store_is_retried_and_a_refusal_is_not() {
         .await
         .unwrap_err();
     assert!(matches!(err, BitrixError::Busy(_)), "{err}");
-    assert_eq!(shop.methods().len(), 2);
+    assert_eq!(shop.calls().len(), 2);
 
     // A refusal is returned at once.
     let shop = FakeBitrix::default();
@@ -931,7 +975,7 @@ async fn a_page_of_orders_is_registered_in_the_ledger_and_sets_the_watermark_and
     );
     assert_eq!(e.events.events().len(), 2);
     assert_eq!(
-        e.shop.methods(),
+        e.shop.calls(),
         ["sale.order.list", "batch", "sale.order.list", "batch"]
     );
     let list = &e.shop.shop().calls[2].1;
@@ -952,7 +996,7 @@ async fn a_refused_webhook_stops_the_pull_and_keeps_the_watermark() {
     assert!(s.auth_failed, "{s:?}");
     assert!(s.errors[0].contains("NO_AUTH_FOUND"), "{s:?}");
     assert_eq!((s.pages, s.changed, s.watermark), (0, 0, None));
-    assert_eq!(e.shop.methods(), ["sale.order.list"], "not retried");
+    assert_eq!(e.shop.calls(), ["sale.order.list"], "not retried");
     assert!(e.ledger.order("7001").is_none());
     assert_eq!(
         e.deps.cursors.watermark("bitrix-orders").await.unwrap(),
@@ -1056,4 +1100,116 @@ async fn an_order_whose_store_visible_state_did_not_change_costs_no_call() {
     assert!(failures(&handle_events(&e.deps, batch("7001", &["m4"])).await).is_empty());
     assert!(calls(&e) > after_payment);
     assert_eq!(e.shop.payment("900")["sum"], "1000.00");
+}
+
+/// Thirty orders paid at once: ten handed by Lambda, twenty taken from the queue. One `batch` reads them all, two
+/// carry the 60 writes; the store's refusal of one order's write fails that order alone (its handed message is
+/// reported, its taken one left to come back), and the others are done.
+#[tokio::test]
+async fn one_invocation_pushes_many_orders_in_a_few_batches_and_a_refusal_fails_only_its_order() {
+    let mut e = env(push_config());
+    let queue = Arc::new(crate::adapters::memory::MemoryQueue::new(60_000));
+    e.deps.inbox = Some(queue.clone());
+    e.deps.push_orders = 100;
+    e.shop.shop().definitions = vec![
+        ("PAID_AMOUNT".into(), "20".into()),
+        ("PAID_TEXT".into(), "21".into()),
+    ];
+    let mut handed = Vec::new();
+    for n in 0..30u64 {
+        let id = (8000 + n).to_string();
+        e.shop.shop().payments.push(json!({"id": 900 + n, "orderId": id, "paid": "N", "sum": "5000.00",
+            "paySystemId": 5, "isReturn": "N"}));
+        let order = OrderId::parse(id.clone()).unwrap();
+        e.ledger()
+            .register_order(&order, OrderInfo::new(Some(id.clone()), 500_000, Currency::RUB))
+            .await
+            .unwrap();
+        let fact = PaymentFact::new(
+            FactId::new(Source::Tbank, &format!("{n}#CONFIRMED")).unwrap(),
+            order,
+            PaymentRef::new(Source::Tbank, &format!("6{n}")).unwrap(),
+            PaymentMethod::Card,
+            Currency::RUB,
+            FactKind::Payment { amount: 150_000 },
+            PAID_AT_MS,
+        )
+        .unwrap();
+        e.ledger().record(&fact).await.unwrap();
+        let body = json!({ "order_id": id }).to_string();
+        if n < 10 {
+            handed.push(json!({"messageId": format!("h{n}"), "body": body, "attributes": {"MessageGroupId": id}}));
+        } else {
+            queue.send(&id, &body);
+        }
+    }
+    e.shop.shop().locked_payments = vec!["905".into(), "915".into()];
+    let event = serde_json::from_value(json!({ "Records": handed })).unwrap();
+
+    let out = handle_events(&e.deps, event).await;
+
+    assert_eq!(failures(&out), ["h5"], "only the refused order's message");
+    assert_eq!(
+        e.shop.calls(),
+        ["batch", "batch", "batch", "sale.order.update", "sale.order.update"],
+        "32 reads in one batch, 60 writes in two; then the two refusals said on their orders"
+    );
+    assert_eq!(e.shop.count("sale.order.get"), 30);
+    assert_eq!(e.shop.count("sale.payment.update"), 30);
+    assert_eq!(e.shop.count("sale.propertyvalue.modify"), 30);
+    let paid: Vec<String> = e
+        .shop
+        .shop()
+        .payments
+        .iter()
+        .filter(|p| p["paid"] == "Y")
+        .map(|p| as_text(&p["orderId"]))
+        .collect();
+    assert_eq!(paid.len(), 28);
+    assert!(!paid.contains(&"8005".to_owned()) && !paid.contains(&"8015".to_owned()));
+    assert_eq!(queue.len(), 1, "the refused taken message stays; the other 19 are done");
+    let comments = e.shop.shop().comments.clone();
+    assert!(comments.iter().all(|c| c.contains("SALE_ORDER_LOCKED")), "{comments:?}");
+
+    // The next invocation sees the store already showing the 28: only the two left are read and written.
+    e.shop.shop().locked_payments.clear();
+    let before = e.shop.calls().len();
+    let out = handle_events(&e.deps, batch("8005", &["h5"])).await;
+    assert!(failures(&out).is_empty());
+    assert_eq!(e.shop.calls().len() - before, 2);
+    assert_eq!(queue.len(), 1, "8015 stays hidden until its visibility ends");
+    assert!(queue.receive(10).is_empty());
+    assert_eq!(e.shop.payment("905")["paid"], "Y");
+}
+
+#[tokio::test]
+async fn a_paid_property_is_the_one_of_the_orders_person_type() {
+    let mut config = push_config();
+    config.paid_text_code = None;
+    let e = env(config);
+    e.checkout();
+    e.shop.shop().definitions.clear();
+    let order = e.partially_paid().await;
+    let state = bitrix::StoreOrderState {
+        person_type_id: Some("2".into()),
+        payments: Vec::new(),
+        property_values: Vec::new(),
+    };
+    let def = |id: &str, person: &str| bitrix::PropertyDefinition {
+        id: id.into(),
+        code: Some("PAID_AMOUNT".into()),
+        person_type_id: Some(person.into()),
+    };
+    let planned = plan_push(&e.deps.push, &order, &state, &[def("20", "1"), def("30", "2")]).unwrap();
+    let (method, modify) = planned.commands.last().unwrap();
+    assert_eq!(*method, "sale.propertyvalue.modify");
+    assert_eq!(
+        modify["fields"]["order"]["propertyValues"],
+        json!([{"orderPropsId": "30", "value": "1500.00"}])
+    );
+    // Two definitions, neither of the order's person type: not guessed between.
+    assert!(matches!(
+        plan_push(&e.deps.push, &order, &state, &[def("20", "1"), def("40", "3")]),
+        Err(PushError::Config(c)) if c.contains("several person types")
+    ));
 }
