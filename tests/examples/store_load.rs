@@ -1,11 +1,14 @@
-//! The store leg at sale-day volume: ORDERS orders paid at once by card, their events handed to store-sync in SQS
-//! batches of 10 by INVOCATIONS concurrent invocations (a failed message comes back after a visibility timeout),
-//! against a local 1C-Bitrix REST fake that enforces the standard limit: 2 requests per second, a burst of 50,
-//! `503 QUERY_LIMIT_EXCEEDED` beyond it (https://apidocs.bitrix24.ru/limits.html; a `batch` is one request).
-//! Reports REST calls accepted per paid order, calls refused, and the time from payment to "the store shows paid"
-//! (p50/p99). The ledger is in memory; store-sync's code, its HTTP adapter and the wire are the shipped ones.
+//! The store leg at sale-day volume: ORDERS orders paid at once by card, their events on a FIFO queue (in memory,
+//! one group per order) that INVOCATIONS concurrent invocations read as Lambda hands a FIFO function its messages,
+//! 10 at a time, while store-sync takes up to PUSH_ORDERS per invocation itself (a failed message comes back after
+//! a visibility timeout), against a local 1C-Bitrix REST fake that enforces the standard limit: 2 requests per
+//! second, a burst of 50, `503 QUERY_LIMIT_EXCEEDED` beyond it (https://apidocs.bitrix24.ru/limits.html; a `batch`
+//! is one request, its commands read as the store's `parse_str` reads them). Reports REST calls accepted per paid
+//! order, calls refused, and the time from payment to "the store shows paid" (p50/p99). The ledger is in memory;
+//! store-sync's code, its HTTP adapter and the wire are the shipped ones.
 //!
-//! Args: ORDERS (default 500) INVOCATIONS (default 4). Run with `make load-store`.
+//! Args: ORDERS (default 500) INVOCATIONS (default 4) PUSH_ORDERS (default 100, as `STORE_PUSH_ORDERS`; 10 is
+//! Lambda's batches alone). Run with `make load-store`.
 
 #![allow(clippy::expect_used)]
 
@@ -17,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use shared::adapters::memory::{MemoryLedgerStore, MemoryPublisher};
+use shared::adapters::memory::{MemoryLedgerStore, MemoryPublisher, MemoryQueue};
 use shared::app::ledger::Ledger;
 use shared::app::store_sync::{handle_events, PushConfig, StoreDeps};
 use shared::domain::{
@@ -26,7 +29,9 @@ use shared::domain::{
 
 const BURST: f64 = 50.0;
 const PER_SECOND: f64 = 2.0;
-const VISIBILITY: Duration = Duration::from_secs(2);
+/// The events queue's visibility timeout, as the template sets it (longer than store-sync's 120 s timeout, so no message
+/// is handled by two invocations at once).
+const VISIBILITY: Duration = Duration::from_secs(180);
 
 #[derive(Default)]
 struct Shop {
@@ -34,7 +39,10 @@ struct Shop {
     properties: HashMap<String, Vec<Value>>,
     totals: HashMap<String, String>,
     shown_paid: HashMap<String, Instant>,
+    /// Requests the limit let through, by method (a `batch` once).
     accepted: BTreeMap<String, usize>,
+    /// Methods run, inside `batch` too.
+    commands: BTreeMap<String, usize>,
     refused: usize,
     next_id: u64,
     tokens: f64,
@@ -78,8 +86,14 @@ impl Shop {
     }
 
     fn call(&mut self, method: &str, body: &Value) -> Result<Value, String> {
-        *self.accepted.entry(method.to_owned()).or_default() += 1;
+        *self.commands.entry(method.to_owned()).or_default() += 1;
         match method {
+            "sale.order.get" => {
+                let order = text(&body["id"]);
+                Ok(json!({"order": {"id": order, "personTypeId": 1,
+                    "payments": self.payments.get(&order).cloned().unwrap_or_default(),
+                    "propertyValues": self.properties.get(&order).cloned().unwrap_or_default()}}))
+            }
             "sale.payment.list" => {
                 let order = text(&body["filter"]["orderId"]);
                 Ok(json!({"payments": self.payments.get(&order).cloned().unwrap_or_default()}))
@@ -175,6 +189,17 @@ async fn rest(
         )
             .into_response();
     }
+    *shop.accepted.entry(method.clone()).or_default() += 1;
+    if method == "batch" {
+        let answer = shared::testing::bitrix_batch(&body, |m, p| match shop.call(m, p) {
+            Ok(result) => (200, json!({ "result": result })),
+            Err(e) => (
+                400,
+                json!({"error": "ERROR_CORE", "error_description": e}),
+            ),
+        });
+        return Json(answer).into_response();
+    }
     match shop.call(&method, &body) {
         Ok(result) => Json(json!({"result": result, "time": {}})).into_response(),
         Err(e) => (
@@ -194,6 +219,11 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
     let invocations: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
+    let push_orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    // The events queue, FIFO: what Lambda hands the function and what store-sync takes itself both come from it.
+    let queue = Arc::new(MemoryQueue::new(
+        i64::try_from(VISIBILITY.as_millis()).unwrap_or(2_000),
+    ));
 
     let store: Store = Arc::new(Mutex::new(Shop {
         tokens: BURST,
@@ -237,6 +267,8 @@ async fn main() {
             status_map: BTreeMap::new(),
             hooks: Vec::new(),
         },
+        inbox: (push_orders > 10).then(|| queue.clone() as Arc<dyn shared::ports::EventsInbox>),
+        push_orders,
     };
     let ledger = Ledger::new(ledger_store.as_ref(), events.as_ref());
 
@@ -289,13 +321,9 @@ async fn main() {
     let started = Instant::now();
     let before = store.lock().expect("lock").accepted.values().sum::<usize>();
 
-    // The events queue: FIFO per order, batches of 10, redelivered after the visibility timeout when failed.
-    let queue: Arc<Mutex<Vec<(String, Instant)>>> = Arc::new(Mutex::new(
-        events.events()[registered..]
-            .iter()
-            .map(|e| (e.order_id.clone(), Instant::now()))
-            .collect(),
-    ));
+    for e in &events.events()[registered..] {
+        queue.send(&e.order_id, &json!({ "order_id": e.order_id }).to_string());
+    }
     let deps = Arc::new(deps);
     let mut workers = Vec::new();
     for _ in 0..invocations {
@@ -305,40 +333,28 @@ async fn main() {
                 if store.lock().expect("lock").shown_paid.len() >= orders {
                     break;
                 }
-                let batch: Vec<String> = {
-                    let mut q = queue.lock().expect("lock");
-                    let now = Instant::now();
-                    let mut taken = Vec::new();
-                    let mut i = 0;
-                    while i < q.len() && taken.len() < 10 {
-                        if q[i].1 <= now {
-                            taken.push(q.remove(i).0);
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    taken
-                };
-                if batch.is_empty() {
+                // Lambda's poller: up to 10 visible messages, then the function; the failed ones come back after
+                // the visibility timeout, the others are deleted.
+                let handed = queue.receive(10);
+                if handed.is_empty() {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
-                let records: Vec<Value> = batch
+                let records: Vec<Value> = handed
                     .iter()
-                    .enumerate()
-                    .map(|(n, o)| json!({"messageId": format!("{o}-{n}"), "body": json!({"order_id": o}).to_string(), "attributes": {"MessageGroupId": o}}))
+                    .map(|r| json!({"messageId": r.message.message_id, "body": r.message.body,
+                        "attributes": {"MessageGroupId": r.group}}))
                     .collect();
                 let event = serde_json::from_value(json!({ "Records": records })).expect("event");
                 let out = handle_events(&deps, event).await;
-                let failed: Vec<String> = out
-                    .batch_item_failures
-                    .iter()
-                    .map(|f| f.item_identifier.clone())
-                    .filter_map(|m| m.rsplit_once('-').map(|(o, _)| o.to_owned()))
-                    .collect();
-                let mut q = queue.lock().expect("lock");
-                for o in failed {
-                    q.push((o, Instant::now() + VISIBILITY));
+                for r in &handed {
+                    let failed = out
+                        .batch_item_failures
+                        .iter()
+                        .any(|f| f.item_identifier == r.message.message_id);
+                    if !failed {
+                        queue.delete(&r.message.receipt_handle);
+                    }
                 }
             }
         }));
@@ -356,7 +372,7 @@ async fn main() {
     latencies.sort();
     println!(
         "store-sync under Bitrix's standard limit ({PER_SECOND} req/s, burst {BURST}): {orders} orders paid at once, \
-         {invocations} concurrent invocations, SQS batches of 10"
+         {invocations} concurrent invocations, Lambda's batches of 10, up to {push_orders} orders per invocation"
     );
     println!(
         "  shown paid: {} of {orders} in {:.1} s ({:.2} orders/s)",
@@ -369,7 +385,8 @@ async fn main() {
         accepted as f64 / orders as f64,
         shop.refused
     );
-    println!("  by method: {:?}", shop.accepted);
+    println!("  requests by method: {:?}", shop.accepted);
+    println!("  methods run (inside batch too): {:?}", shop.commands);
     println!(
         "  payment → store shows paid: p50 {:.1} s, p99 {:.1} s",
         percentile(&latencies, 0.50).as_secs_f64(),

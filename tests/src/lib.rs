@@ -352,6 +352,8 @@ impl TestEnv {
                 initial_days,
                 push: PushConfig::default(),
                 rest_limit: Default::default(),
+                // Only what a test hands store-sync: the ledger's own announcements stay on the queue.
+                push_orders: 10,
             },
             &self.clients,
         )

@@ -226,7 +226,10 @@ struct Shop {
     payments: Vec<Value>,
     properties: Vec<(String, Value)>,
     statuses: Vec<String>,
+    /// Every method run, inside `batch` too.
     calls: Vec<String>,
+    /// Every HTTP request (a `batch` once).
+    requests: Vec<String>,
     busy: u32,
     next_id: u64,
 }
@@ -246,17 +249,43 @@ impl Respond for FakeShop {
             .unwrap_or("")
             .trim_end_matches(".json")
             .to_owned();
-        s.calls.push(method.clone());
+        s.requests.push(method.clone());
         if s.busy > 0 {
             s.busy -= 1;
             return ResponseTemplate::new(503)
                 .set_body_json(json!({"error": "QUERY_LIMIT_EXCEEDED"}));
         }
         let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        let ok = |result: Value| {
-            ResponseTemplate::new(200).set_body_json(json!({"result": result, "time": {}}))
+        let (status, answer) = if method == "batch" {
+            let s = &mut *s;
+            (
+                200,
+                shared::testing::bitrix_batch(&body, |m, p| {
+                    s.calls.push(m.to_owned());
+                    s.answer(m, p)
+                }),
+            )
+        } else {
+            s.calls.push(method.clone());
+            s.answer(&method, &body)
         };
-        match method.as_str() {
+        ResponseTemplate::new(status).set_body_json(answer)
+    }
+}
+
+impl Shop {
+    /// One method's answer (status and body), as the store gives it alone or inside `batch`.
+    fn answer(&mut self, method: &str, body: &Value) -> (u16, Value) {
+        let s = self;
+        let ok = |result: Value| (200, json!({"result": result, "time": {}}));
+        let refused = |body: Value| (400, body);
+        match method {
+            "sale.order.get" => ok(json!({"order": {
+                "id": body["id"], "personTypeId": 1, "payments": s.payments,
+                "propertyValues": s.properties.iter()
+                    .map(|(code, v)| json!({"orderPropsId": v["orderPropsId"], "code": code, "value": v["value"]}))
+                    .collect::<Vec<_>>(),
+            }})),
             "sale.payment.list" => ok(json!({"payments": s.payments})),
             "sale.payment.add" => {
                 s.next_id += 1;
@@ -265,25 +294,25 @@ impl Respond for FakeShop {
                 s.payments.push(p.clone());
                 ok(json!({"payment": p}))
             }
-            "sale.payment.update" if s.locked => ResponseTemplate::new(400).set_body_json(
+            "sale.payment.update" if s.locked => refused(
                 json!({"error": 0, "error_description": "SALE_ORDER_LOCKED: the order is being edited"}),
             ),
             "sale.payment.update" => {
                 let id = as_text(&body["id"]);
                 let fields = body["fields"].as_object().cloned().unwrap_or_default();
                 if !fields.contains_key("paySystemId") {
-                    return ResponseTemplate::new(400).set_body_json(
+                    return refused(
                         json!({"error": 0, "error_description": "paySystemId is required"}),
                     );
                 }
                 let Some(p) = s.payments.iter_mut().find(|p| as_text(&p["id"]) == id) else {
-                    return ResponseTemplate::new(400).set_body_json(json!({"error": 200640400001u64, "error_description": "payment does not exist"}));
+                    return refused(json!({"error": 200640400001u64, "error_description": "payment does not exist"}));
                 };
                 let sum_changes = fields
                     .get("sum")
                     .is_some_and(|v| as_text(v) != as_text(&p["sum"]));
                 if p["paid"] == "Y" && sum_changes {
-                    return ResponseTemplate::new(400).set_body_json(json!({"error": 0, "error_description": "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"}));
+                    return refused(json!({"error": 0, "error_description": "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"}));
                 }
                 for (k, v) in fields {
                     p[k] = v;
@@ -338,7 +367,7 @@ impl Respond for FakeShop {
                 }
                 ok(json!({"order": {"id": body["id"]}}))
             }
-            other => ResponseTemplate::new(400).set_body_json(
+            other => refused(
                 json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": other}),
             ),
         }
