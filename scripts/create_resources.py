@@ -36,7 +36,7 @@ def main() -> None:
             },
         )["QueueUrl"]
 
-    print(fifo_with_dlq(queue, "180"))
+    print(fifo_with_dlq(queue, "360"))
     if len(sys.argv) > 4:
         print(fifo_with_dlq(sys.argv[4], "360"))
 

@@ -204,7 +204,13 @@ pub fn php_parse_str(query: &str) -> serde_json::Value {
         };
         let base: String = base
             .chars()
-            .map(|c| if c == ' ' || c == '.' || c == '[' { '_' } else { c })
+            .map(|c| {
+                if c == ' ' || c == '.' || c == '[' {
+                    '_'
+                } else {
+                    c
+                }
+            })
             .collect();
         if base.is_empty() {
             continue;
@@ -250,9 +256,15 @@ pub fn bitrix_batch(
     for (n, (key, command)) in commands.into_iter().enumerate() {
         let (method, query) = command.split_once('?').unwrap_or((command.as_str(), ""));
         let (status, body) = if n >= 50 {
-            (400, json!({"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}))
+            (
+                400,
+                json!({"error": "ERROR_BATCH_LENGTH_EXCEEDED", "error_description": "Max batch length exceeded"}),
+            )
         } else if method == "batch" {
-            (405, json!({"error": "ERROR_BATCH_METHOD_NOT_ALLOWED", "error_description": "Method is not allowed for batch usage"}))
+            (
+                405,
+                json!({"error": "ERROR_BATCH_METHOD_NOT_ALLOWED", "error_description": "Method is not allowed for batch usage"}),
+            )
         } else {
             call(method, &php_parse_str(query))
         };

@@ -198,7 +198,6 @@ pub fn statement_pull(
 /// `store-sync`: the ledger, the store's REST webhook and the shop's outbound hooks.
 pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, WiringError> {
     let (store, events) = ledger(&config.ledger, clients);
-    let http = clients.http.clone();
     let budget = Arc::new(crate::adapters::dynamo::DynamoBudget::new(
         &store,
         "bitrix",
@@ -212,7 +211,9 @@ pub fn store_sync(config: StoreConfig, clients: &Clients) -> Result<StoreDeps, W
         store,
         events,
         bitrix: Arc::new(HttpBitrix {
-            client: http.clone(),
+            // A `batch` of 50 writes saves 50 orders: it may take the store tens of seconds, inside its own 60 s
+            // limit per request (bitrix-rest.md §1.5).
+            client: crate::adapters::http::client_with(std::time::Duration::from_secs(55), true)?,
             webhook_url: config.webhook_url.expose().to_owned(),
         }),
         hooks: Arc::new(HttpHooks::new()),

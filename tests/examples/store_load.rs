@@ -7,8 +7,9 @@
 //! order, calls refused, and the time from payment to "the store shows paid" (p50/p99). The ledger is in memory;
 //! store-sync's code, its HTTP adapter and the wire are the shipped ones.
 //!
-//! Args: ORDERS (default 500) INVOCATIONS (default 4) PUSH_ORDERS (default 100, as `STORE_PUSH_ORDERS`; 10 is
-//! Lambda's batches alone). Run with `make load-store`.
+//! Args: ORDERS (default 500) INVOCATIONS (default 4) PUSH_ORDERS (default 48, as `STORE_PUSH_ORDERS`; 10 is
+//! Lambda's batches alone) PER_SECOND BURST (default 2 and 50, Bitrix's standard limit; enterprise 5 and 250).
+//! Run with `make load-store`.
 
 #![allow(clippy::expect_used)]
 
@@ -27,8 +28,6 @@ use shared::domain::{
     Currency, FactId, FactKind, OrderId, OrderInfo, PaymentFact, PaymentMethod, PaymentRef, Source,
 };
 
-const BURST: f64 = 50.0;
-const PER_SECOND: f64 = 2.0;
 /// The events queue's visibility timeout, as the template sets it (longer than store-sync's 120 s timeout, so no message
 /// is handled by two invocations at once).
 const VISIBILITY: Duration = Duration::from_secs(180);
@@ -47,6 +46,9 @@ struct Shop {
     next_id: u64,
     tokens: f64,
     last: Option<Instant>,
+    /// The limit: requests a second back, and the most at once (Bitrix standard 2 and 50, enterprise 5 and 250).
+    per_second: f64,
+    burst: f64,
 }
 
 type Store = Arc<Mutex<Shop>>;
@@ -62,7 +64,7 @@ impl Shop {
         let elapsed = self
             .last
             .map_or(0.0, |l| now.duration_since(l).as_secs_f64());
-        self.tokens = (self.tokens + elapsed * PER_SECOND).min(BURST);
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
         self.last = Some(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -193,10 +195,7 @@ async fn rest(
     if method == "batch" {
         let answer = shared::testing::bitrix_batch(&body, |m, p| match shop.call(m, p) {
             Ok(result) => (200, json!({ "result": result })),
-            Err(e) => (
-                400,
-                json!({"error": "ERROR_CORE", "error_description": e}),
-            ),
+            Err(e) => (400, json!({"error": "ERROR_CORE", "error_description": e})),
         });
         return Json(answer).into_response();
     }
@@ -219,14 +218,18 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
     let invocations: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);
-    let push_orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
+    let push_orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(48);
+    let per_second: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
+    let burst: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
     // The events queue, FIFO: what Lambda hands the function and what store-sync takes itself both come from it.
     let queue = Arc::new(MemoryQueue::new(
         i64::try_from(VISIBILITY.as_millis()).unwrap_or(2_000),
     ));
 
     let store: Store = Arc::new(Mutex::new(Shop {
-        tokens: BURST,
+        tokens: f64::from(burst),
+        per_second: f64::from(per_second),
+        burst: f64::from(burst),
         ..Shop::default()
     }));
     let app = Router::new()
@@ -246,7 +249,11 @@ async fn main() {
     let deps = StoreDeps {
         // The deployment's share of the limit, as the shipped wiring keeps it (here in memory: one process).
         budget: Arc::new(shared::adapters::memory::MemoryBudget::new(
-            shared::ports::budget::RestLimit::default(),
+            shared::ports::budget::RestLimit {
+                per_second: i64::from(per_second),
+                burst: i64::from(burst),
+                ..Default::default()
+            },
         )),
         store: ledger_store.clone(),
         directory: ledger_store.clone(),
@@ -342,8 +349,10 @@ async fn main() {
                 }
                 let records: Vec<Value> = handed
                     .iter()
-                    .map(|r| json!({"messageId": r.message.message_id, "body": r.message.body,
-                        "attributes": {"MessageGroupId": r.group}}))
+                    .map(|r| {
+                        json!({"messageId": r.message.message_id, "body": r.message.body,
+                        "attributes": {"MessageGroupId": r.group}})
+                    })
                     .collect();
                 let event = serde_json::from_value(json!({ "Records": records })).expect("event");
                 let out = handle_events(&deps, event).await;
@@ -371,7 +380,7 @@ async fn main() {
         .collect();
     latencies.sort();
     println!(
-        "store-sync under Bitrix's standard limit ({PER_SECOND} req/s, burst {BURST}): {orders} orders paid at once, \
+        "store-sync under a REST limit of {per_second} req/s, burst {burst}: {orders} orders paid at once, \
          {invocations} concurrent invocations, Lambda's batches of 10, up to {push_orders} orders per invocation"
     );
     println!(

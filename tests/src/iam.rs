@@ -81,6 +81,9 @@ pub fn actions_of(target: &str, body: &[u8]) -> Vec<String> {
     match (service, op) {
         ("dynamodb", "TransactWriteItems") => items("TransactItems"),
         ("dynamodb", "TransactGetItems") => vec!["dynamodb:GetItem".to_owned()],
+        // SQS's batch actions are authorized as their single ones.
+        ("sqs", "DeleteMessageBatch") => vec!["sqs:DeleteMessage".to_owned()],
+        ("sqs", "SendMessageBatch") => vec!["sqs:SendMessage".to_owned()],
         _ => vec![format!("{service}:{op}")],
     }
 }

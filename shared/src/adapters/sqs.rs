@@ -156,7 +156,12 @@ impl crate::ports::EventsInbox for SqsEventsInbox {
                 .map_err(|e| inbox_error(e.into_service_error()))?;
             if let Some(f) = out.failed.first() {
                 return Err(crate::ports::InboxError(
-                    format!("delete refused: {} {}", f.code, f.message.as_deref().unwrap_or("")).into(),
+                    format!(
+                        "delete refused: {} {}",
+                        f.code,
+                        f.message.as_deref().unwrap_or("")
+                    )
+                    .into(),
                 ));
             }
         }

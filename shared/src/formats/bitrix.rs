@@ -27,6 +27,15 @@ pub enum BitrixError {
     Malformed(String),
 }
 
+impl BitrixError {
+    /// The store said it did nothing: its limit refused the request (503 `QUERY_LIMIT_EXCEEDED`, 429
+    /// `OPERATION_TIME_LIMIT`). Only then may a write be sent again as it is; after a timeout or a cut-off answer it
+    /// may have been done, so it is read again first.
+    pub fn nothing_done(&self) -> bool {
+        matches!(self, BitrixError::Busy(m) if m.starts_with("HTTP 503") || m.starts_with("HTTP 429"))
+    }
+}
+
 /// A successful answer: the `result` (raw, so money keeps its literal) and the paging keys.
 #[derive(Debug)]
 pub struct Answer {
@@ -547,7 +556,9 @@ pub fn command(method: &str, params: &Value) -> Result<String, BitrixError> {
         match v {
             Value::Null => Value::String(String::new()),
             Value::Array(a) => Value::Array(a.iter().map(no_nulls).collect()),
-            Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), no_nulls(v))).collect()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, v)| (k.clone(), no_nulls(v))).collect())
+            }
             other => other.clone(),
         }
     }
@@ -574,7 +585,11 @@ pub struct CommandError {
 impl CommandError {
     /// Classified as the same answer to a call on its own would be (busy, webhook refused, or refused).
     pub fn into_error(self, method: &str) -> BitrixError {
-        let busy = ["QUERY_LIMIT_EXCEEDED", "OPERATION_TIME_LIMIT", "OVERLOAD_LIMIT"];
+        let busy = [
+            "QUERY_LIMIT_EXCEEDED",
+            "OPERATION_TIME_LIMIT",
+            "OVERLOAD_LIMIT",
+        ];
         if busy.contains(&self.code.as_str()) {
             return BitrixError::Busy(format!("{method}: {}", self.code));
         }
@@ -635,10 +650,7 @@ pub fn batch_answer(result: &RawValue) -> Result<BatchAnswer, BitrixError> {
             key,
             CommandError {
                 code: v.get("error").map(text).unwrap_or_default(),
-                description: v
-                    .get("error_description")
-                    .map(text)
-                    .unwrap_or_default(),
+                description: v.get("error_description").map(text).unwrap_or_default(),
             },
         );
     }
@@ -755,7 +767,11 @@ pub fn batch_results(result: &RawValue) -> Result<BatchResults, BitrixError> {
     let errors = answer
         .errors
         .into_iter()
-        .map(|(k, e)| format!("{k}: {} {}", e.code, e.description).trim().to_owned())
+        .map(|(k, e)| {
+            format!("{k}: {} {}", e.code, e.description)
+                .trim()
+                .to_owned()
+        })
         .collect();
     Ok((answer.results, errors))
 }
@@ -896,8 +912,15 @@ mod tests {
         assert_eq!(method, "sale.payment.update");
         assert!(!query.contains('#') && !query.contains(' '), "{query}");
         assert_eq!(crate::testing::php_parse_str(query), params);
-        assert_eq!(command("sale.order.get", &serde_json::json!({})).unwrap(), "sale.order.get");
-        let c = command("sale.propertyvalue.modify", &serde_json::json!({"v": [null, true, 2]})).unwrap();
+        assert_eq!(
+            command("sale.order.get", &serde_json::json!({})).unwrap(),
+            "sale.order.get"
+        );
+        let c = command(
+            "sale.propertyvalue.modify",
+            &serde_json::json!({"v": [null, true, 2]}),
+        )
+        .unwrap();
         assert_eq!(
             crate::testing::php_parse_str(c.split_once('?').unwrap().1),
             serde_json::json!({"v": ["", "true", "2"]})
@@ -906,10 +929,17 @@ mod tests {
 
     #[test]
     fn a_value_batch_would_rewrite_is_refused() {
-        let e = command("sale.order.update", &serde_json::json!({"fields": {"comments": "see $RESULT[o1][id]"}}))
-            .unwrap_err();
+        let e = command(
+            "sale.order.update",
+            &serde_json::json!({"fields": {"comments": "see $RESULT[o1][id]"}}),
+        )
+        .unwrap_err();
         assert!(matches!(e, BitrixError::Malformed(m) if m.contains("$result")));
-        assert!(command("sale.order.update", &serde_json::json!({"fields": {"comments": "costs $5 [net]"}})).is_ok());
+        assert!(command(
+            "sale.order.update",
+            &serde_json::json!({"fields": {"comments": "costs $5 [net]"}})
+        )
+        .is_ok());
     }
 
     #[test]
@@ -927,30 +957,91 @@ mod tests {
             BitrixError::Refused { method, code, description }
                 if method == "sale.payment.update" && code == "ERROR_CORE" && description.contains("CHANGE_SUM")
         ));
-        assert!(matches!(b.errors.remove("w2").unwrap().into_error("m"), BitrixError::Busy(_)));
-        assert!(matches!(b.errors.remove("w3").unwrap().into_error("m"), BitrixError::Auth(_)));
+        assert!(matches!(
+            b.errors.remove("w2").unwrap().into_error("m"),
+            BitrixError::Busy(_)
+        ));
+        // Only the limit's own refusals say nothing was done.
+        assert!(answer("batch", 503, br#"{"error":"QUERY_LIMIT_EXCEEDED"}"#)
+            .unwrap_err()
+            .nothing_done());
+        assert!(answer("batch", 429, br#"{"error":"OPERATION_TIME_LIMIT"}"#)
+            .unwrap_err()
+            .nothing_done());
+        assert!(!BitrixError::Busy("timeout".into()).nothing_done());
+        assert!(!answer("batch", 500, b"").unwrap_err().nothing_done());
+        assert!(matches!(
+            b.errors.remove("w3").unwrap().into_error("m"),
+            BitrixError::Auth(_)
+        ));
         // PHP's empty arrays, and a list of commands answered by a list.
-        let empty = answer("batch", 200, br#"{"result":{"result":[],"result_error":[]}}"#).unwrap();
+        let empty = answer(
+            "batch",
+            200,
+            br#"{"result":{"result":[],"result_error":[]}}"#,
+        )
+        .unwrap();
         let b = batch_answer(&empty.result).unwrap();
         assert!(b.results.is_empty() && b.errors.is_empty());
-        let listed = answer("batch", 200, br#"{"result":{"result":[{"a":1},{"b":2}],"result_error":[]}}"#).unwrap();
-        assert_eq!(batch_answer(&listed.result).unwrap().results.keys().collect::<Vec<_>>(), ["0", "1"]);
-        assert!(batch_answer(&answer("batch", 200, br#"{"result":{"result":7}}"#).unwrap().result).is_err());
+        let listed = answer(
+            "batch",
+            200,
+            br#"{"result":{"result":[{"a":1},{"b":2}],"result_error":[]}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            batch_answer(&listed.result)
+                .unwrap()
+                .results
+                .keys()
+                .collect::<Vec<_>>(),
+            ["0", "1"]
+        );
+        assert!(batch_answer(
+            &answer("batch", 200, br#"{"result":{"result":7}}"#)
+                .unwrap()
+                .result
+        )
+        .is_err());
     }
 
     #[test]
     fn an_orders_state_and_the_property_definitions_are_read_from_the_stores_answers() {
-        let a = answer("sale.order.get", 200, br#"{"result":{"order":{"id":7001,"personTypeId":"2",
+        let a = answer(
+            "sale.order.get",
+            200,
+            br#"{"result":{"order":{"id":7001,"personTypeId":"2",
             "payments":[{"id":900,"orderId":7001,"paid":"N","sum":5000,"paySystemId":5,"xmlId":""}],
             "propertyValues":[{"id":11,"orderPropsId":1,"code":"EMAIL","value":"buyer@example.ru"},
-                              {"id":12,"orderPropsId":"2","code":"FILE","value":{"src":"/x"}}]}}}"#).unwrap();
+                              {"id":12,"orderPropsId":"2","code":"FILE","value":{"src":"/x"}}]}}}"#,
+        )
+        .unwrap();
         let st = order_state(&a.result).unwrap();
         assert_eq!(st.person_type_id.as_deref(), Some("2"));
-        assert_eq!((st.payments[0].id.as_str(), st.payments[0].sum, st.payments[0].xml_id.as_deref()), ("900", 500_000, None));
-        assert_eq!(st.property_values.iter().map(|v| v.order_props_id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(
+            (
+                st.payments[0].id.as_str(),
+                st.payments[0].sum,
+                st.payments[0].xml_id.as_deref()
+            ),
+            ("900", 500_000, None)
+        );
+        assert_eq!(
+            st.property_values
+                .iter()
+                .map(|v| v.order_props_id.as_str())
+                .collect::<Vec<_>>(),
+            ["1", "2"]
+        );
         let d = answer("sale.property.list", 200, br#"{"result":{"properties":[{"id":20,"code":"PAID_AMOUNT","personTypeId":1},{"id":"30","code":"PAID_AMOUNT","personTypeId":"2"}]}}"#).unwrap();
         let defs = property_definitions(&d.result).unwrap();
-        assert_eq!(defs[1], PropertyDefinition { id: "30".into(), code: Some("PAID_AMOUNT".into()), person_type_id: Some("2".into()) });
+        assert_eq!(
+            defs[1],
+            PropertyDefinition {
+                id: "30".into(),
+                code: Some("PAID_AMOUNT".into()),
+                person_type_id: Some("2".into())
+            }
+        );
     }
-
 }

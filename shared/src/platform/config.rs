@@ -312,7 +312,8 @@ pub struct StoreConfig {
     /// `BITRIX_REST_PER_SECOND`, `BITRIX_REST_BURST`, `BITRIX_PULL_RESERVE`: the store's REST limit, shared by every
     /// invocation (see [`crate::ports::budget`]).
     pub rest_limit: crate::ports::budget::RestLimit,
-    /// `STORE_PUSH_ORDERS` (default 100): the most orders one invocation pushes together. Lambda hands a FIFO
+    /// `STORE_PUSH_ORDERS` (default 48: with the paid-amount properties' two definitions, one `batch` of 50 reads
+    /// them all, two carry their writes): the most orders one invocation pushes together. Lambda hands a FIFO
     /// function 10 messages; above 10, store-sync takes the rest from the events queue itself.
     pub push_orders: usize,
 }
@@ -634,7 +635,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 hooks: self.hooks()?,
             },
             rest_limit: self.rest_limit()?,
-            push_orders: match self.count("STORE_PUSH_ORDERS", 100)? {
+            push_orders: match self.count("STORE_PUSH_ORDERS", 48)? {
                 n @ 1..=1000 => usize::try_from(n).unwrap_or(100),
                 n => {
                     // Taken messages stay hidden for the queue's visibility timeout: a run must finish in it.
@@ -1204,6 +1205,19 @@ mod tests {
         assert_eq!(
             invalid_name(with(("STORE_PULL_INITIAL_DAYS", "-3")).store_sync()),
             "STORE_PULL_INITIAL_DAYS"
+        );
+        for bad in ["0", "1001"] {
+            assert_eq!(
+                invalid_name(with(("STORE_PUSH_ORDERS", bad)).store_sync()),
+                "STORE_PUSH_ORDERS"
+            );
+        }
+        assert_eq!(
+            with(("STORE_PUSH_ORDERS", "250"))
+                .store_sync()
+                .unwrap()
+                .push_orders,
+            250
         );
         assert_eq!(
             invalid_name(with(("BANK_API_URL", "business.tbank.ru")).statement_pull()),

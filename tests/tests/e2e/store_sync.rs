@@ -306,13 +306,17 @@ impl Shop {
                     );
                 }
                 let Some(p) = s.payments.iter_mut().find(|p| as_text(&p["id"]) == id) else {
-                    return refused(json!({"error": 200640400001u64, "error_description": "payment does not exist"}));
+                    return refused(
+                        json!({"error": 200640400001u64, "error_description": "payment does not exist"}),
+                    );
                 };
                 let sum_changes = fields
                     .get("sum")
                     .is_some_and(|v| as_text(v) != as_text(&p["sum"]));
                 if p["paid"] == "Y" && sum_changes {
-                    return refused(json!({"error": 0, "error_description": "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"}));
+                    return refused(
+                        json!({"error": 0, "error_description": "SALE_PAYMENT_NOT_ALLOWED_CHANGE_SUM"}),
+                    );
                 }
                 for (k, v) in fields {
                     p[k] = v;
@@ -367,9 +371,9 @@ impl Shop {
                 }
                 ok(json!({"order": {"id": body["id"]}}))
             }
-            other => refused(
-                json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": other}),
-            ),
+            other => {
+                refused(json!({"error": "ERROR_METHOD_NOT_FOUND", "error_description": other}))
+            }
         }
     }
 }
@@ -812,4 +816,70 @@ async fn concurrent_invocations_share_one_request_budget() {
         two.take(Priority::Push, now + 5_000).await.expect("take"),
         Take::Wait(1000)
     ));
+}
+
+/// store-sync takes more of the FIFO events queue itself (moto over HTTP, the real SDK, the handler's recorded
+/// client): the oldest first, never a message of an order whose earlier message is in flight, and what it handled
+/// is deleted; every action it used is granted to store-sync in the template.
+#[tokio::test]
+async fn store_sync_takes_more_of_the_fifo_queue_one_order_at_a_time_and_deletes_what_it_handled() {
+    use shared::ports::EventsInbox;
+    let env = spawn_env().await;
+    for (n, order) in ["7401", "7401", "7402"].iter().enumerate() {
+        env.sqs
+            .send_message()
+            .queue_url(&env.queue_url)
+            .message_body(json!({ "order_id": order, "n": n }).to_string())
+            .message_group_id(*order)
+            .message_deduplication_id(format!("d{n}"))
+            .send()
+            .await
+            .expect("send");
+    }
+    let inbox =
+        shared::adapters::sqs::SqsEventsInbox::new(env.handler_sqs.clone(), env.queue_url.clone());
+    let body = |m: &shared::ports::InboxMessage| -> (String, u64) {
+        let v: Value = serde_json::from_str(&m.body).expect("json");
+        (as_text(&v["order_id"]), v["n"].as_u64().expect("n"))
+    };
+    let first = inbox.take(1).await.expect("take");
+    assert_eq!(
+        first.iter().map(body).collect::<Vec<_>>(),
+        [("7401".to_owned(), 0)]
+    );
+    // 7401's first message is in flight: its second is not given, 7402's is.
+    let second = inbox.take(10).await.expect("take");
+    assert_eq!(
+        second.iter().map(body).collect::<Vec<_>>(),
+        [("7402".to_owned(), 2)]
+    );
+    inbox.done(&first).await.expect("done");
+    let third = inbox.take(10).await.expect("take");
+    assert_eq!(
+        third.iter().map(body).collect::<Vec<_>>(),
+        [("7401".to_owned(), 1)]
+    );
+    inbox.done(&[second, third].concat()).await.expect("done");
+    let attributes = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&env.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes
+        .unwrap_or_default();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+        attributes.get(&name).cloned().unwrap_or_default()
+    };
+    assert_eq!(
+        (
+            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages),
+            count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        ),
+        ("0".to_owned(), "0".to_owned()),
+        "all three deleted"
+    );
+    paysync_e2e::iam::assert_granted("StoreSyncFunction", &env.aws_calls.take());
 }

@@ -237,7 +237,13 @@ async fn after_push(
         warn!(order_id = %order, error.message = %e, "what the store was told was not noted");
     }
     if !deps.push.hooks.is_empty() {
-        fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), &deps.push, ledger_order).await?;
+        fire_hooks(
+            deps.markers.as_ref(),
+            deps.hooks.as_ref(),
+            &deps.push,
+            ledger_order,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -263,9 +269,14 @@ pub async fn push_changed(
                 let hooks = if deps.push.hooks.is_empty() {
                     Ok(())
                 } else {
-                    fire_hooks(deps.markers.as_ref(), deps.hooks.as_ref(), &deps.push, &ledger_order)
-                        .await
-                        .map(|_| ())
+                    fire_hooks(
+                        deps.markers.as_ref(),
+                        deps.hooks.as_ref(),
+                        &deps.push,
+                        &ledger_order,
+                    )
+                    .await
+                    .map(|_| ())
                 };
                 out.insert(order.clone(), hooks);
             }
@@ -354,11 +365,13 @@ pub async fn handle_events(
         }
     }
     if let Some(inbox) = &deps.inbox {
-        let (done, left): (Vec<_>, Vec<_>) = taken
-            .into_iter()
-            .partition(|m| !failed(&order_of(&m.body)));
+        let (done, left): (Vec<_>, Vec<_>) =
+            taken.into_iter().partition(|m| !failed(&order_of(&m.body)));
         if !left.is_empty() {
-            warn!(messages = left.len(), "taken messages left to come back after their visibility timeout");
+            warn!(
+                messages = left.len(),
+                "taken messages left to come back after their visibility timeout"
+            );
         }
         if !done.is_empty() {
             if let Err(e) = inbox.done(&done).await {

@@ -264,10 +264,8 @@ pub fn plan_push(
                     if let Some(text) = &method_text {
                         fields["psStatusDescription"] = json!(text);
                     }
-                    plan.commands.push((
-                        "sale.payment.update",
-                        json!({"id": p.id, "fields": fields}),
-                    ));
+                    plan.commands
+                        .push(("sale.payment.update", json!({"id": p.id, "fields": fields})));
                 }
                 existing[i].xml_id = Some(xml_id);
                 existing[i].sum = want;
@@ -355,16 +353,33 @@ fn plan_properties(
 }
 
 /// One `batch` call of `commands` (`key`, `method?query`), retried briefly when the store is busy; a store busy for
-/// longer fails the messages and SQS brings them back.
+/// longer fails the messages and SQS brings them back. Writes are sent again only when the store said it did
+/// nothing ([`BitrixError::nothing_done`]): after a timeout a `sale.payment.add` may have been done, and the
+/// message's next run reads the order again and finds it by its `xmlId` instead of adding it twice.
 async fn run_batch(
     api: &dyn BitrixApi,
     commands: &[(String, String)],
+    writes: bool,
 ) -> Result<bitrix::BatchAnswer, BitrixError> {
     let cmd: serde_json::Map<String, Value> = commands
         .iter()
         .map(|(k, c)| (k.clone(), Value::String(c.clone())))
         .collect();
-    let answer = call_with_backoff(api, "batch", &json!({"halt": 0, "cmd": cmd}), 2).await?;
+    let params = json!({"halt": 0, "cmd": cmd});
+    let answer = if writes {
+        crate::platform::retry::retry(
+            crate::platform::retry::Backoff {
+                first: std::time::Duration::from_millis(500),
+                max: std::time::Duration::from_secs(8),
+                attempts: 2,
+            },
+            || api.call("batch", &params),
+            BitrixError::nothing_done,
+        )
+        .await?
+    } else {
+        call_with_backoff(api, "batch", &params, 2).await?
+    };
     bitrix::batch_answer(&answer.result)
 }
 
@@ -409,17 +424,21 @@ pub async fn push_orders(
             Err(e) => out[i] = Some(Err(e.into())),
         }
     }
-    let mut read: std::collections::BTreeMap<String, Result<Box<serde_json::value::RawValue>, BitrixError>> =
-        std::collections::BTreeMap::new();
+    let mut read: std::collections::BTreeMap<
+        String,
+        Result<Box<serde_json::value::RawValue>, BitrixError>,
+    > = std::collections::BTreeMap::new();
     for chunk in reads.chunks(BATCH_COMMANDS) {
-        match run_batch(api, chunk).await {
+        match run_batch(api, chunk, false).await {
             Ok(mut answer) => {
                 for (key, command) in chunk {
                     let method = command.split('?').next().unwrap_or_default();
                     let got = match (answer.results.remove(key), answer.errors.remove(key)) {
                         (_, Some(e)) => Err(e.into_error(method)),
                         (Some(r), None) => Ok(r),
-                        (None, None) => Err(BitrixError::Malformed(format!("batch: no answer to {method}"))),
+                        (None, None) => Err(BitrixError::Malformed(format!(
+                            "batch: no answer to {method}"
+                        ))),
                     };
                     read.insert(key.clone(), got);
                 }
@@ -445,7 +464,8 @@ pub async fn push_orders(
     }
     // Plans, then every order's commands in turn, 50 to a call.
     let mut writes: Vec<(usize, String, String)> = Vec::new();
-    let mut reports: std::collections::BTreeMap<usize, PushReport> = std::collections::BTreeMap::new();
+    let mut reports: std::collections::BTreeMap<usize, PushReport> =
+        std::collections::BTreeMap::new();
     for &i in &known {
         if out[i].is_some() {
             continue;
@@ -500,7 +520,7 @@ pub async fn push_orders(
             .iter()
             .map(|(_, k, c)| (k.clone(), c.clone()))
             .collect();
-        match run_batch(api, &commands).await {
+        match run_batch(api, &commands, true).await {
             Ok(mut answer) => {
                 for (o, key, command) in &chunk {
                     let method = command.split('?').next().unwrap_or_default();
@@ -537,7 +557,9 @@ pub async fn push_orders(
 fn settled(out: Vec<Option<Result<PushReport, PushError>>>) -> Vec<Result<PushReport, PushError>> {
     out.into_iter()
         .map(|o| {
-            o.unwrap_or_else(|| Err(BitrixError::Malformed("the order was not pushed".into()).into()))
+            o.unwrap_or_else(|| {
+                Err(BitrixError::Malformed("the order was not pushed".into()).into())
+            })
         })
         .collect()
 }

@@ -54,6 +54,8 @@ struct Shop {
     busy: u32,
     /// Refuse the webhook itself (401 `NO_AUTH_FOUND`) on every call.
     no_auth: bool,
+    /// Do this many `batch` calls that write, then lose the answer (a timeout after the store did the work).
+    lose_write_answers: u32,
     /// Payments (by id) whose update the store refuses, as it does while a manager edits the order.
     locked_payments: Vec<String>,
     /// Refuse every payment, property and status write with this `(error, error_description)`.
@@ -217,7 +219,11 @@ impl FakeBitrix {
 
     /// The methods run so far (inside `batch` too), in order.
     fn methods(&self) -> Vec<String> {
-        self.shop().commands.iter().map(|(m, _)| m.clone()).collect()
+        self.shop()
+            .commands
+            .iter()
+            .map(|(m, _)| m.clone())
+            .collect()
     }
 
     /// The calls made so far (a `batch` once), in order.
@@ -277,10 +283,16 @@ impl BitrixApi for FakeBitrix {
                 )
             } else if method == "batch" {
                 let shop = &mut *shop;
+                let mut wrote = false;
                 let body = crate::testing::bitrix_batch(params, |m, p| {
+                    wrote |= WRITES.contains(&m);
                     shop.commands.push((m.to_owned(), p.clone()));
                     shop.respond(m, p)
                 });
+                if wrote && shop.lose_write_answers > 0 {
+                    shop.lose_write_answers -= 1;
+                    return Err(BitrixError::Busy("timeout".into()));
+                }
                 (200, body)
             } else {
                 shop.commands.push((method.to_owned(), params.clone()));
@@ -1118,11 +1130,16 @@ async fn one_invocation_pushes_many_orders_in_a_few_batches_and_a_refusal_fails_
     let mut handed = Vec::new();
     for n in 0..30u64 {
         let id = (8000 + n).to_string();
-        e.shop.shop().payments.push(json!({"id": 900 + n, "orderId": id, "paid": "N", "sum": "5000.00",
-            "paySystemId": 5, "isReturn": "N"}));
+        e.shop.shop().payments.push(
+            json!({"id": 900 + n, "orderId": id, "paid": "N", "sum": "5000.00",
+            "paySystemId": 5, "isReturn": "N"}),
+        );
         let order = OrderId::parse(id.clone()).unwrap();
         e.ledger()
-            .register_order(&order, OrderInfo::new(Some(id.clone()), 500_000, Currency::RUB))
+            .register_order(
+                &order,
+                OrderInfo::new(Some(id.clone()), 500_000, Currency::RUB),
+            )
             .await
             .unwrap();
         let fact = PaymentFact::new(
@@ -1151,7 +1168,13 @@ async fn one_invocation_pushes_many_orders_in_a_few_batches_and_a_refusal_fails_
     assert_eq!(failures(&out), ["h5"], "only the refused order's message");
     assert_eq!(
         e.shop.calls(),
-        ["batch", "batch", "batch", "sale.order.update", "sale.order.update"],
+        [
+            "batch",
+            "batch",
+            "batch",
+            "sale.order.update",
+            "sale.order.update"
+        ],
         "32 reads in one batch, 60 writes in two; then the two refusals said on their orders"
     );
     assert_eq!(e.shop.count("sale.order.get"), 30);
@@ -1167,9 +1190,16 @@ async fn one_invocation_pushes_many_orders_in_a_few_batches_and_a_refusal_fails_
         .collect();
     assert_eq!(paid.len(), 28);
     assert!(!paid.contains(&"8005".to_owned()) && !paid.contains(&"8015".to_owned()));
-    assert_eq!(queue.len(), 1, "the refused taken message stays; the other 19 are done");
+    assert_eq!(
+        queue.len(),
+        1,
+        "the refused taken message stays; the other 19 are done"
+    );
     let comments = e.shop.shop().comments.clone();
-    assert!(comments.iter().all(|c| c.contains("SALE_ORDER_LOCKED")), "{comments:?}");
+    assert!(
+        comments.iter().all(|c| c.contains("SALE_ORDER_LOCKED")),
+        "{comments:?}"
+    );
 
     // The next invocation sees the store already showing the 28: only the two left are read and written.
     e.shop.shop().locked_payments.clear();
@@ -1177,7 +1207,11 @@ async fn one_invocation_pushes_many_orders_in_a_few_batches_and_a_refusal_fails_
     let out = handle_events(&e.deps, batch("8005", &["h5"])).await;
     assert!(failures(&out).is_empty());
     assert_eq!(e.shop.calls().len() - before, 2);
-    assert_eq!(queue.len(), 1, "8015 stays hidden until its visibility ends");
+    assert_eq!(
+        queue.len(),
+        1,
+        "8015 stays hidden until its visibility ends"
+    );
     assert!(queue.receive(10).is_empty());
     assert_eq!(e.shop.payment("905")["paid"], "Y");
 }
@@ -1200,7 +1234,13 @@ async fn a_paid_property_is_the_one_of_the_orders_person_type() {
         code: Some("PAID_AMOUNT".into()),
         person_type_id: Some(person.into()),
     };
-    let planned = plan_push(&e.deps.push, &order, &state, &[def("20", "1"), def("30", "2")]).unwrap();
+    let planned = plan_push(
+        &e.deps.push,
+        &order,
+        &state,
+        &[def("20", "1"), def("30", "2")],
+    )
+    .unwrap();
     let (method, modify) = planned.commands.last().unwrap();
     assert_eq!(*method, "sale.propertyvalue.modify");
     assert_eq!(
@@ -1212,4 +1252,32 @@ async fn a_paid_property_is_the_one_of_the_orders_person_type() {
         plan_push(&e.deps.push, &order, &state, &[def("20", "1"), def("40", "3")]),
         Err(PushError::Config(c)) if c.contains("several person types")
     ));
+}
+
+/// The answer to a batch of writes is lost after the store did them (a timeout): the writes are not sent again in
+/// the same run (a payment added twice would be money shown twice); the message fails, and its next run reads the
+/// order, finds the added payment by its `xmlId`, and adds nothing.
+#[tokio::test]
+async fn writes_whose_answer_was_lost_are_read_again_not_sent_again() {
+    let e = env(push_config());
+    e.checkout();
+    // No free store payment: the money is added.
+    e.shop.shop().payments[0]["paid"] = json!("Y");
+    e.partially_paid().await;
+    e.shop.shop().lose_write_answers = 1;
+
+    let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
+    assert_eq!(failures(&out), ["m1"]);
+    assert_eq!(
+        e.shop.count("sale.payment.add"),
+        1,
+        "not sent again after the timeout"
+    );
+    assert_eq!(e.shop.shop().payments.len(), 2);
+
+    let out = handle_events(&e.deps, batch("7001", &["m1"])).await;
+    assert!(failures(&out).is_empty());
+    assert_eq!(e.shop.count("sale.payment.add"), 1, "found by its xmlId");
+    assert_eq!(e.shop.shop().payments.len(), 2);
+    assert_eq!(e.shop.property("PAID_AMOUNT"), Some(json!("1500.00")));
 }
