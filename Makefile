@@ -141,8 +141,9 @@ load: venv
 ## (2 req/s, burst 50); reports REST calls per paid order, refused calls and payment -> "store shows paid" p50/p99
 STORE_LOAD_ORDERS ?= 500
 STORE_LOAD_INVOCATIONS ?= 4
+STORE_LOAD_PUSH_ORDERS ?= 48
 load-store:
-	RUST_LOG=off cargo run --release -p paysync-e2e --example store_load -- $(STORE_LOAD_ORDERS) $(STORE_LOAD_INVOCATIONS)
+	RUST_LOG=off cargo run --release -p paysync-e2e --example store_load -- $(STORE_LOAD_ORDERS) $(STORE_LOAD_INVOCATIONS) $(STORE_LOAD_PUSH_ORDERS)
 
 ## faults: each fault (process killed anywhere, moto restarted/frozen, SQS down, duplicate storm, clock skew) under
 ## load on a moto of its own, then the ledger/queue invariants; FAULTS= picks some (not in `make test`)

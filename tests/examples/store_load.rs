@@ -28,9 +28,9 @@ use shared::domain::{
     Currency, FactId, FactKind, OrderId, OrderInfo, PaymentFact, PaymentMethod, PaymentRef, Source,
 };
 
-/// The events queue's visibility timeout, as the template sets it (longer than store-sync's 120 s timeout, so no message
+/// The events queue's visibility timeout, as the template sets it (longer than store-sync's 300 s timeout, so no message
 /// is handled by two invocations at once).
-const VISIBILITY: Duration = Duration::from_secs(180);
+const VISIBILITY: Duration = Duration::from_secs(360);
 
 #[derive(Default)]
 struct Shop {
@@ -215,6 +215,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    // `RUST_LOG=shared=warn` shows why a message failed (the Makefile runs with logs off).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
     let orders: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(500);
     let invocations: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(4);

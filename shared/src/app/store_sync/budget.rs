@@ -13,8 +13,9 @@ use crate::platform::clock::now_ms;
 use crate::ports::budget::{Priority, RequestBudget, Take};
 use crate::ports::store_api::BitrixApi;
 
-/// The longest one call waits for the budget; then it is `Busy` (the message is retried later).
-const MAX_WAIT: Duration = Duration::from_secs(20);
+/// The longest one call waits for the budget; then it is `Busy` (the message is retried later). Three calls of an
+/// invocation, each waiting this long and taking the HTTP client's 55 s, fit in store-sync's 300 s timeout.
+const MAX_WAIT: Duration = Duration::from_secs(45);
 /// The longest single sleep: the budget is asked again after it (others may have drained it).
 const MAX_NAP: Duration = Duration::from_secs(2);
 
