@@ -307,12 +307,6 @@ struct PaymentsWire<'a> {
     payments: Vec<PaymentWire<'a>>,
 }
 
-#[derive(Deserialize)]
-struct OnePaymentWire<'a> {
-    #[serde(borrow)]
-    payment: PaymentWire<'a>,
-}
-
 /// `result.payments[]` of `sale.payment.list`.
 pub fn payments(result: &RawValue) -> Result<Vec<StorePayment>, BitrixError> {
     let wire: PaymentsWire<'_> = serde_json::from_str(result.get())
@@ -323,14 +317,7 @@ pub fn payments(result: &RawValue) -> Result<Vec<StorePayment>, BitrixError> {
         .collect()
 }
 
-/// `result.payment` of `sale.payment.add` / `sale.payment.update`.
-pub fn payment(result: &RawValue) -> Result<StorePayment, BitrixError> {
-    let wire: OnePaymentWire<'_> = serde_json::from_str(result.get())
-        .map_err(|e| BitrixError::Malformed(format!("sale.payment: {e}")))?;
-    StorePayment::try_from(wire.payment)
-}
-
-/// An order property value (`sale.propertyvalue.list`); `value` is kept as JSON (files come as objects).
+/// An order property value (`propertyValues[]` of `sale.order.get`); `value` is kept as JSON (files come as objects).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PropertyValue {
     pub order_props_id: String,
@@ -348,25 +335,14 @@ struct PropertyValueWire {
     value: Value,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PropertyValuesWire {
-    property_values: Vec<PropertyValueWire>,
-}
-
-/// `result.propertyValues[]` of `sale.propertyvalue.list` / `modify`.
-pub fn property_values(result: &RawValue) -> Result<Vec<PropertyValue>, BitrixError> {
-    let wire: PropertyValuesWire = serde_json::from_str(result.get())
-        .map_err(|e| BitrixError::Malformed(format!("sale.propertyvalue: {e}")))?;
-    Ok(wire
-        .property_values
-        .into_iter()
-        .map(|p| PropertyValue {
+impl From<PropertyValueWire> for PropertyValue {
+    fn from(p: PropertyValueWire) -> Self {
+        PropertyValue {
             order_props_id: text(&p.order_props_id),
             code: p.code,
             value: p.value,
-        })
-        .collect())
+        }
+    }
 }
 
 /// What `sale.order.get` adds to the list's fields: what a complete 1C order document needs.
@@ -704,11 +680,7 @@ pub fn order_state(result: &RawValue) -> Result<StoreOrderState, BitrixError> {
         property_values: o
             .property_values
             .into_iter()
-            .map(|p| PropertyValue {
-                order_props_id: text(&p.order_props_id),
-                code: p.code,
-                value: p.value,
-            })
+            .map(PropertyValue::from)
             .collect(),
     })
 }
